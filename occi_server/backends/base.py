@@ -1,0 +1,143 @@
+"""The interfaces every backend implements. One contract test suite
+(tests/backends/) runs against each implementation.
+
+Contracts shared by all methods:
+- A method that raises leaves nothing behind on the infrastructure.
+- Methods return the attribute values the infrastructure owns (states,
+  addresses, device names); the service stores them.
+- Deleting or detaching something that no longer exists succeeds.
+- Failures are reported by raising BackendFailure with a message for the user."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from occi_server.core import Entity
+
+Attributes = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Image:
+    """A bootable image, published as an os_tpl mixin."""
+
+    term: str
+    title: str
+    os: str = "linux"
+    architecture: str = "x64"
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ActionOutcome:
+    attributes: Attributes
+    image: Image | None = None  # compute save: the new image
+
+
+@dataclass(frozen=True)
+class Context:
+    """Contextualization data for a guest (cloud-init NoCloud)."""
+
+    ssh_keys: tuple[str, ...] = ()
+    user_data: bytes | None = None
+    hostname: str | None = None
+
+
+class ComputeBackend(ABC):
+    name: str
+    simulated = False
+
+    @abstractmethod
+    def images(self) -> list[Image]:
+        """Images a compute can boot, in a stable order."""
+
+    @abstractmethod
+    def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
+        """Define and boot the guest; returns at least occi.compute.state."""
+
+    @abstractmethod
+    def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:
+        """Carry out start/stop/restart/suspend/save."""
+
+    @abstractmethod
+    def update(self, compute: Entity, changes: Attributes) -> Attributes:
+        """Apply changed attributes (cores, memory, hostname…; None = removed);
+        raise BackendFailure if the guest cannot take them now."""
+
+    @abstractmethod
+    def delete(self, compute: Entity) -> None:
+        """Destroy the guest and its ephemeral disks."""
+
+    @abstractmethod
+    def attach_storage(self, compute: Entity, link: Entity, storage: Entity) -> Attributes:
+        """Attach a volume; returns occi.storagelink.deviceid and .state."""
+
+    @abstractmethod
+    def detach_storage(self, compute: Entity, link: Entity) -> None: ...
+
+    @abstractmethod
+    def attach_network(self, compute: Entity, link: Entity, network: Entity) -> Attributes:
+        """Plug an interface; returns occi.networkinterface.interface and .state."""
+
+    @abstractmethod
+    def detach_network(self, compute: Entity, link: Entity) -> None: ...
+
+
+class StorageBackend(ABC):
+    name: str
+    simulated = False
+
+    @abstractmethod
+    def create(self, storage: Entity) -> Attributes:
+        """Allocate the volume of occi.storage.size GiB; returns its state."""
+
+    @abstractmethod
+    def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome: ...
+
+    @abstractmethod
+    def update(self, storage: Entity, changes: Attributes) -> Attributes:
+        """Apply changed attributes; a new occi.storage.size resizes the volume."""
+
+    @abstractmethod
+    def delete(self, storage: Entity) -> None: ...
+
+
+class NetworkBackend(ABC):
+    name: str
+    simulated = False
+
+    @abstractmethod
+    def create(self, network: Entity) -> Attributes:
+        """Create the network (bridge, DHCP); returns occi.network.state."""
+
+    @abstractmethod
+    def act(self, network: Entity, action: str, params: Attributes) -> ActionOutcome:
+        """Carry out up/down."""
+
+    @abstractmethod
+    def update(self, network: Entity, changes: Attributes) -> Attributes:
+        """Apply changed attributes (label, addresses…)."""
+
+    @abstractmethod
+    def delete(self, network: Entity) -> None: ...
+
+    @abstractmethod
+    def bind(self, link: Entity, network: Entity) -> Attributes:
+        """Reserve the interface on the network (MAC, DHCP host entry for
+        occi.networkinterface.address); returns occi.networkinterface.mac."""
+
+    @abstractmethod
+    def unbind(self, link: Entity, network: Entity) -> None: ...
+
+
+@dataclass(frozen=True)
+class Backends:
+    compute: ComputeBackend
+    storage: StorageBackend
+    network: NetworkBackend
+
+    @property
+    def simulated(self) -> bool:
+        return self.compute.simulated or self.storage.simulated or self.network.simulated

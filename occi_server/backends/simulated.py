@@ -1,0 +1,172 @@
+"""The simulated backend: compute, storage and network carried out in process.
+
+No guest, volume or bridge exists: state transitions, device names and MAC
+addresses are produced as a real backend would report them, so the whole
+protocol can be exercised without a hypervisor. Every entity it serves carries
+the `backend#simulated` mixin, and the service logs that it runs simulated.
+
+It keeps no state of its own (the store has it all), so several server
+processes can share one database."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from occi_server.backends.base import (
+    ActionOutcome,
+    Attributes,
+    Backends,
+    ComputeBackend,
+    Context,
+    Image,
+    NetworkBackend,
+    StorageBackend,
+)
+from occi_server.core import Entity
+from occi_server.errors import BackendFailure
+from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
+
+
+class _Failures:
+    """Operations configured to fail, e.g. {"compute.create", "storage.act.online"}."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = frozenset(names)
+
+    def check(self, operation: str) -> None:
+        if operation in self.names:
+            raise BackendFailure(f"simulated failure of {operation} (configured)")
+
+
+def _target_state(kind: Any, action: str, current: str | None) -> str | None:
+    transition = kind.states.target(action)
+    return current if transition is None else transition
+
+
+class SimulatedCompute(ComputeBackend):
+    name = "simulated"
+    simulated = True
+
+    def __init__(self, images: list[dict[str, Any]], failures: _Failures) -> None:
+        self._images = [Image(term=i["term"], title=i.get("title", i["term"]),
+                              os=i.get("os", "linux"), architecture=i.get("architecture", "x64"))
+                        for i in images]
+        self.failures = failures
+
+    def images(self) -> list[Image]:
+        return list(self._images)
+
+    def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
+        self.failures.check("compute.create")
+        return {
+            "occi.compute.state": "active",
+            "occi.compute.state.message": "running (simulated)",
+            "occi.compute.architecture": compute.attributes.get("occi.compute.architecture")
+            or (image.architecture if image else "x64"),
+        }
+
+    def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:
+        self.failures.check(f"compute.act.{action}")
+        state = _target_state(COMPUTE, action, compute.attributes.get("occi.compute.state"))
+        messages = {"active": "running", "inactive": "stopped", "suspended": "suspended"}
+        outcome = ActionOutcome({
+            "occi.compute.state": state,
+            "occi.compute.state.message": f"{messages.get(state or '', state)} (simulated)",
+        })
+        if action == "save":
+            title = params.get("name") or f"Saved from {compute.title or compute.id}"
+            outcome.image = Image(term=f"saved-{secrets.token_hex(6)}", title=str(title),
+                                  info={"source": compute.location})
+        return outcome
+
+    def update(self, compute: Entity, changes: Attributes) -> Attributes:
+        self.failures.check("compute.update")
+        return {}
+
+    def delete(self, compute: Entity) -> None:
+        self.failures.check("compute.delete")
+
+    def attach_storage(self, compute: Entity, link: Entity, storage: Entity) -> Attributes:
+        self.failures.check("compute.attach_storage")
+        return {"occi.storagelink.state": "active"}
+
+    def detach_storage(self, compute: Entity, link: Entity) -> None:
+        self.failures.check("compute.detach_storage")
+
+    def attach_network(self, compute: Entity, link: Entity, network: Entity) -> Attributes:
+        self.failures.check("compute.attach_network")
+        return {"occi.networkinterface.state": "active"}
+
+    def detach_network(self, compute: Entity, link: Entity) -> None:
+        self.failures.check("compute.detach_network")
+
+
+class SimulatedStorage(StorageBackend):
+    name = "simulated"
+    simulated = True
+
+    def __init__(self, failures: _Failures) -> None:
+        self.failures = failures
+
+    def create(self, storage: Entity) -> Attributes:
+        self.failures.check("storage.create")
+        return {"occi.storage.state": "online",
+                "occi.storage.state.message": "volume ready (simulated)"}
+
+    def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
+        self.failures.check(f"storage.act.{action}")
+        state = _target_state(STORAGE, action, storage.attributes.get("occi.storage.state"))
+        return ActionOutcome({"occi.storage.state": state,
+                              "occi.storage.state.message": f"{state} (simulated)"})
+
+    def update(self, storage: Entity, changes: Attributes) -> Attributes:
+        self.failures.check("storage.update")
+        return {}
+
+    def delete(self, storage: Entity) -> None:
+        self.failures.check("storage.delete")
+
+
+class SimulatedNetwork(NetworkBackend):
+    name = "simulated"
+    simulated = True
+
+    def __init__(self, failures: _Failures) -> None:
+        self.failures = failures
+
+    def create(self, network: Entity) -> Attributes:
+        self.failures.check("network.create")
+        return {"occi.network.state": "active",
+                "occi.network.state.message": "bridge up (simulated)"}
+
+    def act(self, network: Entity, action: str, params: Attributes) -> ActionOutcome:
+        self.failures.check(f"network.act.{action}")
+        state = _target_state(NETWORK, action, network.attributes.get("occi.network.state"))
+        return ActionOutcome({"occi.network.state": state,
+                              "occi.network.state.message": f"{state} (simulated)"})
+
+    def update(self, network: Entity, changes: Attributes) -> Attributes:
+        self.failures.check("network.update")
+        return {}
+
+    def delete(self, network: Entity) -> None:
+        self.failures.check("network.delete")
+
+    def bind(self, link: Entity, network: Entity) -> Attributes:
+        self.failures.check("network.bind")
+        mac = link.attributes.get("occi.networkinterface.mac")
+        if not mac:
+            # QEMU's locally administered prefix, as libvirt assigns.
+            mac = "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
+        return {"occi.networkinterface.mac": mac}
+
+    def unbind(self, link: Entity, network: Entity) -> None:
+        self.failures.check("network.unbind")
+
+
+def simulated_backends(images: list[dict[str, Any]], failures: Iterable[str]) -> Backends:
+    failing = _Failures(failures)
+    return Backends(SimulatedCompute(images, failing), SimulatedStorage(failing),
+                    SimulatedNetwork(failing))

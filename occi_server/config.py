@@ -1,0 +1,127 @@
+"""Configuration: built-in defaults, then a TOML file, then OCCI_<KEY> environment
+variables (e.g. OCCI_BACKEND=simulated, OCCI_DATABASE_URL=postgresql+psycopg://…)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+BACKENDS = ("simulated",)
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message says which and why."""
+
+
+@dataclass
+class Config:
+    data_dir: str = "./data"
+    listen: str = "127.0.0.1:8080"
+    # Which infrastructure drives compute, storage and network. Chosen explicitly:
+    # "simulated" runs everything in process, with no real infrastructure.
+    backend: str = ""
+    database_url: str = ""  # default: SQLite file in data_dir
+    # Scheme prefix of this site's own categories (templates, backend tags).
+    site_scheme: str = ""
+    auth: str = "none"  # "none" or "basic"
+    users: dict[str, str] = field(default_factory=dict)  # name -> password hash
+    workers: int = 0  # 0: chosen from the number of CPUs
+    threads: int = 4
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_page_size: int = 1000
+    default_flavour: str = "small"
+    flavours: list[dict[str, Any]] = field(default_factory=list)  # empty: the CRTP set
+    simulated_images: list[dict[str, Any]] = field(default_factory=lambda: [
+        {"term": "debian-12", "title": "Debian 12 (simulated image)", "os": "linux"},
+        {"term": "alpine-3", "title": "Alpine Linux 3 (simulated image)", "os": "linux"},
+    ])
+    # Operations the simulated backend fails on purpose, e.g. ["compute.create"].
+    simulated_failures: list[str] = field(default_factory=list)
+    log_level: str = "info"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'occi.sqlite3'}"
+
+    @property
+    def effective_site_scheme(self) -> str:
+        scheme = self.site_scheme or f"http://{socket.gethostname()}/occi/"
+        return scheme if scheme.endswith("/") else scheme + "/"
+
+    @property
+    def effective_workers(self) -> int:
+        return self.workers or min(2 * (os.cpu_count() or 1) + 1, 8)
+
+    def validate(self) -> Config:
+        if not self.backend:
+            raise ConfigError(
+                "no backend chosen: set backend in the config file or OCCI_BACKEND "
+                f"(one of: {', '.join(BACKENDS)})")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; choose one of "
+                              f"{', '.join(BACKENDS)}")
+        if self.auth not in ("none", "basic"):
+            raise ConfigError(f"auth must be none or basic, not {self.auth!r}")
+        if self.auth == "basic" and not self.users:
+            raise ConfigError("auth = basic needs [users] with name = password hash "
+                              "(make a hash with: occi-server hash-password)")
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"listen must be HOST:PORT, not {self.listen!r}")
+        return self
+
+
+def load_config(path: str | None = None, environ: dict[str, str] | None = None,
+                **overrides: Any) -> Config:
+    """Defaults < TOML file < OCCI_* environment < explicit overrides (command line)."""
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    if path:
+        try:
+            values.update(tomllib.loads(Path(path).read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    known = {f.name: f for f in fields(Config)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(f"unknown config keys in {path}: {', '.join(sorted(unknown))}")
+    for name, spec in known.items():
+        raw = environ.get(f"OCCI_{name.upper()}")
+        if raw is not None:
+            values[name] = _from_env(name, raw, spec.type)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    config = Config(**values)
+    for name, spec in known.items():
+        _check_type(name, getattr(config, name), spec.type)
+    return config
+
+
+def _from_env(name: str, raw: str, annotation: Any) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind.startswith(("list", "dict")):
+            return json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"OCCI_{name.upper()}: {exc}") from None
+    return raw
+
+
+def _check_type(name: str, value: Any, annotation: Any) -> None:
+    expected = {"str": str, "int": int}.get(str(annotation))
+    if str(annotation).startswith("list"):
+        expected = list
+    elif str(annotation).startswith("dict"):
+        expected = dict
+    if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+        raise ConfigError(f"config key {name} must be a {expected.__name__}, got {value!r}")

@@ -1,0 +1,100 @@
+"""create_app(config): the Flask application."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+import time
+from http import HTTPStatus
+from pathlib import Path
+
+from flask import Flask, Response, g, request
+from werkzeug.security import check_password_hash
+
+from occi_server import OCCI_VERSION, SERVER_HEADER
+from occi_server.backends import load_backends
+from occi_server.backends.base import Backends
+from occi_server.config import Config
+from occi_server.errors import NotImplementedFeature, Unauthorized
+from occi_server.http.errors import register_error_handlers
+from occi_server.http.views import dispatch
+from occi_server.rendering import SUPPORTED
+from occi_server.service import Service
+from occi_server.store import Store
+
+log = logging.getLogger("occi_server.http")
+METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]
+_VERSION_TOKEN = re.compile(r"OCCI/(\d+)\.(\d+)")
+_SUPPORTED_VERSION = tuple(int(p) for p in OCCI_VERSION.split("."))
+
+
+def create_app(config: Config, *, backends: Backends | None = None,
+               migrate: bool = True) -> Flask:
+    """The OCCI service for `config`. `backends` overrides the configured ones
+    (tests); `migrate` brings the database schema up to date first."""
+    config.validate()
+    Path(config.data_path).mkdir(parents=True, exist_ok=True)
+    store = Store(config.effective_database_url)
+    if migrate:
+        store.migrate()
+    if backends is None:
+        backends = load_backends(config.backend, images=config.simulated_images,
+                                 failures=config.simulated_failures)
+    app = Flask("occi_server")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.extensions["occi.service"] = Service(config, store, backends)
+    app.extensions["occi.store"] = store
+    app.extensions["occi.config"] = config
+    app.url_map.strict_slashes = False
+    app.add_url_rule("/", "root", dispatch, methods=METHODS, provide_automatic_options=False)
+    app.add_url_rule("/<path:path>", "path", dispatch, methods=METHODS,
+                     provide_automatic_options=False)
+    register_error_handlers(app, config.max_body_bytes)
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        _check_version(request.headers.get("User-Agent", ""))
+        _authenticate(config)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        # Werkzeug upper-cases reason phrases; strict clients expect RFC 9110's.
+        response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
+        response.headers["Server"] = SERVER_HEADER
+        response.headers["Accept"] = ", ".join(SUPPORTED)
+        duration = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.info('request method=%s path="%s" status=%d duration_ms=%.1f',
+                 request.method, request.path, response.status_code, duration)
+        return response
+
+    return app
+
+
+def _check_version(user_agent: str) -> None:
+    versions = [(int(a), int(b)) for a, b in _VERSION_TOKEN.findall(user_agent)]
+    if versions and max(versions) > _SUPPORTED_VERSION:
+        wanted = ".".join(map(str, max(versions)))
+        raise NotImplementedFeature(f"this server speaks OCCI {OCCI_VERSION}; the client asks "
+                                    f"for OCCI {wanted}")
+
+
+def _authenticate(config: Config) -> None:
+    if config.auth == "none":
+        return  # credentials a client sends anyway are accepted and ignored
+    challenge = {"WWW-Authenticate": 'Basic realm="occi-server", charset="UTF-8"'}
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic" or not encoded:
+        raise Unauthorized("authentication required: send HTTP basic credentials",
+                           headers=challenge)
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed basic credentials", headers=challenge) from None
+    hashed = config.users.get(user)
+    if hashed is None or not check_password_hash(hashed, password):
+        raise Unauthorized("wrong user name or password", headers=challenge)
+    g.user = user

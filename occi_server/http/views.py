@@ -1,0 +1,271 @@
+"""One generic view: resolve the path to a shape (query interface, kind or mixin
+collection, entity, new entity path, unbound path) and apply the method."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from flask import Response, current_app, request
+
+from occi_server.core import Entity, Kind, Mixin
+from occi_server.core.specs import ActionSpec, CategorySpec, EntitySpec, Filter
+from occi_server.errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from occi_server.rendering import (
+    RenderContext,
+    Rendered,
+    RequestData,
+    choose_parser,
+    choose_renderer,
+)
+from occi_server.rendering.base import Parser, Renderer, split_type_id
+from occi_server.rendering.negotiation import Negotiated
+from occi_server.rendering.text import read_pairs
+from occi_server.service import Service, Target, Work
+from occi_server.service.query import add_user_mixins, delete_user_mixins, discover
+
+ALLOWED = {
+    "query": ["GET", "HEAD", "POST", "DELETE"],
+    "kind": ["GET", "HEAD", "POST", "DELETE"],
+    "mixin": ["GET", "HEAD", "POST", "PUT", "DELETE"],
+    "entity": ["GET", "HEAD", "POST", "PUT", "DELETE"],
+    "new": ["PUT"],
+    "unbound": ["GET", "HEAD"],
+}
+
+
+@dataclass
+class Result:
+    status: int
+    rendered: Rendered
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Exchange:
+    """One request being answered."""
+
+    def __init__(self, work: Work, ctx: RenderContext, target: Target) -> None:
+        self.work = work
+        self.ctx = ctx
+        self.target = target
+        self.method = "GET" if request.method == "HEAD" else request.method
+        self.action = request.args.get("action")
+        self.negotiated: Negotiated = choose_renderer(request.headers.get("Accept"),
+                                                      listing=self._is_listing())
+
+    def _is_listing(self) -> bool:
+        shape = self.target.shape
+        if shape in ("kind", "mixin", "unbound"):
+            return True
+        return shape == "new"
+
+    @property
+    def renderer(self) -> Renderer:
+        return self.negotiated.renderer
+
+    def body(self) -> RequestData:
+        return RequestData(body=request.get_data(cache=True),
+                           headers=list(request.headers.items()))
+
+    def parser(self) -> Parser:
+        return choose_parser(request.headers.get("Content-Type"))
+
+    # ------------------------------------------------------------ helpers
+    def entity_result(self, entity: Entity, status: int = 200) -> Result:
+        self.work.detailed([entity])
+        return Result(status, self.renderer.entity(entity, self.ctx))
+
+    def collection_result(self, entities: Sequence[Entity]) -> Result:
+        if not self.renderer.listings_only and self.negotiated.media_type.endswith("json"):
+            self.work.detailed(entities)  # JSON carries full renderings
+        return Result(200, self.renderer.collection(entities, self.ctx))
+
+    def created_result(self, created: Sequence[Entity]) -> Result:
+        self.work.detailed(created)
+        headers = [("Location", self.ctx.absolute(created[0].location))] if len(created) == 1 \
+            else []
+        return Result(201, self.renderer.locations(created, self.ctx), headers)
+
+    def entities_in_body(self) -> list[Entity]:
+        references = self.parser().locations(self.body(), self.ctx)
+        return [self.work.entity_at(reference, "entity") for reference in references]
+
+    def one_entity_spec(self) -> EntitySpec:
+        specs = self.parser().entities(self.body(), self.ctx)
+        if len(specs) != 1:
+            raise BadRequest(f"expected one entity rendering, got {len(specs)}")
+        return specs[0]
+
+    def action_spec(self) -> ActionSpec:
+        if not self.action:
+            raise BadRequest("the query string names no action: use ?action=TERM")
+        return self.parser().action(self.body(), self.ctx)
+
+    def page(self) -> tuple[int | None, int | None]:
+        values: list[int | None] = []
+        for name in ("page", "number"):
+            raw = request.args.get(name)
+            if raw is None:
+                values.append(None)
+                continue
+            if not raw.isdigit() or int(raw) < 1:
+                raise BadRequest(f"{name} must be a whole number of at least 1, not {raw!r}")
+            values.append(int(raw))
+        page, number = values
+        limit = self.work.settings.max_page_size
+        if number is not None and number > limit:
+            raise PayloadTooLarge(f"number={number} is above this server's page size limit "
+                                  f"of {limit}")
+        return page, number
+
+    def filter(self) -> Filter:
+        """Filters travel as text/occi headers, whatever the rendering."""
+        message = read_pairs(list(request.headers.items()), strict=False)
+        categories = list(message.categories)
+        for value in request.args.getlist("category"):
+            scheme, term = split_type_id(value)
+            categories.append(CategorySpec(term=term or value, scheme=scheme if term else ""))
+        return Filter(categories=categories, attributes=message.attributes)
+
+    # ------------------------------------------------------------ shapes
+    def answer(self) -> Result:
+        shape, method = self.target.shape, self.method
+        if method == "OPTIONS":
+            return Result(200, self.renderer.empty(),
+                          [("Allow", ", ".join([*ALLOWED[shape], "OPTIONS"]))])
+        if method not in ALLOWED[shape]:
+            if shape == "new":
+                raise NotFound(f"nothing at {self.target.path}")
+            raise MethodNotAllowed(f"{request.method} is not defined on {self.target.path}",
+                                   ALLOWED[shape])
+        return getattr(self, f"{shape}_{method.lower()}")()
+
+    def query_get(self) -> Result:
+        return Result(200, self.renderer.categories(discover(self.work, self.filter().categories),
+                                                    self.ctx))
+
+    def query_post(self) -> Result:
+        created = add_user_mixins(self.work, self.parser().categories(self.body(), self.ctx))
+        return Result(200, self.renderer.categories(created, self.ctx))
+
+    def query_delete(self) -> Result:
+        specs = [CategorySpec(term=split_type_id(v)[1], scheme=split_type_id(v)[0])
+                 for v in request.args.getlist("category")]
+        if not specs:
+            specs = self.parser().categories(self.body(), self.ctx)
+        delete_user_mixins(self.work, specs)
+        return Result(200, self.renderer.empty())
+
+    def _members(self) -> list[Entity]:
+        page, number = self.page()
+        return self.work.members(self.target, self.filter(), page, number)
+
+    def kind_get(self) -> Result:
+        return self.collection_result(self._members())
+
+    mixin_get = kind_get
+    unbound_get = kind_get
+
+    def kind_post(self) -> Result:
+        if self.action:
+            return self._collection_action()
+        assert isinstance(self.target.category, Kind)
+        created = self.work.create(self.target.category,
+                                   self.parser().entities(self.body(), self.ctx))
+        return self.created_result(created)
+
+    def _collection_action(self) -> Result:
+        members = self.work.members(self.target, Filter(), None, None)
+        done = self.work.trigger_all(members, self.action_spec(), str(self.action))
+        return self.collection_result(done)
+
+    def kind_delete(self) -> Result:
+        listed = self.entities_in_body() if request.content_length else None
+        members = self.work.members(self.target, self.filter(), None, None)
+        if listed is not None:
+            member_ids = {m.id for m in members}
+            outside = [e.location for e in listed if e.id not in member_ids]
+            if outside:
+                raise BadRequest(f"not in {self.target.path}: {', '.join(outside)}")
+            members = listed
+        # Links first, so that deleting resources never trips over them.
+        for entity in sorted(members, key=lambda e: not e.is_link):
+            if self.work.repo.get(entity.id) is not None:
+                self.work.delete(entity)
+        return Result(200, self.renderer.empty())
+
+    def mixin_post(self) -> Result:
+        if self.action:
+            return self._collection_action()
+        assert isinstance(self.target.category, Mixin)
+        self.work.associate(self.target.category, self.entities_in_body())
+        return self.collection_result(self.work.members(self.target, Filter(), None, None))
+
+    def mixin_put(self) -> Result:
+        mixin = self.target.category
+        assert isinstance(mixin, Mixin)
+        wanted = self.entities_in_body()
+        wanted_ids = {e.id for e in wanted}
+        current = self.work.members(self.target, Filter(), None, None)
+        self.work.dissociate(mixin, [e for e in current if e.id not in wanted_ids])
+        self.work.associate(mixin, wanted)
+        return self.collection_result(self.work.members(self.target, Filter(), None, None))
+
+    def mixin_delete(self) -> Result:
+        mixin = self.target.category
+        assert isinstance(mixin, Mixin)
+        listed = self.entities_in_body() if request.content_length or request.headers.get(
+            "X-OCCI-Location") else None
+        current = self.work.members(self.target, Filter(), None, None)
+        if listed is not None:
+            listed_ids = {e.id for e in listed}
+            current = [e for e in current if e.id in listed_ids]
+        self.work.dissociate(mixin, current)
+        return self.collection_result(self.work.members(self.target, Filter(), None, None))
+
+    def entity_get(self) -> Result:
+        assert self.target.entity is not None
+        return self.entity_result(self.target.entity)
+
+    def entity_post(self) -> Result:
+        entity = self.target.entity
+        assert entity is not None
+        if self.action:
+            result = self.work.trigger(entity, self.action_spec(), self.action)
+            if isinstance(result, Mixin):
+                return Result(200, self.renderer.categories([result], self.ctx))
+            return self.entity_result(result)
+        return self.entity_result(self.work.update(entity, self.one_entity_spec(), full=False))
+
+    def entity_put(self) -> Result:
+        entity = self.target.entity
+        assert entity is not None
+        return self.entity_result(self.work.update(entity, self.one_entity_spec(), full=True))
+
+    def entity_delete(self) -> Result:
+        assert self.target.entity is not None
+        self.work.delete(self.target.entity)
+        return Result(200, self.renderer.empty())
+
+    def new_put(self) -> Result:
+        kind = self.target.category
+        assert isinstance(kind, Kind)
+        entity_id = self.target.path.rpartition("/")[2]
+        created = self.work.create(kind, [self.one_entity_spec()], entity_id=entity_id)
+        return self.created_result(created)
+
+
+def dispatch(path: str = "") -> Response:
+    service: Service = current_app.extensions["occi.service"]
+    base_url = request.host_url.rstrip("/") + request.script_root
+    write = request.method in ("POST", "PUT", "DELETE")
+    ctx = RenderContext(model=service.builtin, base_url=base_url)
+    with service.work(write=write, local_path=ctx.local_path) as work:
+        ctx.model = work.model
+        exchange = Exchange(work, ctx, work.resolve(request.path))
+        result = exchange.answer()
+    response = Response(result.rendered.body, status=result.status,
+                        content_type=exchange.negotiated.media_type)
+    for name, value in [*result.rendered.headers, *result.headers]:
+        response.headers.add(name, value)
+    return response

@@ -1,0 +1,54 @@
+"""Resource templates (flavours) as provider mixins of resource_tpl."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from occi_server.core import Attribute, AttrType, Mixin
+from occi_server.kinds.infrastructure import COMPUTE, RESOURCE_TPL
+
+# GFD.222 (Compute Resource Templates Profile) scheme for its standard flavours.
+CRTP_SCHEME = "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#"
+
+
+@dataclass(frozen=True)
+class Flavour:
+    term: str
+    cores: int
+    memory: float  # GiB
+    disk: float  # GiB of ephemeral storage
+    title: str = ""
+    scheme: str = CRTP_SCHEME
+
+
+DEFAULT_FLAVOURS = (
+    Flavour("small", 1, 1.0, 10.0, "Small: 1 core, 1 GiB memory, 10 GiB disk"),
+    Flavour("medium", 2, 2.0, 20.0, "Medium: 2 cores, 2 GiB memory, 20 GiB disk"),
+    Flavour("large", 4, 4.0, 40.0, "Large: 4 cores, 4 GiB memory, 40 GiB disk"),
+    Flavour("mem_small", 1, 4.0, 10.0, "Memory small: 1 core, 4 GiB memory, 10 GiB disk"),
+    Flavour("mem_medium", 2, 8.0, 20.0, "Memory medium: 2 cores, 8 GiB memory, 20 GiB disk"),
+    Flavour("mem_large", 4, 16.0, 40.0, "Memory large: 4 cores, 16 GiB memory, 40 GiB disk"),
+)
+
+TEMPLATE_ATTRIBUTES = ("occi.compute.cores", "occi.compute.memory",
+                       "occi.compute.ephemeral_storage.size")
+
+
+def flavour_mixins(flavours: tuple[Flavour, ...] | list[Flavour]) -> list[Mixin]:
+    """One resource_tpl child mixin per flavour; its defaults are the flavour's sizes."""
+    kind_attributes = {a.name: a for a in COMPUTE.attributes}
+    mixins = []
+    for flavour in flavours:
+        mixins.append(Mixin(
+            flavour.scheme, flavour.term, title=flavour.title or flavour.term,
+            depends=(RESOURCE_TPL.type_id,), applies=(COMPUTE.type_id,),
+            location=f"/mixin/resource_tpl/{flavour.term}/", origin="provider",
+            attributes=(
+                kind_attributes["occi.compute.cores"].with_default(flavour.cores),
+                kind_attributes["occi.compute.memory"].with_default(float(flavour.memory)),
+                Attribute("occi.compute.ephemeral_storage.size", AttrType.FLOAT, mutable=False,
+                          default=float(flavour.disk),
+                          description="Size of the ephemeral disk in GiB"),
+            ),
+        ))
+    return mixins

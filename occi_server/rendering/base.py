@@ -1,0 +1,112 @@
+"""What every rendering offers: parse requests into specs, render results."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from occi_server.core import Category, Entity, Model
+from occi_server.core.specs import ActionSpec, CategorySpec, EntitySpec
+from occi_server.errors import BadRequest, OCCIError
+
+
+@dataclass
+class RenderContext:
+    """The model in force and the server's base URL (scheme://host[:port][/prefix])."""
+
+    model: Model
+    base_url: str
+
+    def absolute(self, path: str) -> str:
+        return path if "://" in path else self.base_url.rstrip("/") + path
+
+    def local_path(self, reference: str) -> str:
+        """A path on this server for a location given as path or absolute URL;
+        an absolute URL of another server is returned unchanged."""
+        if "://" not in reference:
+            return reference if reference.startswith("/") else "/" + reference
+        ours = urlsplit(self.base_url)
+        theirs = urlsplit(reference)
+        if theirs.netloc.lower() == ours.netloc.lower():
+            prefix = ours.path.rstrip("/")
+            path = theirs.path
+            if prefix and path.startswith(prefix):
+                path = path[len(prefix):]
+            return path or "/"
+        return reference
+
+
+@dataclass
+class Rendered:
+    body: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class RequestData:
+    """The parts of an HTTP request a parser may read."""
+
+    body: bytes
+    headers: list[tuple[str, str]]
+
+    def text(self) -> str:
+        try:
+            return self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("the request body is not valid UTF-8") from None
+
+
+class Renderer(ABC):
+    """Renders results in one media type."""
+
+    media_type: str
+    listings_only = False  # text/uri-list renders nothing but location lists
+
+    @abstractmethod
+    def entity(self, entity: Entity, ctx: RenderContext) -> Rendered: ...
+
+    @abstractmethod
+    def collection(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
+        """A GET on a collection."""
+
+    @abstractmethod
+    def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
+        """Where entities are, e.g. after a create."""
+
+    @abstractmethod
+    def categories(self, categories: Sequence[Category], ctx: RenderContext) -> Rendered: ...
+
+    @abstractmethod
+    def empty(self) -> Rendered:
+        """A success with nothing to say."""
+
+    @abstractmethod
+    def error(self, error: OCCIError) -> Rendered: ...
+
+
+class Parser(ABC):
+    """Parses request bodies (and, for text/occi, headers) of one media type."""
+
+    media_type: str
+
+    @abstractmethod
+    def entities(self, request: RequestData, ctx: RenderContext) -> list[EntitySpec]: ...
+
+    @abstractmethod
+    def action(self, request: RequestData, ctx: RenderContext) -> ActionSpec: ...
+
+    @abstractmethod
+    def categories(self, request: RequestData, ctx: RenderContext) -> list[CategorySpec]: ...
+
+    @abstractmethod
+    def locations(self, request: RequestData, ctx: RenderContext) -> list[str]: ...
+
+
+def split_type_id(type_id: str) -> tuple[str, str]:
+    """(scheme, term) of a type identifier; the scheme ends in '#'."""
+    scheme, sep, term = type_id.rpartition("#")
+    if not sep:
+        return type_id, ""
+    return scheme + "#", term

@@ -1,0 +1,257 @@
+"""The OCCI text rendering's grammar (GFD.229 §4): quote-aware splitting,
+attribute values, and the Category, Link and X-OCCI-Attribute values.
+
+Lenient in what it reads (any parameter order, single or double quotes,
+optional spaces and trailing ';', case-insensitive names); exact in what it
+writes (ABNF parameter order, double quotes, numbers without exponents)."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any
+
+from occi_server.core import Attribute, Category, Kind, Mixin, Model
+from occi_server.core.specs import CategorySpec, LinkSpec
+from occi_server.errors import BadRequest
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?|[+-]?\d+[eE][+-]?\d+")
+_ATTRIBUTE_DEF = re.compile(r"([^\s{}]+)(?:\{([^}]*)\})?")
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+
+
+def split_outside_quotes(value: str, separator: str) -> list[str]:
+    """Split on `separator` except inside quoted strings and a leading <URI>."""
+    parts: list[str] = []
+    buffer: list[str] = []
+    quote: str | None = None
+    in_angle = False
+    escaped = False
+    for char in value:
+        if escaped:
+            buffer.append(char)
+            escaped = False
+        elif quote:
+            buffer.append(char)
+            if char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif in_angle:
+            buffer.append(char)
+            in_angle = char != ">"
+        elif char == separator:
+            parts.append("".join(buffer))
+            buffer = []
+        else:
+            stripped = "".join(buffer).rstrip()
+            if char == '"' or (char == "'" and stripped.endswith("=")):
+                quote = char
+            elif char == "<" and not stripped:
+                in_angle = True
+            buffer.append(char)
+    if quote or in_angle:
+        raise BadRequest(f"unterminated {'quoted string' if quote else '<URI>'} in: {value}")
+    parts.append("".join(buffer))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            following = text[index + 1]
+            if following == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[index + 2:index + 6]):
+                out.append(chr(int(text[index + 2:index + 6], 16)))
+                index += 6
+                continue
+            out.append(_ESCAPES.get(following, following))
+            index += 2
+            continue
+        out.append(char)
+        index += 1
+    # Re-join UTF-16 surrogate pairs written by quote(ascii_only=True).
+    return "".join(out).encode("utf-16", "surrogatepass").decode("utf-16")
+
+
+def quote(text: str, *, ascii_only: bool = False) -> str:
+    """A double-quoted string; newlines are escaped so a value stays on one line."""
+    escaped = (text.replace("\\", "\\\\").replace('"', '\\"')
+               .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
+    if ascii_only and not escaped.isascii():
+        escaped = "".join(
+            char if char.isascii() else "".join(
+                f"\\u{unit:04x}" for unit in _utf16_units(char))
+            for char in escaped
+        )
+    return f'"{escaped}"'
+
+
+def _utf16_units(char: str) -> list[int]:
+    data = char.encode("utf-16-be", "surrogatepass")
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+
+
+def parse_value(raw: str) -> Any:
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+        return unescape(raw[1:-1])
+    if raw in ("true", "false"):
+        return raw == "true"
+    if _INT.fullmatch(raw):
+        return int(raw)
+    if _FLOAT.fullmatch(raw):
+        return float(raw)
+    if not raw:
+        raise BadRequest("an attribute value is missing after '='")
+    return raw
+
+
+def format_value(value: Any, *, ascii_only: bool = False) -> str:
+    """A value in the text rendering: quoted strings, bare non-negative numbers
+    (never in exponent notation) and booleans; lists and objects as quoted JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and value >= 0:
+        return str(value)
+    if isinstance(value, float) and value >= 0:
+        text = repr(value)
+        if "e" in text or "E" in text:
+            text = format(Decimal(text), "f")
+        return text if "." in text else text + ".0"
+    if isinstance(value, int | float):
+        return quote(repr(value))  # the ABNF number has no sign
+    if isinstance(value, list | dict):
+        return quote(json.dumps(value, separators=(",", ":")), ascii_only=ascii_only)
+    return quote(str(value), ascii_only=ascii_only)
+
+
+def parse_params(segments: list[str], context: str) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for segment in segments:
+        name, equals, raw = segment.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise BadRequest(f"expected name=value, got {segment!r} in {context}")
+        params[name] = parse_value(raw)
+    return params
+
+
+# ---------------------------------------------------------------- Category
+def parse_category(value: str) -> CategorySpec:
+    segments = split_outside_quotes(value, ";")
+    if not segments:
+        raise BadRequest("empty Category value")
+    term = segments[0]
+    if not _TERM.fullmatch(term):
+        raise BadRequest(f"Category {value!r}: {term!r} is not a valid term")
+    params = {k.lower(): v for k, v in parse_params(segments[1:], "Category").items()}
+    scheme = params.get("scheme")
+    if not isinstance(scheme, str) or not scheme:
+        raise BadRequest(f"Category {term!r} has no scheme")
+    category_class = params.get("class")
+    if category_class is not None and category_class not in ("kind", "mixin", "action"):
+        raise BadRequest(f"Category {term!r}: class must be kind, mixin or action")
+    return CategorySpec(
+        term=term,
+        scheme=scheme,
+        category_class=category_class,
+        title=_text_param(params, "title"),
+        rel=str(params.get("rel", "")).split(),
+        location=_text_param(params, "location"),
+        attributes=[m.group(1) for m in _ATTRIBUTE_DEF.finditer(str(params.get("attributes", "")))],
+        actions=str(params.get("actions", "")).split(),
+    )
+
+
+def _text_param(params: dict[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    return None if value is None else str(value)
+
+
+def render_category(category: Category, model: Model, *, full: bool,
+                    ascii_only: bool = False) -> str:
+    """A Category value with parameters in ABNF order; `full` adds the
+    attribute and action lists (query interface)."""
+    parts = [category.term, f'scheme="{category.scheme}"',
+             f'class="{category.category_class}"']
+    if category.title:
+        parts.append("title=" + quote(category.title, ascii_only=ascii_only))
+    if isinstance(category, Kind) and category.parent:
+        parts.append(f'rel="{category.parent}"')
+    if isinstance(category, Mixin) and category.depends:
+        parts.append(f'rel="{category.depends[0]}"')  # 1.2: only the first depends
+    location = getattr(category, "location", None)
+    if location:
+        parts.append(f'location="{location}"')
+    if full:
+        if isinstance(category, Kind):
+            attributes = model.kind_attributes(category)
+        elif isinstance(category, Mixin):
+            attributes = model.mixin_attributes(category)
+        else:
+            attributes = list(category.attributes)
+        if attributes:
+            parts.append('attributes="' + " ".join(map(_attribute_def, attributes)) + '"')
+        actions = getattr(category, "actions", ())
+        if actions:
+            parts.append('actions="' + " ".join(a.type_id for a in actions) + '"')
+    return "; ".join(parts)
+
+
+def _attribute_def(attribute: Attribute) -> str:
+    props = [p for p, on in (("immutable", not attribute.mutable),
+                             ("required", attribute.required)) if on]
+    return attribute.name + ("{" + " ".join(props) + "}" if props else "")
+
+
+# ---------------------------------------------------------------- Attribute
+def parse_attribute(value: str) -> tuple[str, Any]:
+    name, equals, raw = value.partition("=")
+    name = name.strip()
+    if not equals or not _ATTRIBUTE_NAME.fullmatch(name):
+        raise BadRequest(f"X-OCCI-Attribute {value!r} is not name=value")
+    return name, parse_value(raw)
+
+
+def render_attribute(name: str, value: Any, *, ascii_only: bool = False) -> str:
+    return f"{name}={format_value(value, ascii_only=ascii_only)}"
+
+
+# ---------------------------------------------------------------- Link
+def parse_link(value: str) -> LinkSpec:
+    """A Link value: `<target>; rel="…"; self="…"; category="kind mixins…"; attrs…`."""
+    segments = split_outside_quotes(value, ";")
+    if not segments or not (segments[0].startswith("<") and segments[0].endswith(">")):
+        raise BadRequest(f"Link {value!r} does not start with <target>")
+    target = segments[0][1:-1].strip()
+    spec = LinkSpec(target=target or None)
+    for segment in segments[1:]:
+        name, equals, raw = segment.partition("=")
+        name = name.strip()
+        if not equals:
+            raise BadRequest(f"expected name=value, got {segment!r} in Link {target!r}")
+        parsed = parse_value(raw)
+        lowered = name.lower()
+        if lowered == "rel":
+            rel = str(parsed).split()
+            spec.target_kind = rel[0] if rel else None
+        elif lowered == "self":
+            spec.self_location = str(parsed)
+        elif lowered == "category":
+            # Some clients repeat category= (kind, then each mixin).
+            ids = str(parsed).split()
+            if spec.kind is None and ids:
+                spec.kind, ids = ids[0], ids[1:]
+            spec.mixins.extend(ids)
+        else:
+            spec.attributes[name] = parsed
+    return spec

@@ -1,0 +1,728 @@
+"""One request's operations on entities, inside one store transaction.
+
+Validates against the model, drives the backends and persists the result. A
+backend failure during an action or delete is recorded on the entity (state
+`error` plus message) and reported to the client after the transaction
+commits, so what the infrastructure did is never forgotten."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from occi_server.backends.base import ActionOutcome, Backends, Context, Image
+from occi_server.core import Action, Entity, Kind, Mixin, Model
+from occi_server.core.model import RESOURCE
+from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
+from occi_server.errors import BackendFailure, BadRequest, Conflict, NotFound, OCCIError
+from occi_server.errors import InternalError as OperationFailed
+from occi_server.kinds.infrastructure import (
+    COMPUTE,
+    IPNETWORK,
+    IPNETWORKINTERFACE,
+    NETWORK,
+    NETWORKINTERFACE,
+    OS_TPL,
+    RESOURCE_TPL,
+    STORAGE,
+    STORAGELINK,
+)
+from occi_server.service.ipam import choose_address
+from occi_server.service.validation import (
+    check_entity_id,
+    check_required,
+    coerce_attributes,
+    decode_user_data,
+    is_creation_only,
+    resolve_mixins,
+    template_family,
+)
+from occi_server.store import Repository
+
+QUERY_PATHS = ("/-/", "/-", "/.well-known/org/ogf/occi/-/", "/.well-known/org/ogf/occi/-")
+CREATABLE = (COMPUTE.type_id, STORAGE.type_id, NETWORK.type_id, NETWORKINTERFACE.type_id,
+             STORAGELINK.type_id)
+# Which resources a link kind joins: (source kind, target kind).
+LINK_ENDS = {NETWORKINTERFACE.type_id: (COMPUTE.type_id, NETWORK.type_id),
+             STORAGELINK.type_id: (COMPUTE.type_id, STORAGE.type_id)}
+
+
+@dataclass
+class Target:
+    """What a request path names."""
+
+    shape: str  # query | kind | mixin | entity | new | unbound
+    path: str
+    category: Kind | Mixin | None = None
+    entity: Entity | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    site_scheme: str
+    default_sizes: dict[str, Any]
+    max_page_size: int
+    backend_mixin: str
+
+
+class Work:
+    def __init__(self, repo: Repository, model: Model, backends: Backends,
+                 settings: Settings, local_path: Any) -> None:
+        self.repo = repo
+        self.model = model
+        self.backends = backends
+        self.settings = settings
+        self.local_path = local_path  # location or URL -> path on this server
+        # An infrastructure failure to report once the transaction has committed.
+        self.failure: OCCIError | None = None
+
+    # ------------------------------------------------------------ paths
+    def resolve(self, path: str) -> Target:
+        if path in QUERY_PATHS:
+            return Target("query", path)
+        category = self.model.by_location(path)
+        if category is None and not path.endswith("/"):
+            category = self.model.by_location(path + "/")
+        if category is not None:
+            shape = "kind" if isinstance(category, Kind) else "mixin"
+            return Target(shape, category.location or path, category=category)
+        if not path.endswith("/"):
+            entity = self.repo.by_location(path)
+            if entity is not None:
+                return Target("entity", path, entity=entity)
+            parent, _, last = path.rpartition("/")
+            kind = self.model.by_location(parent + "/")
+            if isinstance(kind, Kind) and last:
+                return Target("new", path, category=kind)
+            raise NotFound(f"nothing at {path}")
+        if path == "/" or any(loc.startswith(path) for loc in self.model.locations()):
+            return Target("unbound", path)
+        raise NotFound(f"nothing at {path}")
+
+    def entity_at(self, reference: str, what: str) -> Entity:
+        path = self.local_path(reference)
+        entity = self.repo.by_location(path) if "://" not in path else None
+        if entity is None:
+            raise BadRequest(f"{what} {reference} does not exist on this server")
+        return entity
+
+    # ------------------------------------------------------------ reading
+    def kind_of(self, entity: Entity) -> Kind:
+        kind = self.model.kind(entity.kind)
+        if kind is None:
+            raise OperationFailed(f"{entity.location} has unknown kind {entity.kind}")
+        return kind
+
+    def legal_actions(self, entity: Entity) -> list[str]:
+        kind = self.kind_of(entity)
+        machine = self.model.state_machine(kind)
+        state = entity.attributes.get(machine.attribute) if machine else None
+        return [a.type_id for a in self.model.actions_of(kind, entity.mixins)
+                if machine is None or machine.allowed(a.term, state)]
+
+    def detailed(self, entities: Sequence[Entity]) -> list[Entity]:
+        """Entities with their outgoing links and applicable actions filled in."""
+        resources = [e for e in entities if not e.is_link]
+        links = self.repo.links_from([e.id for e in resources])
+        for entity in entities:
+            entity.actions = self.legal_actions(entity)
+            if not entity.is_link:
+                entity.links = links[entity.id]
+                for link in entity.links:
+                    link.actions = self.legal_actions(link)
+        return list(entities)
+
+    def members(self, target: Target, query: Filter, page: int | None,
+                number: int | None) -> list[Entity]:
+        if target.shape == "kind" and isinstance(target.category, Kind):
+            kinds = [k.type_id for k in self.model.descendant_kinds(target.category)]
+            found = self.repo.list(kinds=kinds)
+        elif target.shape == "mixin" and isinstance(target.category, Mixin):
+            found = self.repo.list(mixins_any=self.mixin_family(target.category))
+        else:
+            found = self.repo.list(location_prefix=target.path)
+        found = [e for e in found if self._matches(e, query)]
+        if page is not None or number is not None:
+            size = number or self.settings.max_page_size
+            start = ((page or 1) - 1) * size
+            found = found[start:start + size]
+        return found
+
+    def mixin_family(self, mixin: Mixin) -> list[str]:
+        """The mixin and every mixin that depends on it (its collection's members carry one)."""
+        return [m.type_id for m in self.model.mixins() if self.model.is_mixin_of(m.type_id,
+                                                                                  mixin.type_id)]
+
+    def _matches(self, entity: Entity, query: Filter) -> bool:
+        for spec in query.categories:
+            category = self.model.get(spec.type_id)
+            if isinstance(category, Kind):
+                if not self.model.is_kind_of(entity.kind, category.type_id):
+                    return False
+            elif isinstance(category, Mixin):
+                if not any(self.model.is_mixin_of(m, category.type_id) for m in entity.mixins):
+                    return False
+            elif isinstance(category, Action):
+                if category.type_id not in self.legal_actions(entity):
+                    return False
+            else:
+                return False
+        return all(_same_value(entity.attributes.get(name), value)
+                   for name, value in query.attributes.items())
+
+    # ------------------------------------------------------------ create
+    def create(self, collection: Kind, specs: Sequence[EntitySpec],
+               entity_id: str | None = None) -> list[Entity]:
+        if not specs:
+            raise BadRequest(f"the request carries no entity to create; send at least "
+                             f"Category: {collection.term}; scheme=\"{collection.scheme}\"; "
+                             'class="kind"')
+        created: list[Entity] = []
+        try:
+            for spec in specs:
+                created.append(self._create_one(collection, spec, entity_id))
+        except BaseException:
+            for entity in reversed(created):
+                self._release(entity)
+            raise
+        return created
+
+    def _create_one(self, collection: Kind, spec: EntitySpec, entity_id: str | None) -> Entity:
+        if spec.kind is None:
+            raise BadRequest(f"the rendering names no kind; add Category: {collection.term}; "
+                             f'scheme="{collection.scheme}"; class="kind"')
+        kind = self.model.kind(spec.kind)
+        if kind is None:
+            raise BadRequest(f"unknown kind {spec.kind}; GET /-/ lists the kinds offered")
+        if not self.model.is_kind_of(kind.type_id, collection.type_id):
+            raise BadRequest(f"a {kind.term} cannot be created in {collection.location}; "
+                             f"POST it to {kind.location}")
+        if kind.type_id not in CREATABLE:
+            raise BadRequest(f"{kind.term} is abstract here; create a compute, storage, network, "
+                             "networkinterface or storagelink")
+        if self.model.is_link_kind(kind.type_id):
+            if spec.links:
+                raise BadRequest("a link cannot carry links")
+            return self._create_link(LinkSpec(
+                target=spec.target, kind=spec.kind, mixins=spec.mixins,
+                attributes=spec.attributes, target_kind=spec.target_kind, source=spec.source,
+            ), source=None, entity_id=entity_id)
+        mixins = resolve_mixins(self.model, kind, spec.mixins)
+        new_id = self._new_id(spec.attributes, entity_id)
+        entity = Entity(id=new_id, kind=kind.type_id, location=f"{kind.location}{new_id}",
+                        mixins=[m.type_id for m in mixins])
+        entity.attributes = self._initial_attributes(kind, mixins, spec.attributes, new_id)
+        self._provision(kind, entity)
+        try:
+            self.repo.insert(entity)
+            for link_spec in spec.links:
+                entity.links.append(self._create_link(link_spec, source=entity))
+        except BaseException:
+            self._release(entity)
+            raise
+        return entity
+
+    def _new_id(self, attributes: dict[str, Any], entity_id: str | None) -> str:
+        proposed = attributes.get("occi.core.id")
+        if entity_id is not None and proposed is not None and str(proposed) != entity_id:
+            raise BadRequest(f"occi.core.id {proposed} differs from the id in the path "
+                             f"({entity_id})")
+        new_id = check_entity_id(entity_id or proposed) if (entity_id or proposed) \
+            else str(uuid.uuid4())
+        if self.repo.get(new_id) is not None:
+            raise Conflict(f"an entity with id {new_id} already exists")
+        return new_id
+
+    def _initial_attributes(self, kind: Kind, mixins: list[Mixin], given: dict[str, Any],
+                            entity_id: str) -> dict[str, Any]:
+        definitions = self.model.attributes(kind, [m.type_id for m in mixins])
+        # Server-managed values (state, …) that clients echo on create are ignored.
+        settable = {n: v for n, v in given.items() if n != "occi.core.id" and (
+            n not in definitions or definitions[n].mutable or definitions[n].required)}
+        values = coerce_attributes(definitions, settable, what=f"a {kind.term}")
+        attributes = {n: d.default for n, d in definitions.items() if d.default is not None}
+        attributes.update({n: v for n, v in values.items() if v is not None})
+        templates = [m for m in mixins if template_family(self.model, m) == RESOURCE_TPL.type_id]
+        for template in templates:  # a template's sizes win over the client's
+            for attribute in self.model.mixin_attributes(template):
+                if attribute.default is not None:
+                    attributes[attribute.name] = attribute.default
+        if kind.type_id == COMPUTE.type_id and not templates:
+            for name, value in self.settings.default_sizes.items():
+                attributes.setdefault(name, value)
+        attributes["occi.core.id"] = entity_id
+        check_required(definitions, attributes, what=f"a {kind.term}")
+        return attributes
+
+    def _provision(self, kind: Kind, entity: Entity) -> None:
+        """Create the infrastructure behind a new resource. A refusal leaves the
+        entity in state `error` with the backend's message."""
+        try:
+            if kind.type_id == COMPUTE.type_id:
+                result = self.backends.compute.create(entity, self._image(entity),
+                                                      self._context(entity))
+            elif kind.type_id == STORAGE.type_id:
+                result = self.backends.storage.create(entity)
+            else:
+                result = self.backends.network.create(entity)
+        except BackendFailure as exc:
+            result = self._error_state(kind, exc)
+        entity.attributes.update(result)
+        if self.settings.backend_mixin not in entity.mixins:
+            entity.mixins.append(self.settings.backend_mixin)
+
+    def _error_state(self, kind: Kind, exc: BackendFailure) -> dict[str, Any]:
+        state = f"occi.{kind.term}.state"
+        return {state: "error", f"{state}.message": str(exc)}
+
+    def _image(self, compute: Entity) -> Image | None:
+        for mixin_id in compute.mixins:
+            mixin = self.model.mixin(mixin_id)
+            if mixin is None or template_family(self.model, mixin) != OS_TPL.type_id:
+                continue
+            for image in self.backends.compute.images():
+                if image.term == mixin.term:
+                    return image
+            return Image(term=mixin.term, title=mixin.title, info=dict(mixin.info))
+        return None
+
+    @staticmethod
+    def _context(compute: Entity) -> Context:
+        values = compute.attributes
+        keys = [k for k in (values.get("occi.credentials.ssh.publickey"),
+                            values.get("org.openstack.credentials.publickey.data")) if k]
+        raw = values.get("occi.compute.userdata") or values.get("org.openstack.compute.user_data")
+        return Context(ssh_keys=tuple(keys),
+                       user_data=decode_user_data(raw) if raw else None,
+                       hostname=values.get("occi.compute.hostname"))
+
+    # ------------------------------------------------------------ links
+    def _create_link(self, spec: LinkSpec, source: Entity | None,
+                     entity_id: str | None = None) -> Entity:
+        attributes = dict(spec.attributes)
+        given_source = spec.source or attributes.pop("occi.core.source", None)
+        given_target = spec.target or attributes.pop("occi.core.target", None)
+        attributes.pop("occi.core.source", None)
+        attributes.pop("occi.core.target", None)
+        attributes.pop("occi.core.target.kind", None)
+        if source is None:
+            if not given_source:
+                raise BadRequest("a link needs occi.core.source (the resource it starts from)")
+            source = self.entity_at(str(given_source), "source")
+        elif given_source and self.local_path(str(given_source)) != source.location:
+            raise BadRequest(f"an inline link starts at {source.location}, not {given_source}")
+        if not given_target:
+            raise BadRequest("a link needs occi.core.target (the resource it leads to)")
+        target = self.entity_at(str(given_target), "target")
+        kind = self._link_kind(spec.kind, target)
+        expected_source, expected_target = LINK_ENDS[kind.type_id]
+        if source.kind != expected_source or target.kind != expected_target:
+            raise BadRequest(f"a {kind.term} joins a {expected_source.rpartition('#')[2]} to a "
+                             f"{expected_target.rpartition('#')[2]}, not {source.location} to "
+                             f"{target.location}")
+        if spec.target_kind and spec.target_kind not in (target.kind, RESOURCE):
+            raise BadRequest(f"rel names {spec.target_kind} but {target.location} is a "
+                             f"{target.kind}")
+        mixin_ids = list(spec.mixins)
+        if (kind.type_id == NETWORKINTERFACE.type_id and IPNETWORK.type_id in target.mixins
+                and IPNETWORKINTERFACE.type_id not in mixin_ids):
+            mixin_ids.append(IPNETWORKINTERFACE.type_id)
+        mixins = resolve_mixins(self.model, kind, mixin_ids)
+        new_id = self._new_id(attributes, entity_id)
+        link = Entity(id=new_id, kind=kind.type_id, location=f"{kind.location}{new_id}",
+                      mixins=[m.type_id for m in mixins], source=source.location,
+                      target=target.location, target_kind=target.kind)
+        attributes["occi.core.source"] = source.location
+        attributes["occi.core.target"] = target.location
+        attributes["occi.core.target.kind"] = target.kind
+        link.attributes = self._initial_attributes(kind, mixins, attributes, new_id)
+        link.attributes.update({"occi.core.source": source.location,
+                                "occi.core.target": target.location,
+                                "occi.core.target.kind": target.kind})
+        siblings = [s for s in self.repo.links_from([source.id])[source.id] if s.kind == kind.type_id]
+        if kind.type_id == STORAGELINK.type_id:
+            self._plan_storagelink(link, target, siblings)
+        else:
+            self._plan_networkinterface(link, target, siblings)
+        self._attach(kind, link, source, target)
+        try:
+            self.repo.insert(link, source_id=source.id, target_id=target.id)
+        except BaseException:
+            self._detach(link)
+            raise
+        link.actions = self.legal_actions(link)
+        return link
+
+    def _link_kind(self, kind_id: str | None, target: Entity) -> Kind:
+        if kind_id is None:
+            for link_kind, (_, target_kind) in LINK_ENDS.items():
+                if target.kind == target_kind:
+                    kind_id = link_kind
+            if kind_id is None:
+                raise BadRequest(f"name the kind of the link to {target.location}")
+        kind = self.model.kind(kind_id)
+        if kind is None or not self.model.is_link_kind(kind_id):
+            raise BadRequest(f"{kind_id} is not a link kind")
+        if kind.type_id not in LINK_ENDS:
+            raise BadRequest(f"{kind.term} is abstract here; create a networkinterface or "
+                             "storagelink")
+        return kind
+
+    def _plan_storagelink(self, link: Entity, storage: Entity, siblings: list[Entity]) -> None:
+        for existing in self.repo.links_to(storage.id):
+            raise Conflict(f"{storage.location} is already attached to {existing.source} "
+                           f"({existing.location}); detach it first")
+        used = {s.attributes.get("occi.storagelink.deviceid") for s in siblings}
+        if not link.attributes.get("occi.storagelink.deviceid"):
+            link.attributes["occi.storagelink.deviceid"] = next(
+                f"/dev/vd{letter}" for letter in "bcdefghijklmnopqrstuvwxyz"
+                if f"/dev/vd{letter}" not in used)
+        elif link.attributes["occi.storagelink.deviceid"] in used:
+            raise Conflict(f"device {link.attributes['occi.storagelink.deviceid']} is already "
+                           f"in use on {link.source}")
+
+    def _plan_networkinterface(self, link: Entity, network: Entity,
+                               siblings: list[Entity]) -> None:
+        link.attributes["occi.networkinterface.interface"] = f"eth{len(siblings)}"
+        cidr = network.attributes.get("occi.network.address")
+        if IPNETWORKINTERFACE.type_id not in link.mixins or not cidr:
+            return
+        values = link.attributes
+        allocation = values.get("occi.networkinterface.allocation", "dynamic")
+        requested = values.get("occi.networkinterface.address")
+        if allocation == "static" and not requested:
+            raise BadRequest("static allocation needs occi.networkinterface.address")
+        taken = {n.attributes.get("occi.networkinterface.address")
+                 for n in self.repo.links_to(network.id)} - {None}
+        gateway = network.attributes.get("occi.network.gateway")
+        values["occi.networkinterface.address"] = choose_address(
+            cidr, gateway, taken, requested if allocation == "static" or requested else None)
+        if gateway:
+            values["occi.networkinterface.gateway"] = gateway
+        values["occi.networkinterface.allocation"] = allocation
+
+    def _attach(self, kind: Kind, link: Entity, source: Entity, target: Entity) -> None:
+        compute = self.backends.compute
+        try:
+            if kind.type_id == STORAGELINK.type_id:
+                result = compute.attach_storage(source, link, target)
+            else:
+                result = self.backends.network.bind(link, target)
+                link.attributes.update(result)
+                try:
+                    result = compute.attach_network(source, link, target)
+                except BackendFailure:
+                    self.backends.network.unbind(link, target)
+                    raise
+        except BackendFailure as exc:
+            result = self._error_state(kind, exc)
+        link.attributes.update(result)
+
+    def _detach(self, link: Entity) -> None:
+        source = self.repo.by_location(link.source or "")
+        target = self.repo.by_location(link.target or "")
+        if source is None:
+            return
+        if link.kind == STORAGELINK.type_id:
+            self.backends.compute.detach_storage(source, link)
+        else:
+            self.backends.compute.detach_network(source, link)
+            if target is not None:
+                self.backends.network.unbind(link, target)
+
+    # ------------------------------------------------------------ delete
+    def delete(self, entity: Entity) -> None:
+        kind = self.kind_of(entity)
+        if entity.is_link:
+            self._undo(kind, entity, lambda: self._detach(entity))
+            if self.failure is None:
+                self.repo.delete(entity.id)
+            return
+        for link in self.repo.links_to(entity.id):
+            if link.source != entity.location:
+                raise Conflict(f"{entity.location} is in use by {link.source} through "
+                               f"{link.location}; delete that link first")
+        for link in self.repo.links_from([entity.id])[entity.id]:
+            self._undo(self.kind_of(link), link, lambda link=link: self._detach(link))
+            if self.failure is not None:
+                return
+        self._undo(kind, entity, lambda: self._destroy(kind, entity))
+        if self.failure is None:
+            self.repo.delete(entity.id)
+
+    def _destroy(self, kind: Kind, entity: Entity) -> None:
+        if kind.type_id == COMPUTE.type_id:
+            self.backends.compute.delete(entity)
+        elif kind.type_id == STORAGE.type_id:
+            self.backends.storage.delete(entity)
+        elif kind.type_id == NETWORK.type_id:
+            self.backends.network.delete(entity)
+
+    def _undo(self, kind: Kind, entity: Entity, operation: Any) -> None:
+        """Run a teardown; on failure keep the entity, in state error."""
+        try:
+            operation()
+        except BackendFailure as exc:
+            entity.attributes.update(self._error_state(kind, exc))
+            self.repo.update(entity)
+            self.failure = OperationFailed(
+                f"the infrastructure could not delete {entity.location}: {exc}; it is kept in "
+                "state error")
+
+    def _release(self, entity: Entity) -> None:
+        """Best-effort removal of what a failed create had already set up."""
+        try:
+            if entity.is_link:
+                self._detach(entity)
+            else:
+                for link in entity.links:
+                    self._detach(link)
+                self._destroy(self.kind_of(entity), entity)
+        except BackendFailure:
+            pass
+
+    # ------------------------------------------------------------ update
+    def update(self, entity: Entity, spec: EntitySpec, *, full: bool) -> Entity:
+        """POST (full=False: only what is given changes) or PUT (full=True:
+        the rendering replaces mixins and mutable attributes; links stay)."""
+        kind = self.kind_of(entity)
+        if spec.kind is not None and spec.kind != entity.kind:
+            raise BadRequest(f"the kind of {entity.location} cannot change "
+                             f"(it is {entity.kind})")
+        if entity.is_link and spec.links:
+            raise BadRequest("a link cannot carry links")
+        new_links = self._links_to_create(entity, spec.links, full=full)
+        mixins = self._merged_mixins(kind, entity, spec.mixins, full=full)
+        attributes = self._updated_attributes(kind, entity, mixins, spec.attributes, full=full)
+        changes = {n: v for n, v in attributes.items() if entity.attributes.get(n) != v}
+        changes.update({n: None for n in entity.attributes if n not in attributes})
+        entity.mixins = mixins
+        entity.attributes = attributes
+        if changes:
+            entity.attributes.update(self._apply(kind, entity, changes))
+        self.repo.update(entity)
+        for link_spec in new_links:
+            self._create_link(link_spec, source=entity)
+        return entity
+
+    def _links_to_create(self, entity: Entity, specs: list[LinkSpec], *, full: bool
+                         ) -> list[LinkSpec]:
+        if not specs:
+            return []
+        existing = self.repo.links_from([entity.id])[entity.id]
+        known = {link.location for link in existing} | {link.target for link in existing}
+        fresh = [s for s in specs if not ((s.self_location and self.local_path(
+            s.self_location) in known) or (s.target and self.local_path(s.target) in known
+                                           and full))]
+        if fresh and full:
+            raise BadRequest("PUT keeps the links of a resource as they are; create new links "
+                             "with POST on the resource or on a link collection")
+        return fresh
+
+    def _merged_mixins(self, kind: Kind, entity: Entity, requested: list[str], *,
+                       full: bool) -> list[str]:
+        wanted = resolve_mixins(self.model, kind, [m for m in requested
+                                                   if m != self.settings.backend_mixin])
+        if full:
+            kept = [m for m in entity.mixins if self._fixed(m)]
+        else:
+            kept = list(entity.mixins)
+        for mixin in wanted:
+            if mixin.type_id in kept:
+                continue
+            if is_creation_only(self.model, mixin):
+                raise BadRequest(f"{mixin.type_id} can only be given when the {kind.term} is "
+                                 "created")
+            family = template_family(self.model, mixin)
+            if family is not None:
+                kept = [m for m in kept if not self.model.is_mixin_of(m, family)]
+            kept.append(mixin.type_id)
+        return kept
+
+    def _fixed(self, mixin_id: str) -> bool:
+        """Mixins a full update cannot remove: server-managed and creation-only."""
+        mixin = self.model.mixin(mixin_id)
+        return mixin is None or mixin.managed or is_creation_only(self.model, mixin)
+
+    def _updated_attributes(self, kind: Kind, entity: Entity, mixins: list[str],
+                            given: dict[str, Any], *, full: bool) -> dict[str, Any]:
+        definitions = self.model.attributes(kind, mixins)
+        mutable: dict[str, Any] = {}
+        for name, value in given.items():
+            definition = definitions.get(name)
+            if name == "occi.core.id":
+                if str(value) != entity.id:
+                    raise BadRequest("occi.core.id cannot change")
+            elif definition is not None and not definition.mutable:
+                if value is not None and _coerced(definition, value) != entity.attributes.get(
+                        name):
+                    raise BadRequest(f"{name} is set by the server and cannot be changed")
+            else:
+                mutable[name] = value
+        values = coerce_attributes(definitions, mutable, what=f"a {kind.term}")
+        attributes = {n: v for n, v in entity.attributes.items() if n in definitions}
+        if full:
+            for name, definition in definitions.items():
+                if definition.mutable and name not in values:
+                    attributes.pop(name, None)
+                    if definition.default is not None:
+                        attributes[name] = definition.default
+        for name, value in values.items():
+            if value is None:
+                attributes.pop(name, None)
+            else:
+                attributes[name] = value
+        added = [self.model.mixin(m) for m in mixins if m not in entity.mixins]
+        for template in added:
+            if template and template_family(self.model, template) == RESOURCE_TPL.type_id:
+                for attribute in self.model.mixin_attributes(template):
+                    if attribute.default is not None:
+                        attributes[attribute.name] = attribute.default
+        check_required(definitions, attributes, what=f"a {kind.term}")
+        return attributes
+
+    def _apply(self, kind: Kind, entity: Entity, changes: dict[str, Any]) -> dict[str, Any]:
+        """Have the infrastructure take changed attributes (resize, rename, …)."""
+        try:
+            if kind.type_id == COMPUTE.type_id:
+                return self.backends.compute.update(entity, changes)
+            if kind.type_id == STORAGE.type_id:
+                return self.backends.storage.update(entity, changes)
+            if kind.type_id == NETWORK.type_id:
+                return self.backends.network.update(entity, changes)
+        except BackendFailure as exc:
+            raise Conflict(f"the infrastructure refused the change to {entity.location}: "
+                           f"{exc}") from None
+        return {}
+
+    # ------------------------------------------------------------ mixin membership
+    def associate(self, mixin: Mixin, entities: Sequence[Entity]) -> None:
+        for entity in entities:
+            if mixin.type_id not in entity.mixins:
+                self.update(entity, EntitySpec(mixins=[mixin.type_id]), full=False)
+
+    def dissociate(self, mixin: Mixin, entities: Sequence[Entity]) -> None:
+        for entity in entities:
+            present = [m for m in entity.mixins if self.model.is_mixin_of(m, mixin.type_id)]
+            for mixin_id in present:
+                if self._fixed(mixin_id):
+                    raise BadRequest(f"{mixin_id} cannot be removed from {entity.location}")
+            if not present:
+                continue
+            kind = self.kind_of(entity)
+            mixins = [m for m in entity.mixins if m not in present]
+            definitions = self.model.attributes(kind, mixins)
+            attributes = {n: v for n, v in entity.attributes.items() if n in definitions}
+            changes = {n: None for n in entity.attributes if n not in attributes}
+            entity.mixins, entity.attributes = mixins, attributes
+            if changes:
+                entity.attributes.update(self._apply(kind, entity, changes))
+            self.repo.update(entity)
+
+    # ------------------------------------------------------------ actions
+    def trigger(self, entity: Entity, spec: ActionSpec, term: str) -> Entity | Mixin:
+        kind = self.kind_of(entity)
+        action, params = self.prepare_action(entity, spec, term)
+        machine = self.model.state_machine(kind)
+        state = entity.attributes.get(machine.attribute) if machine else None
+        if machine is not None and not machine.allowed(action.term, state):
+            legal = ", ".join(machine.legal_actions(state)) or "none"
+            raise Conflict(f"{action.term} is not possible while {entity.location} is {state} "
+                           f"(possible now: {legal})")
+        return self.perform(kind, entity, action, params)
+
+    def prepare_action(self, entity: Entity, spec: ActionSpec, term: str
+                       ) -> tuple[Action, dict[str, Any]]:
+        kind = self.kind_of(entity)
+        available = self.model.actions_of(kind, entity.mixins)
+        if spec.action is not None:
+            matching = [a for a in available if a.type_id == spec.action]
+            if spec.action.rpartition("#")[2] != term:
+                raise BadRequest(f"the query names action {term} but the body names "
+                                 f"{spec.action}")
+        else:
+            matching = [a for a in available if a.term == term]
+        if len(matching) > 1:
+            raise Conflict(f"several actions are called {term}; name one in the body: "
+                           + ", ".join(a.type_id for a in matching))
+        if not matching:
+            names = ", ".join(a.term for a in available) or "none"
+            raise BadRequest(f"{entity.location} has no action {spec.action or term} "
+                             f"(its actions: {names})")
+        action = matching[0]
+        definitions = {a.name: a for a in action.attributes}
+        unknown = sorted(set(spec.attributes) - set(definitions))
+        if unknown:
+            raise BadRequest(f"action {action.term} takes no parameter {', '.join(unknown)}")
+        params = {n: d.default for n, d in definitions.items() if d.default is not None}
+        params.update(coerce_attributes(definitions, spec.attributes, what=f"{action.term}"))
+        return action, params
+
+    def trigger_all(self, entities: Sequence[Entity], spec: ActionSpec, term: str
+                    ) -> list[Entity]:
+        """An action on every member of a collection: all must allow it, or none runs."""
+        planned = []
+        for entity in entities:
+            kind = self.kind_of(entity)
+            action, params = self.prepare_action(entity, spec, term)
+            machine = self.model.state_machine(kind)
+            state = entity.attributes.get(machine.attribute) if machine else None
+            if machine is not None and not machine.allowed(action.term, state):
+                raise Conflict(f"{action.term} is not possible while {entity.location} is "
+                               f"{state}; nothing was done")
+            planned.append((kind, entity, action, params))
+        for kind, entity, action, params in planned:
+            self.perform(kind, entity, action, params)
+        return [entity for _, entity, _, _ in planned]
+
+    def perform(self, kind: Kind, entity: Entity, action: Action,
+                params: dict[str, Any]) -> Entity | Mixin:
+        try:
+            if kind.type_id == COMPUTE.type_id:
+                outcome = self.backends.compute.act(entity, action.term, params)
+            elif kind.type_id == STORAGE.type_id:
+                outcome = self.backends.storage.act(entity, action.term, params)
+            elif kind.type_id == NETWORK.type_id:
+                outcome = self.backends.network.act(entity, action.term, params)
+            else:
+                raise BadRequest(f"{action.type_id} is not implemented for {kind.term}")
+        except BackendFailure as exc:
+            outcome = ActionOutcome(self._error_state(kind, exc))
+            self.failure = OperationFailed(
+                f"{action.term} failed on {entity.location}: {exc}; it is now in state error")
+        entity.attributes.update(outcome.attributes)
+        self.repo.update(entity)
+        if outcome.image is not None:
+            return self._publish_image(outcome.image, entity)
+        return entity
+
+    def _publish_image(self, image: Image, source: Entity) -> Mixin:
+        mixin = Mixin(
+            self.settings.site_scheme + "os_tpl#", image.term, title=image.title,
+            depends=(OS_TPL.type_id,), applies=(COMPUTE.type_id,),
+            location=f"/mixin/os_tpl/{image.term}/", origin="provider",
+            info={"source": source.location, **image.info},
+        )
+        self.repo.insert_mixin(mixin)
+        return mixin
+
+
+def _coerced(definition: Any, value: Any) -> Any:
+    try:
+        return definition.normalise(value)
+    except ValueError:
+        return value
+
+
+def _same_value(stored: Any, wanted: Any) -> bool:
+    if stored is None:
+        return False
+    numbers = (int, float)
+    if isinstance(stored, numbers) and isinstance(wanted, numbers) \
+            and not isinstance(stored, bool) and not isinstance(wanted, bool):
+        return float(stored) == float(wanted)
+    if isinstance(stored, bool) or isinstance(wanted, bool):
+        return str(stored).lower() == str(wanted).lower()
+    return str(stored) == str(wanted)

@@ -1,0 +1,225 @@
+"""Persistence of entities and run-time mixins (SQLite by default, PostgreSQL by URL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy import update as sql_update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from occi_server.core import Entity, Mixin
+from occi_server.errors import BackendUnavailable, Conflict
+from occi_server.store.tables import categories, entities, entity_mixins
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """The database. `transaction(write=…)` yields a Repository bound to one
+    transaction, committed on success and rolled back on any exception."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        options: dict[str, Any] = {"future": True}
+        if self.is_sqlite:
+            options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            options["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **options)
+        if self.is_sqlite:
+            self._configure_sqlite()
+
+    def _configure_sqlite(self) -> None:
+        @event.listens_for(self.engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy's BEGIN (below) start transactions, not the driver.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(self.engine, "begin")
+        def _on_begin(connection: Connection) -> None:
+            # Writers take the lock up front, so two writers never deadlock
+            # upgrading from a shared read lock.
+            immediate = connection.info.get("write", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    def migrate(self) -> None:
+        """Bring the schema up to date (alembic upgrade head)."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.connect() as connection:
+            connection.info["write"] = True
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Repository]:
+        try:
+            with self.engine.connect() as connection:
+                connection.info["write"] = write
+                with connection.begin():
+                    yield Repository(connection)
+        except OperationalError as exc:
+            raise BackendUnavailable(f"the database is not available: {exc.orig}") from None
+        except IntegrityError as exc:
+            raise Conflict(f"the change conflicts with stored data: {exc.orig}") from None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class Repository:
+    """Reads and writes inside one transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    # ------------------------------------------------------------ entities
+    def get(self, entity_id: str) -> Entity | None:
+        rows = self.connection.execute(select(entities).where(entities.c.id == entity_id)).all()
+        found = self._hydrate(rows)
+        return found[0] if found else None
+
+    def by_location(self, location: str) -> Entity | None:
+        rows = self.connection.execute(
+            select(entities).where(entities.c.location == location)).all()
+        found = self._hydrate(rows)
+        return found[0] if found else None
+
+    def by_locations(self, locations: Sequence[str]) -> dict[str, Entity]:
+        if not locations:
+            return {}
+        rows = self.connection.execute(
+            select(entities).where(entities.c.location.in_(list(locations)))).all()
+        return {entity.location: entity for entity in self._hydrate(rows)}
+
+    def list(self, *, kinds: Sequence[str] | None = None,
+             mixins_any: Sequence[str] | None = None,
+             location_prefix: str | None = None) -> list[Entity]:
+        """Entities in creation order, narrowed by kind, mixin membership and path."""
+        query = select(entities)
+        if kinds is not None:
+            query = query.where(entities.c.kind.in_(list(kinds)))
+        if mixins_any is not None:
+            member = select(entity_mixins.c.entity_id).where(
+                entity_mixins.c.mixin.in_(list(mixins_any)))
+            query = query.where(entities.c.id.in_(member))
+        if location_prefix:
+            query = query.where(entities.c.location.startswith(location_prefix, autoescape=True))
+        query = query.order_by(entities.c.created, entities.c.id)
+        return self._hydrate(self.connection.execute(query).all())
+
+    def count(self) -> int:
+        return self.connection.execute(select(func.count()).select_from(entities)).scalar_one()
+
+    def links_from(self, source_ids: Sequence[str]) -> dict[str, list[Entity]]:
+        """Outgoing links of the given resources, by source id."""
+        found: dict[str, list[Entity]] = {source_id: [] for source_id in source_ids}
+        for chunk in _chunks(list(source_ids), 500):
+            rows = self.connection.execute(
+                select(entities).where(entities.c.source_id.in_(chunk))
+                .order_by(entities.c.created, entities.c.id)).all()
+            for link, row in zip(self._hydrate(rows), rows, strict=True):
+                found[row.source_id].append(link)
+        return found
+
+    def links_to(self, entity_id: str) -> list[Entity]:
+        rows = self.connection.execute(
+            select(entities).where(entities.c.target_id == entity_id)).all()
+        return self._hydrate(rows)
+
+    def insert(self, entity: Entity, *, source_id: str | None = None,
+               target_id: str | None = None) -> None:
+        now = _now()
+        self.connection.execute(insert(entities).values(
+            id=entity.id, kind=entity.kind, location=entity.location, source_id=source_id,
+            target=entity.target, target_id=target_id, target_kind=entity.target_kind,
+            attributes=entity.attributes, created=now, updated=now))
+        self._write_mixins(entity)
+
+    def update(self, entity: Entity) -> None:
+        self.connection.execute(sql_update(entities).where(entities.c.id == entity.id).values(
+            attributes=entity.attributes, target_kind=entity.target_kind, updated=_now()))
+        self.connection.execute(delete(entity_mixins).where(entity_mixins.c.entity_id == entity.id))
+        self._write_mixins(entity)
+
+    def delete(self, entity_id: str) -> None:
+        # Links of the entity go with it (ON DELETE CASCADE); deleted explicitly
+        # as well so that a database without cascades behaves the same.
+        self.connection.execute(delete(entities).where(entities.c.source_id == entity_id))
+        self.connection.execute(delete(entities).where(entities.c.id == entity_id))
+
+    def _write_mixins(self, entity: Entity) -> None:
+        if entity.mixins:
+            self.connection.execute(insert(entity_mixins), [
+                {"entity_id": entity.id, "mixin": mixin, "position": position}
+                for position, mixin in enumerate(entity.mixins)])
+
+    def remove_mixin_everywhere(self, mixin: str) -> None:
+        self.connection.execute(delete(entity_mixins).where(entity_mixins.c.mixin == mixin))
+
+    def _hydrate(self, rows: Sequence[Any]) -> list[Entity]:
+        ids = [row.id for row in rows]
+        mixins: dict[str, list[str]] = {entity_id: [] for entity_id in ids}
+        for chunk in _chunks(ids, 500):
+            for row in self.connection.execute(
+                    select(entity_mixins).where(entity_mixins.c.entity_id.in_(chunk))
+                    .order_by(entity_mixins.c.entity_id, entity_mixins.c.position)):
+                mixins[row.entity_id].append(row.mixin)
+        source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
+        return [Entity(
+            id=row.id, kind=row.kind, location=row.location, mixins=mixins[row.id],
+            attributes=dict(row.attributes),
+            source=source_locations.get(row.source_id) if row.source_id else None,
+            target=row.target, target_kind=row.target_kind,
+        ) for row in rows]
+
+    def _locations_of(self, ids: set[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(ids), 500):
+            for row in self.connection.execute(
+                    select(entities.c.id, entities.c.location).where(entities.c.id.in_(chunk))):
+                found[row.id] = row.location
+        return found
+
+    # ------------------------------------------------------------ run-time mixins
+    def mixins(self) -> list[Mixin]:
+        rows = self.connection.execute(select(categories).order_by(categories.c.created)).all()
+        return [Mixin(
+            row.scheme, row.term, title=row.title or "", depends=tuple(row.depends),
+            applies=tuple(row.applies), location=row.location, origin=row.origin,
+            info=dict(row.info),
+        ) for row in rows]
+
+    def insert_mixin(self, mixin: Mixin) -> None:
+        self.connection.execute(insert(categories).values(
+            type_id=mixin.type_id, scheme=mixin.scheme, term=mixin.term, title=mixin.title,
+            location=mixin.location, depends=list(mixin.depends), applies=list(mixin.applies),
+            origin=mixin.origin, info=dict(mixin.info), created=_now()))
+
+    def delete_mixin(self, type_id: str) -> None:
+        self.remove_mixin_everywhere(type_id)
+        self.connection.execute(delete(categories).where(categories.c.type_id == type_id))
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,62 @@
+"""The database schema. Changes go through an alembic migration in migrations/versions."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("kind", String(1024), nullable=False, index=True),
+    Column("location", String(1024), nullable=False, unique=True),
+    # Links: the source resource (deleting it deletes its links) and the target.
+    Column("source_id", String(255), ForeignKey("entities.id", ondelete="CASCADE"),
+           nullable=True, index=True),
+    Column("target", Text, nullable=True),
+    Column("target_id", String(255), nullable=True, index=True),
+    Column("target_kind", String(1024), nullable=True),
+    Column("attributes", JSON, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False, index=True),
+    Column("updated", DateTime(timezone=True), nullable=False),
+)
+
+entity_mixins = Table(
+    "entity_mixins",
+    metadata,
+    Column("entity_id", String(255), ForeignKey("entities.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("mixin", String(1024), primary_key=True),
+    Column("position", Integer, nullable=False),
+    Index("ix_entity_mixins_mixin", "mixin"),
+)
+
+# Mixins created at run time: user-defined tags (origin "user") and OS
+# templates made by the compute save action (origin "provider").
+categories = Table(
+    "categories",
+    metadata,
+    Column("type_id", String(1024), primary_key=True),
+    Column("scheme", String(1024), nullable=False),
+    Column("term", String(255), nullable=False),
+    Column("title", Text, nullable=True),
+    Column("location", String(1024), nullable=False, unique=True),
+    Column("depends", JSON, nullable=False),
+    Column("applies", JSON, nullable=False),
+    Column("origin", String(32), nullable=False),
+    Column("info", JSON, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+)

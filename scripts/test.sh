@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Runs every check: lint, import layering, then the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+. .venv/bin/activate
+ruff check occi_server tests benchmarks
+lint-imports --no-cache
+python -m pytest -q -p no:cacheprovider "$@"
