@@ -1,0 +1,92 @@
+"""occi-server: run the service and the operator's tools."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from typing import Any
+
+from occi_server import SERVER_HEADER, __version__
+from occi_server.config import ConfigError, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="occi-server", description="OCCI 1.2 IaaS service")
+    parser.add_argument("--version", action="version", version=f"occi-server {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the OCCI service")
+    serve.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:8080)")
+    serve.add_argument("--data-dir", help="directory for the database and state (default ./data)")
+    serve.add_argument("--config", help="TOML configuration file")
+    serve.add_argument("--workers", type=int, help="worker processes (default: from CPUs)")
+    serve.add_argument("--debug", action="store_true",
+                       help="use Flask's development server (single process, reloads nothing)")
+
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("--data-dir")
+    migrate.add_argument("--config")
+
+    commands.add_parser("hash-password",
+                        help="print a password hash for the [users] table of the config file")
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        if args.command == "hash-password":
+            return _hash_password()
+        config = load_config(args.config, data_dir=args.data_dir,
+                             listen=getattr(args, "listen", None),
+                             workers=getattr(args, "workers", None))
+        logging.getLogger().setLevel(config.log_level.upper())
+        if args.command == "migrate":
+            from occi_server.store import Store
+            config.data_path.mkdir(parents=True, exist_ok=True)
+            Store(config.effective_database_url).migrate()
+            return 0
+        return _serve(config, debug=args.debug)
+    except ConfigError as exc:
+        print(f"occi-server: {exc}", file=sys.stderr)
+        return 2
+
+
+def _hash_password() -> int:
+    from werkzeug.security import generate_password_hash
+    password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
+    print(generate_password_hash(password.rstrip("\n")))
+    return 0
+
+
+def _serve(config: Any, *, debug: bool) -> int:
+    from occi_server.http import create_app
+    app = create_app(config)
+    host, _, port = config.listen.rpartition(":")
+    logging.getLogger("occi_server").info(
+        "%s listening on http://%s:%s/ (backend %s, store %s)", SERVER_HEADER, host, port,
+        config.backend, config.effective_database_url.split("://")[0])
+    if debug:
+        app.run(host=host.strip("[]"), port=int(port), debug=False, use_reloader=False)
+        return 0
+    from occi_server.wsgi import GunicornServer
+    store = app.extensions["occi.store"]
+    GunicornServer(app, {
+        "bind": config.listen,
+        "workers": config.effective_workers,
+        "worker_class": "gthread",
+        "threads": config.threads,
+        "timeout": 120,
+        "graceful_timeout": 30,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": config.log_level,
+        # Each worker opens its own database connections.
+        "post_fork": lambda _server, _worker: store.dispose(),
+    }).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

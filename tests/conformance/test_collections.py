@@ -1,0 +1,122 @@
+"""GFD.223 §3.5, §3.8, §3.9: collections, filtering and paging."""
+
+from __future__ import annotations
+
+import pytest
+
+from occi_server.rendering.json import validator
+from tests.conftest import COMPUTE, CRTP, NETWORK, Client, category
+
+
+@pytest.fixture
+def three(client: Client) -> list[str]:
+    return [client.compute(f'X-OCCI-Attribute: occi.core.title="vm{i}"',
+                           mixins=(CRTP + ("large" if i == 2 else "small"),)) for i in range(3)]
+
+
+def test_listing_in_text_renderings(client: Client, three: list[str]) -> None:
+    plain = client.get("/compute/").get_data(as_text=True)
+    assert plain == "".join(f"X-OCCI-Location: http://localhost{p}\n" for p in three)
+    uris = client.get("/compute/", accept="text/uri-list").get_data(as_text=True)
+    assert uris.split() == [f"http://localhost{p}" for p in three]
+    occi = client.get("/compute/", accept="text/occi")
+    assert occi.get_data(as_text=True) == "OK"
+    assert occi.headers["X-OCCI-Location"].split(", ") == [f"http://localhost{p}" for p in three]
+
+
+def test_json_listing_carries_full_renderings(client: Client, three: list[str]) -> None:
+    document = client.json("/compute/")
+    assert not list(validator("collection.json").iter_errors(document))
+    assert [r["attributes"]["occi.core.title"] for r in document["resources"]] == \
+        ["vm0", "vm1", "vm2"]
+    assert all("actions" in r for r in document["resources"])
+
+
+def test_empty_collection_is_200(client: Client) -> None:
+    response = client.get("/storage/")
+    assert response.status_code == 200 and response.get_data() == b""
+    assert client.json("/storage/") == {"resources": [], "links": []}
+
+
+def test_core_resource_collection_holds_every_resource(client: Client, three: list[str]) -> None:
+    network = client.network()
+    listed = client.get("/resource/", accept="text/uri-list").get_data(as_text=True)
+    assert all(p in listed for p in [*three, network])
+
+
+def test_filter_by_attribute(client: Client, three: list[str]) -> None:
+    response = client.get("/compute/", headers={"X-OCCI-Attribute": 'occi.core.title="vm1"'})
+    assert response.get_data(as_text=True).split() == ["X-OCCI-Location:",
+                                                       f"http://localhost{three[1]}"]
+    numeric = client.get("/compute/", headers={"X-OCCI-Attribute": "occi.compute.cores=4"})
+    assert numeric.get_data(as_text=True).count("X-OCCI-Location") == 1
+
+
+def test_filter_by_mixin_category(client: Client, three: list[str]) -> None:
+    response = client.get("/compute/", headers={
+        "Content-Type": "text/occi",
+        "Category": f'small; scheme="{CRTP}"; class="mixin"'})
+    assert response.get_data(as_text=True).count("X-OCCI-Location") == 2
+
+
+def test_mixin_collection_lists_members_of_its_family(client: Client, three: list[str]) -> None:
+    assert client.get("/mixin/resource_tpl/large/").get_data(as_text=True).count("Location") == 1
+    assert client.get("/mixin/resource_tpl/").get_data(as_text=True).count("Location") == 3
+
+
+def test_paging(client: Client, three: list[str]) -> None:
+    page2 = client.get("/compute/?page=2&number=2").get_data(as_text=True)
+    assert page2.split() == ["X-OCCI-Location:", f"http://localhost{three[2]}"]
+    assert client.get("/compute/?page=9&number=2").get_data() == b""
+    assert client.get("/compute/?number=100000").status_code == 413
+    assert client.get("/compute/?page=0").status_code == 400
+
+
+def test_delete_collection_deletes_members(client: Client, three: list[str]) -> None:
+    assert client.request("DELETE", "/compute/").status_code == 200
+    assert client.get("/compute/").get_data() == b""
+    assert all(client.get(p).status_code == 404 for p in three)
+
+
+def test_delete_listed_subset_of_a_collection(client: Client, three: list[str]) -> None:
+    response = client.post_text("/compute/", [f"X-OCCI-Location: {three[0]}"], method="DELETE")
+    assert response.status_code == 200
+    assert client.get(three[0]).status_code == 404
+    assert client.get(three[1]).status_code == 200
+
+
+def test_create_in_the_wrong_collection_is_400(client: Client) -> None:
+    response = client.post_text("/compute/", [category(NETWORK, "kind")])
+    assert response.status_code == 400
+    assert "/network/" in response.get_data(as_text=True)
+
+
+def test_json_create_of_several_entities(client: Client) -> None:
+    response = client.post_json("/compute/", {"resources": [
+        {"kind": COMPUTE, "title": "a"}, {"kind": COMPUTE, "title": "b"}]})
+    assert response.status_code == 201
+    assert [r["title"] for r in response.get_json()["resources"]] == ["a", "b"]
+
+
+def test_mixin_membership_replace_and_dissociate(client: Client, three: list[str]) -> None:
+    client.post_text("/-/", ['Category: tag; scheme="http://example.com/t#"; class="mixin"; '
+                             'location="/tag/"'])
+    assert client.post_json("/tag/", three[:2]).status_code == 200
+    replaced = client.post_text("/tag/", [f"X-OCCI-Location: {three[2]}"], method="PUT")
+    assert replaced.status_code == 200
+    assert replaced.get_data(as_text=True).split() == ["X-OCCI-Location:",
+                                                       f"http://localhost{three[2]}"]
+    emptied = client.request("DELETE", "/tag/")
+    assert emptied.status_code == 200 and emptied.get_data() == b""
+    assert all(client.get(p).status_code == 200 for p in three)  # entities stay
+
+
+def test_association_respects_applies(client: Client) -> None:
+    network = client.network()
+    response = client.post_text("/mixin/resource_tpl/small/", [f"X-OCCI-Location: {network}"])
+    assert response.status_code == 400
+    assert "does not apply" in response.get_data(as_text=True)
+
+
+def test_unbound_root_lists_everything(client: Client, three: list[str]) -> None:
+    assert client.get("/", accept="text/uri-list").get_data(as_text=True).count("http") == 3

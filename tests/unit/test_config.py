@@ -1,0 +1,47 @@
+"""Configuration: defaults, TOML file, OCCI_* environment overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from occi_server.config import ConfigError, load_config
+
+
+def test_environment_overrides_file(tmp_path) -> None:
+    path = tmp_path / "occi.toml"
+    path.write_text('backend = "simulated"\nmax_page_size = 10\nlisten = "0.0.0.0:9000"\n')
+    config = load_config(str(path), environ={"OCCI_MAX_PAGE_SIZE": "50",
+                                             "OCCI_FLAVOURS": '[{"term": "x", "cores": 1, '
+                                                              '"memory": 1, "disk": 1}]'})
+    assert config.max_page_size == 50
+    assert config.listen == "0.0.0.0:9000"
+    assert config.flavours[0]["term"] == "x"
+    assert config.validate() is config
+
+
+def test_backend_must_be_chosen() -> None:
+    with pytest.raises(ConfigError, match="OCCI_BACKEND"):
+        load_config(environ={}).validate()
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"OCCI_BACKEND": "vmware"}, "unknown backend"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_WORKERS": "many"}, "OCCI_WORKERS"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_AUTH": "basic"}, "hash-password"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_LISTEN": "8080"}, "HOST:PORT"),
+])
+def test_bad_values_are_explained(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(environ=environ).validate()
+
+
+def test_unknown_keys_in_file_are_refused(tmp_path) -> None:
+    path = tmp_path / "occi.toml"
+    path.write_text('backnd = "simulated"\n')
+    with pytest.raises(ConfigError, match="backnd"):
+        load_config(str(path), environ={})
+
+
+def test_default_database_lives_in_the_data_dir(tmp_path) -> None:
+    config = load_config(environ={"OCCI_DATA_DIR": str(tmp_path)})
+    assert config.effective_database_url == f"sqlite:///{tmp_path}/occi.sqlite3"
