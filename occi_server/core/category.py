@@ -5,6 +5,7 @@ schema enums) derives from these objects."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import math
@@ -144,10 +145,8 @@ class Attribute:
             case AttrType.ARRAY | AttrType.OBJECT:
                 wanted = list if self.type is AttrType.ARRAY else dict
                 if isinstance(value, str):
-                    try:
+                    with contextlib.suppress(ValueError):
                         value = json.loads(value)
-                    except ValueError:
-                        pass
                 if isinstance(value, wanted):
                     return value
                 raise ValueError(f"expected a JSON {self.type.value}, got {value!r}")
@@ -158,12 +157,12 @@ class Attribute:
             value = self.aliases.get(value, value)
             if value not in self.enum:
                 raise ValueError(f"{value!r} is not one of {', '.join(self.enum)}")
-        if self.max_length is not None and isinstance(value, str):
-            if len(value) > self.max_length:
-                raise ValueError(f"longer than {self.max_length} characters")
-        if self.pattern is not None and isinstance(value, str):
-            if not re.fullmatch(self.pattern, value):
-                raise ValueError(f"{value!r} does not match {self.pattern}")
+        if self.max_length is not None and isinstance(value, str) \
+                and len(value) > self.max_length:
+            raise ValueError(f"longer than {self.max_length} characters")
+        if self.pattern is not None and isinstance(value, str) \
+                and not re.fullmatch(self.pattern, value):
+            raise ValueError(f"{value!r} does not match {self.pattern}")
         if self.format is not None and isinstance(value, str):
             FORMATS[self.format](value)
         if isinstance(value, int | float) and not isinstance(value, bool):

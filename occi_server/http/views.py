@@ -167,7 +167,7 @@ class Exchange:
     unbound_get = kind_get
 
     def kind_post(self) -> Result:
-        if self.action:
+        if self.action is not None:
             return self._collection_action()
         assert isinstance(self.target.category, Kind)
         created = self.work.create(self.target.category,
@@ -195,7 +195,7 @@ class Exchange:
         return Result(200, self.renderer.empty())
 
     def mixin_post(self) -> Result:
-        if self.action:
+        if self.action is not None:
             return self._collection_action()
         assert isinstance(self.target.category, Mixin)
         self.work.associate(self.target.category, self.entities_in_body())
@@ -230,8 +230,8 @@ class Exchange:
     def entity_post(self) -> Result:
         entity = self.target.entity
         assert entity is not None
-        if self.action:
-            result = self.work.trigger(entity, self.action_spec(), self.action)
+        if self.action is not None:
+            result = self.work.trigger(entity, self.action_spec(), str(self.action))
             if isinstance(result, Mixin):
                 return Result(200, self.renderer.categories([result], self.ctx))
             return self.entity_result(result)

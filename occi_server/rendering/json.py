@@ -240,7 +240,8 @@ class JsonParser(Parser):
         document = self._load(request)
         if document is None:
             return []
-        if isinstance(document, dict) and ("resources" in document or "links" in document):
+        if isinstance(document, dict) and "kind" not in document and (
+                "resources" in document or "links" in document):
             document = {key: [_normalise_entity(e) for e in value] if isinstance(value, list)
                         else value for key, value in document.items()}
             validate(document, "collection.json", "entity collection")

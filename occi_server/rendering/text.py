@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
@@ -170,10 +171,8 @@ def _decode_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """WSGI hands header values over as Latin-1; clients send UTF-8."""
     decoded = []
     for name, value in headers:
-        try:
+        with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
             value = value.encode("latin-1").decode("utf-8")
-        except (UnicodeEncodeError, UnicodeDecodeError):
-            pass
         decoded.append((name, value))
     return decoded
 

@@ -112,8 +112,9 @@ def check_entity_id(entity_id: Any) -> str:
     return entity_id
 
 
-def decode_user_data(value: str) -> bytes:
-    """User data is Base64 as most clients send it, or plain text otherwise."""
+def decode_user_data(name: str, value: str) -> bytes:
+    """User data (attribute `name`) is Base64 as most clients send it, or plain
+    text otherwise."""
     compact = "".join(value.split())
     data: bytes
     try:
@@ -121,6 +122,6 @@ def decode_user_data(value: str) -> bytes:
     except (binascii.Error, ValueError):
         data = value.encode("utf-8")
     if len(data) > USER_DATA_MAX_BYTES:
-        raise BadRequest(f"user data is {len(data)} bytes; the limit is "
+        raise BadRequest(f"{name}: the user data is {len(data)} bytes; the limit is "
                          f"{USER_DATA_MAX_BYTES} bytes")
     return data

@@ -293,9 +293,10 @@ class Work:
         values = compute.attributes
         keys = [k for k in (values.get("occi.credentials.ssh.publickey"),
                             values.get("org.openstack.credentials.publickey.data")) if k]
-        raw = values.get("occi.compute.userdata") or values.get("org.openstack.compute.user_data")
+        name = next((n for n in ("occi.compute.userdata", "org.openstack.compute.user_data")
+                     if values.get(n)), None)
         return Context(ssh_keys=tuple(keys),
-                       user_data=decode_user_data(raw) if raw else None,
+                       user_data=decode_user_data(name, values[name]) if name else None,
                        hostname=values.get("occi.compute.hostname"))
 
     # ------------------------------------------------------------ links
@@ -341,7 +342,8 @@ class Work:
         link.attributes.update({"occi.core.source": source.location,
                                 "occi.core.target": target.location,
                                 "occi.core.target.kind": target.kind})
-        siblings = [s for s in self.repo.links_from([source.id])[source.id] if s.kind == kind.type_id]
+        siblings = [s for s in self.repo.links_from([source.id])[source.id]
+                    if s.kind == kind.type_id]
         if kind.type_id == STORAGELINK.type_id:
             self._plan_storagelink(link, target, siblings)
         else:
@@ -525,10 +527,8 @@ class Work:
                        full: bool) -> list[str]:
         wanted = resolve_mixins(self.model, kind, [m for m in requested
                                                    if m != self.settings.backend_mixin])
-        if full:
-            kept = [m for m in entity.mixins if self._fixed(m)]
-        else:
-            kept = list(entity.mixins)
+        # A full update starts from the mixins it cannot remove.
+        kept = [m for m in entity.mixins if not full or self._fixed(m)]
         for mixin in wanted:
             if mixin.type_id in kept:
                 continue

@@ -1,0 +1,109 @@
+"""GFD.223 §3.4 (POST ?action=) and GFD.224 state machines."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import COMPUTE_ACTION, SITE, Client, category
+
+STOP = category(COMPUTE_ACTION + "stop", "action")
+
+
+def state(client: Client, path: str) -> str:
+    return client.attributes(path)["occi.compute.state"]
+
+
+def test_action_answers_200_and_changes_state(client: Client) -> None:
+    path = client.compute()
+    response = client.post_text(f"{path}?action=stop", [STOP, 'X-OCCI-Attribute: method="acpioff"'])
+    assert response.status_code == 200
+    assert state(client, path) == "inactive"
+    assert client.post_text(f"{path}?action=start", []).status_code == 200
+    assert state(client, path) == "active"
+
+
+def test_json_action_invocation(client: Client) -> None:
+    path = client.compute()
+    response = client.post_json(f"{path}?action=suspend", {
+        "action": COMPUTE_ACTION + "suspend", "attributes": {"method": "hibernate"}})
+    assert response.status_code == 200
+    assert response.get_json()["attributes"]["occi.compute.state"] == "suspended"
+
+
+def test_text_occi_action_replies_ok(client: Client) -> None:
+    path = client.compute()
+    response = client.request("POST", f"{path}?action=stop", headers={
+        "Content-Type": "text/occi", "Accept": "text/occi",
+        "Category": f'stop; scheme="{COMPUTE_ACTION}"; class=action'})
+    assert response.status_code == 200 and response.get_data(as_text=True) == "OK"
+
+
+@pytest.mark.parametrize(("query", "lines", "status", "message"), [
+    ("start", [], 409, "not possible while"),
+    ("fly", [], 400, "no action fly"),
+    ("stop", [category(COMPUTE_ACTION + "start", "action")], 400, "body names"),
+    ("stop", [STOP, 'X-OCCI-Attribute: method="yank"'], 400, "not one of"),
+    ("stop", [STOP, 'X-OCCI-Attribute: speed="fast"'], 400, "no parameter"),
+    ("", [STOP], 400, "names no action"),
+])
+def test_bad_actions(client: Client, query: str, lines: list[str], status: int,
+                     message: str) -> None:
+    path = client.compute()
+    response = client.post_text(f"{path}?action={query}", lines)
+    assert response.status_code == status
+    assert message in response.get_data(as_text=True)
+    assert state(client, path) == "active"
+
+
+def test_action_on_a_collection_is_all_or_nothing(client: Client) -> None:
+    first, second = client.compute(), client.compute()
+    client.post_text(f"{second}?action=stop", [])
+    refused = client.post_text("/compute/?action=stop", [STOP])
+    assert refused.status_code == 409
+    assert state(client, first) == "active"
+    client.post_text(f"{second}?action=start", [])
+    assert client.post_text("/compute/?action=stop", [STOP]).status_code == 200
+    assert {state(client, first), state(client, second)} == {"inactive"}
+
+
+def test_save_returns_a_new_os_template(client: Client) -> None:
+    path = client.compute()
+    response = client.post_text(f"{path}?action=save", [
+        category(COMPUTE_ACTION + "save", "action"), 'X-OCCI-Attribute: name="golden"'])
+    assert response.status_code == 200
+    line = response.get_data(as_text=True).strip()
+    assert line.startswith("Category: saved-")
+    assert f'scheme="{SITE}os_tpl#"' in line and 'title="golden"' in line
+    assert 'rel="http://schemas.ogf.org/occi/infrastructure#os_tpl"' in line
+    term = line.split(";")[0].split()[-1]
+    assert f'Category: {term}; scheme="{SITE}os_tpl#"' in client.get("/-/").get_data(
+        as_text=True)
+    clone = client.compute(mixins=(f"{SITE}os_tpl#{term}",))
+    assert state(client, clone) == "active"
+
+
+def test_network_and_storage_actions(client: Client) -> None:
+    network, storage = client.network(), client.storage()
+    assert client.post_text(f"{network}?action=down", []).status_code == 200
+    assert client.attributes(network)["occi.network.state"] == "inactive"
+    assert client.post_text(f"{storage}?action=offline", []).status_code == 200
+    assert client.attributes(storage)["occi.storage.state"] == "offline"
+    assert client.post_text(f"{storage}?action=offline", []).status_code == 409
+
+
+def test_backend_failure_leaves_the_entity_in_error(make_app) -> None:
+    client = Client(make_app(simulated_failures=["compute.act.stop"]))
+    path = client.compute()
+    response = client.post_text(f"{path}?action=stop", [STOP])
+    assert response.status_code == 500
+    assert "simulated failure" in response.get_data(as_text=True)
+    attributes = client.attributes(path)
+    assert attributes["occi.compute.state"] == "error"
+    assert "simulated failure" in attributes["occi.compute.state.message"]
+    assert client.post_text(f"{path}?action=start", []).status_code == 200
+
+
+def test_failed_create_leaves_an_entity_in_error(make_app) -> None:
+    client = Client(make_app(simulated_failures=["compute.create"]))
+    attributes = client.attributes(client.compute())
+    assert attributes["occi.compute.state"] == "error"
