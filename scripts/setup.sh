@@ -14,6 +14,12 @@ need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
 command -v curl >/dev/null || need+=(curl)
+if [ "$extras" = test ]; then
+  # The store tests run a private PostgreSQL cluster. Installed only when no
+  # server is present (installing over an existing one would upgrade it).
+  command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    || need+=(postgresql)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing ${need[*]}; run as root so they can be installed with apt-get" >&2

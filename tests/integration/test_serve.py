@@ -1,0 +1,126 @@
+"""`occi-server serve` for real: gunicorn workers on loopback, SQLite shared
+between them, state kept across a restart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from occi_server import SERVER_HEADER
+
+KIND = 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
+SERVER = Path(sys.executable).parent / "occi-server"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, workers: int = 3) -> None:
+        env = {**os.environ, "OCCI_BACKEND": "simulated"}
+        self.process = subprocess.Popen(
+            [str(SERVER), "serve", "--listen", f"127.0.0.1:{self.port}",
+             "--data-dir", str(self.data_dir), "--workers", str(workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.url + "/-/", timeout=1)
+                return
+            except requests.ConnectionError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(self.process.stderr.read().decode()) from None
+                time.sleep(0.1)
+        raise RuntimeError("occi-server did not answer within 30 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    running = Server(tmp_path / "data")
+    running.start()
+    yield running
+    running.stop()
+
+
+def create(url: str, title: str) -> requests.Response:
+    return requests.post(url + "/compute/", timeout=30,
+                         data=f'{KIND}\nX-OCCI-Attribute: occi.core.title="{title}"\n',
+                         headers={"Content-Type": "text/plain"})
+
+
+def test_real_http_status_lines_and_headers(server: Server) -> None:
+    response = create(server.url, "one")
+    assert response.status_code == 201 and response.reason == "Created"
+    assert response.headers["Server"] == SERVER_HEADER
+    assert response.headers["Location"].startswith(server.url + "/compute/")
+    missing = requests.get(server.url + "/compute/none", timeout=5)
+    assert (missing.status_code, missing.reason) == (404, "Not Found")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_as_in_the_readme(server: Server) -> None:
+    result = subprocess.run(
+        ["curl", "-sS", "-i", "-X", "POST", f"{server.url}/compute/",
+         "-H", "Content-Type: text/occi", "-H", f"Category: {KIND.partition(': ')[2]}",
+         "-H", 'X-OCCI-Attribute: occi.core.title="from curl"'],
+        capture_output=True, text=True, timeout=30, check=True)
+    assert result.stdout.startswith("HTTP/1.1 201 Created")
+
+
+def test_parallel_creates_lose_nothing(server: Server) -> None:
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(lambda i: create(server.url, f"vm{i}"), range(60)))
+    assert [r.status_code for r in responses] == [201] * 60
+    locations = {r.headers["Location"] for r in responses}
+    listed = requests.get(server.url + "/compute/", headers={"Accept": "text/uri-list"},
+                          timeout=30).text.split()
+    assert len(locations) == 60 and set(listed) == locations
+
+
+def test_state_survives_a_restart(tmp_path: Path) -> None:
+    first = Server(tmp_path / "data")
+    first.start(workers=1)
+    location = create(first.url, "survivor").headers["Location"]
+    first.stop()
+    second = Server(tmp_path / "data")
+    second.start(workers=1)
+    try:
+        path = location.split(f":{first.port}", 1)[1]
+        response = requests.get(second.url + path, timeout=10,
+                                headers={"Accept": "application/occi+json"})
+        assert response.json()["title"] == "survivor"
+    finally:
+        second.stop()
+
+
+def test_refuses_to_start_without_a_backend(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OCCI_BACKEND"}
+    result = subprocess.run([str(SERVER), "serve", "--data-dir", str(tmp_path)], env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "OCCI_BACKEND" in result.stderr

@@ -1,0 +1,124 @@
+"""The store: migrations, persistence across restarts, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from occi_server.core import Entity, Mixin
+from occi_server.store import Store
+from occi_server.store.tables import metadata
+from tests.conftest import COMPUTE, Client
+from tests.support.postgres import find_bin, private_cluster
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    if not find_bin("initdb"):
+        pytest.skip("PostgreSQL server binaries are not installed (scripts/setup.sh --test "
+                    "installs them)")
+    with private_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path: Path) -> Iterator[Store]:
+    url = f"sqlite:///{tmp_path}/s.sqlite3" if request.param == "sqlite" \
+        else request.getfixturevalue("postgres_url")
+    store = Store(url)
+    if request.param == "postgresql":
+        with store.engine.begin() as connection:  # a clean slate per test
+            metadata.drop_all(connection)
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    assert differences == []
+
+
+def test_migrate_twice_is_harmless(store: Store) -> None:
+    store.migrate()
+
+
+def test_entities_round_trip_with_mixins_and_links(store: Store) -> None:
+    compute = Entity(id="c1", kind=COMPUTE, location="/compute/c1", mixins=["m#b", "m#a"],
+                     attributes={"occi.core.id": "c1", "occi.compute.cores": 2,
+                                 "occi.core.title": "é"})
+    link = Entity(id="l1", kind="k#link", location="/link/l1", source="/compute/c1",
+                  target="/network/n1", target_kind="k#network",
+                  attributes={"occi.core.id": "l1"})
+    with store.transaction(write=True) as repo:
+        repo.insert(compute)
+        repo.insert(link, source_id="c1")
+    with store.transaction(write=False) as repo:
+        found = repo.get("c1")
+        assert found is not None
+        assert (found.mixins, found.attributes) == (["m#b", "m#a"], compute.attributes)
+        assert [x.location for x in repo.list(mixins_any=["m#a"])] == ["/compute/c1"]
+        [stored_link] = repo.links_from(["c1"])["c1"]
+        assert (stored_link.source, stored_link.target) == ("/compute/c1", "/network/n1")
+    with store.transaction(write=True) as repo:
+        repo.delete("c1")
+    with store.transaction(write=False) as repo:
+        assert repo.count() == 0
+
+
+def test_a_failed_transaction_leaves_nothing(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.transaction(write=True) as repo:
+        repo.insert(Entity(id="x", kind=COMPUTE, location="/compute/x"))
+        raise RuntimeError("boom")
+    with store.transaction(write=False) as repo:
+        assert repo.get("x") is None
+
+
+def test_locations_are_unique(store: Store) -> None:
+    from occi_server.errors import Conflict
+    with pytest.raises(Conflict), store.transaction(write=True) as repo:
+        repo.insert(Entity(id="a", kind=COMPUTE, location="/compute/same"))
+        repo.insert(Entity(id="b", kind=COMPUTE, location="/compute/same"))
+
+
+def test_run_time_mixins_persist(store: Store) -> None:
+    mixin = Mixin("http://example.com/t#", "tag", title="Tag", location="/tag/", origin="user")
+    with store.transaction(write=True) as repo:
+        repo.insert_mixin(mixin)
+    with store.transaction(write=False) as repo:
+        assert [(m.type_id, m.location, m.origin) for m in repo.mixins()] == [
+            ("http://example.com/t#tag", "/tag/", "user")]
+
+
+def test_state_survives_a_restart(make_app) -> None:
+    first = Client(make_app())
+    path = first.compute('X-OCCI-Attribute: occi.core.title="persistent"')
+    first.post_text("/-/", ['Category: t; scheme="http://example.com/t#"; class="mixin"; '
+                            'location="/t/"'])
+    first.post_text("/t/", [f"X-OCCI-Location: {path}"])
+    first.app.extensions["occi.store"].dispose()
+    second = Client(make_app())
+    document = second.json(path)
+    assert document["title"] == "persistent"
+    assert "http://example.com/t#t" in document["mixins"]
+
+
+def test_the_service_runs_on_postgresql(make_app, postgres_url: str) -> None:
+    store = Store(postgres_url)
+    with store.engine.begin() as connection:
+        metadata.drop_all(connection)
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    store.dispose()
+    client = Client(make_app(database_url=postgres_url))
+    network = client.network()
+    path = client.compute(f'Link: <{network}>; rel="http://schemas.ogf.org/occi/'
+                          'infrastructure#network"')
+    assert client.json(path)["links"][0]["attributes"]["occi.networkinterface.address"] == \
+        "10.9.0.2"
+    assert client.request("DELETE", path).status_code == 200
