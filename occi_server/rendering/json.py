@@ -113,7 +113,8 @@ def entity_json(entity: Entity, ctx: RenderContext) -> dict[str, Any]:
 
 
 def _dump(document: Any) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    # Compact: an indent makes the json module fall back to its slow pure-Python encoder.
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 class JsonRenderer(Renderer):

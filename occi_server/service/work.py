@@ -77,6 +77,7 @@ class Work:
         self.local_path = local_path  # location or URL -> path on this server
         # An infrastructure failure to report once the transaction has committed.
         self.failure: OCCIError | None = None
+        self._legal: dict[tuple[str, tuple[str, ...], Any], list[str]] = {}
 
     # ------------------------------------------------------------ paths
     def resolve(self, path: str) -> Target:
@@ -119,8 +120,11 @@ class Work:
         kind = self.kind_of(entity)
         machine = self.model.state_machine(kind)
         state = entity.attributes.get(machine.attribute) if machine else None
-        return [a.type_id for a in self.model.actions_of(kind, entity.mixins)
-                if machine is None or machine.allowed(a.term, state)]
+        key = (kind.type_id, tuple(entity.mixins), state)
+        if key not in self._legal:
+            self._legal[key] = [a.type_id for a in self.model.actions_of(kind, entity.mixins)
+                                if machine is None or machine.allowed(a.term, state)]
+        return list(self._legal[key])
 
     def detailed(self, entities: Sequence[Entity]) -> list[Entity]:
         """Entities with their outgoing links and applicable actions filled in."""
