@@ -25,17 +25,21 @@ from occi_server.backends.base import (
     StorageBackend,
 )
 from occi_server.core import Entity
-from occi_server.errors import BackendFailure
+from occi_server.errors import BackendFailure, BackendUnavailable
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
 
 
 class _Failures:
-    """Operations configured to fail, e.g. {"compute.create", "storage.act.online"}."""
+    """Operations configured to fail, e.g. {"compute.create", "storage.act.online"}.
+    "unavailable" makes every operation behave as if the infrastructure could
+    not be reached."""
 
     def __init__(self, names: Iterable[str]) -> None:
         self.names = frozenset(names)
 
     def check(self, operation: str) -> None:
+        if "unavailable" in self.names:
+            raise BackendUnavailable("the simulated infrastructure is unreachable (configured)")
         if operation in self.names:
             raise BackendFailure(f"simulated failure of {operation} (configured)")
 

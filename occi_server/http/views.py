@@ -90,6 +90,14 @@ class Exchange:
         references = self.parser().locations(self.body(), self.ctx)
         return [self.work.entity_at(reference, "entity") for reference in references]
 
+    def listed_entities(self) -> list[Entity] | None:
+        """The entities a DELETE names (body, or text/occi location headers);
+        None when it names none, which means every member."""
+        if request.content_length or "X-OCCI-Location" in request.headers \
+                or "Location" in request.headers:
+            return self.entities_in_body()
+        return None
+
     def one_entity_spec(self) -> EntitySpec:
         specs = self.parser().entities(self.body(), self.ctx)
         if len(specs) != 1:
@@ -180,7 +188,7 @@ class Exchange:
         return self.collection_result(done)
 
     def kind_delete(self) -> Result:
-        listed = self.entities_in_body() if request.content_length else None
+        listed = self.listed_entities()
         members = self.work.members(self.target, self.filter(), None, None)
         if listed is not None:
             member_ids = {m.id for m in members}
@@ -214,8 +222,7 @@ class Exchange:
     def mixin_delete(self) -> Result:
         mixin = self.target.category
         assert isinstance(mixin, Mixin)
-        listed = self.entities_in_body() if request.content_length or request.headers.get(
-            "X-OCCI-Location") else None
+        listed = self.listed_entities()
         current = self.work.members(self.target, Filter(), None, None)
         if listed is not None:
             listed_ids = {e.id for e in listed}

@@ -515,13 +515,22 @@ class Work:
 
     def _links_to_create(self, entity: Entity, specs: list[LinkSpec], *, full: bool
                          ) -> list[LinkSpec]:
+        """The links in an update that are new. Echoes of existing links (by
+        location or id, and on PUT also by target) are not."""
         if not specs:
             return []
         existing = self.repo.links_from([entity.id])[entity.id]
-        known = {link.location for link in existing} | {link.target for link in existing}
-        fresh = [s for s in specs if not ((s.self_location and self.local_path(
-            s.self_location) in known) or (s.target and self.local_path(s.target) in known
-                                           and full))]
+        known = {link.location for link in existing} | {link.id for link in existing}
+        targets = {link.target for link in existing}
+
+        def echoed(spec: LinkSpec) -> bool:
+            if spec.self_location and self.local_path(spec.self_location) in known:
+                return True
+            if str(spec.attributes.get("occi.core.id")) in known:
+                return True
+            return full and bool(spec.target) and self.local_path(str(spec.target)) in targets
+
+        fresh = [spec for spec in specs if not echoed(spec)]
         if fresh and full:
             raise BadRequest("PUT keeps the links of a resource as they are; create new links "
                              "with POST on the resource or on a link collection")

@@ -107,3 +107,12 @@ def test_failed_create_leaves_an_entity_in_error(make_app) -> None:
     client = Client(make_app(simulated_failures=["compute.create"]))
     attributes = client.attributes(client.compute())
     assert attributes["occi.compute.state"] == "error"
+
+
+def test_unreachable_infrastructure_is_503_and_stores_nothing(make_app) -> None:
+    client = Client(make_app(simulated_failures=["unavailable"]))
+    response = client.post_text("/compute/", [category("http://schemas.ogf.org/occi/"
+                                                       "infrastructure#compute", "kind")])
+    assert response.status_code == 503
+    assert "unreachable" in response.get_data(as_text=True)
+    assert client.get("/compute/").get_data() == b""

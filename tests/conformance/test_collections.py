@@ -120,3 +120,10 @@ def test_association_respects_applies(client: Client) -> None:
 
 def test_unbound_root_lists_everything(client: Client, three: list[str]) -> None:
     assert client.get("/", accept="text/uri-list").get_data(as_text=True).count("http") == 3
+
+
+def test_text_occi_delete_of_listed_members_only(client: Client, three: list[str]) -> None:
+    response = client.request("DELETE", "/compute/", headers={
+        "Content-Type": "text/occi", "X-OCCI-Location": f"http://localhost{three[1]}"})
+    assert response.status_code == 200
+    assert [client.get(p).status_code for p in three] == [200, 404, 200]

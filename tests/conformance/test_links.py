@@ -140,3 +140,15 @@ def test_put_keeps_links_and_refuses_new_ones(client: Client) -> None:
                                     f'Link: <{other}>; rel="{INFRA}network"'], method="PUT")
     assert fresh.status_code == 400
     assert len(client.json(path)["links"]) == 1
+
+
+def test_json_partial_update_echoing_links_creates_none(client: Client) -> None:
+    network = client.network()
+    path = client.compute(f'Link: <{network}>; rel="{INFRA}network"')
+    document = client.json(path)
+    document["attributes"] = {"occi.core.title": "renamed"}
+    document.pop("actions")
+    response = client.post_json(path, document)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    after = client.json(path)
+    assert after["title"] == "renamed" and len(after["links"]) == 1
