@@ -24,7 +24,7 @@ from occi_server.backends.base import (
     NetworkBackend,
     StorageBackend,
 )
-from occi_server.core import Entity
+from occi_server.core import Entity, Kind
 from occi_server.errors import BackendFailure, BackendUnavailable
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
 
@@ -44,20 +44,30 @@ class _Failures:
             raise BackendFailure(f"simulated failure of {operation} (configured)")
 
 
-def _target_state(kind: Any, action: str, current: str | None) -> str | None:
-    transition = kind.states.target(action)
-    return current if transition is None else transition
-
-
-class SimulatedCompute(ComputeBackend):
+class _Simulation:
     name = "simulated"
     simulated = True
 
+    def __init__(self, failures: _Failures) -> None:
+        self.failures = failures
+
+    @staticmethod
+    def transition(kind: Kind, entity: Entity, action: str,
+                   wording: dict[str, str] | None = None) -> ActionOutcome:
+        """The state the kind's state machine leads to, as a real backend reports it."""
+        attribute = kind.states.attribute
+        current = entity.attributes.get(attribute)
+        state = kind.states.target(action) or current
+        text = (wording or {}).get(state, state)
+        return ActionOutcome({attribute: state, f"{attribute}.message": f"{text} (simulated)"})
+
+
+class SimulatedCompute(_Simulation, ComputeBackend):
     def __init__(self, images: list[dict[str, Any]], failures: _Failures) -> None:
+        super().__init__(failures)
         self._images = [Image(term=i["term"], title=i.get("title", i["term"]),
                               os=i.get("os", "linux"), architecture=i.get("architecture", "x64"))
                         for i in images]
-        self.failures = failures
 
     def images(self) -> list[Image]:
         return list(self._images)
@@ -73,12 +83,8 @@ class SimulatedCompute(ComputeBackend):
 
     def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:
         self.failures.check(f"compute.act.{action}")
-        state = _target_state(COMPUTE, action, compute.attributes.get("occi.compute.state"))
-        messages = {"active": "running", "inactive": "stopped", "suspended": "suspended"}
-        outcome = ActionOutcome({
-            "occi.compute.state": state,
-            "occi.compute.state.message": f"{messages.get(state or '', state)} (simulated)",
-        })
+        outcome = self.transition(COMPUTE, compute, action,
+                                  {"active": "running", "inactive": "stopped"})
         if action == "save":
             title = params.get("name") or f"Saved from {compute.title or compute.id}"
             outcome.image = Image(term=f"saved-{secrets.token_hex(6)}", title=str(title),
@@ -107,13 +113,7 @@ class SimulatedCompute(ComputeBackend):
         self.failures.check("compute.detach_network")
 
 
-class SimulatedStorage(StorageBackend):
-    name = "simulated"
-    simulated = True
-
-    def __init__(self, failures: _Failures) -> None:
-        self.failures = failures
-
+class SimulatedStorage(_Simulation, StorageBackend):
     def create(self, storage: Entity) -> Attributes:
         self.failures.check("storage.create")
         return {"occi.storage.state": "online",
@@ -121,9 +121,7 @@ class SimulatedStorage(StorageBackend):
 
     def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
         self.failures.check(f"storage.act.{action}")
-        state = _target_state(STORAGE, action, storage.attributes.get("occi.storage.state"))
-        return ActionOutcome({"occi.storage.state": state,
-                              "occi.storage.state.message": f"{state} (simulated)"})
+        return self.transition(STORAGE, storage, action)
 
     def update(self, storage: Entity, changes: Attributes) -> Attributes:
         self.failures.check("storage.update")
@@ -133,13 +131,7 @@ class SimulatedStorage(StorageBackend):
         self.failures.check("storage.delete")
 
 
-class SimulatedNetwork(NetworkBackend):
-    name = "simulated"
-    simulated = True
-
-    def __init__(self, failures: _Failures) -> None:
-        self.failures = failures
-
+class SimulatedNetwork(_Simulation, NetworkBackend):
     def create(self, network: Entity) -> Attributes:
         self.failures.check("network.create")
         return {"occi.network.state": "active",
@@ -147,9 +139,7 @@ class SimulatedNetwork(NetworkBackend):
 
     def act(self, network: Entity, action: str, params: Attributes) -> ActionOutcome:
         self.failures.check(f"network.act.{action}")
-        state = _target_state(NETWORK, action, network.attributes.get("occi.network.state"))
-        return ActionOutcome({"occi.network.state": state,
-                              "occi.network.state.message": f"{state} (simulated)"})
+        return self.transition(NETWORK, network, action)
 
     def update(self, network: Entity, changes: Attributes) -> Attributes:
         self.failures.check("network.update")

@@ -210,25 +210,36 @@ def entity_pairs(entity: Entity, ctx: RenderContext, *, ascii_only: bool
     return pairs
 
 
-class TextPlainRenderer(Renderer):
-    media_type = "text/plain"
+class _TextRenderer(Renderer):
+    """The text renderings share their lines; they differ in where the lines go."""
 
-    @staticmethod
-    def _lines(pairs: list[tuple[str, str]]) -> Rendered:
-        return Rendered(body="".join(f"{name}: {value}\n" for name, value in pairs))
+    ascii_only = False
+
+    @abstractmethod
+    def emit(self, pairs: list[tuple[str, str]]) -> Rendered: ...
 
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
-        return self._lines(entity_pairs(entity, ctx, ascii_only=False))
+        return self.emit(entity_pairs(entity, ctx, ascii_only=self.ascii_only))
 
     def collection(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
         return self.locations(entities, ctx)
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        return self._lines([("X-OCCI-Location", ctx.absolute(e.location)) for e in entities])
+        return self.emit([("X-OCCI-Location", ctx.absolute(e.location)) for e in entities])
 
     def categories(self, categories: Sequence[Category], ctx: RenderContext) -> Rendered:
-        return self._lines([("Category", render_category(c, ctx.model, full=True))
-                            for c in categories])
+        return self.emit([
+            ("Category", render_category(c, ctx.model, full=True, ascii_only=self.ascii_only))
+            for c in categories])
+
+
+class TextPlainRenderer(_TextRenderer):
+    """text/plain: one `Name: value` line per value, in the body."""
+
+    media_type = "text/plain"
+
+    def emit(self, pairs: list[tuple[str, str]]) -> Rendered:
+        return Rendered(body="".join(f"{name}: {value}\n" for name, value in pairs))
 
     def empty(self) -> Rendered:
         return Rendered()
@@ -237,29 +248,17 @@ class TextPlainRenderer(Renderer):
         return Rendered(body=error.message + "\n")
 
 
-class TextOcciRenderer(Renderer):
-    media_type = "text/occi"
+class TextOcciRenderer(_TextRenderer):
+    """text/occi: values comma-joined in HTTP headers (ASCII only), body `OK`."""
 
-    @staticmethod
-    def _headers(pairs: list[tuple[str, str]]) -> Rendered:
+    media_type = "text/occi"
+    ascii_only = True
+
+    def emit(self, pairs: list[tuple[str, str]]) -> Rendered:
         grouped: dict[str, list[str]] = {}
         for name, value in pairs:
             grouped.setdefault(name, []).append(value)
         return Rendered(body="OK", headers=[(n, ", ".join(v)) for n, v in grouped.items()])
-
-    def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
-        return self._headers(entity_pairs(entity, ctx, ascii_only=True))
-
-    def collection(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        return self.locations(entities, ctx)
-
-    def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        return self._headers([("X-OCCI-Location", ctx.absolute(e.location)) for e in entities])
-
-    def categories(self, categories: Sequence[Category], ctx: RenderContext) -> Rendered:
-        return self._headers([
-            ("Category", render_category(c, ctx.model, full=True, ascii_only=True))
-            for c in categories])
 
     def empty(self) -> Rendered:
         return Rendered(body="OK")
