@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-BACKENDS = ("simulated",)
+# The backends each area can use.
+BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated",),
+            "network": ("simulated",)}
 
 
 class ConfigError(Exception):
@@ -24,7 +26,17 @@ class Config:
     listen: str = "127.0.0.1:8080"
     # Which infrastructure drives compute, storage and network. Chosen explicitly:
     # "simulated" runs everything in process, with no real infrastructure.
+    # compute_backend/storage_backend/network_backend override it per area.
     backend: str = ""
+    compute_backend: str = ""
+    storage_backend: str = ""
+    network_backend: str = ""
+    libvirt_uri: str = "qemu:///system"
+    accelerator: str = "auto"  # auto (probe KVM, else TCG), kvm or tcg
+    images_dir: str = ""  # default: data_dir/images
+    instances_dir: str = ""  # default: data_dir/instances
+    shutdown_timeout: int = 60  # seconds a graceful stop may take before power-off
+    reconcile_seconds: int = 10  # how often stored states are checked against the real ones
     database_url: str = ""  # default: SQLite file in data_dir
     # Scheme prefix of this site's own categories (templates, backend tags).
     site_scheme: str = ""
@@ -57,18 +69,35 @@ class Config:
         scheme = self.site_scheme or f"http://{socket.gethostname()}/occi/"
         return scheme if scheme.endswith("/") else scheme + "/"
 
+    def backend_for(self, area: str) -> str:
+        return getattr(self, f"{area}_backend") or self.backend
+
+    @property
+    def images_path(self) -> Path:
+        return Path(self.images_dir).expanduser().resolve() if self.images_dir \
+            else self.data_path / "images"
+
+    @property
+    def instances_path(self) -> Path:
+        return Path(self.instances_dir).expanduser().resolve() if self.instances_dir \
+            else self.data_path / "instances"
+
     @property
     def effective_workers(self) -> int:
         return self.workers or min(2 * (os.cpu_count() or 1) + 1, 8)
 
     def validate(self) -> Config:
-        if not self.backend:
-            raise ConfigError(
-                "no backend chosen: set backend in the config file or OCCI_BACKEND "
-                f"(one of: {', '.join(BACKENDS)})")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {self.backend!r}; choose one of "
-                              f"{', '.join(BACKENDS)}")
+        for area, choices in BACKENDS.items():
+            chosen = self.backend_for(area)
+            if not chosen:
+                raise ConfigError(
+                    f"no {area} backend chosen: set backend (or {area}_backend) in the config "
+                    f"file, or OCCI_BACKEND (one of: {', '.join(choices)})")
+            if chosen not in choices:
+                raise ConfigError(f"unknown {area} backend {chosen!r}; choose one of "
+                                  f"{', '.join(choices)}")
+        if self.accelerator not in ("auto", "kvm", "tcg"):
+            raise ConfigError(f"accelerator must be auto, kvm or tcg, not {self.accelerator!r}")
         if self.auth not in ("none", "basic"):
             raise ConfigError(f"auth must be none or basic, not {self.auth!r}")
         if self.auth == "basic" and not self.users:

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="postgresql"
+extras="postgresql,libvirt"
 [ "${1:-}" = "--test" ] && extras="test"
 
 # System packages: Python with venv support. Installed only when missing, so

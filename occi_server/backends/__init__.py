@@ -1,17 +1,19 @@
 """Backends, looked up by name and imported only when chosen, so a missing
-system library breaks only its own driver."""
+system library (libvirt) breaks only its own driver."""
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
 
 from occi_server.backends.base import Backends
+from occi_server.config import Config
 
 
-def load_backends(name: str, **options: Any) -> Backends:
-    """The backends for `name` (see occi_server.config.BACKENDS)."""
-    if name == "simulated":
-        module = import_module("occi_server.backends.simulated")
-        return module.simulated_backends(options.get("images", []), options.get("failures", []))
-    raise ValueError(f"unknown backend {name!r}")
+def load_backends(config: Config) -> Backends:
+    """The compute, storage and network backends the configuration chooses."""
+    simulated = import_module("occi_server.backends.simulated").simulated_backends(
+        config.simulated_images, config.simulated_failures)
+    compute = simulated.compute
+    if config.backend_for("compute") == "libvirt":
+        compute = import_module("occi_server.backends.libvirt").libvirt_compute(config)
+    return Backends(compute, simulated.storage, simulated.network)

@@ -37,6 +37,14 @@ class ActionOutcome:
 
 
 @dataclass(frozen=True)
+class VolumeSource:
+    """Where a compute backend finds a volume: a local file or device."""
+
+    path: str | None
+    format: str = "raw"
+
+
+@dataclass(frozen=True)
 class Context:
     """Contextualization data for a guest (cloud-init NoCloud)."""
 
@@ -45,9 +53,19 @@ class Context:
     hostname: str | None = None
 
 
-class ComputeBackend(ABC):
+class Backend(ABC):
     name: str
     simulated = False
+
+    @property
+    def label(self) -> str:
+        """What serves the resources, for /-/ and logs."""
+        return self.name
+
+
+class ComputeBackend(Backend):
+    requires_image = False  # whether a compute needs an os_tpl
+    observes = False  # whether current_state, stats and console tell anything
 
     @abstractmethod
     def images(self) -> list[Image]:
@@ -71,24 +89,38 @@ class ComputeBackend(ABC):
         """Destroy the guest and its ephemeral disks."""
 
     @abstractmethod
-    def attach_storage(self, compute: Entity, link: Entity, storage: Entity) -> Attributes:
-        """Attach a volume; returns occi.storagelink.deviceid and .state."""
+    def attach_storage(self, compute: Entity, link: Entity, storage: Entity,
+                       source: VolumeSource | None) -> Attributes:
+        """Attach a volume (from the storage backend's `source`); returns
+        occi.storagelink.state."""
 
     @abstractmethod
     def detach_storage(self, compute: Entity, link: Entity) -> None: ...
 
     @abstractmethod
-    def attach_network(self, compute: Entity, link: Entity, network: Entity) -> Attributes:
-        """Plug an interface; returns occi.networkinterface.interface and .state."""
+    def attach_network(self, compute: Entity, link: Entity, network: Entity,
+                       bridge: str | None) -> Attributes:
+        """Plug an interface into the network backend's `bridge`; returns
+        occi.networkinterface.state."""
 
     @abstractmethod
     def detach_network(self, compute: Entity, link: Entity) -> None: ...
 
+    # Observation, for backends whose guests change state on their own.
+    def current_state(self, compute: Entity) -> Attributes | None:
+        """The guest's real state now; None when the backend cannot tell."""
+        return None
 
-class StorageBackend(ABC):
-    name: str
-    simulated = False
+    def stats(self, compute: Entity) -> Attributes:
+        """Monitoring counters (occi_server.monitoring.*) of a running guest."""
+        return {}
 
+    def console(self, compute: Entity) -> str | None:
+        """The guest's serial console output; None when there is none."""
+        return None
+
+
+class StorageBackend(Backend):
     @abstractmethod
     def create(self, storage: Entity) -> Attributes:
         """Allocate the volume of occi.storage.size GiB; returns its state."""
@@ -103,11 +135,12 @@ class StorageBackend(ABC):
     @abstractmethod
     def delete(self, storage: Entity) -> None: ...
 
+    @abstractmethod
+    def source(self, storage: Entity) -> VolumeSource | None:
+        """Where a compute on this host finds the volume; None if nowhere."""
 
-class NetworkBackend(ABC):
-    name: str
-    simulated = False
 
+class NetworkBackend(Backend):
     @abstractmethod
     def create(self, network: Entity) -> Attributes:
         """Create the network (bridge, DHCP); returns occi.network.state."""
@@ -130,6 +163,10 @@ class NetworkBackend(ABC):
 
     @abstractmethod
     def unbind(self, link: Entity, network: Entity) -> None: ...
+
+    @abstractmethod
+    def bridge(self, network: Entity) -> str | None:
+        """The host bridge guests plug into; None if the network has none."""
 
 
 @dataclass(frozen=True)

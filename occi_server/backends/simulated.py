@@ -23,6 +23,7 @@ from occi_server.backends.base import (
     Image,
     NetworkBackend,
     StorageBackend,
+    VolumeSource,
 )
 from occi_server.core import Entity, Kind
 from occi_server.errors import BackendFailure, BackendUnavailable
@@ -98,14 +99,16 @@ class SimulatedCompute(_Simulation, ComputeBackend):
     def delete(self, compute: Entity) -> None:
         self.failures.check("compute.delete")
 
-    def attach_storage(self, compute: Entity, link: Entity, storage: Entity) -> Attributes:
+    def attach_storage(self, compute: Entity, link: Entity, storage: Entity,
+                       source: VolumeSource | None) -> Attributes:
         self.failures.check("compute.attach_storage")
         return {"occi.storagelink.state": "active"}
 
     def detach_storage(self, compute: Entity, link: Entity) -> None:
         self.failures.check("compute.detach_storage")
 
-    def attach_network(self, compute: Entity, link: Entity, network: Entity) -> Attributes:
+    def attach_network(self, compute: Entity, link: Entity, network: Entity,
+                       bridge: str | None) -> Attributes:
         self.failures.check("compute.attach_network")
         return {"occi.networkinterface.state": "active"}
 
@@ -129,6 +132,9 @@ class SimulatedStorage(_Simulation, StorageBackend):
 
     def delete(self, storage: Entity) -> None:
         self.failures.check("storage.delete")
+
+    def source(self, storage: Entity) -> VolumeSource | None:
+        return None  # no volume exists
 
 
 class SimulatedNetwork(_Simulation, NetworkBackend):
@@ -158,6 +164,9 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
 
     def unbind(self, link: Entity, network: Entity) -> None:
         self.failures.check("network.unbind")
+
+    def bridge(self, network: Entity) -> str | None:
+        return None  # no bridge exists
 
 
 def simulated_backends(images: list[dict[str, Any]], failures: Iterable[str]) -> Backends:

@@ -21,7 +21,7 @@ from occi_server.errors import NotImplementedFeature, Unauthorized
 from occi_server.http.errors import register_error_handlers
 from occi_server.http.views import dispatch
 from occi_server.rendering import SUPPORTED
-from occi_server.service import Service
+from occi_server.service import Reconciler, Service
 from occi_server.store import Store
 
 log = logging.getLogger("occi_server.http")
@@ -40,11 +40,16 @@ def create_app(config: Config, *, backends: Backends | None = None,
     if migrate:
         store.migrate()
     if backends is None:
-        backends = load_backends(config.backend, images=config.simulated_images,
-                                 failures=config.simulated_failures)
+        backends = load_backends(config)
     app = Flask("occi_server")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
-    app.extensions["occi.service"] = Service(config, store, backends)
+    service = Service(config, store, backends)
+    app.extensions["occi.service"] = service
+    if backends.compute.observes and config.reconcile_seconds > 0:
+        reconciler = Reconciler(service, config.reconcile_seconds,
+                                config.data_path / "reconcile.lock")
+        reconciler.start()
+        app.extensions["occi.reconciler"] = reconciler
     app.extensions["occi.store"] = store
     app.extensions["occi.config"] = config
     app.url_map.strict_slashes = False

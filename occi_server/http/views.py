@@ -10,7 +10,13 @@ from flask import Response, current_app, request
 
 from occi_server.core import Entity, Kind, Mixin
 from occi_server.core.specs import ActionSpec, CategorySpec, EntitySpec, Filter
-from occi_server.errors import BadRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from occi_server.errors import (
+    BadRequest,
+    MethodNotAllowed,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+)
 from occi_server.rendering import (
     RenderContext,
     Rendered,
@@ -31,6 +37,7 @@ ALLOWED = {
     "entity": ["GET", "HEAD", "POST", "PUT", "DELETE"],
     "new": ["PUT"],
     "unbound": ["GET", "HEAD"],
+    "console": ["GET", "HEAD"],
 }
 
 
@@ -232,7 +239,14 @@ class Exchange:
 
     def entity_get(self) -> Result:
         assert self.target.entity is not None
-        return self.entity_result(self.target.entity)
+        return self.entity_result(self.work.observed(self.target.entity))
+
+    def console_get(self) -> Result:
+        """The serial console log of a compute (an extension: text/plain only)."""
+        assert self.target.entity is not None
+        if self.negotiated.media_type not in ("text/plain", "text/occi+plain"):
+            raise NotAcceptable("the console log is available as text/plain only")
+        return Result(200, Rendered(body=self.work.console(self.target.entity)))
 
     def entity_post(self) -> Result:
         entity = self.target.entity

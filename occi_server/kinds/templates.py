@@ -52,3 +52,26 @@ def flavour_mixins(flavours: tuple[Flavour, ...] | list[Flavour]) -> list[Mixin]
             ),
         ))
     return mixins
+
+
+MONITORING_COUNTERS = (
+    ("cpu_seconds", AttrType.FLOAT, "CPU time used by the guest, in seconds"),
+    ("memory_kib", AttrType.INTEGER, "Memory the guest has, in KiB"),
+    ("memory_rss_kib", AttrType.INTEGER, "Host memory the guest occupies, in KiB"),
+    ("disk_read_bytes", AttrType.INTEGER, "Bytes read from the guest's disks"),
+    ("disk_write_bytes", AttrType.INTEGER, "Bytes written to the guest's disks"),
+    ("net_rx_bytes", AttrType.INTEGER, "Bytes received by the guest's interfaces"),
+    ("net_tx_bytes", AttrType.INTEGER, "Bytes sent by the guest's interfaces"),
+)
+
+
+def monitoring_mixin(site_scheme: str) -> Mixin:
+    """Live usage counters of a running guest, read from the hypervisor at each GET."""
+    return Mixin(
+        site_scheme + "monitoring#", "compute", title="Live usage counters of a running guest",
+        applies=(COMPUTE.type_id,), location="/mixin/monitoring/compute/", origin="provider",
+        managed=True,
+        attributes=tuple(Attribute(f"occi_server.monitoring.{name}", kind, mutable=False,
+                                   description=text)
+                         for name, kind, text in MONITORING_COUNTERS),
+    )

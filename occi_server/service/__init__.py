@@ -4,19 +4,28 @@ know nothing of HTTP."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from occi_server.backends.base import Backends
 from occi_server.config import Config, ConfigError
 from occi_server.core import Mixin, Model
-from occi_server.kinds import DEFAULT_FLAVOURS, Flavour, builtin_categories, flavour_mixins
-from occi_server.kinds.infrastructure import COMPUTE, OS_TPL
-from occi_server.service.work import Settings, Target, Work
+from occi_server.kinds import (
+    DEFAULT_FLAVOURS,
+    Flavour,
+    builtin_categories,
+    flavour_mixins,
+    monitoring_mixin,
+)
+from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
+from occi_server.service.work import Settings, Target, Work, image_mixin
 from occi_server.store import Repository, Store
 
-__all__ = ["Service", "Target", "Work"]
+__all__ = ["Reconciler", "Service", "Target", "Work"]
 
 log = logging.getLogger("occi_server.service")
 
@@ -32,33 +41,37 @@ class Service:
         if default is None:
             raise ConfigError(f"default_flavour {config.default_flavour!r} is not one of the "
                               f"flavours: {', '.join(f.term for f in flavours)}")
-        name = backends.compute.name
-        backend_mixin = Mixin(
-            self.site_scheme + "backend#", name,
-            title=("Simulated backend: no real infrastructure behind this entity"
-                   if backends.simulated else f"Served by the {name} backend"),
-            location=f"/mixin/backend/{name}/", origin="provider", managed=True)
-        self.builtin = Model([*builtin_categories(), *flavour_mixins(flavours), backend_mixin])
+        tags: dict[str, Mixin] = {}
+        by_kind: dict[str, str] = {}
+        for kind, backend in ((COMPUTE, backends.compute), (STORAGE, backends.storage),
+                              (NETWORK, backends.network)):
+            tag = tags.setdefault(backend.name, Mixin(
+                self.site_scheme + "backend#", backend.name,
+                title=("Simulated backend: no real infrastructure behind this entity"
+                       if backend.simulated else f"Served by {backend.label}"),
+                location=f"/mixin/backend/{backend.name}/", origin="provider", managed=True))
+            by_kind[kind.type_id] = tag.type_id
+            if backend.simulated:
+                log.warning("the %s backend is SIMULATED: %s resources are not real and carry "
+                            "the mixin %s", kind.term, kind.term, tag.type_id)
+        # Usage counters are advertised only where the compute backend reports them.
+        monitoring = monitoring_mixin(self.site_scheme) if backends.compute.observes else None
+        self.builtin = Model([*builtin_categories(), *flavour_mixins(flavours), *tags.values(),
+                              *([monitoring] if monitoring else [])])
         self.settings = Settings(
             site_scheme=self.site_scheme,
             default_sizes={"occi.compute.cores": default.cores,
                            "occi.compute.memory": float(default.memory)},
             max_page_size=config.max_page_size,
-            backend_mixin=backend_mixin.type_id,
+            backend_mixins=by_kind,
+            monitoring_mixin=monitoring.type_id if monitoring else None,
         )
-        if backends.simulated:
-            log.warning("running the SIMULATED backend: compute, storage and network are not "
-                        "real; every entity carries the mixin %s", backend_mixin.type_id)
 
     def model(self, repo: Repository) -> Model:
         """The model in force: built-in categories, images as os_tpl mixins,
         and the mixins created at run time."""
-        images = [Mixin(
-            self.site_scheme + "os_tpl#", image.term, title=image.title,
-            depends=(OS_TPL.type_id,), applies=(COMPUTE.type_id,),
-            location=f"/mixin/os_tpl/{image.term}/", origin="provider",
-            info={"os": image.os, "architecture": image.architecture},
-        ) for image in self.backends.compute.images()]
+        images = [image_mixin(self.site_scheme, image)
+                  for image in self.backends.compute.images()]
         return self.builtin.extended([*images, *repo.mixins()])
 
     @contextmanager
@@ -70,3 +83,55 @@ class Service:
             yield work
         if work.failure is not None:
             raise work.failure
+
+
+class Reconciler:
+    """Brings stored compute states in line with what the infrastructure
+    reports, every `interval` seconds, in one process at a time (a lock file
+    in the data directory elects it)."""
+
+    def __init__(self, service: Service, interval: float, lock_path: Path) -> None:
+        self.service = service
+        self.interval = interval
+        self.lock_path = lock_path
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> int:
+        """One pass; returns how many entities changed."""
+        backend = self.service.backends.compute
+        changed = 0
+        with self.service.store.transaction(write=True) as repo:
+            for compute in repo.list(kinds=[COMPUTE.type_id]):
+                real = backend.current_state(compute)
+                if real and any(compute.attributes.get(k) != v for k, v in real.items()):
+                    compute.attributes.update(real)
+                    repo.update(compute)
+                    changed += 1
+        return changed
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="occi-reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        with self.lock_path.open("a") as lock:
+            while not self._stop.wait(self.interval):
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # another process reconciles
+                try:
+                    changed = self.run_once()
+                    if changed:
+                        log.info("reconciled the state of %d compute(s) with the "
+                                 "infrastructure", changed)
+                except Exception:
+                    log.exception("reconciliation failed; retrying in %s s", self.interval)
+                finally:
+                    fcntl.flock(lock, fcntl.LOCK_UN)

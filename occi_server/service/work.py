@@ -64,7 +64,8 @@ class Settings:
     site_scheme: str
     default_sizes: dict[str, Any]
     max_page_size: int
-    backend_mixin: str
+    backend_mixins: dict[str, str]  # kind -> the managed mixin naming its backend
+    monitoring_mixin: str | None  # set when the compute backend reports usage
 
 
 class Work:
@@ -93,6 +94,10 @@ class Work:
             entity = self.repo.by_location(path)
             if entity is not None:
                 return Target("entity", path, entity=entity)
+            if path.endswith("/console"):
+                owner = self.repo.by_location(path.removesuffix("/console"))
+                if owner is not None and owner.kind == COMPUTE.type_id:
+                    return Target("console", path, entity=owner)
             parent, _, last = path.rpartition("/")
             kind = self.model.by_location(parent + "/")
             if isinstance(kind, Kind) and last:
@@ -137,6 +142,21 @@ class Work:
                 for link in entity.links:
                     link.actions = self.legal_actions(link)
         return list(entities)
+
+    def observed(self, entity: Entity) -> Entity:
+        """A compute as the hypervisor sees it now: real state and usage
+        counters (rendered, not stored; the reconciler stores states)."""
+        compute = self.backends.compute
+        if entity.kind == COMPUTE.type_id and compute.observes:
+            entity.attributes.update(compute.current_state(entity) or {})
+            entity.attributes.update(compute.stats(entity))
+        return entity
+
+    def console(self, entity: Entity) -> str:
+        text = self.backends.compute.console(entity) if entity.kind == COMPUTE.type_id else None
+        if text is None:
+            raise NotFound(f"{entity.location} has no console log")
+        return text
 
     def members(self, target: Target, query: Filter, page: int | None,
                 number: int | None) -> list[Entity]:
@@ -214,6 +234,10 @@ class Work:
                 attributes=spec.attributes, target_kind=spec.target_kind, source=spec.source,
             ), source=None, entity_id=entity_id)
         mixins = resolve_mixins(self.model, kind, spec.mixins)
+        if kind.type_id == COMPUTE.type_id and self.backends.compute.requires_image and not any(
+                template_family(self.model, m) == OS_TPL.type_id for m in mixins):
+            raise BadRequest("a compute needs an OS template: add one of the os_tpl mixins "
+                             "(GET /mixin/os_tpl/ or /-/ lists them)")
         new_id = self._new_id(spec.attributes, entity_id)
         entity = Entity(id=new_id, kind=kind.type_id, location=f"{kind.location}{new_id}",
                         mixins=[m.type_id for m in mixins])
@@ -274,8 +298,10 @@ class Work:
         except BackendFailure as exc:
             result = self._error_state(kind, exc)
         entity.attributes.update(result)
-        if self.settings.backend_mixin not in entity.mixins:
-            entity.mixins.append(self.settings.backend_mixin)
+        tags = [self.settings.backend_mixins[kind.type_id]]
+        if kind.type_id == COMPUTE.type_id and self.settings.monitoring_mixin:
+            tags.append(self.settings.monitoring_mixin)
+        entity.mixins.extend(t for t in tags if t not in entity.mixins)
 
     def _error_state(self, kind: Kind, exc: BackendFailure) -> dict[str, Any]:
         state = f"occi.{kind.term}.state"
@@ -413,12 +439,14 @@ class Work:
         compute = self.backends.compute
         try:
             if kind.type_id == STORAGELINK.type_id:
-                result = compute.attach_storage(source, link, target)
+                result = compute.attach_storage(source, link, target,
+                                                self.backends.storage.source(target))
             else:
                 result = self.backends.network.bind(link, target)
                 link.attributes.update(result)
                 try:
-                    result = compute.attach_network(source, link, target)
+                    result = compute.attach_network(source, link, target,
+                                                    self.backends.network.bridge(target))
                 except BackendFailure:
                     self.backends.network.unbind(link, target)
                     raise
@@ -538,8 +566,9 @@ class Work:
 
     def _merged_mixins(self, kind: Kind, entity: Entity, requested: list[str], *,
                        full: bool) -> list[str]:
-        wanted = resolve_mixins(self.model, kind, [m for m in requested
-                                                   if m != self.settings.backend_mixin])
+        # Server-managed mixins a client echoes back are not the client's to give.
+        wanted = resolve_mixins(self.model, kind, [
+            m for m in requested if not (self.model.mixin(m) and self.model.mixin(m).managed)])
         # A full update starts from the mixins it cannot remove.
         kept = [m for m in entity.mixins if not full or self._fixed(m)]
         for mixin in wanted:
@@ -712,14 +741,23 @@ class Work:
         return entity
 
     def _publish_image(self, image: Image, source: Entity) -> Mixin:
-        mixin = Mixin(
-            self.settings.site_scheme + "os_tpl#", image.term, title=image.title,
-            depends=(OS_TPL.type_id,), applies=(COMPUTE.type_id,),
-            location=f"/mixin/os_tpl/{image.term}/", origin="provider",
-            info={"source": source.location, **image.info},
-        )
-        self.repo.insert_mixin(mixin)
-        return mixin
+        """The os_tpl mixin of a saved image. Images the backend's catalogue
+        lists are published already; others are kept in the store."""
+        published = self.model.mixin(self.settings.site_scheme + "os_tpl#" + image.term)
+        if published is None:
+            published = image_mixin(self.settings.site_scheme, image, source=source.location)
+            self.repo.insert_mixin(published)
+        return published
+
+
+def image_mixin(site_scheme: str, image: Image, **info: Any) -> Mixin:
+    """An image as an OS template: a child of os_tpl in the site's scheme."""
+    return Mixin(
+        site_scheme + "os_tpl#", image.term, title=image.title,
+        depends=(OS_TPL.type_id,), applies=(COMPUTE.type_id,),
+        location=f"/mixin/os_tpl/{image.term}/", origin="provider",
+        info={"os": image.os, "architecture": image.architecture, **info},
+    )
 
 
 def _coerced(definition: Any, value: Any) -> Any:

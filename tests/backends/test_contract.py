@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from occi_server.backends import load_backends
 from occi_server.backends.base import Backends, Context
+from occi_server.backends.simulated import simulated_backends
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure
 from tests.conftest import COMPUTE, NETWORK, NETWORKINTERFACE, STORAGE, STORAGELINK
 
 
 def simulated(failures: list[str] | None = None) -> Backends:
-    return load_backends("simulated", images=[{"term": "img", "title": "Image"}],
-                         failures=failures or [])
+    return simulated_backends([{"term": "img", "title": "Image"}], failures or [])
 
 
 BACKENDS = {"simulated": simulated}
@@ -84,8 +83,8 @@ def test_network_lifecycle_and_binding(backends: Backends) -> None:
     bound = backends.network.bind(nic, net)
     assert len(bound["occi.networkinterface.mac"].split(":")) == 6
     nic.attributes.update(bound)
-    assert backends.compute.attach_network(guest, nic, net)["occi.networkinterface.state"] == \
-        "active"
+    assert backends.compute.attach_network(guest, nic, net, backends.network.bridge(net))[
+        "occi.networkinterface.state"] == "active"
     backends.compute.detach_network(guest, nic)
     backends.network.unbind(nic, net)
     assert backends.network.act(net, "down", {}).attributes["occi.network.state"] == "inactive"
@@ -97,8 +96,8 @@ def test_storage_attachment(backends: Backends) -> None:
     link = Entity(id="l2", kind=STORAGELINK, location="/link/storagelink/l2",
                   source=guest.location, target=volume.location,
                   attributes={"occi.storagelink.deviceid": "/dev/vdb"})
-    assert backends.compute.attach_storage(guest, link, volume)["occi.storagelink.state"] == \
-        "active"
+    assert backends.compute.attach_storage(guest, link, volume, backends.storage.source(
+        volume))["occi.storagelink.state"] == "active"
     backends.compute.detach_storage(guest, link)
 
 

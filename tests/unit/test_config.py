@@ -25,7 +25,9 @@ def test_backend_must_be_chosen() -> None:
 
 
 @pytest.mark.parametrize(("environ", "message"), [
-    ({"OCCI_BACKEND": "vmware"}, "unknown backend"),
+    ({"OCCI_BACKEND": "vmware"}, "unknown compute backend .vmware."),
+    ({"OCCI_BACKEND": "simulated", "OCCI_STORAGE_BACKEND": "libvirt"}, "unknown storage"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_ACCELERATOR": "xen"}, "accelerator"),
     ({"OCCI_BACKEND": "simulated", "OCCI_WORKERS": "many"}, "OCCI_WORKERS"),
     ({"OCCI_BACKEND": "simulated", "OCCI_AUTH": "basic"}, "hash-password"),
     ({"OCCI_BACKEND": "simulated", "OCCI_LISTEN": "8080"}, "HOST:PORT"),

@@ -1,0 +1,22 @@
+"""Compute on libvirt: QEMU guests with KVM or TCG."""
+
+from __future__ import annotations
+
+import logging
+
+from occi_server.config import Config
+
+log = logging.getLogger("occi_server.libvirt")
+
+
+def libvirt_compute(config: Config):  # -> LibvirtCompute
+    from occi_server.backends.libvirt.accel import choose
+    from occi_server.backends.libvirt.backend import LibvirtCompute
+    from occi_server.backends.libvirt.images import ImageCatalogue
+
+    catalogue = ImageCatalogue(config.images_path)
+    accelerator = choose(config.accelerator, catalogue.find("tiny"),
+                         config.data_path / "accelerator.json")
+    log.info("guests run with %s: %s", accelerator.label, accelerator.reason)
+    return LibvirtCompute(config.libvirt_uri, config.instances_path, catalogue, accelerator,
+                          shutdown_timeout=config.shutdown_timeout)

@@ -1,0 +1,430 @@
+"""Compute on libvirt (QEMU/KVM or TCG).
+
+Each compute is a persistent domain named `occi-<id>` whose boot disk is a
+qcow2 overlay on its image, with a NoCloud seed and a serial console log in
+`<instances>/<id>/`. States are read back from libvirt after every operation,
+never assumed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import libvirt
+
+from occi_server.backends.base import (
+    ActionOutcome,
+    Attributes,
+    ComputeBackend,
+    Context,
+    Image,
+    VolumeSource,
+)
+from occi_server.backends.libvirt.accel import Accelerator
+from occi_server.backends.libvirt.domain import (
+    DomainSpec,
+    devices_matching,
+    disk_xml,
+    domain_xml,
+    interface_xml,
+    location_of,
+    resized,
+)
+from occi_server.backends.libvirt.images import ImageCatalogue
+from occi_server.backends.libvirt.seed import write_seed
+from occi_server.core import Entity
+from occi_server.errors import BackendFailure, BackendUnavailable
+
+log = logging.getLogger("occi_server.libvirt")
+PREFIX = "occi-"
+GIB = 1024 ** 3
+
+_STATE = {
+    libvirt.VIR_DOMAIN_NOSTATE: ("error", "no state"),
+    libvirt.VIR_DOMAIN_RUNNING: ("active", "running"),
+    libvirt.VIR_DOMAIN_BLOCKED: ("active", "running (blocked on a resource)"),
+    libvirt.VIR_DOMAIN_PAUSED: ("suspended", "paused"),
+    libvirt.VIR_DOMAIN_SHUTDOWN: ("active", "shutting down"),
+    libvirt.VIR_DOMAIN_SHUTOFF: ("inactive", "shut off"),
+    libvirt.VIR_DOMAIN_CRASHED: ("error", "crashed"),
+    libvirt.VIR_DOMAIN_PMSUSPENDED: ("suspended", "suspended by the guest"),
+}
+_UNDEFINE = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+             | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+
+
+def _message(exc: libvirt.libvirtError) -> str:
+    return exc.get_error_message() or str(exc)
+
+
+class LibvirtCompute(ComputeBackend):
+    name = "libvirt"
+    requires_image = True
+    observes = True
+
+    def __init__(self, uri: str, instances: Path, catalogue: ImageCatalogue,
+                 accelerator: Accelerator, shutdown_timeout: float = 60.0) -> None:
+        self.uri = uri
+        self.instances = instances
+        self.catalogue = catalogue
+        self.accelerator = accelerator
+        self.shutdown_timeout = shutdown_timeout
+        self._connection: libvirt.virConnect | None = None
+        self._lock = threading.Lock()
+        instances.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def label(self) -> str:
+        return f"libvirt, QEMU with {self.accelerator.label}"
+
+    # ------------------------------------------------------------ connection
+    def connection(self) -> libvirt.virConnect:
+        with self._lock:
+            if self._connection is not None:
+                try:
+                    if self._connection.isAlive():
+                        return self._connection
+                except libvirt.libvirtError:
+                    pass
+            try:
+                self._connection = libvirt.open(self.uri)
+            except libvirt.libvirtError as exc:
+                raise BackendUnavailable(f"libvirt at {self.uri} is not reachable: "
+                                         f"{_message(exc)}") from None
+            return self._connection
+
+    def _domain(self, compute: Entity) -> libvirt.virDomain | None:
+        try:
+            return self.connection().lookupByName(PREFIX + compute.id)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise BackendFailure(_message(exc)) from None
+
+    def _existing(self, compute: Entity) -> libvirt.virDomain:
+        domain = self._domain(compute)
+        if domain is None:
+            raise BackendFailure(f"the guest of {compute.location} no longer exists in libvirt")
+        return domain
+
+    def _directory(self, compute: Entity) -> Path:
+        return self.instances / compute.id
+
+    # ------------------------------------------------------------ images
+    def images(self) -> list[Image]:
+        return self.catalogue.images()
+
+    # ------------------------------------------------------------ lifecycle
+    def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
+        if image is None or "disk" not in image.info:
+            raise BackendFailure("the OS template has no disk image on this host")
+        connection = self.connection()
+        directory = self._directory(compute)
+        directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o755)
+        try:
+            disk = directory / "disk.qcow2"
+            self._overlay(Path(image.info["disk"]), image.info.get("format", "qcow2"), disk,
+                          compute.attributes.get("occi.compute.ephemeral_storage.size"))
+            seed = directory / "seed.iso"
+            hostname = context.hostname or f"vm-{compute.id[:8]}"
+            write_seed(seed, compute.id, hostname, context)
+            spec = self._spec(compute, image, disk, seed)
+            domain = connection.defineXML(domain_xml(spec))
+            try:
+                domain.create()
+            except libvirt.libvirtError:
+                domain.undefineFlags(_UNDEFINE)
+                raise
+        except libvirt.libvirtError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise BackendFailure(f"libvirt could not start the guest: {_message(exc)}") from None
+        except BackendFailure:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        return self._read_state(domain)
+
+    def _spec(self, compute: Entity, image: Image, disk: Path, seed: Path) -> DomainSpec:
+        values = compute.attributes
+        return DomainSpec(
+            name=PREFIX + compute.id,
+            title=str(values.get("occi.core.title") or compute.id),
+            location=compute.location,
+            memory_gib=float(values.get("occi.compute.memory") or 1.0),
+            vcpus=int(values.get("occi.compute.cores") or 1),
+            shares=values.get("occi.compute.share"),
+            accelerator=self.accelerator.domain_type,
+            disk=disk, disk_format="qcow2", seed=seed,
+            console_log=self._directory(compute) / "console.log",
+            kernel=Path(image.info["kernel"]) if "kernel" in image.info else None,
+            initrd=Path(image.info["initrd"]) if "initrd" in image.info else None,
+            cmdline=image.info.get("cmdline"),
+        )
+
+    @staticmethod
+    def _overlay(backing: Path, backing_format: str, overlay: Path,
+                 size_gib: float | None) -> None:
+        """A copy-on-write qcow2 overlay: its creation time does not depend on
+        the image's size. It is grown to the flavour's disk size if larger."""
+        info = _qemu_img("info", "--output=json", "-f", backing_format, str(backing))
+        virtual = json.loads(info)["virtual-size"]
+        wanted = max(virtual, int((size_gib or 0) * GIB))
+        _qemu_img("create", "-q", "-f", "qcow2", "-F", backing_format, "-b", str(backing),
+                  str(overlay), str(wanted))
+
+    def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:
+        domain = self._existing(compute)
+        method = params.get("method")
+        try:
+            handler: Callable[[libvirt.virDomain, Any], str | None] = getattr(
+                self, f"_{action}")
+        except AttributeError:
+            raise BackendFailure(f"libvirt cannot {action}") from None
+        try:
+            note = handler(domain, method)
+        except libvirt.libvirtError as exc:
+            raise BackendFailure(f"{action} failed: {_message(exc)}") from None
+        attributes = self._read_state(domain)
+        if note:
+            attributes["occi.compute.state.message"] += f" ({note})"
+        outcome = ActionOutcome(attributes)
+        if action == "save":
+            outcome.image = self._save_image(compute, domain, params)
+        return outcome
+
+    def _start(self, domain: libvirt.virDomain, _method: Any) -> None:
+        state = domain.state()[0]
+        if state in (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PMSUSPENDED):
+            domain.resume()
+        elif not domain.isActive():
+            domain.create()  # restores a managed save (hibernate) if there is one
+
+    def _stop(self, domain: libvirt.virDomain, method: Any) -> str | None:
+        if not domain.isActive():
+            return None
+        if method == "poweroff":
+            domain.destroy()
+            return None
+        flags = libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN if method == "acpioff" else 0
+        if domain.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            domain.resume()
+        domain.shutdownFlags(flags)
+        if self._wait_inactive(domain, self.shutdown_timeout):
+            return None
+        domain.destroy()
+        return f"did not shut down within {self.shutdown_timeout:g} s; powered off"
+
+    def _restart(self, domain: libvirt.virDomain, method: Any) -> None:
+        if method == "cold":
+            domain.destroy()
+            domain.create()
+        elif method == "warm":
+            domain.reset()
+        else:
+            domain.reboot(0)
+
+    def _suspend(self, domain: libvirt.virDomain, method: Any) -> None:
+        if method == "hibernate":
+            domain.managedSave(0)
+        else:
+            domain.suspend()
+
+    def _save(self, domain: libvirt.virDomain, method: Any) -> None:
+        if method == "deferred" and domain.isActive():
+            raise BackendFailure("a deferred save copies the disk of a stopped compute; stop "
+                                 "it first, or save with method=hot")
+
+    def _save_image(self, compute: Entity, domain: libvirt.virDomain,
+                    params: Attributes) -> Image:
+        """Copy the boot disk, flattened, into the catalogue as a new image."""
+        term = f"saved-{compute.id[:8]}-{int(time.time())}"
+        target = self.catalogue.directory / f"{term}.qcow2"
+        paused = domain.isActive() and domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
+        if paused:
+            domain.suspend()  # a consistent copy of a running guest's disk
+        try:
+            _qemu_img("convert", "-U", "-O", "qcow2", str(self._directory(compute) /
+                                                         "disk.qcow2"), str(target))
+        finally:
+            if paused:
+                domain.resume()
+        title = str(params.get("name") or f"Saved from {compute.title or compute.id}")
+        (self.catalogue.directory / f"{term}.json").write_text(json.dumps({
+            "title": title, "disk": target.name, "format": "qcow2",
+            "description": f"saved from {compute.location}"}, indent=2) + "\n")
+        image = self.catalogue.find(term)
+        if image is None:
+            raise BackendFailure("the saved image did not enter the catalogue")
+        return image
+
+    @staticmethod
+    def _wait_inactive(domain: libvirt.virDomain, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not domain.isActive():
+                return True
+            time.sleep(0.2)
+        return not domain.isActive()
+
+    def update(self, compute: Entity, changes: Attributes) -> Attributes:
+        sizes = {k: v for k, v in changes.items()
+                 if k in ("occi.compute.cores", "occi.compute.memory")}
+        if not sizes:
+            return {}
+        domain = self._existing(compute)
+        values = {**compute.attributes, **sizes}
+        try:
+            xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            self.connection().defineXML(resized(
+                xml, int(values.get("occi.compute.cores") or 1),
+                float(values.get("occi.compute.memory") or 1.0)))
+        except libvirt.libvirtError as exc:
+            raise BackendFailure(f"libvirt refused the new size: {_message(exc)}") from None
+        attributes = self._read_state(domain)
+        if domain.isActive():
+            attributes["occi.compute.state.message"] += " (new size applies at the next start)"
+        return attributes
+
+    def delete(self, compute: Entity) -> None:
+        domain = self._domain(compute)
+        try:
+            if domain is not None:
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefineFlags(_UNDEFINE)
+        except libvirt.libvirtError as exc:
+            raise BackendFailure(f"libvirt could not remove the guest: {_message(exc)}") \
+                from None
+        shutil.rmtree(self._directory(compute), ignore_errors=True)
+
+    # ------------------------------------------------------------ devices
+    def attach_storage(self, compute: Entity, link: Entity, storage: Entity,
+                       source: VolumeSource | None) -> Attributes:
+        if source is None or source.path is None:
+            raise BackendFailure(f"{storage.location} has no volume this host can attach")
+        device = str(link.attributes.get("occi.storagelink.deviceid", "/dev/vdb"))
+        xml = disk_xml(Path(source.path), source.format, device.rpartition("/")[2],
+                       serial=link.id[:20])
+        self._attach(compute, xml)
+        return {"occi.storagelink.state": "active"}
+
+    def detach_storage(self, compute: Entity, link: Entity) -> None:
+        self._detach_matching(compute, "disk", lambda e: e.findtext("serial") == link.id[:20])
+
+    def attach_network(self, compute: Entity, link: Entity, network: Entity,
+                       bridge: str | None) -> Attributes:
+        if not bridge:
+            raise BackendFailure(f"{network.location} has no bridge on this host")
+        mac = str(link.attributes["occi.networkinterface.mac"])
+        self._attach(compute, interface_xml(mac, bridge))
+        return {"occi.networkinterface.state": "active"}
+
+    def detach_network(self, compute: Entity, link: Entity) -> None:
+        mac = link.attributes.get("occi.networkinterface.mac")
+        self._detach_matching(compute, "interface",
+                              lambda e: any(m.get("address") == mac for m in e.findall("mac")))
+
+    def _attach(self, compute: Entity, xml: str) -> None:
+        domain = self._existing(compute)
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if domain.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        try:
+            domain.attachDeviceFlags(xml, flags)
+        except libvirt.libvirtError as exc:
+            raise BackendFailure(f"libvirt could not attach the device: {_message(exc)}") \
+                from None
+
+    def _detach_matching(self, compute: Entity, tag: str,
+                         matches: Callable[[ET.Element], bool]) -> None:
+        domain = self._domain(compute)
+        if domain is None:
+            return
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if domain.isActive():
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        for device in devices_matching(domain.XMLDesc(0), tag, matches):
+            try:
+                domain.detachDeviceFlags(device, flags)
+            except libvirt.libvirtError as exc:
+                raise BackendFailure(f"libvirt could not detach the device: "
+                                     f"{_message(exc)}") from None
+
+    # ------------------------------------------------------------ observation
+    def _read_state(self, domain: libvirt.virDomain) -> Attributes:
+        state, _reason = domain.state()
+        occi_state, message = _STATE.get(state, ("error", f"unknown libvirt state {state}"))
+        if state == libvirt.VIR_DOMAIN_SHUTOFF and domain.hasManagedSaveImage(0):
+            occi_state, message = "suspended", "hibernated"
+        return {"occi.compute.state": occi_state,
+                "occi.compute.state.message": f"{message} ({self.accelerator.label})"}
+
+    def current_state(self, compute: Entity) -> Attributes | None:
+        domain = self._domain(compute)
+        if domain is None:
+            return {"occi.compute.state": "error",
+                    "occi.compute.state.message": "the guest no longer exists in libvirt"}
+        return self._read_state(domain)
+
+    def guests(self) -> dict[str, str]:
+        """Location of the compute behind every domain of ours libvirt knows."""
+        found = {}
+        for domain in self.connection().listAllDomains(0):
+            if domain.name().startswith(PREFIX):
+                location = location_of(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+                if location:
+                    found[location] = domain.name()
+        return found
+
+    def stats(self, compute: Entity) -> Attributes:
+        domain = self._domain(compute)
+        if domain is None or not domain.isActive():
+            return {}
+        try:
+            [(_, record)] = self.connection().domainListGetStats(
+                [domain], libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
+                | libvirt.VIR_DOMAIN_STATS_BLOCK | libvirt.VIR_DOMAIN_STATS_INTERFACE)
+        except libvirt.libvirtError:
+            return {}
+        prefix = "occi_server.monitoring."
+        count = lambda kind, field: sum(  # noqa: E731
+            record.get(f"{kind}.{i}.{field}", 0) for i in range(record.get(f"{kind}.count", 0)))
+        return {
+            prefix + "cpu_seconds": round(record.get("cpu.time", 0) / 1e9, 3),
+            prefix + "memory_kib": record.get("balloon.current", 0),
+            prefix + "memory_rss_kib": record.get("balloon.rss", 0),
+            prefix + "disk_read_bytes": count("block", "rd.bytes"),
+            prefix + "disk_write_bytes": count("block", "wr.bytes"),
+            prefix + "net_rx_bytes": count("net", "rx.bytes"),
+            prefix + "net_tx_bytes": count("net", "tx.bytes"),
+        }
+
+    def console(self, compute: Entity, max_bytes: int = 256 * 1024) -> str:
+        log_file = self._directory(compute) / "console.log"
+        if not log_file.exists():
+            return ""
+        with log_file.open("rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            return handle.read().decode("utf-8", errors="replace")
+
+
+def _qemu_img(*args: str) -> str:
+    try:
+        result = subprocess.run(["qemu-img", *args], capture_output=True, text=True,
+                                check=True, timeout=3600)
+    except FileNotFoundError:
+        raise BackendFailure("qemu-img is not installed on this host") from None
+    except subprocess.CalledProcessError as exc:
+        raise BackendFailure(f"qemu-img {args[0]} failed: {exc.stderr.strip()}") from None
+    return result.stdout

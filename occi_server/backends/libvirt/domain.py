@@ -1,0 +1,131 @@
+"""libvirt domain and device XML, built with an XML library: every value from
+a request is an element text or attribute value, never spliced into markup."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+METADATA_NS = "urn:occi-server:compute"
+KIB_PER_GIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    title: str
+    location: str  # the compute's OCCI location, kept in the domain metadata
+    memory_gib: float
+    vcpus: int
+    accelerator: str  # "kvm" or "qemu" (TCG)
+    disk: Path
+    disk_format: str
+    seed: Path
+    console_log: Path
+    shares: int | None = None
+    kernel: Path | None = None
+    initrd: Path | None = None
+    cmdline: str | None = None
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attributes)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def domain_xml(spec: DomainSpec) -> str:
+    domain = ET.Element("domain", {"type": spec.accelerator})
+    _sub(domain, "name", spec.name)
+    _sub(domain, "title", spec.title.replace("\n", " "))
+    metadata = _sub(domain, "metadata")
+    ET.SubElement(metadata, f"{{{METADATA_NS}}}entity", {"location": spec.location})
+    memory_kib = str(max(1, round(spec.memory_gib * KIB_PER_GIB)))
+    _sub(domain, "memory", memory_kib, unit="KiB")
+    _sub(domain, "currentMemory", memory_kib, unit="KiB")
+    _sub(domain, "vcpu", str(spec.vcpus), placement="static")
+    if spec.shares:
+        _sub(_sub(domain, "cputune"), "shares", str(spec.shares))
+    os_element = _sub(domain, "os")
+    _sub(os_element, "type", "hvm", arch="x86_64")
+    if spec.kernel is not None:
+        _sub(os_element, "kernel", str(spec.kernel))
+        if spec.initrd is not None:
+            _sub(os_element, "initrd", str(spec.initrd))
+        if spec.cmdline:
+            _sub(os_element, "cmdline", spec.cmdline)
+    else:
+        _sub(os_element, "boot", dev="hd")
+    features = _sub(domain, "features")
+    _sub(features, "acpi")  # without it a guest's poweroff only halts
+    _sub(features, "apic")
+    if spec.accelerator == "kvm":
+        _sub(domain, "cpu", mode="host-model")
+    _sub(domain, "on_poweroff", "destroy")
+    _sub(domain, "on_reboot", "restart")
+    _sub(domain, "on_crash", "destroy")
+    devices = _sub(domain, "devices")
+    devices.append(disk_element(spec.disk, spec.disk_format, "vda"))
+    devices.append(disk_element(spec.seed, "raw", "vdz", readonly=True, serial="cidata"))
+    serial = _sub(devices, "serial", type="file")
+    _sub(serial, "source", path=str(spec.console_log), append="on")
+    _sub(serial, "target", port="0")
+    _sub(devices, "memballoon", model="virtio")
+    return ET.tostring(domain, encoding="unicode")
+
+
+def disk_element(path: Path, disk_format: str, target: str, *, readonly: bool = False,
+                 serial: str | None = None) -> ET.Element:
+    disk = ET.Element("disk", {"type": "file", "device": "disk"})
+    _sub(disk, "driver", name="qemu", type=disk_format)
+    _sub(disk, "source", file=str(path))
+    _sub(disk, "target", dev=target, bus="virtio")
+    if readonly:
+        _sub(disk, "readonly")
+    if serial:
+        _sub(disk, "serial", serial)
+    return disk
+
+
+def disk_xml(path: Path, disk_format: str, target: str, serial: str) -> str:
+    return ET.tostring(disk_element(path, disk_format, target, serial=serial),
+                       encoding="unicode")
+
+
+def interface_xml(mac: str, bridge: str) -> str:
+    interface = ET.Element("interface", {"type": "bridge"})
+    _sub(interface, "mac", address=mac)
+    _sub(interface, "source", bridge=bridge)
+    _sub(interface, "model", type="virtio")
+    return ET.tostring(interface, encoding="unicode")
+
+
+def location_of(xml: str) -> str | None:
+    """The OCCI location kept in a domain's metadata, if it is one of ours."""
+    entity = ET.fromstring(xml).find(f"metadata/{{{METADATA_NS}}}entity")
+    return None if entity is None else entity.get("location")
+
+
+def resized(xml: str, vcpus: int, memory_gib: float) -> str:
+    """A domain definition with other vCPU and memory sizes."""
+    domain = ET.fromstring(xml)
+    kib = str(max(1, round(memory_gib * KIB_PER_GIB)))
+    for tag in ("memory", "currentMemory"):
+        element = domain.find(tag)
+        if element is not None:
+            element.text, element.attrib = kib, {"unit": "KiB"}
+    vcpu = domain.find("vcpu")
+    if vcpu is not None:
+        vcpu.text = str(vcpus)
+    return ET.tostring(domain, encoding="unicode")
+
+
+def devices_matching(xml: str, tag: str, matches: Callable[[ET.Element], bool]) -> list[str]:
+    """The XML of a domain's devices of one kind that satisfy `matches`."""
+    devices = ET.fromstring(xml).find("devices")
+    if devices is None:
+        return []
+    return [ET.tostring(d, encoding="unicode") for d in devices.iter(tag) if matches(d)]

@@ -1,0 +1,102 @@
+"""The image catalogue: bootable images in a directory, each described by a
+JSON file beside it, published as os_tpl mixins.
+
+    images/debian-12.json    {"title": "Debian 12", "disk": "debian-12.qcow2",
+                              "format": "qcow2", "os": "linux", "architecture": "x64",
+                              "sha256": "…", "kernel": "…", "initrd": "…", "cmdline": "…"}
+
+`kernel`, `initrd` and `cmdline` are optional (direct kernel boot). Adding or
+removing a file changes the catalogue at once: it is re-read when the
+directory changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from occi_server.backends.base import Image
+
+log = logging.getLogger("occi_server.images")
+_TERM = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
+_FORMATS = ("qcow2", "raw")
+
+
+class ImageCatalogue:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._stamp: tuple[float, int] | None = None
+        self._images: list[Image] = []
+
+    def images(self) -> list[Image]:
+        with self._lock:
+            stamp = self._current_stamp()
+            if stamp != self._stamp:
+                self._images = self._scan()
+                self._stamp = stamp
+            return list(self._images)
+
+    def find(self, term: str) -> Image | None:
+        return next((image for image in self.images() if image.term == term), None)
+
+    def _current_stamp(self) -> tuple[float, int]:
+        if not self.directory.is_dir():
+            return (0.0, 0)
+        entries = list(self.directory.iterdir())
+        latest = max([self.directory.stat().st_mtime, *(e.stat().st_mtime for e in entries)])
+        return (latest, len(entries))
+
+    def _scan(self) -> list[Image]:
+        if not self.directory.is_dir():
+            return []
+        found = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                found.append(self._load(path))
+            except (OSError, ValueError, KeyError) as exc:
+                log.warning("image %s is not published: %s", path.name, exc)
+        return found
+
+    def _load(self, path: Path) -> Image:
+        term = path.stem
+        if not _TERM.fullmatch(term):
+            raise ValueError(f"{term!r} is not a valid image name (lower-case letters, digits, "
+                             "'.', '_', '-')")
+        metadata: dict[str, Any] = json.loads(path.read_text())
+        disk = self._file(metadata["disk"], "disk")
+        disk_format = metadata.get("format", "qcow2")
+        if disk_format not in _FORMATS:
+            raise ValueError(f"format must be one of {', '.join(_FORMATS)}")
+        info: dict[str, Any] = {"disk": str(disk), "format": disk_format}
+        for key in ("kernel", "initrd"):
+            if metadata.get(key):
+                info[key] = str(self._file(metadata[key], key))
+        if metadata.get("cmdline"):
+            info["cmdline"] = str(metadata["cmdline"])
+        for key in ("sha256", "description", "version"):
+            if metadata.get(key):
+                info[key] = str(metadata[key])
+        return Image(term=term, title=str(metadata.get("title") or term),
+                     os=str(metadata.get("os", "linux")),
+                     architecture=str(metadata.get("architecture", "x64")), info=info)
+
+    def _file(self, name: str, what: str) -> Path:
+        candidate = (self.directory / name).resolve()
+        if candidate.parent != self.directory.resolve():
+            raise ValueError(f"{what} {name!r} must be a file in {self.directory}")
+        if not candidate.is_file():
+            raise ValueError(f"{what} file {name!r} is missing")
+        return candidate
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,47 @@
+#!/bin/busybox sh
+# /init of the tiny test guest: boots, reads its NoCloud seed, prints what it
+# found on the serial console, takes a DHCP lease, and powers off on ACPI.
+/bin/busybox mkdir -p /proc /sys /dev /seed /etc /tmp /run /bin
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for module in $(cat /lib/modules/order); do
+  insmod "/lib/modules/$module.ko" 2>/dev/null
+done
+echo "occi-tiny: booted $(uname -r)"
+case " $(cat /proc/cmdline) " in
+  *" occi.probe "*) echo "occi-tiny: probe ok"; poweroff -f ;;
+esac
+
+for _ in 1 2 3 4 5 6 7 8 9 10; do ls /dev/vd? >/dev/null 2>&1 && break; sleep 0.2; done
+for dev in /dev/vd? /dev/sr?; do
+  [ -b "$dev" ] || continue
+  if mount -t iso9660 -o ro "$dev" /seed 2>/dev/null; then
+    [ -f /seed/meta-data ] && break
+    umount /seed
+  fi
+done
+if [ -f /seed/meta-data ]; then
+  name=$(sed -n 's/^local-hostname: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' /seed/meta-data)
+  [ -n "$name" ] && hostname "$name"
+  echo "occi-tiny: hostname $(hostname)"
+  sed 's/^/occi-tiny: meta-data: /' /seed/meta-data
+  sed 's/^/occi-tiny: user-data: /' /seed/user-data
+else
+  echo "occi-tiny: no seed"
+fi
+
+ip link set lo up
+for nic in $(ls /sys/class/net); do
+  [ "$nic" = lo ] && continue
+  ip link set "$nic" up
+  udhcpc -i "$nic" -n -q -t 4 -T 1 -s /bin/dhcp-event >/dev/null 2>&1 \
+    || echo "occi-tiny: no lease on $nic"
+done
+
+printf 'PWRF poweroff\n' > /etc/acpid.conf
+acpid -c /etc -a /etc/acpid.conf 2>/dev/null
+echo "occi-tiny: ready"
+while true; do sleep 3600; done

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Starts the daemons occi-server drives, without systemd; does nothing for
+# those already running. Run as root.
+set -euo pipefail
+
+getent group kvm >/dev/null || groupadd -r kvm
+if ! getent passwd libvirt-qemu >/dev/null; then
+  getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+  useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt -s /usr/sbin/nologin libvirt-qemu
+fi
+mkdir -p /run/libvirt /var/lib/libvirt /var/log/libvirt
+
+pgrep -x virtlogd >/dev/null || virtlogd -d
+if ! pgrep -x libvirtd >/dev/null; then
+  libvirtd -d
+  for _ in $(seq 1 100); do
+    [ -S /run/libvirt/libvirt-sock ] && break
+    sleep 0.1
+  done
+fi
+# The first connection probes QEMU's capabilities (several seconds); do it now.
+virsh -c qemu:///system version >/dev/null
