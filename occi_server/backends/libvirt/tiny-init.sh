@@ -41,7 +41,11 @@ for nic in $(ls /sys/class/net); do
     || echo "occi-tiny: no lease on $nic"
 done
 
-printf 'PWRF poweroff\n' > /etc/acpid.conf
-acpid -c /etc -a /etc/acpid.conf 2>/dev/null
+# busybox acpid runs /etc/acpi/<event>/<code> on the power button.
+mkdir -p /etc/acpi/PWRF
+printf '#!/bin/sh\necho "occi-tiny: power button, shutting down"\nsync\npoweroff -f\n' \
+  > /etc/acpi/PWRF/00000080
+chmod 755 /etc/acpi/PWRF/00000080
+acpid -c /etc/acpi -l /tmp/acpid.log
 echo "occi-tiny: ready"
 while true; do sleep 3600; done

@@ -1,0 +1,219 @@
+"""Compute on real libvirt + QEMU: the tiny test guest, built from Debian
+packages, boots through the OCCI API and reports what it received."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from occi_server.config import load_config
+from occi_server.http import create_app
+from occi_server.service import Reconciler
+from tests.conftest import COMPUTE, COMPUTE_ACTION, SITE, Client, category
+
+libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
+
+IMAGE_CACHE = Path("/var/tmp/occi-test-images")
+TINY = SITE + "os_tpl#tiny"
+USER_DATA = b"#cloud-config\nruncmd:\n  - echo hello from user data\n"
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOcci test@occi-server"
+
+
+def _libvirt_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root to drive qemu:///system"
+    try:
+        libvirt.open("qemu:///system").close()
+    except libvirt.libvirtError as exc:
+        return f"libvirt is not running (scripts/daemons.sh starts it): {exc}"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_libvirt_reason() is not None,
+                                reason=_libvirt_reason() or "")
+
+
+@pytest.fixture(scope="session")
+def tiny_images() -> Path:
+    from occi_server.backends.libvirt.tinyimage import build
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    IMAGE_CACHE.chmod(0o755)
+    build(IMAGE_CACHE / "images", IMAGE_CACHE / "cache")
+    return IMAGE_CACHE / "images"
+
+
+@pytest.fixture
+def data_dir(tiny_images: Path) -> Iterator[Path]:
+    # QEMU runs as libvirt-qemu: the data directory must be reachable by it.
+    directory = Path(tempfile.mkdtemp(prefix="occi-it-", dir="/var/tmp"))
+    directory.chmod(0o755)
+    images = directory / "images"
+    images.mkdir()
+    for source in tiny_images.iterdir():
+        os.link(source, images / source.name)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture
+def client(data_dir: Path) -> Iterator[Client]:
+    app = create_app(load_config(
+        environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
+        site_scheme=SITE, accelerator="tcg", reconcile_seconds=0, shutdown_timeout=30))
+    yield Client(app)
+    connection = libvirt.open("qemu:///system")
+    for domain in connection.listAllDomains(0):  # nothing of a failed test lingers
+        if domain.name().startswith("occi-") and (data_dir / "instances").exists() and (
+                data_dir / "instances" / domain.name().removeprefix("occi-")).exists():
+            if domain.isActive():
+                domain.destroy()
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+    app.extensions["occi.store"].dispose()
+
+
+def boot(client: Client, *lines: str, mixins: tuple[str, ...] = ()) -> str:
+    return client.compute("X-OCCI-Attribute: occi.compute.memory=0.25", *lines,
+                          mixins=(TINY, *mixins))
+
+
+def console_until(client: Client, path: str, marker: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = client.get(f"{path}/console").get_data(as_text=True)
+        if marker in text:
+            return text
+        time.sleep(0.5)
+    raise AssertionError(f"{marker!r} not on the console within {timeout} s:\n{text[-2000:]}")
+
+
+def state(client: Client, path: str) -> str:
+    return client.attributes(path)["occi.compute.state"]
+
+
+def domain_of(path: str) -> libvirt.virDomain | None:
+    try:
+        return libvirt.open("qemu:///system").lookupByName("occi-" + path.rpartition("/")[2])
+    except libvirt.libvirtError:
+        return None
+
+
+def test_boot_with_ssh_key_and_user_data(client: Client) -> None:
+    path = boot(client,
+                'X-OCCI-Attribute: occi.compute.hostname="tiny-guest"',
+                f'X-OCCI-Attribute: occi.credentials.ssh.publickey="{SSH_KEY}"',
+                'X-OCCI-Attribute: occi.compute.userdata="'
+                + base64.b64encode(USER_DATA).decode() + '"',
+                mixins=("http://schemas.ogf.org/occi/infrastructure/credentials#ssh_key",
+                        "http://schemas.ogf.org/occi/infrastructure/compute#user_data"))
+    console = console_until(client, path, "occi-tiny: ready")
+    assert "occi-tiny: booted" in console
+    assert "occi-tiny: hostname tiny-guest" in console
+    assert f'occi-tiny: meta-data:   - "{SSH_KEY}"' in console
+    assert "occi-tiny: user-data:   - echo hello from user data" in console
+    attributes = client.attributes(path)
+    assert attributes["occi.compute.state"] == "active"
+    assert attributes["occi.compute.state.message"].startswith("running")
+    assert attributes["occi_server.monitoring.cpu_seconds"] > 0
+    assert attributes["occi_server.monitoring.memory_kib"] == 256 * 1024
+
+
+def test_actions_follow_the_real_guest(client: Client) -> None:
+    path = boot(client)
+    console_until(client, path, "occi-tiny: ready")
+    stop = [category(COMPUTE_ACTION + "stop", "action"), 'X-OCCI-Attribute: method="acpioff"']
+    started = time.monotonic()
+    assert client.post_text(f"{path}?action=stop", stop).status_code == 200
+    assert time.monotonic() - started < 30  # the guest obeyed the power button
+    assert state(client, path) == "inactive"
+    assert not domain_of(path).isActive()
+    assert client.post_text(f"{path}?action=start", []).status_code == 200
+    assert state(client, path) == "active"
+    assert client.post_text(f"{path}?action=suspend", []).status_code == 200
+    assert domain_of(path).state()[0] == libvirt.VIR_DOMAIN_PAUSED
+    assert state(client, path) == "suspended"
+    assert client.post_text(f"{path}?action=start", []).status_code == 200
+    assert client.post_text(f"{path}?action=restart", [
+        category(COMPUTE_ACTION + "restart", "action"),
+        'X-OCCI-Attribute: method="cold"']).status_code == 200
+    assert state(client, path) == "active"
+    assert client.request("DELETE", path).status_code == 200
+    assert domain_of(path) is None
+    assert not (Path(client.app.extensions["occi.config"].instances_path) /
+                path.rpartition("/")[2]).exists()
+
+
+def test_save_makes_a_bootable_os_template(client: Client) -> None:
+    path = boot(client)
+    console_until(client, path, "occi-tiny: ready")
+    response = client.post_text(f"{path}?action=save", [
+        category(COMPUTE_ACTION + "save", "action"), 'X-OCCI-Attribute: name="tiny copy"'])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    term = response.get_data(as_text=True).split(";")[0].split()[-1]
+    assert state(client, path) == "active"
+    assert f"Category: {term};" in client.get("/-/").get_data(as_text=True)
+    copy = client.compute("X-OCCI-Attribute: occi.compute.memory=0.25",
+                          mixins=(f"{SITE}os_tpl#{term}",))
+    assert state(client, copy) == "active"
+
+
+def test_compute_needs_an_os_template(client: Client) -> None:
+    response = client.post_text("/compute/", [category(COMPUTE, "kind")])
+    assert response.status_code == 400
+    assert "OS template" in response.get_data(as_text=True)
+
+
+def test_hostile_title_reaches_libvirt_as_text(client: Client) -> None:
+    hostile = "a'><disk type=\\\"file\\\"><source file=\\\"/etc/shadow\\\"/></disk>"
+    path = boot(client, f'X-OCCI-Attribute: occi.core.title="{hostile}"')
+    xml = domain_of(path).XMLDesc(0)
+    assert "/etc/shadow\"/></disk>" not in xml
+    assert len(domain_of(path).XMLDesc(0).split("<disk ")) == 3  # boot disk and seed only
+
+
+def test_a_failed_boot_leaves_an_error_and_no_orphan(client: Client) -> None:
+    path = boot(client, "X-OCCI-Attribute: occi.compute.cores=512")
+    attributes = client.attributes(path)
+    assert attributes["occi.compute.state"] == "error"
+    assert "libvirt" in attributes["occi.compute.state.message"]
+    assert domain_of(path) is None
+    assert client.request("DELETE", path).status_code == 200
+
+
+def test_unreachable_libvirt_is_503_and_stores_nothing(data_dir: Path) -> None:
+    app = create_app(load_config(
+        environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
+        site_scheme=SITE, accelerator="tcg", reconcile_seconds=0,
+        libvirt_uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock"))
+    client = Client(app)
+    response = client.post_text("/compute/", [category(COMPUTE, "kind"), category(TINY, "mixin")])
+    assert response.status_code == 503
+    assert "not reachable" in response.get_data(as_text=True)
+    assert client.get("/compute/").get_data() == b""
+    app.extensions["occi.store"].dispose()
+
+
+def test_reconciler_notices_what_happens_outside(client: Client) -> None:
+    path = boot(client)
+    domain_of(path).destroy()
+    service = client.app.extensions["occi.service"]
+    reconciler = Reconciler(service, 1, Path(tempfile.mkdtemp()) / "lock")
+    assert reconciler.run_once() == 1
+    assert state(client, path) == "inactive"
+
+
+def test_kvm_probe_decides_and_explains(tiny_images: Path, tmp_path: Path) -> None:
+    from occi_server.backends.libvirt.accel import choose
+    from occi_server.backends.libvirt.images import ImageCatalogue
+    accelerator = choose("auto", ImageCatalogue(tiny_images).find("tiny"), tmp_path / "a.json")
+    assert accelerator.domain_type in ("kvm", "qemu") and accelerator.reason
+    again = choose("auto", ImageCatalogue(tiny_images).find("tiny"), tmp_path / "a.json")
+    assert again.domain_type == accelerator.domain_type and "cached" in again.reason
+    assert choose("tcg", None, tmp_path / "b.json").domain_type == "qemu"

@@ -1,0 +1,88 @@
+"""The libvirt backend's pure parts: domain XML, seed contents, image catalogue."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from occi_server.backends.libvirt.domain import (
+    DomainSpec,
+    devices_matching,
+    domain_xml,
+    interface_xml,
+    location_of,
+    resized,
+)
+from occi_server.backends.libvirt.images import ImageCatalogue
+from occi_server.backends.libvirt.seed import meta_data
+
+HOSTILE = "a'><disk type=\"file\"><source file=\"/etc/shadow\"/></disk><x a='"
+
+
+def spec(**overrides) -> DomainSpec:
+    values = dict(name="occi-1", title="web", location="/compute/1", memory_gib=0.5, vcpus=2,
+                  accelerator="qemu", disk=Path("/i/1/disk.qcow2"), disk_format="qcow2",
+                  seed=Path("/i/1/seed.iso"), console_log=Path("/i/1/console.log"))
+    return DomainSpec(**{**values, **overrides})
+
+
+def test_domain_xml_carries_the_request_values() -> None:
+    domain = ET.fromstring(domain_xml(spec(shares=512, kernel=Path("/img/k"),
+                                           initrd=Path("/img/i"), cmdline="console=ttyS0")))
+    assert domain.get("type") == "qemu"
+    assert domain.findtext("memory") == str(512 * 1024)
+    assert domain.findtext("vcpu") == "2"
+    assert domain.findtext("cputune/shares") == "512"
+    assert domain.findtext("os/kernel") == "/img/k"
+    assert domain.find("features/acpi") is not None
+    disks = domain.findall("devices/disk")
+    assert [d.find("target").get("dev") for d in disks] == ["vda", "vdz"]
+    assert disks[1].find("readonly") is not None
+    assert domain.find("devices/serial/source").get("path") == "/i/1/console.log"
+
+
+def test_hostile_values_stay_values() -> None:
+    xml = domain_xml(spec(title=HOSTILE, location="/compute/" + HOSTILE))
+    domain = ET.fromstring(xml)
+    assert domain.findtext("title") == HOSTILE
+    assert len(domain.findall("devices/disk")) == 2
+    assert location_of(xml) == "/compute/" + HOSTILE
+
+
+def test_interface_and_resize() -> None:
+    interface = ET.fromstring(interface_xml("52:54:00:00:00:01", "br0"))
+    assert interface.find("source").get("bridge") == "br0"
+    bigger = ET.fromstring(resized(domain_xml(spec()), 4, 2.0))
+    assert (bigger.findtext("vcpu"), bigger.findtext("memory")) == ("4", str(2 * 1024 * 1024))
+    assert len(devices_matching(domain_xml(spec()), "disk",
+                                lambda d: d.find("readonly") is not None)) == 1
+
+
+def test_meta_data_quotes_what_it_is_given() -> None:
+    text = meta_data("id-1", "host1", ("ssh-ed25519 AAAA a@b", 'x"\nmalicious: 1'))
+    assert text.splitlines() == ['instance-id: "id-1"', 'local-hostname: "host1"',
+                                 "public-keys:", '  - "ssh-ed25519 AAAA a@b"',
+                                 '  - "x\\"\\nmalicious: 1"']
+
+
+def test_catalogue_follows_the_directory(tmp_path: Path) -> None:
+    catalogue = ImageCatalogue(tmp_path)
+    assert catalogue.images() == []
+    (tmp_path / "deb.qcow2").write_bytes(b"")
+    (tmp_path / "deb.json").write_text(json.dumps({"title": "Debian", "disk": "deb.qcow2"}))
+    assert [i.term for i in catalogue.images()] == ["deb"]
+    (tmp_path / "bad.json").write_text(json.dumps({"disk": "../../etc/passwd"}))
+    (tmp_path / "Caps.json").write_text(json.dumps({"disk": "deb.qcow2"}))
+    assert [i.term for i in catalogue.images()] == ["deb"]
+    (tmp_path / "deb.json").unlink()
+    assert catalogue.images() == []
+
+
+@pytest.mark.parametrize("metadata", [{"disk": "missing.qcow2"}, {"disk": "x", "format": "vmdk"}])
+def test_catalogue_refuses_broken_images(tmp_path: Path, metadata: dict) -> None:
+    (tmp_path / "x").write_bytes(b"")
+    (tmp_path / "img.json").write_text(json.dumps(metadata))
+    assert ImageCatalogue(tmp_path).images() == []
