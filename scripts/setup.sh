@@ -8,12 +8,22 @@ cd "$(dirname "$0")/.."
 extras="postgresql,libvirt"
 [ "${1:-}" = "--test" ] && extras="test"
 
-# System packages: Python with venv support. Installed only when missing, so
-# a prepared host is not touched.
+# System packages, installed only when missing so that a prepared host is not
+# touched: Python with venv, libvirt + QEMU (compute), genisoimage (cloud-init
+# seeds), busybox-static and cpio (the tiny test image), and what
+# libvirt-python compiles against.
 need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
-command -v curl >/dev/null || need+=(curl)
+for pair in curl:curl libvirtd:libvirt-daemon virsh:libvirt-clients \
+            qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils genisoimage:genisoimage \
+            cpio:cpio pkg-config:pkg-config; do
+  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+[ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] \
+  || need+=(libvirt-daemon-driver-qemu)
+[ -e /usr/include/libvirt/libvirt.h ] || need+=(libvirt-dev)
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 if [ "$extras" = test ]; then
   # The store tests run a private PostgreSQL cluster. Installed only when no
   # server is present (installing over an existing one would upgrade it).

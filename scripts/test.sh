@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+scripts/daemons.sh
 . .venv/bin/activate
 ruff check occi_server tests benchmarks
 lint-imports --no-cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import threading
@@ -79,6 +80,7 @@ class LibvirtCompute(ComputeBackend):
         self.accelerator = accelerator
         self.shutdown_timeout = shutdown_timeout
         self._connection: libvirt.virConnect | None = None
+        self._owner = os.getpid()
         self._lock = threading.Lock()
         instances.mkdir(parents=True, exist_ok=True)
 
@@ -89,6 +91,8 @@ class LibvirtCompute(ComputeBackend):
     # ------------------------------------------------------------ connection
     def connection(self) -> libvirt.virConnect:
         with self._lock:
+            if self._owner != os.getpid():  # a forked worker opens its own connection
+                self._connection, self._owner = None, os.getpid()
             if self._connection is not None:
                 try:
                     if self._connection.isAlive():
@@ -346,18 +350,25 @@ class LibvirtCompute(ComputeBackend):
 
     def _detach_matching(self, compute: Entity, tag: str,
                          matches: Callable[[ET.Element], bool]) -> None:
+        """Detach from the running guest and from the persistent definition,
+        each where the device is still present. Gone already is done."""
         domain = self._domain(compute)
         if domain is None:
             return
-        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        views = [(libvirt.VIR_DOMAIN_AFFECT_CONFIG,
+                  domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))]
         if domain.isActive():
-            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-        for device in devices_matching(domain.XMLDesc(0), tag, matches):
-            try:
-                domain.detachDeviceFlags(device, flags)
-            except libvirt.libvirtError as exc:
-                raise BackendFailure(f"libvirt could not detach the device: "
-                                     f"{_message(exc)}") from None
+            views.append((libvirt.VIR_DOMAIN_AFFECT_LIVE, domain.XMLDesc(0)))
+        for flags, xml in views:
+            for device in devices_matching(xml, tag, matches):
+                try:
+                    domain.detachDeviceFlags(device, flags)
+                except libvirt.libvirtError as exc:
+                    message = _message(exc)
+                    if "not found" in message or "in the process of unplug" in message:
+                        continue
+                    raise BackendFailure(f"libvirt could not detach the device: {message}") \
+                        from None
 
     # ------------------------------------------------------------ observation
     def _read_state(self, domain: libvirt.virDomain) -> Attributes:
