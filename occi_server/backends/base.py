@@ -11,6 +11,7 @@ Contracts shared by all methods:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,10 @@ class ComputeBackend(Backend):
     def current_state(self, compute: Entity) -> Attributes | None:
         """The guest's real state now; None when the backend cannot tell."""
         return None
+
+    def watch(self, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever a guest changes state on its own (idempotent;
+        called again to re-arm after the infrastructure restarted)."""
 
     def stats(self, compute: Entity) -> Attributes:
         """Monitoring counters (occi_server.monitoring.*) of a running guest."""

@@ -46,20 +46,23 @@ SAVE = Action(
     ),
 )
 
+COMPUTE_ARCHITECTURE = Attribute(
+    "occi.compute.architecture", enum=("x86", "x64"),
+    aliases={"x86_64": "x64", "amd64": "x64", "i386": "x86", "i686": "x86"},
+    description="CPU architecture")
 COMPUTE = Kind(
     INFRA, "compute", title="Compute Resource", parent=RESOURCE.type_id, location="/compute/",
     attributes=(
-        Attribute("occi.compute.architecture", enum=("x86", "x64"),
-                  aliases={"x86_64": "x64", "amd64": "x64", "i386": "x86", "i686": "x86"},
-                  description="CPU architecture"),
+        COMPUTE_ARCHITECTURE,
         Attribute("occi.compute.cores", AttrType.INTEGER, minimum=1, maximum=512,
                   description="Number of virtual CPU cores"),
         Attribute("occi.compute.hostname", format="hostname",
                   description="Fully qualified host name of the guest"),
         Attribute("occi.compute.share", AttrType.INTEGER, minimum=0, maximum=262144,
                   description="Relative CPU share"),
-        Attribute("occi.compute.speed", AttrType.FLOAT, minimum=0,
-                  description="CPU clock speed in GHz (OCCI 1.1)"),
+        Attribute("occi.compute.speed", AttrType.FLOAT, minimum=0.01,
+                  description="CPU clock speed in GHz (OCCI 1.1); caps each vCPU's share "
+                              "of a host CPU"),
         Attribute("occi.compute.memory", AttrType.FLOAT, minimum=0.0625, maximum=4096,
                   description="Memory in GiB"),
         *_state("occi.compute", ("active", "inactive", "suspended", "error"), "inactive"),

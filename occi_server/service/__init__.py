@@ -14,6 +14,7 @@ from pathlib import Path
 from occi_server.backends.base import Backends
 from occi_server.config import Config, ConfigError
 from occi_server.core import Mixin, Model
+from occi_server.errors import BackendUnavailable
 from occi_server.kinds import (
     DEFAULT_FLAVOURS,
     Flavour,
@@ -95,6 +96,7 @@ class Reconciler:
         self.interval = interval
         self.lock_path = lock_path
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
@@ -116,12 +118,18 @@ class Reconciler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
         with self.lock_path.open("a") as lock:
-            while not self._stop.wait(self.interval):
+            while not self._stop.is_set():
+                self.service.backends.compute.watch(self._wake.set)
+                self._wake.wait(self.interval)  # a lifecycle event ends the wait early
+                self._wake.clear()
+                if self._stop.is_set():
+                    break
                 try:
                     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
@@ -131,6 +139,8 @@ class Reconciler:
                     if changed:
                         log.info("reconciled the state of %d compute(s) with the "
                                  "infrastructure", changed)
+                except BackendUnavailable as exc:  # e.g. a long request holds the database
+                    log.info("reconciliation postponed: %s", exc.message)
                 except Exception:
                     log.exception("reconciliation failed; retrying in %s s", self.interval)
                 finally:

@@ -20,6 +20,7 @@ from occi_server.errors import BackendFailure, BadRequest, Conflict, NotFound, O
 from occi_server.errors import InternalError as OperationFailed
 from occi_server.kinds.infrastructure import (
     COMPUTE,
+    COMPUTE_ARCHITECTURE,
     IPNETWORK,
     IPNETWORKINTERFACE,
     NETWORK,
@@ -238,6 +239,7 @@ class Work:
                 template_family(self.model, m) == OS_TPL.type_id for m in mixins):
             raise BadRequest("a compute needs an OS template: add one of the os_tpl mixins "
                              "(GET /mixin/os_tpl/ or /-/ lists them)")
+        self._check_architecture(spec.attributes.get("occi.compute.architecture"), mixins)
         new_id = self._new_id(spec.attributes, entity_id)
         entity = Entity(id=new_id, kind=kind.type_id, location=f"{kind.location}{new_id}",
                         mixins=[m.type_id for m in mixins])
@@ -251,6 +253,15 @@ class Work:
             self._release(entity)
             raise
         return entity
+
+    def _check_architecture(self, requested: Any, mixins: list[Mixin]) -> None:
+        """A 64-bit image does not run on a 32-bit (x86) compute."""
+        wanted = COMPUTE_ARCHITECTURE.aliases.get(requested, requested)
+        for mixin in mixins:
+            if template_family(self.model, mixin) == OS_TPL.type_id and wanted == "x86" \
+                    and mixin.info.get("architecture") == "x64":
+                raise BadRequest(f"the OS template {mixin.term} is an x64 image; it cannot run "
+                                 "on an x86 compute")
 
     def _new_id(self, attributes: dict[str, Any], entity_id: str | None) -> str:
         proposed = attributes.get("occi.core.id")

@@ -177,3 +177,11 @@ def test_hostname_injection_is_refused(client: Client) -> None:
         KIND, "X-OCCI-Attribute: occi.compute.hostname=\"a'><disk\""])
     assert response.status_code == 400
     assert "host name" in response.get_data(as_text=True)
+
+
+def test_an_x64_image_does_not_run_on_x86(client: Client) -> None:
+    response = client.post_text("/compute/", [
+        KIND, category(SITE + "os_tpl#debian-12", "mixin"),
+        'X-OCCI-Attribute: occi.compute.architecture="i686"'])
+    assert response.status_code == 400
+    assert "x64 image" in response.get_data(as_text=True)

@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +218,36 @@ def test_kvm_probe_decides_and_explains(tiny_images: Path, tmp_path: Path) -> No
     again = choose("auto", ImageCatalogue(tiny_images).find("tiny"), tmp_path / "a.json")
     assert again.domain_type == accelerator.domain_type and "cached" in again.reason
     assert choose("tcg", None, tmp_path / "b.json").domain_type == "qemu"
+
+
+def test_lifecycle_events_reach_the_store_at_once(data_dir: Path) -> None:
+    app = create_app(load_config(
+        environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
+        site_scheme=SITE, accelerator="tcg", reconcile_seconds=3600))
+    client = Client(app)
+    try:
+        path = boot(client)
+        time.sleep(1)  # the reconciler arms its event connection
+        domain_of(path).destroy()  # behind the API's back
+        store = app.extensions["occi.store"]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with store.transaction(write=False) as repo:
+                stored = repo.by_location(path)
+            if stored is not None and stored.attributes["occi.compute.state"] == "inactive":
+                break
+            time.sleep(0.2)
+        assert stored is not None and stored.attributes["occi.compute.state"] == "inactive"
+        client.request("DELETE", path)
+    finally:
+        app.extensions["occi.reconciler"].stop()
+        app.extensions["occi.store"].dispose()
+
+
+def test_speed_caps_cpu_bandwidth(client: Client) -> None:
+    host_mhz = libvirt.open("qemu:///system").getInfo()[3]
+    if host_mhz <= 100:
+        pytest.skip(f"the host reports {host_mhz} MHz; no cap can be derived")
+    path = boot(client, "X-OCCI-Attribute: occi.compute.speed=0.1")
+    quota = ET.fromstring(domain_of(path).XMLDesc(0)).findtext("cputune/quota")
+    assert int(quota) == max(1000, round(100 / host_mhz * 100_000))

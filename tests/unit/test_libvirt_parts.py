@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -42,6 +43,12 @@ def test_domain_xml_carries_the_request_values() -> None:
     assert [d.find("target").get("dev") for d in disks] == ["vda", "vdz"]
     assert disks[1].find("readonly") is not None
     assert domain.find("devices/serial/source").get("path") == "/i/1/console.log"
+
+
+def test_speed_becomes_a_cpu_bandwidth_cap() -> None:
+    domain = ET.fromstring(domain_xml(spec(cpu_fraction=0.5)))
+    assert (domain.findtext("cputune/period"), domain.findtext("cputune/quota")) == (
+        "100000", "50000")
 
 
 def test_hostile_values_stay_values() -> None:
@@ -86,3 +93,14 @@ def test_catalogue_refuses_broken_images(tmp_path: Path, metadata: dict) -> None
     (tmp_path / "x").write_bytes(b"")
     (tmp_path / "img.json").write_text(json.dumps(metadata))
     assert ImageCatalogue(tmp_path).images() == []
+
+
+def test_catalogue_verifies_checksums(tmp_path: Path) -> None:
+    (tmp_path / "a.raw").write_bytes(b"image bytes")
+    good = hashlib.sha256(b"image bytes").hexdigest()
+    (tmp_path / "a.json").write_text(json.dumps({"disk": "a.raw", "format": "raw",
+                                                 "sha256": good}))
+    (tmp_path / "b.raw").write_bytes(b"tampered")
+    (tmp_path / "b.json").write_text(json.dumps({"disk": "b.raw", "format": "raw",
+                                                 "sha256": good}))
+    assert [i.term for i in ImageCatalogue(tmp_path).images()] == ["a"]

@@ -80,6 +80,7 @@ class LibvirtCompute(ComputeBackend):
         self.accelerator = accelerator
         self.shutdown_timeout = shutdown_timeout
         self._connection: libvirt.virConnect | None = None
+        self._events: libvirt.virConnect | None = None
         self._owner = os.getpid()
         self._lock = threading.Lock()
         instances.mkdir(parents=True, exist_ok=True)
@@ -155,7 +156,8 @@ class LibvirtCompute(ComputeBackend):
         except BackendFailure:
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        return self._read_state(domain)
+        return {**self._read_state(domain), "occi.compute.architecture":
+                compute.attributes.get("occi.compute.architecture") or image.architecture}
 
     def _spec(self, compute: Entity, image: Image, disk: Path, seed: Path) -> DomainSpec:
         values = compute.attributes
@@ -166,6 +168,7 @@ class LibvirtCompute(ComputeBackend):
             memory_gib=float(values.get("occi.compute.memory") or 1.0),
             vcpus=int(values.get("occi.compute.cores") or 1),
             shares=values.get("occi.compute.share"),
+            cpu_fraction=self._cpu_fraction(values.get("occi.compute.speed")),
             accelerator=self.accelerator.domain_type,
             disk=disk, disk_format="qcow2", seed=seed,
             console_log=self._directory(compute) / "console.log",
@@ -173,6 +176,16 @@ class LibvirtCompute(ComputeBackend):
             initrd=Path(image.info["initrd"]) if "initrd" in image.info else None,
             cmdline=image.info.get("cmdline"),
         )
+
+    def _cpu_fraction(self, speed_ghz: float | None) -> float | None:
+        """occi.compute.speed as a CPU bandwidth cap: a 1 GHz vCPU on a 2 GHz host
+        may use half of a host CPU. None when no cap applies."""
+        if not speed_ghz:
+            return None
+        host_mhz = self.connection().getInfo()[3]
+        if not host_mhz or speed_ghz * 1000 >= host_mhz:
+            return None
+        return speed_ghz * 1000 / host_mhz
 
     @staticmethod
     def _overlay(backing: Path, backing_format: str, overlay: Path,
@@ -379,6 +392,30 @@ class LibvirtCompute(ComputeBackend):
         return {"occi.compute.state": occi_state,
                 "occi.compute.state.message": f"{message} ({self.accelerator.label})"}
 
+    def watch(self, wake: Callable[[], None]) -> None:
+        """Lifecycle events of our domains call `wake`, on a connection of their own."""
+        if self._events is not None:
+            try:
+                if self._events.isAlive():
+                    return
+            except libvirt.libvirtError:
+                pass
+        _start_event_loop()
+        try:
+            events = libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            log.warning("no libvirt lifecycle events (%s); states are reconciled "
+                        "periodically", _message(exc))
+            return
+
+        def on_event(_conn: Any, domain: libvirt.virDomain, *_args: Any) -> None:
+            if domain.name().startswith(PREFIX):
+                wake()
+
+        events.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_event,
+                                      None)
+        self._events = events
+
     def current_state(self, compute: Entity) -> Attributes | None:
         domain = self._domain(compute)
         if domain is None:
@@ -428,6 +465,26 @@ class LibvirtCompute(ComputeBackend):
             size = handle.tell()
             handle.seek(max(0, size - max_bytes))
             return handle.read().decode("utf-8", errors="replace")
+
+
+_event_loop_lock = threading.Lock()
+_event_loop: threading.Thread | None = None
+
+
+def _start_event_loop() -> None:
+    """libvirt delivers events through an event loop this process must run."""
+    global _event_loop
+    with _event_loop_lock:
+        if _event_loop is not None:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        _event_loop = threading.Thread(target=run, name="libvirt-events", daemon=True)
+        _event_loop.start()
 
 
 def _qemu_img(*args: str) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 METADATA_NS = "urn:occi-server:compute"
 KIB_PER_GIB = 1024 * 1024
+CPU_PERIOD_US = 100_000
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class DomainSpec:
     seed: Path
     console_log: Path
     shares: int | None = None
+    cpu_fraction: float | None = None  # of a host CPU each vCPU may use (from speed)
     kernel: Path | None = None
     initrd: Path | None = None
     cmdline: str | None = None
@@ -47,8 +49,13 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(domain, "memory", memory_kib, unit="KiB")
     _sub(domain, "currentMemory", memory_kib, unit="KiB")
     _sub(domain, "vcpu", str(spec.vcpus), placement="static")
-    if spec.shares:
-        _sub(_sub(domain, "cputune"), "shares", str(spec.shares))
+    if spec.shares or spec.cpu_fraction:
+        cputune = _sub(domain, "cputune")
+        if spec.shares:
+            _sub(cputune, "shares", str(spec.shares))
+        if spec.cpu_fraction:
+            _sub(cputune, "period", str(CPU_PERIOD_US))
+            _sub(cputune, "quota", str(max(1000, round(spec.cpu_fraction * CPU_PERIOD_US))))
     os_element = _sub(domain, "os")
     _sub(os_element, "type", "hvm", arch="x86_64")
     if spec.kernel is not None:

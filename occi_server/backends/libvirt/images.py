@@ -32,6 +32,8 @@ class ImageCatalogue:
         self._lock = threading.Lock()
         self._stamp: tuple[float, int] | None = None
         self._images: list[Image] = []
+        # Verified checksums by (path, size, mtime): each file is hashed once.
+        self._verified: dict[tuple[str, int, float], str] = {}
 
     def images(self) -> list[Image]:
         with self._lock:
@@ -69,6 +71,8 @@ class ImageCatalogue:
                              "'.', '_', '-')")
         metadata: dict[str, Any] = json.loads(path.read_text())
         disk = self._file(metadata["disk"], "disk")
+        if metadata.get("sha256"):
+            self._verify(disk, str(metadata["sha256"]).lower())
         disk_format = metadata.get("format", "qcow2")
         if disk_format not in _FORMATS:
             raise ValueError(f"format must be one of {', '.join(_FORMATS)}")
@@ -84,6 +88,15 @@ class ImageCatalogue:
         return Image(term=term, title=str(metadata.get("title") or term),
                      os=str(metadata.get("os", "linux")),
                      architecture=str(metadata.get("architecture", "x64")), info=info)
+
+    def _verify(self, disk: Path, expected: str) -> None:
+        stat = disk.stat()
+        key = (str(disk), stat.st_size, stat.st_mtime)
+        if key not in self._verified:
+            self._verified[key] = sha256_of(disk)
+        if self._verified[key] != expected:
+            raise ValueError(f"the SHA-256 of {disk.name} is {self._verified[key]}, not "
+                             f"{expected} as its metadata says")
 
     def _file(self, name: str, what: str) -> Path:
         candidate = (self.directory / name).resolve()
