@@ -3,9 +3,7 @@ against each implementation. Real backends join the parameter list."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,30 +14,24 @@ from occi_server.backends.simulated import simulated_backends
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure
 from tests.conftest import COMPUTE, NETWORK, NETWORKINTERFACE, STORAGE, STORAGELINK
+from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
 
 
 def simulated(failures: list[str] | None = None) -> Backends:
     return simulated_backends([{"term": "img", "title": "Image"}], failures or [])
 
 
-def libvirt_compute(tmp_path: Path) -> Iterator[Backends]:
+def libvirt_compute() -> Iterator[Backends]:
     """Compute on the local libvirt with the tiny image; storage and network simulated."""
-    reason = _libvirt_reason()
+    reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
     from occi_server.backends.libvirt.accel import Accelerator
     from occi_server.backends.libvirt.backend import LibvirtCompute
     from occi_server.backends.libvirt.images import ImageCatalogue
-    from occi_server.backends.libvirt.tinyimage import build
-    from tests.integration.test_libvirt import IMAGE_CACHE
-    base = Path(tempfile.mkdtemp(prefix="occi-contract-", dir="/var/tmp"))
-    base.chmod(0o755)
-    build(IMAGE_CACHE / "images", IMAGE_CACHE / "cache")
-    (base / "images").mkdir()
-    for source in (IMAGE_CACHE / "images").iterdir():
-        os.link(source, base / "images" / source.name)
+    base = reachable_dir("occi-contract-")
     compute_backend = LibvirtCompute("qemu:///system", base / "instances",
-                                     ImageCatalogue(base / "images"),
+                                     ImageCatalogue(link_images(base)),
                                      Accelerator("qemu", "contract tests"), shutdown_timeout=20)
     rest = simulated()
     yield Backends(compute_backend, rest.storage, rest.network)
@@ -47,33 +39,18 @@ def libvirt_compute(tmp_path: Path) -> Iterator[Backends]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _libvirt_reason() -> str | None:
-    try:
-        import libvirt
-    except ImportError:
-        return "libvirt-python is not installed"
-    if os.geteuid() != 0:
-        return "libvirt qemu:///system needs root"
-    try:
-        libvirt.open("qemu:///system").close()
-    except libvirt.libvirtError as exc:
-        return f"libvirt is not running (scripts/daemons.sh starts it): {exc}"
-    return None
-
-
 @pytest.fixture(params=["simulated", "libvirt"])
-def backends(request, tmp_path: Path) -> Iterator[Backends]:
+def backends(request) -> Iterator[Backends]:
     if request.param == "simulated":
         yield simulated()
     else:
-        yield from libvirt_compute(tmp_path)
+        yield from libvirt_compute()
 
 
 @pytest.fixture
 def volume_dir() -> Iterator[Path]:
     """A directory QEMU (user libvirt-qemu) can reach."""
-    directory = Path(tempfile.mkdtemp(prefix="occi-volume-", dir="/var/tmp"))
-    directory.chmod(0o755)
+    directory = reachable_dir("occi-volume-")
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
 

@@ -4,7 +4,6 @@ packages, boots through the OCCI API and reports what it received."""
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import tempfile
 import time
@@ -18,47 +17,28 @@ from occi_server.config import load_config
 from occi_server.http import create_app
 from occi_server.service import Reconciler
 from tests.conftest import COMPUTE, COMPUTE_ACTION, SITE, Client, category
+from tests.support.libvirt import link_images, reachable_dir, tiny_images, unavailable_reason
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
 
-IMAGE_CACHE = Path("/var/tmp/occi-test-images")
 TINY = SITE + "os_tpl#tiny"
 USER_DATA = b"#cloud-config\nruncmd:\n  - echo hello from user data\n"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOcci test@occi-server"
 
 
-def _libvirt_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root to drive qemu:///system"
-    try:
-        libvirt.open("qemu:///system").close()
-    except libvirt.libvirtError as exc:
-        return f"libvirt is not running (scripts/daemons.sh starts it): {exc}"
-    return None
-
-
-pytestmark = pytest.mark.skipif(_libvirt_reason() is not None,
-                                reason=_libvirt_reason() or "")
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
+                                reason=unavailable_reason() or "")
 
 
 @pytest.fixture(scope="session")
-def tiny_images() -> Path:
-    from occi_server.backends.libvirt.tinyimage import build
-    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
-    IMAGE_CACHE.chmod(0o755)
-    build(IMAGE_CACHE / "images", IMAGE_CACHE / "cache")
-    return IMAGE_CACHE / "images"
+def tiny_image_dir() -> Path:
+    return tiny_images()
 
 
 @pytest.fixture
-def data_dir(tiny_images: Path) -> Iterator[Path]:
-    # QEMU runs as libvirt-qemu: the data directory must be reachable by it.
-    directory = Path(tempfile.mkdtemp(prefix="occi-it-", dir="/var/tmp"))
-    directory.chmod(0o755)
-    images = directory / "images"
-    images.mkdir()
-    for source in tiny_images.iterdir():
-        os.link(source, images / source.name)
+def data_dir(tiny_image_dir: Path) -> Iterator[Path]:
+    directory = reachable_dir("occi-it-")
+    link_images(directory)
     yield directory
     shutil.rmtree(directory, ignore_errors=True)
 
@@ -71,7 +51,7 @@ def client(data_dir: Path) -> Iterator[Client]:
     yield Client(app)
     connection = libvirt.open("qemu:///system")
     for domain in connection.listAllDomains(0):  # nothing of a failed test lingers
-        if domain.name().startswith("occi-") and (data_dir / "instances").exists() and (
+        if domain.name().startswith("occi-") and (
                 data_dir / "instances" / domain.name().removeprefix("occi-")).exists():
             if domain.isActive():
                 domain.destroy()
@@ -210,12 +190,12 @@ def test_reconciler_notices_what_happens_outside(client: Client) -> None:
     assert state(client, path) == "inactive"
 
 
-def test_kvm_probe_decides_and_explains(tiny_images: Path, tmp_path: Path) -> None:
+def test_kvm_probe_decides_and_explains(tiny_image_dir: Path, tmp_path: Path) -> None:
     from occi_server.backends.libvirt.accel import choose
     from occi_server.backends.libvirt.images import ImageCatalogue
-    accelerator = choose("auto", ImageCatalogue(tiny_images).find("tiny"), tmp_path / "a.json")
+    accelerator = choose("auto", ImageCatalogue(tiny_image_dir).find("tiny"), tmp_path / "a.json")
     assert accelerator.domain_type in ("kvm", "qemu") and accelerator.reason
-    again = choose("auto", ImageCatalogue(tiny_images).find("tiny"), tmp_path / "a.json")
+    again = choose("auto", ImageCatalogue(tiny_image_dir).find("tiny"), tmp_path / "a.json")
     assert again.domain_type == accelerator.domain_type and "cached" in again.reason
     assert choose("tcg", None, tmp_path / "b.json").domain_type == "qemu"
 

@@ -1,0 +1,50 @@
+"""What tests on the real libvirt share: whether it can run here, directories
+QEMU can reach, and the tiny image."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+IMAGE_CACHE = Path("/var/tmp/occi-test-images")
+
+
+def unavailable_reason() -> str | None:
+    """Why libvirt tests cannot run here, or None when they can."""
+    try:
+        import libvirt
+    except ImportError:
+        return "libvirt-python is not installed"
+    if os.geteuid() != 0:
+        return "libvirt qemu:///system needs root"
+    try:
+        libvirt.open("qemu:///system").close()
+    except libvirt.libvirtError as exc:
+        return f"libvirt is not running (scripts/daemons.sh starts it): {exc}"
+    return None
+
+
+def reachable_dir(prefix: str) -> Path:
+    """A new directory QEMU (user libvirt-qemu) can reach: pytest's are private."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    directory.chmod(0o755)
+    return directory
+
+
+def tiny_images() -> Path:
+    """The tiny image, built once per machine into a cache."""
+    from occi_server.backends.libvirt.tinyimage import build
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    IMAGE_CACHE.chmod(0o755)
+    build(IMAGE_CACHE / "images", IMAGE_CACHE / "cache")
+    return IMAGE_CACHE / "images"
+
+
+def link_images(into: Path) -> Path:
+    """An image catalogue of its own (saves write into it) sharing the tiny image's files."""
+    images = into / "images"
+    images.mkdir()
+    for source in tiny_images().iterdir():
+        os.link(source, images / source.name)
+    return images
