@@ -62,7 +62,7 @@ def _hash_password() -> int:
 
 def _serve(config: Any, *, debug: bool) -> int:
     from occi_server.http import create_app
-    app = create_app(config)
+    app = create_app(config, background=debug)
     host, _, port = config.listen.rpartition(":")
     logging.getLogger("occi_server").info(
         "%s listening on http://%s:%s/ (backend %s, store %s)", SERVER_HEADER, host, port,
@@ -72,6 +72,16 @@ def _serve(config: Any, *, debug: bool) -> int:
         return 0
     from occi_server.wsgi import GunicornServer
     store = app.extensions["occi.store"]
+    reconciler = app.extensions.get("occi.reconciler")
+
+    def post_fork(_server: Any, _worker: Any) -> None:
+        # The master stays single-threaded (forking a threaded process can leave
+        # locks held in the child); each worker opens its own database
+        # connections and runs a reconciler (a lock file elects one at a time).
+        store.dispose()
+        if reconciler is not None:
+            reconciler.start()
+
     GunicornServer(app, {
         "bind": config.listen,
         "workers": config.effective_workers,
@@ -82,8 +92,7 @@ def _serve(config: Any, *, debug: bool) -> int:
         "accesslog": None,
         "errorlog": "-",
         "loglevel": config.log_level,
-        # Each worker opens its own database connections.
-        "post_fork": lambda _server, _worker: store.dispose(),
+        "post_fork": post_fork,
     }).run()
     return 0
 

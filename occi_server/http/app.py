@@ -31,9 +31,11 @@ _SUPPORTED_VERSION = tuple(int(p) for p in OCCI_VERSION.split("."))
 
 
 def create_app(config: Config, *, backends: Backends | None = None,
-               migrate: bool = True) -> Flask:
+               migrate: bool = True, background: bool = True) -> Flask:
     """The OCCI service for `config`. `backends` overrides the configured ones
-    (tests); `migrate` brings the database schema up to date first."""
+    (tests); `migrate` brings the database schema up to date first;
+    `background` starts the reconciler thread now (a pre-forking server starts
+    it in each worker instead, after the fork)."""
     config.validate()
     Path(config.data_path).mkdir(parents=True, exist_ok=True)
     store = Store(config.effective_database_url)
@@ -48,8 +50,9 @@ def create_app(config: Config, *, backends: Backends | None = None,
     if backends.compute.observes and config.reconcile_seconds > 0:
         reconciler = Reconciler(service, config.reconcile_seconds,
                                 config.data_path / "reconcile.lock")
-        reconciler.start()
         app.extensions["occi.reconciler"] = reconciler
+        if background:
+            reconciler.start()
     app.extensions["occi.store"] = store
     app.extensions["occi.config"] = config
     app.url_map.strict_slashes = False
