@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,6 @@ from click.testing import CliRunner, Result
 
 from occi_server.client.cli import cli
 from tests.integration.test_serve import Server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
-    running = Server(Path(tmp_path_factory.mktemp("cli")) / "data")
-    running.start(workers=1)
-    yield running
-    running.stop()
-
 
 ISOLATED = {"OCCI_SITES": None, "OCCI_ENDPOINT": None, "OCCI_SITE": None}
 

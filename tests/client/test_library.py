@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from occi_server.client import ClientError, OcciClient
 from occi_server.client.api import MEDIA_TYPES
 from tests.integration.test_serve import Server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
-    running = Server(Path(tmp_path_factory.mktemp("client")) / "data")
-    running.start(workers=2)
-    yield running
-    running.stop()
 
 
 @pytest.fixture(params=MEDIA_TYPES)
