@@ -428,12 +428,16 @@ def run(context: Context, image: str, flavour: str | None, title: str | None,
 
 
 def _network(client: OcciClient, wanted: str) -> str:
+    """A network by location, title (one filtered listing) or id."""
     if wanted.startswith(("/", "http://", "https://")):
         return wanted
+    titled = client.list("network", attributes={"occi.core.title": wanted})
+    if len(titled) > 1:
+        raise ClientError(f"several networks are titled {wanted!r}; give a location")
+    if titled:
+        return titled[0]
     for location in client.list("network"):
-        entity = client.describe(location)
-        if wanted in (entity.attributes.get("occi.core.title"),
-                      entity.attributes.get("occi.core.id")):
+        if location.rstrip("/").rpartition("/")[2] == wanted:
             return location
     raise ClientError(f"no network titled or identified {wanted!r}; `occi list network`")
 
