@@ -32,6 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("hash-password",
                         help="print a password hash for the [users] table of the config file")
 
+    quarantine = commands.add_parser("quarantine", help="list deleted volumes that can still "
+                                                        "be restored (file pool)")
+    restore = commands.add_parser("restore-volume", help="bring a deleted volume back from "
+                                                         "quarantine as the storage it was")
+    restore.add_argument("volume_id", help="the id of the deleted storage resource")
+    for command in (quarantine, restore):
+        command.add_argument("--data-dir")
+        command.add_argument("--config")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -42,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
                              listen=getattr(args, "listen", None),
                              workers=getattr(args, "workers", None))
         logging.getLogger().setLevel(config.log_level.upper())
+        if args.command in ("quarantine", "restore-volume"):
+            return _volumes(config, getattr(args, "volume_id", None))
         if args.command == "migrate":
             from occi_server.store import Store
             config.data_path.mkdir(parents=True, exist_ok=True)
@@ -57,6 +68,42 @@ def _hash_password() -> int:
     from werkzeug.security import generate_password_hash
     password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline()
     print(generate_password_hash(password.rstrip("\n")))
+    return 0
+
+
+def _volumes(config: Any, volume_id: str | None) -> int:
+    """List the quarantine, or restore one volume and register it again."""
+    from datetime import UTC, datetime
+
+    from occi_server.backends.filepool import GIB, FilePoolStorage
+    from occi_server.core import Entity
+    from occi_server.errors import BackendFailure
+    from occi_server.kinds.infrastructure import STORAGE
+    from occi_server.store import Store
+
+    pool = FilePoolStorage(config.volumes_path, config.volumes_path / "quarantine",
+                           config.storage_capacity_gib, config.quarantine_seconds)
+    if volume_id is None:
+        for stem, deleted, _ in pool.quarantined():
+            wiped = datetime.fromtimestamp(deleted + pool.grace_seconds, UTC)
+            print(f"{stem.removeprefix('vol-')}\tdeleted "
+                  f"{datetime.fromtimestamp(deleted, UTC):%Y-%m-%d %H:%M} UTC\twiped after "
+                  f"{wiped:%Y-%m-%d %H:%M} UTC")
+        return 0
+    store = Store(config.effective_database_url)
+    with store.transaction(write=True) as repo:
+        location = f"{STORAGE.location}{volume_id}"
+        if repo.by_location(location) is not None:
+            raise ConfigError(f"{location} exists; nothing to restore")
+        try:
+            size = pool.restore(volume_id)
+        except BackendFailure as exc:
+            raise ConfigError(str(exc)) from None
+        repo.insert(Entity(id=volume_id, kind=STORAGE.type_id, location=location, attributes={
+            "occi.core.id": volume_id, "occi.storage.size": size / GIB,
+            "occi.storage.state": "online",
+            "occi.storage.state.message": "restored from quarantine"}))
+    print(f"restored {location} ({size / GIB:g} GiB)")
     return 0
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 # The backends each area can use.
-BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated",),
+BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated", "filepool"),
             "network": ("simulated",)}
 
 
@@ -37,6 +37,9 @@ class Config:
     instances_dir: str = ""  # default: data_dir/instances
     shutdown_timeout: int = 60  # seconds a graceful stop may take before power-off
     reconcile_seconds: int = 10  # how often stored states are checked against the real ones
+    volumes_dir: str = ""  # file pool; default: data_dir/volumes
+    storage_capacity_gib: int = 0  # 0: the size of the volumes directory's file system
+    quarantine_seconds: int = 7 * 24 * 3600  # how long deleted volumes can be restored
     database_url: str = ""  # default: SQLite file in data_dir
     # Scheme prefix of this site's own categories (templates, backend tags).
     site_scheme: str = ""
@@ -76,6 +79,11 @@ class Config:
     def images_path(self) -> Path:
         return Path(self.images_dir).expanduser().resolve() if self.images_dir \
             else self.data_path / "images"
+
+    @property
+    def volumes_path(self) -> Path:
+        return Path(self.volumes_dir).expanduser().resolve() if self.volumes_dir \
+            else self.data_path / "volumes"
 
     @property
     def instances_path(self) -> Path:

@@ -59,6 +59,10 @@ class InternalError(OCCIError):
     status, reason = 500, "Internal Server Error"
 
 
+class InsufficientStorage(OCCIError):
+    status, reason = 507, "Insufficient Storage"
+
+
 class NotImplementedFeature(OCCIError):
     status, reason = 501, "Not Implemented"
 

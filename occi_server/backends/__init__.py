@@ -13,7 +13,11 @@ def load_backends(config: Config) -> Backends:
     """The compute, storage and network backends the configuration chooses."""
     simulated = import_module("occi_server.backends.simulated").simulated_backends(
         config.simulated_images, config.simulated_failures)
-    compute = simulated.compute
+    compute, storage = simulated.compute, simulated.storage
     if config.backend_for("compute") == "libvirt":
         compute = import_module("occi_server.backends.libvirt").libvirt_compute(config)
-    return Backends(compute, simulated.storage, simulated.network)
+    if config.backend_for("storage") == "filepool":
+        pool = import_module("occi_server.backends.filepool")
+        storage = pool.FilePoolStorage(config.volumes_path, config.volumes_path / "quarantine",
+                                       config.storage_capacity_gib, config.quarantine_seconds)
+    return Backends(compute, storage, simulated.network)

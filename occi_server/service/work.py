@@ -414,6 +414,8 @@ class Work:
         return kind
 
     def _plan_storagelink(self, link: Entity, storage: Entity, siblings: list[Entity]) -> None:
+        if storage.attributes.get("occi.storage.state") == "offline":
+            raise Conflict(f"{storage.location} is offline; bring it online before attaching it")
         for existing in self.repo.links_to(storage.id):
             raise Conflict(f"{storage.location} is already attached to {existing.source} "
                            f"({existing.location}); detach it first")
@@ -684,6 +686,10 @@ class Work:
             legal = ", ".join(machine.legal_actions(state)) or "none"
             raise Conflict(f"{action.term} is not possible while {entity.location} is {state} "
                            f"(possible now: {legal})")
+        if kind.type_id == STORAGE.type_id and action.term == "offline":
+            for link in self.repo.links_to(entity.id):
+                raise Conflict(f"{entity.location} is attached to {link.source} through "
+                               f"{link.location}; detach it before taking it offline")
         return self.perform(kind, entity, action, params)
 
     def prepare_action(self, entity: Entity, spec: ActionSpec, term: str

@@ -39,12 +39,26 @@ def libvirt_compute() -> Iterator[Backends]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(params=["simulated", "libvirt"])
+def filepool_storage() -> Iterator[Backends]:
+    """Storage in a file pool; compute and network simulated."""
+    if shutil.which("qemu-img") is None:
+        pytest.skip("qemu-img is not installed (scripts/setup.sh installs it)")
+    from occi_server.backends.filepool import FilePoolStorage
+    base = reachable_dir("occi-pool-")
+    rest = simulated()
+    yield Backends(rest.compute, FilePoolStorage(base / "pool", base / "quarantine"),
+                   rest.network)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["simulated", "libvirt", "filepool"])
 def backends(request) -> Iterator[Backends]:
     if request.param == "simulated":
         yield simulated()
-    else:
+    elif request.param == "libvirt":
         yield from libvirt_compute()
+    else:
+        yield from filepool_storage()
 
 
 @pytest.fixture
@@ -108,10 +122,14 @@ def test_storage_lifecycle(backends: Backends) -> None:
     volume = storage()
     volume.attributes.update(backends.storage.create(volume))
     assert volume.attributes["occi.storage.state"] == "online"
+    source = backends.storage.source(volume)
+    assert source is None or source.path is not None
     volume.attributes.update(backends.storage.act(volume, "offline", {}).attributes)
     assert volume.attributes["occi.storage.state"] == "offline"
+    assert backends.storage.source(volume) is None  # an offline volume is not attachable
     backends.storage.update(volume, {"occi.storage.size": 2.0})
     backends.storage.delete(volume)
+    backends.storage.delete(volume)  # deleting what is gone succeeds
 
 
 def test_network_lifecycle_and_binding(backends: Backends) -> None:

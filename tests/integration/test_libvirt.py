@@ -4,6 +4,7 @@ packages, boots through the OCCI API and reports what it received."""
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import tempfile
 import time
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from occi_server.backends.filepool import volume_name
 from occi_server.config import load_config
 from occi_server.http import create_app
 from occi_server.service import Reconciler
@@ -231,3 +233,32 @@ def test_speed_caps_cpu_bandwidth(client: Client) -> None:
     path = boot(client, "X-OCCI-Attribute: occi.compute.speed=0.1")
     quota = ET.fromstring(domain_of(path).XMLDesc(0)).findtext("cputune/quota")
     assert int(quota) == max(1000, round(100 / host_mhz * 100_000))
+
+
+def test_a_volume_survives_detach_and_reattach(data_dir: Path) -> None:
+    app = create_app(load_config(
+        environ={}, backend="simulated", compute_backend="libvirt", storage_backend="filepool",
+        data_dir=str(data_dir), site_scheme=SITE, accelerator="tcg", reconcile_seconds=0))
+    client = Client(app)
+    try:
+        volume = client.storage(0.5)
+        path = boot(client, f'Link: <{volume}>; rel="http://schemas.ogf.org/occi/'
+                            'infrastructure#storage"')
+        [link] = client.json(path)["links"]
+        assert link["attributes"]["occi.storagelink.state"] == "active"
+        console = console_until(client, path, " marked occi-marker:")
+        mark = re.search(r"occi-tiny: disk /dev/vd. marked (occi-marker:\S+)", console).group(1)
+        assert client.request("DELETE", f"/link/storagelink/{link['id']}").status_code == 200
+        volume_file = volume_name(volume.rpartition("/")[2])
+        assert volume_file not in domain_of(path).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        time.sleep(3)  # the guest notices the disk is gone
+        response = client.post_text("/link/storagelink/", [
+            category("http://schemas.ogf.org/occi/infrastructure#storagelink", "kind"),
+            f'X-OCCI-Attribute: occi.core.source="{path}"',
+            f'X-OCCI-Attribute: occi.core.target="{volume}"'])
+        assert response.status_code == 201, response.get_data(as_text=True)
+        console_until(client, path, f" carries {mark}")  # the guest may name it anew
+        assert client.request("DELETE", path).status_code == 200
+        assert client.request("DELETE", volume).status_code == 200
+    finally:
+        app.extensions["occi.store"].dispose()

@@ -48,4 +48,30 @@ printf '#!/bin/sh\necho "occi-tiny: power button, shutting down"\nsync\npoweroff
 chmod 755 /etc/acpi/PWRF/00000080
 acpid -c /etc/acpi -l /tmp/acpid.log
 echo "occi-tiny: ready"
-while true; do sleep 3600; done
+
+# Disks beyond the boot disk and the seed: report each one that appears; mark a
+# blank one, or report the mark it already carries (so a volume is recognised
+# after being detached and attached again).
+seen=" "
+while true; do
+  present=" "
+  for dev in /dev/vd[b-z]; do
+    [ -b "$dev" ] || continue
+    [ "$(cat "/sys/block/${dev#/dev/}/ro" 2>/dev/null)" = 1 ] && continue  # the seed
+    present="$present$dev "
+    case "$seen" in *" $dev "*) continue ;; esac
+    mark=$(head -c 64 "$dev" 2>/dev/null | tr -d '\000' | sed -n 's/^\(occi-marker:[^ ]*\).*/\1/p')
+    if [ -n "$mark" ]; then
+      echo "occi-tiny: disk $dev carries $mark"
+    else
+      if printf 'occi-marker:%s:%s ' "$(hostname)" "${dev#/dev/}" \
+          | dd of="$dev" conv=notrunc,fsync 2>/dev/null; then
+        echo "occi-tiny: disk $dev marked occi-marker:$(hostname):${dev#/dev/}"
+      else
+        echo "occi-tiny: disk $dev cannot be written"
+      fi
+    fi
+  done
+  seen="$present"
+  sleep 1
+done

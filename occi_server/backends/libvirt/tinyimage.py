@@ -9,6 +9,7 @@ busybox-static package."""
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -94,9 +95,15 @@ def build(images_dir: Path, cache_dir: Path) -> Path:
     """Build (or reuse) the tiny image in `images_dir`; returns its metadata file."""
     images_dir.mkdir(parents=True, exist_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    package = kernel_package()
+    package_files = resources.files("occi_server.backends.libvirt")
+    scripts = {name: package_files.joinpath(name).read_text()
+               for name in ("tiny-init.sh", "tiny-dhcp-event.sh")}
+    # The image changes with the kernel package and with the guest's scripts.
+    version = f"{kernel_package()}+" + hashlib.sha256(
+        "".join(scripts.values()).encode()).hexdigest()[:12]
+    package = version.partition("+")[0]
     metadata = images_dir / f"{IMAGE}.json"
-    if metadata.exists() and json.loads(metadata.read_text()).get("version") == package:
+    if metadata.exists() and json.loads(metadata.read_text()).get("version") == version:
         return metadata
     debs = sorted(cache_dir.glob(f"{package}_*.deb"))
     if not debs:
@@ -120,10 +127,9 @@ def build(images_dir: Path, cache_dir: Path) -> Path:
             shutil.copy2(module, root / "lib" / "modules" / module.name)
         (root / "lib" / "modules" / "order").write_text(
             "\n".join(m.name.removesuffix(".ko") for m in order) + "\n")
-        package_files = resources.files("occi_server.backends.libvirt")
         for name, target in (("tiny-init.sh", root / "init"),
                              ("tiny-dhcp-event.sh", root / "bin" / "dhcp-event")):
-            target.write_text(package_files.joinpath(name).read_text())
+            target.write_text(scripts[name])
             target.chmod(0o755)
         _cpio_gzip(root, images_dir / f"{IMAGE}-initrd.gz")
         shutil.copy2(vmlinuz, images_dir / f"{IMAGE}-vmlinuz")
@@ -133,7 +139,7 @@ def build(images_dir: Path, cache_dir: Path) -> Path:
     metadata.write_text(json.dumps({
         "title": "Tiny test guest (busybox on the Debian cloud kernel)",
         "description": "Boots in seconds; prints its NoCloud seed on the serial console",
-        "version": package,
+        "version": version,
         "disk": disk.name, "format": "raw",
         "kernel": f"{IMAGE}-vmlinuz", "initrd": f"{IMAGE}-initrd.gz",
         "cmdline": "console=ttyS0 panic=-1 loglevel=4",

@@ -1,0 +1,168 @@
+"""Storage in a file pool: each volume is a qcow2 file in a directory.
+
+Volumes are thin (qcow2 allocates on write); the pool's capacity bounds the sum
+of their sizes. A deleted volume is moved to quarantine, where it stays for a
+grace period (an operator can restore it) before it is wiped. File names derive
+from volume ids through a fixed pattern, never from anything else a client says."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from occi_server.backends.base import ActionOutcome, Attributes, StorageBackend, VolumeSource
+from occi_server.core import Entity
+from occi_server.errors import BackendFailure, InsufficientStorage
+
+GIB = 1024 ** 3
+_SAFE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_QCOW2_MAGIC = b"QFI\xfb"
+
+
+def volume_name(volume_id: str) -> str:
+    """The file name of a volume: its id when that is plain, a digest otherwise."""
+    if _SAFE.fullmatch(volume_id):
+        return f"vol-{volume_id}.qcow2"
+    return f"vol-{hashlib.sha256(volume_id.encode()).hexdigest()[:40]}.qcow2"
+
+
+def virtual_size(path: Path) -> int:
+    """A qcow2 image's size as the guest sees it, read from its header."""
+    with path.open("rb") as handle:
+        header = handle.read(32)
+    if header[:4] != _QCOW2_MAGIC:
+        raise BackendFailure(f"{path.name} is not a qcow2 image")
+    return int.from_bytes(header[24:32], "big")
+
+
+def _qemu_img(*args: str) -> None:
+    try:
+        subprocess.run(["qemu-img", *args], check=True, capture_output=True, timeout=600)
+    except FileNotFoundError:
+        raise BackendFailure("qemu-img is not installed on this host") from None
+    except subprocess.CalledProcessError as exc:
+        raise BackendFailure(f"qemu-img {args[0]} failed: "
+                             f"{exc.stderr.decode(errors='replace').strip()}") from None
+
+
+class FilePoolStorage(StorageBackend):
+    name = "filepool"
+
+    def __init__(self, pool: Path, quarantine: Path, capacity_gib: float = 0,
+                 grace_seconds: float = 7 * 24 * 3600) -> None:
+        self.pool = pool
+        self.quarantine = quarantine
+        self.capacity_gib = capacity_gib
+        self.grace_seconds = grace_seconds
+        for directory in (pool, quarantine):
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o755)  # QEMU (another user) opens the volumes
+
+    @property
+    def label(self) -> str:
+        return f"the file pool in {self.pool}"
+
+    def path(self, storage: Entity) -> Path:
+        return self.pool / volume_name(storage.id)
+
+    # ------------------------------------------------------------ capacity
+    def capacity(self) -> int:
+        if self.capacity_gib:
+            return int(self.capacity_gib * GIB)
+        stats = os.statvfs(self.pool)
+        return stats.f_blocks * stats.f_frsize
+
+    def committed(self) -> int:
+        return sum(virtual_size(p) for p in self.pool.glob("vol-*.qcow2"))
+
+    def _reserve(self, extra: int) -> None:
+        capacity, committed = self.capacity(), self.committed()
+        if committed + extra > capacity:
+            raise InsufficientStorage(
+                f"the storage pool holds {committed / GIB:g} of {capacity / GIB:g} GiB; "
+                f"{extra / GIB:g} GiB more do not fit. Delete or shrink other volumes, or ask "
+                "the operator for a larger pool")
+
+    # ------------------------------------------------------------ lifecycle
+    def create(self, storage: Entity) -> Attributes:
+        self.reap()
+        size = int(float(storage.attributes["occi.storage.size"]) * GIB)
+        self._reserve(size)
+        path = self.path(storage)
+        if path.exists():
+            raise BackendFailure(f"a volume file for {storage.location} exists already")
+        _qemu_img("create", "-q", "-f", "qcow2", str(path), str(size))
+        path.chmod(0o660)
+        return {"occi.storage.state": "online",
+                "occi.storage.state.message": f"{size / GIB:g} GiB volume in the file pool"}
+
+    def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
+        if not self.path(storage).exists():
+            raise BackendFailure(f"the volume file of {storage.location} is missing")
+        state = {"online": "online", "offline": "offline"}[action]
+        message = "ready" if state == "online" else "offline: it cannot be attached"
+        return ActionOutcome({"occi.storage.state": state,
+                              "occi.storage.state.message": message})
+
+    def update(self, storage: Entity, changes: Attributes) -> Attributes:
+        if "occi.storage.size" not in changes:
+            return {}
+        path = self.path(storage)
+        current = virtual_size(path)
+        wanted = int(float(changes["occi.storage.size"]) * GIB)
+        if wanted < current:
+            raise BackendFailure(f"volumes only grow: {storage.location} has "
+                                 f"{current / GIB:g} GiB")
+        self._reserve(wanted - current)
+        _qemu_img("resize", "-q", "-f", "qcow2", str(path), str(wanted))
+        return {"occi.storage.state.message": f"resized to {wanted / GIB:g} GiB"}
+
+    def delete(self, storage: Entity) -> None:
+        """Move the volume to quarantine; `reap` wipes it after the grace period."""
+        path = self.path(storage)
+        if path.exists():
+            path.rename(self.quarantine / f"{path.stem}.{int(time.time())}.qcow2")
+        self.reap()
+
+    def source(self, storage: Entity) -> VolumeSource | None:
+        path = self.path(storage)
+        if storage.attributes.get("occi.storage.state") != "online" or not path.exists():
+            return None
+        return VolumeSource(path=str(path), format="qcow2")
+
+    # ------------------------------------------------------------ quarantine
+    def quarantined(self) -> list[tuple[str, float, Path]]:
+        """(volume file stem, deletion time, path) of every quarantined volume."""
+        found = []
+        for path in sorted(self.quarantine.glob("vol-*.qcow2")):
+            stem, _, stamp = path.name.removesuffix(".qcow2").rpartition(".")
+            if stamp.isdigit():
+                found.append((stem, float(stamp), path))
+        return found
+
+    def reap(self, now: float | None = None) -> list[Path]:
+        """Wipe quarantined volumes older than the grace period."""
+        now = time.time() if now is None else now
+        wiped = []
+        for _, deleted, path in self.quarantined():
+            if now - deleted >= self.grace_seconds:
+                path.unlink(missing_ok=True)
+                wiped.append(path)
+        return wiped
+
+    def restore(self, volume_id: str) -> int:
+        """Put the newest quarantined copy of a volume back; returns its size in bytes."""
+        stem = volume_name(volume_id).removesuffix(".qcow2")
+        copies = [entry for entry in self.quarantined() if entry[0] == stem]
+        if not copies:
+            raise BackendFailure(f"no quarantined volume {volume_id}")
+        target = self.pool / f"{stem}.qcow2"
+        if target.exists():
+            raise BackendFailure(f"volume {volume_id} exists already")
+        shutil.move(str(copies[-1][2]), target)
+        return virtual_size(target)

@@ -1,0 +1,115 @@
+"""Storage in a file pool: real qcow2 volumes behind the OCCI storage kind."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from occi_server.backends.filepool import FilePoolStorage, volume_name
+from occi_server.core import Entity
+from tests.conftest import STORAGE, Client, category
+
+pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None,
+                                reason="qemu-img is not installed (scripts/setup.sh installs it)")
+INFRA = "http://schemas.ogf.org/occi/infrastructure#"
+GIB = 1024 ** 3
+
+
+@pytest.fixture
+def client(make_app, tmp_path: Path) -> Client:
+    return Client(make_app(storage_backend="filepool", volumes_dir=str(tmp_path / "pool"),
+                           storage_capacity_gib=10))
+
+
+def volume_file(client: Client, path: str) -> Path:
+    pool = Path(client.app.extensions["occi.config"].volumes_path)
+    return pool / volume_name(path.rpartition("/")[2])
+
+
+def qemu_size(path: Path) -> int:
+    return json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(path)],
+                                     capture_output=True, check=True).stdout)["virtual-size"]
+
+
+def test_a_volume_is_a_real_qcow2_file_that_grows(client: Client) -> None:
+    path = client.storage(2.0)
+    file = volume_file(client, path)
+    assert qemu_size(file) == 2 * GIB
+    assert client.attributes(path)["occi.storage.state"] == "online"
+    assert "filepool" in client.get("/-/").get_data(as_text=True)
+    assert client.post_text(path, ["X-OCCI-Attribute: occi.storage.size=3.5"]).status_code == 200
+    assert qemu_size(file) == int(3.5 * GIB)
+    shrink = client.post_text(path, ["X-OCCI-Attribute: occi.storage.size=1.0"])
+    assert shrink.status_code == 409 and "only grow" in shrink.get_data(as_text=True)
+    assert client.attributes(path)["occi.storage.size"] == 3.5
+
+
+def test_a_full_pool_is_507_and_stores_nothing(client: Client) -> None:
+    client.storage(6.0)
+    response = client.post_text("/storage/", [category(STORAGE, "kind"),
+                                              "X-OCCI-Attribute: occi.storage.size=5.0"])
+    assert response.status == "507 Insufficient Storage"
+    assert "6 of 10 GiB" in response.get_data(as_text=True)
+    assert client.get("/storage/").get_data(as_text=True).count("Location") == 1
+
+
+def test_offline_and_attachment_rules(client: Client) -> None:
+    path = client.storage(1.0)
+    assert client.post_text(f"{path}?action=offline", []).status_code == 200
+    refused = client.post_text("/compute/", [
+        category(INFRA + "compute", "kind"), f'Link: <{path}>; rel="{INFRA}storage"'])
+    assert refused.status_code == 409 and "offline" in refused.get_data(as_text=True)
+    assert client.post_text(f"{path}?action=online", []).status_code == 200
+    client.compute(f'Link: <{path}>; rel="{INFRA}storage"')
+    busy = client.post_text(f"{path}?action=offline", [])
+    assert busy.status_code == 409 and "detach it" in busy.get_data(as_text=True)
+
+
+def test_deleted_volumes_wait_in_quarantine(client: Client) -> None:
+    path = client.storage(1.0)
+    file = volume_file(client, path)
+    assert client.request("DELETE", path).status_code == 200
+    assert not file.exists()
+    backend = client.app.extensions["occi.service"].backends.storage
+    [(stem, deleted, kept)] = backend.quarantined()
+    assert stem == file.stem and kept.exists()
+    assert backend.reap(now=deleted + 60) == []
+    assert backend.restore(path.rpartition("/")[2]) == GIB and file.exists()
+    backend.delete(Entity(id=path.rpartition("/")[2], kind=STORAGE, location=path))
+    assert backend.reap(now=deleted + backend.grace_seconds + 1) != []
+    assert backend.quarantined() == []
+
+
+def test_volume_names_never_come_from_the_client(tmp_path: Path) -> None:
+    assert volume_name("a:b.c") != "vol-a:b.c.qcow2"
+    assert "/" not in volume_name("x" * 128) and volume_name("vol1") == "vol-vol1.qcow2"
+    pool = FilePoolStorage(tmp_path / "p", tmp_path / "q", capacity_gib=1)
+    hostile = Entity(id="--help", kind=STORAGE, location="/storage/--help",
+                     attributes={"occi.storage.size": 0.001})
+    pool.create(hostile)
+    assert pool.path(hostile).name == "vol---help.qcow2" and pool.path(hostile).exists()
+
+
+def test_operator_restores_a_deleted_volume(client: Client, tmp_path: Path) -> None:
+    path = client.storage(1.0)
+    volume_id = path.rpartition("/")[2]
+    assert client.request("DELETE", path).status_code == 200
+    config = client.app.extensions["occi.config"]
+    server = Path(sys.executable).parent / "occi-server"
+    env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_VOLUMES_DIR": str(config.volumes_path)}
+    listed = subprocess.run([str(server), "quarantine", "--data-dir", config.data_dir], env=env,
+                            capture_output=True, text=True, check=True)
+    assert listed.stdout.startswith(volume_id + "\tdeleted ")
+    restored = subprocess.run([str(server), "restore-volume", volume_id, "--data-dir",
+                               config.data_dir], env=env, capture_output=True, text=True)
+    assert restored.returncode == 0, restored.stderr
+    assert client.attributes(path)["occi.storage.size"] == 1.0
+    again = subprocess.run([str(server), "restore-volume", volume_id, "--data-dir",
+                            config.data_dir], env=env, capture_output=True, text=True)
+    assert again.returncode == 2 and "exists" in again.stderr
