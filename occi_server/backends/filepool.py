@@ -1,7 +1,8 @@
-"""Storage in a file pool: each volume is a qcow2 file in a directory.
+"""Storage in a file pool: each volume is a sparse raw file in a directory.
 
-Volumes are thin (qcow2 allocates on write); the pool's capacity bounds the sum
-of their sizes. A deleted volume is moved to quarantine, where it stays for a
+Volumes are thin (the file system allocates on write) and raw, so that the same
+bytes serve a local guest and any iSCSI initiator; the pool's capacity bounds
+the sum of their sizes. A deleted volume is moved to quarantine, where it stays for a
 grace period (an operator can restore it) before it is wiped. File names derive
 from volume ids through a fixed pattern, never from anything else a client says."""
 
@@ -11,7 +12,6 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,33 +21,19 @@ from occi_server.errors import BackendFailure, InsufficientStorage
 
 GIB = 1024 ** 3
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,100}")
-_QCOW2_MAGIC = b"QFI\xfb"
+SUFFIX = ".img"
 
 
 def volume_name(volume_id: str) -> str:
     """The file name of a volume: its id when that is plain, a digest otherwise."""
     if _SAFE.fullmatch(volume_id):
-        return f"vol-{volume_id}.qcow2"
-    return f"vol-{hashlib.sha256(volume_id.encode()).hexdigest()[:40]}.qcow2"
+        return f"vol-{volume_id}{SUFFIX}"
+    return f"vol-{hashlib.sha256(volume_id.encode()).hexdigest()[:40]}{SUFFIX}"
 
 
-def virtual_size(path: Path) -> int:
-    """A qcow2 image's size as the guest sees it, read from its header."""
-    with path.open("rb") as handle:
-        header = handle.read(32)
-    if header[:4] != _QCOW2_MAGIC:
-        raise BackendFailure(f"{path.name} is not a qcow2 image")
-    return int.from_bytes(header[24:32], "big")
-
-
-def _qemu_img(*args: str) -> None:
-    try:
-        subprocess.run(["qemu-img", *args], check=True, capture_output=True, timeout=600)
-    except FileNotFoundError:
-        raise BackendFailure("qemu-img is not installed on this host") from None
-    except subprocess.CalledProcessError as exc:
-        raise BackendFailure(f"qemu-img {args[0]} failed: "
-                             f"{exc.stderr.decode(errors='replace').strip()}") from None
+def volume_size(path: Path) -> int:
+    """The size of a volume as a guest sees it (the sparse file's length)."""
+    return path.stat().st_size
 
 
 class FilePoolStorage(StorageBackend):
@@ -78,7 +64,7 @@ class FilePoolStorage(StorageBackend):
         return stats.f_blocks * stats.f_frsize
 
     def committed(self) -> int:
-        return sum(virtual_size(p) for p in self.pool.glob("vol-*.qcow2"))
+        return sum(volume_size(p) for p in self.pool.glob(f"vol-*{SUFFIX}"))
 
     def _reserve(self, extra: int) -> None:
         capacity, committed = self.capacity(), self.committed()
@@ -96,7 +82,8 @@ class FilePoolStorage(StorageBackend):
         path = self.path(storage)
         if path.exists():
             raise BackendFailure(f"a volume file for {storage.location} exists already")
-        _qemu_img("create", "-q", "-f", "qcow2", str(path), str(size))
+        with path.open("xb") as handle:
+            handle.truncate(size)
         path.chmod(0o660)
         return {"occi.storage.state": "online",
                 "occi.storage.state.message": f"{size / GIB:g} GiB volume in the file pool"}
@@ -113,34 +100,34 @@ class FilePoolStorage(StorageBackend):
         if "occi.storage.size" not in changes:
             return {}
         path = self.path(storage)
-        current = virtual_size(path)
+        current = volume_size(path)
         wanted = int(float(changes["occi.storage.size"]) * GIB)
         if wanted < current:
             raise BackendFailure(f"volumes only grow: {storage.location} has "
                                  f"{current / GIB:g} GiB")
         self._reserve(wanted - current)
-        _qemu_img("resize", "-q", "-f", "qcow2", str(path), str(wanted))
+        os.truncate(path, wanted)
         return {"occi.storage.state.message": f"resized to {wanted / GIB:g} GiB"}
 
     def delete(self, storage: Entity) -> None:
         """Move the volume to quarantine; `reap` wipes it after the grace period."""
         path = self.path(storage)
         if path.exists():
-            path.rename(self.quarantine / f"{path.stem}.{int(time.time())}.qcow2")
+            path.rename(self.quarantine / f"{path.stem}.{int(time.time())}{SUFFIX}")
         self.reap()
 
     def source(self, storage: Entity) -> VolumeSource | None:
         path = self.path(storage)
         if storage.attributes.get("occi.storage.state") != "online" or not path.exists():
             return None
-        return VolumeSource(path=str(path), format="qcow2")
+        return VolumeSource(path=str(path), format="raw")
 
     # ------------------------------------------------------------ quarantine
     def quarantined(self) -> list[tuple[str, float, Path]]:
         """(volume file stem, deletion time, path) of every quarantined volume."""
         found = []
-        for path in sorted(self.quarantine.glob("vol-*.qcow2")):
-            stem, _, stamp = path.name.removesuffix(".qcow2").rpartition(".")
+        for path in sorted(self.quarantine.glob(f"vol-*{SUFFIX}")):
+            stem, _, stamp = path.name.removesuffix(SUFFIX).rpartition(".")
             if stamp.isdigit():
                 found.append((stem, float(stamp), path))
         return found
@@ -157,12 +144,12 @@ class FilePoolStorage(StorageBackend):
 
     def restore(self, volume_id: str) -> int:
         """Put the newest quarantined copy of a volume back; returns its size in bytes."""
-        stem = volume_name(volume_id).removesuffix(".qcow2")
+        stem = volume_name(volume_id).removesuffix(SUFFIX)
         copies = [entry for entry in self.quarantined() if entry[0] == stem]
         if not copies:
             raise BackendFailure(f"no quarantined volume {volume_id}")
-        target = self.pool / f"{stem}.qcow2"
+        target = self.pool / f"{stem}{SUFFIX}"
         if target.exists():
             raise BackendFailure(f"volume {volume_id} exists already")
         shutil.move(str(copies[-1][2]), target)
-        return virtual_size(target)
+        return volume_size(target)

@@ -37,10 +37,11 @@ def qemu_size(path: Path) -> int:
                                      capture_output=True, check=True).stdout)["virtual-size"]
 
 
-def test_a_volume_is_a_real_qcow2_file_that_grows(client: Client) -> None:
+def test_a_volume_is_a_sparse_raw_file_that_grows(client: Client) -> None:
     path = client.storage(2.0)
     file = volume_file(client, path)
     assert qemu_size(file) == 2 * GIB
+    assert file.stat().st_blocks * 512 < 1024 * 1024  # thin: nothing allocated yet
     assert client.attributes(path)["occi.storage.state"] == "online"
     assert "filepool" in client.get("/-/").get_data(as_text=True)
     assert client.post_text(path, ["X-OCCI-Attribute: occi.storage.size=3.5"]).status_code == 200
@@ -87,13 +88,13 @@ def test_deleted_volumes_wait_in_quarantine(client: Client) -> None:
 
 
 def test_volume_names_never_come_from_the_client(tmp_path: Path) -> None:
-    assert volume_name("a:b.c") != "vol-a:b.c.qcow2"
-    assert "/" not in volume_name("x" * 128) and volume_name("vol1") == "vol-vol1.qcow2"
+    assert volume_name("a:b.c") != "vol-a:b.c.img"
+    assert "/" not in volume_name("x" * 128) and volume_name("vol1") == "vol-vol1.img"
     pool = FilePoolStorage(tmp_path / "p", tmp_path / "q", capacity_gib=1)
     hostile = Entity(id="--help", kind=STORAGE, location="/storage/--help",
                      attributes={"occi.storage.size": 0.001})
     pool.create(hostile)
-    assert pool.path(hostile).name == "vol---help.qcow2" and pool.path(hostile).exists()
+    assert pool.path(hostile).name == "vol---help.img" and pool.path(hostile).exists()
 
 
 def test_operator_restores_a_deleted_volume(client: Client, tmp_path: Path) -> None:
