@@ -3,8 +3,10 @@ variables (e.g. OCCI_BACKEND=simulated, OCCI_DATABASE_URL=postgresql+psycopg://â
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -40,6 +42,10 @@ class Config:
     volumes_dir: str = ""  # file pool; default: data_dir/volumes
     storage_capacity_gib: int = 0  # 0: the size of the volumes directory's file system
     quarantine_seconds: int = 7 * 24 * 3600  # how long deleted volumes can be restored
+    iscsi_exporter: str = "auto"  # auto (LIO if the kernel has it, else tgt), lio, tgt, none
+    iscsi_portal: str = "127.0.0.1:3260"
+    iscsi_iqn_prefix: str = ""  # default: iqn.2026-11.local.<hostname>.pool-<digest of the pool>
+    iscsi_initiators: str = "ALL"  # initiator addresses tgt admits (CHAP still applies)
     database_url: str = ""  # default: SQLite file in data_dir
     # Scheme prefix of this site's own categories (templates, backend tags).
     site_scheme: str = ""
@@ -81,6 +87,15 @@ class Config:
             else self.data_path / "images"
 
     @property
+    def effective_iqn_prefix(self) -> str:
+        """Distinct per pool, so that a pool's repair never touches another's targets."""
+        if self.iscsi_iqn_prefix:
+            return self.iscsi_iqn_prefix
+        digest = hashlib.sha256(str(self.volumes_path).encode()).hexdigest()[:8]
+        host = re.sub(r"[^a-z0-9.-]", "-", socket.gethostname().lower())
+        return f"iqn.2026-11.local.{host}.pool-{digest}"
+
+    @property
     def volumes_path(self) -> Path:
         return Path(self.volumes_dir).expanduser().resolve() if self.volumes_dir \
             else self.data_path / "volumes"
@@ -104,6 +119,9 @@ class Config:
             if chosen not in choices:
                 raise ConfigError(f"unknown {area} backend {chosen!r}; choose one of "
                                   f"{', '.join(choices)}")
+        if self.iscsi_exporter not in ("auto", "lio", "tgt", "none"):
+            raise ConfigError(f"iscsi_exporter must be auto, lio, tgt or none, not "
+                              f"{self.iscsi_exporter!r}")
         if self.accelerator not in ("auto", "kvm", "tcg"):
             raise ConfigError(f"accelerator must be auto, kvm or tcg, not {self.accelerator!r}")
         if self.auth not in ("none", "basic"):

@@ -27,3 +27,14 @@ if ! pgrep -x libvirtd >/dev/null; then
 fi
 # The first connection probes QEMU's capabilities (several seconds); do it now.
 virsh -c qemu:///system version >/dev/null
+
+# The userspace iSCSI target, for the file pool's exports (tgtd forks itself).
+# Alive means it answers (a dead one may linger as a zombie).
+if command -v tgtd >/dev/null && ! tgtadm --lld iscsi --op show --mode target >/dev/null 2>&1
+then
+  tgtd --iscsi "portal=${OCCI_ISCSI_PORTAL:-127.0.0.1:3260}"
+  for _ in $(seq 1 50); do
+    tgtadm --lld iscsi --op show --mode target >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+fi

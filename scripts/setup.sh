@@ -17,12 +17,13 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
 for pair in curl:curl libvirtd:libvirt-daemon virsh:libvirt-clients \
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils genisoimage:genisoimage \
-            cpio:cpio pkg-config:pkg-config; do
+            cpio:cpio pkg-config:pkg-config tgtd:tgt iscsi-readcapacity16:libiscsi-bin; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] \
   || need+=(libvirt-daemon-driver-qemu)
 [ -e /usr/include/libvirt/libvirt.h ] || need+=(libvirt-dev)
+ls /usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so >/dev/null 2>&1 || need+=(qemu-block-extra)
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 if [ "$extras" = test ]; then
   # The store tests run a private PostgreSQL cluster. Installed only when no

@@ -3,10 +3,14 @@ system library (libvirt) breaks only its own driver."""
 
 from __future__ import annotations
 
+import logging
 from importlib import import_module
 
 from occi_server.backends.base import Backends
 from occi_server.config import Config
+from occi_server.errors import BackendUnavailable
+
+log = logging.getLogger("occi_server.backends")
 
 
 def load_backends(config: Config) -> Backends:
@@ -18,6 +22,16 @@ def load_backends(config: Config) -> Backends:
         compute = import_module("occi_server.backends.libvirt").libvirt_compute(config)
     if config.backend_for("storage") == "filepool":
         pool = import_module("occi_server.backends.filepool")
+        iscsi = import_module("occi_server.backends.iscsi")
+        exporter = iscsi.choose_exporter(
+            config.iscsi_exporter,
+            iscsi.Credentials(config.data_path / "iscsi-site.key", config.effective_iqn_prefix),
+            config.iscsi_portal, config.iscsi_initiators)
         storage = pool.FilePoolStorage(config.volumes_path, config.volumes_path / "quarantine",
-                                       config.storage_capacity_gib, config.quarantine_seconds)
+                                       config.storage_capacity_gib, config.quarantine_seconds,
+                                       exporter)
+        try:
+            storage.repair()
+        except BackendUnavailable as exc:  # creates answer 503 until the target is back
+            log.error("iSCSI exports not repaired: %s", exc.message)
     return Backends(compute, storage, simulated.network)

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from occi_server.backends.base import ActionOutcome, Attributes, StorageBackend, VolumeSource
+from occi_server.backends.iscsi import Exporter
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, InsufficientStorage
 
@@ -40,18 +41,31 @@ class FilePoolStorage(StorageBackend):
     name = "filepool"
 
     def __init__(self, pool: Path, quarantine: Path, capacity_gib: float = 0,
-                 grace_seconds: float = 7 * 24 * 3600) -> None:
+                 grace_seconds: float = 7 * 24 * 3600, exporter: Exporter | None = None) -> None:
         self.pool = pool
         self.quarantine = quarantine
         self.capacity_gib = capacity_gib
         self.grace_seconds = grace_seconds
+        self.exporter = exporter
         for directory in (pool, quarantine):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o755)  # QEMU (another user) opens the volumes
 
     @property
     def label(self) -> str:
-        return f"the file pool in {self.pool}"
+        exported = f", exported over iSCSI with {self.exporter.name}" if self.exporter else ""
+        return f"the file pool in {self.pool}{exported}"
+
+    def repair(self) -> None:
+        """After a crash: export every volume file, unexport targets without one."""
+        if self.exporter is None:
+            return
+        names = {p.name.removesuffix(SUFFIX) for p in self.pool.glob(f"vol-*{SUFFIX}")}
+        exported = self.exporter.exported()
+        for name in sorted(names - exported):
+            self.exporter.export(name, self.pool / f"{name}{SUFFIX}")
+        for name in sorted(exported - names):
+            self.exporter.unexport(name)
 
     def path(self, storage: Entity) -> Path:
         return self.pool / volume_name(storage.id)
@@ -85,8 +99,15 @@ class FilePoolStorage(StorageBackend):
         with path.open("xb") as handle:
             handle.truncate(size)
         path.chmod(0o660)
-        return {"occi.storage.state": "online",
-                "occi.storage.state.message": f"{size / GIB:g} GiB volume in the file pool"}
+        message = f"{size / GIB:g} GiB volume in the file pool"
+        if self.exporter is not None:
+            try:
+                target = self.exporter.export(path.name.removesuffix(SUFFIX), path)
+            except BaseException:
+                path.unlink(missing_ok=True)  # an export failure leaves no volume behind
+                raise
+            message += f", iSCSI target {target.iqn}"
+        return {"occi.storage.state": "online", "occi.storage.state.message": message}
 
     def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
         if not self.path(storage).exists():
@@ -112,9 +133,18 @@ class FilePoolStorage(StorageBackend):
     def delete(self, storage: Entity) -> None:
         """Move the volume to quarantine; `reap` wipes it after the grace period."""
         path = self.path(storage)
+        if self.exporter is not None:
+            self.exporter.unexport(path.name.removesuffix(SUFFIX))
         if path.exists():
             path.rename(self.quarantine / f"{path.stem}.{int(time.time())}{SUFFIX}")
         self.reap()
+
+    def target(self, storage: Entity):  # -> IscsiTarget | None
+        """Where another host reaches the volume over iSCSI."""
+        if self.exporter is None:
+            return None
+        return self.exporter.target(volume_name(storage.id).removesuffix(SUFFIX),
+                                    self.exporter.LUN)
 
     def source(self, storage: Entity) -> VolumeSource | None:
         path = self.path(storage)
@@ -152,4 +182,6 @@ class FilePoolStorage(StorageBackend):
         if target.exists():
             raise BackendFailure(f"volume {volume_id} exists already")
         shutil.move(str(copies[-1][2]), target)
+        if self.exporter is not None:
+            self.exporter.export(stem, target)
         return volume_size(target)

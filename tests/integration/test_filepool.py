@@ -24,7 +24,7 @@ GIB = 1024 ** 3
 @pytest.fixture
 def client(make_app, tmp_path: Path) -> Client:
     return Client(make_app(storage_backend="filepool", volumes_dir=str(tmp_path / "pool"),
-                           storage_capacity_gib=10))
+                           storage_capacity_gib=10, iscsi_exporter="none"))
 
 
 def volume_file(client: Client, path: str) -> Path:
