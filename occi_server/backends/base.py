@@ -141,6 +141,15 @@ class StorageBackend(Backend):
     def delete(self, storage: Entity) -> None: ...
 
     @abstractmethod
+    def snapshot(self, storage: Entity, copy: Entity) -> Attributes:
+        """Copy the volume into the new storage resource `copy` (copy-on-write
+        where the infrastructure can); returns the copy's attributes."""
+
+    @abstractmethod
+    def backup(self, storage: Entity) -> Attributes:
+        """Copy the volume to the backup area; returns attributes to update."""
+
+    @abstractmethod
     def source(self, storage: Entity) -> VolumeSource | None:
         """Where a compute on this host finds the volume; None if nowhere."""
 

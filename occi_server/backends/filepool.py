@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -32,6 +33,17 @@ def volume_name(volume_id: str) -> str:
     return f"vol-{hashlib.sha256(volume_id.encode()).hexdigest()[:40]}{SUFFIX}"
 
 
+def _copy(source: Path, target: Path) -> None:
+    """Copy-on-write where the file system supports it (reflink), else a sparse copy."""
+    try:
+        subprocess.run(["cp", "--reflink=auto", "--sparse=always", "--", str(source),
+                        str(target)], check=True, capture_output=True, timeout=3600)
+    except subprocess.CalledProcessError as exc:
+        target.unlink(missing_ok=True)
+        raise BackendFailure(f"copying {source.name} failed: "
+                             f"{exc.stderr.decode(errors='replace').strip()}") from None
+
+
 def volume_size(path: Path) -> int:
     """The size of a volume as a guest sees it (the sparse file's length)."""
     return path.stat().st_size
@@ -41,13 +53,15 @@ class FilePoolStorage(StorageBackend):
     name = "filepool"
 
     def __init__(self, pool: Path, quarantine: Path, capacity_gib: float = 0,
-                 grace_seconds: float = 7 * 24 * 3600, exporter: Exporter | None = None) -> None:
+                 grace_seconds: float = 7 * 24 * 3600, exporter: Exporter | None = None,
+                 backups: Path | None = None) -> None:
         self.pool = pool
         self.quarantine = quarantine
+        self.backups = backups or pool / "backups"
         self.capacity_gib = capacity_gib
         self.grace_seconds = grace_seconds
         self.exporter = exporter
-        for directory in (pool, quarantine):
+        for directory in (pool, quarantine, self.backups):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o755)  # QEMU (another user) opens the volumes
 
@@ -138,6 +152,28 @@ class FilePoolStorage(StorageBackend):
         if path.exists():
             path.rename(self.quarantine / f"{path.stem}.{int(time.time())}{SUFFIX}")
         self.reap()
+
+    def snapshot(self, storage: Entity, copy: Entity) -> Attributes:
+        source, path = self.path(storage), self.path(copy)
+        size = volume_size(source)
+        self._reserve(size)
+        _copy(source, path)
+        path.chmod(0o660)
+        message = f"copy of {storage.location}"
+        if self.exporter is not None:
+            try:
+                self.exporter.export(path.name.removesuffix(SUFFIX), path)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+        return {"occi.storage.size": size / GIB, "occi.storage.state": "online",
+                "occi.storage.state.message": message}
+
+    def backup(self, storage: Entity) -> Attributes:
+        source = self.path(storage)
+        target = self.backups / f"{source.stem}.{time.strftime('%Y%m%dT%H%M%S')}{SUFFIX}"
+        _copy(source, target)
+        return {"occi.storage.state.message": f"backed up to {target.name}"}
 
     def target(self, storage: Entity):  # -> IscsiTarget | None
         """Where another host reaches the volume over iSCSI."""

@@ -133,6 +133,15 @@ class SimulatedStorage(_Simulation, StorageBackend):
     def delete(self, storage: Entity) -> None:
         self.failures.check("storage.delete")
 
+    def snapshot(self, storage: Entity, copy: Entity) -> Attributes:
+        self.failures.check("storage.snapshot")
+        return {"occi.storage.state": "online",
+                "occi.storage.state.message": f"copy of {storage.location} (simulated)"}
+
+    def backup(self, storage: Entity) -> Attributes:
+        self.failures.check("storage.backup")
+        return {"occi.storage.state.message": "backed up (simulated)"}
+
     def source(self, storage: Entity) -> VolumeSource | None:
         return None  # no volume exists
 

@@ -99,6 +99,12 @@ NETWORK = Kind(
 
 ONLINE = Action(STORAGE_ACTION, "online", title="Bring the storage online")
 OFFLINE = Action(STORAGE_ACTION, "offline", title="Take the storage offline")
+# OCCI 1.1 actions that 1.2 dropped; deployed clients (rOCCI, ooi) still use them.
+SNAPSHOT = Action(STORAGE_ACTION, "snapshot",
+                  title="Copy the volume into a new storage resource",
+                  attributes=(Attribute("name", max_length=255,
+                                        description="Title of the new storage resource"),))
+BACKUP = Action(STORAGE_ACTION, "backup", title="Copy the volume to the backup area")
 STORAGE = Kind(
     INFRA, "storage", title="Storage Resource", parent=RESOURCE.type_id, location="/storage/",
     attributes=(
@@ -106,11 +112,13 @@ STORAGE = Kind(
                   maximum=1048576, description="Size in GiB"),
         *_state("occi.storage", ("online", "offline", "error"), "offline"),
     ),
-    actions=(ONLINE, OFFLINE),
+    actions=(ONLINE, OFFLINE, SNAPSHOT, BACKUP),
     states=machine(
         "occi.storage.state", "offline",
         online=({"offline", "error"}, "online"),
         offline=({"online", "error"}, "offline"),
+        snapshot=({"online", "offline"}, None),
+        backup=({"online", "offline"}, None),
     ),
 )
 

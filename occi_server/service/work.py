@@ -738,9 +738,13 @@ class Work:
 
     def perform(self, kind: Kind, entity: Entity, action: Action,
                 params: dict[str, Any]) -> Entity | Mixin:
+        if kind.type_id == STORAGE.type_id and action.term == "snapshot":
+            return self._snapshot(entity, params)
         try:
             if kind.type_id == COMPUTE.type_id:
                 outcome = self.backends.compute.act(entity, action.term, params)
+            elif kind.type_id == STORAGE.type_id and action.term == "backup":
+                outcome = ActionOutcome(self.backends.storage.backup(entity))
             elif kind.type_id == STORAGE.type_id:
                 outcome = self.backends.storage.act(entity, action.term, params)
             elif kind.type_id == NETWORK.type_id:
@@ -756,6 +760,22 @@ class Work:
         if outcome.image is not None:
             return self._publish_image(outcome.image, entity)
         return entity
+
+    def _snapshot(self, storage: Entity, params: dict[str, Any]) -> Entity:
+        """A new storage resource holding a copy of the volume."""
+        copy_id = str(uuid.uuid4())
+        title = params.get("name") or f"snapshot of {storage.title or storage.id}"
+        copy = Entity(id=copy_id, kind=STORAGE.type_id, location=f"{STORAGE.location}{copy_id}",
+                      mixins=[self.settings.backend_mixins[STORAGE.type_id]],
+                      attributes={"occi.core.id": copy_id, "occi.core.title": title,
+                                  "occi.storage.size": storage.attributes["occi.storage.size"]})
+        try:
+            copy.attributes.update(self.backends.storage.snapshot(storage, copy))
+        except BackendFailure as exc:
+            raise OperationFailed(f"the snapshot of {storage.location} failed: {exc}; nothing "
+                                  "was created") from None
+        self.repo.insert(copy)
+        return copy
 
     def _publish_image(self, image: Image, source: Entity) -> Mixin:
         """The os_tpl mixin of a saved image. Images the backend's catalogue

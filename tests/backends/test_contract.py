@@ -128,8 +128,12 @@ def test_storage_lifecycle(backends: Backends) -> None:
     assert volume.attributes["occi.storage.state"] == "offline"
     assert backends.storage.source(volume) is None  # an offline volume is not attachable
     backends.storage.update(volume, {"occi.storage.size": 2.0})
-    backends.storage.delete(volume)
-    backends.storage.delete(volume)  # deleting what is gone succeeds
+    copy = Entity(id="contract-s2", kind=STORAGE, location="/storage/contract-s2",
+                  attributes={"occi.core.id": "contract-s2", "occi.storage.size": 2.0})
+    assert backends.storage.snapshot(volume, copy)["occi.storage.state"] == "online"
+    assert "occi.storage.state.message" in backends.storage.backup(volume)
+    for gone in (copy, volume, volume):  # deleting what is gone succeeds
+        backends.storage.delete(gone)
 
 
 def test_network_lifecycle_and_binding(backends: Backends) -> None:

@@ -116,3 +116,18 @@ def test_unreachable_infrastructure_is_503_and_stores_nothing(make_app) -> None:
     assert response.status_code == 503
     assert "unreachable" in response.get_data(as_text=True)
     assert client.get("/compute/").get_data() == b""
+
+
+def test_storage_snapshot_is_a_new_storage_resource(client: Client) -> None:
+    storage = client.storage(3.0)
+    response = client.post_json(f"{storage}?action=snapshot", {
+        "action": "http://schemas.ogf.org/occi/infrastructure/storage/action#snapshot",
+        "attributes": {"name": "before upgrade"}})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    copy = response.get_json()
+    assert copy["kind"] == "http://schemas.ogf.org/occi/infrastructure#storage"
+    assert copy["id"] != storage.rpartition("/")[2]
+    assert (copy["title"], copy["attributes"]["occi.storage.size"]) == ("before upgrade", 3.0)
+    assert f"/storage/{copy['id']}" in client.get("/storage/").get_data(as_text=True)
+    assert client.post_text(f"{storage}?action=backup", []).status_code == 200
+    assert "backed up" in client.attributes(storage)["occi.storage.state.message"]

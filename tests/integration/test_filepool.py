@@ -114,3 +114,23 @@ def test_operator_restores_a_deleted_volume(client: Client, tmp_path: Path) -> N
     again = subprocess.run([str(server), "restore-volume", volume_id, "--data-dir",
                             config.data_dir], env=env, capture_output=True, text=True)
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_snapshot_and_backup_copy_the_bytes(client: Client) -> None:
+    path = client.storage(1.0)
+    file = volume_file(client, path)
+    with file.open("r+b") as handle:
+        handle.write(b"state before the snapshot")
+    response = client.post_text(f"{path}?action=snapshot", [])
+    assert response.status_code == 200, response.get_data(as_text=True)
+    copy_id = next(line.split('"')[1] for line in response.get_data(as_text=True).splitlines()
+                   if line.startswith("X-OCCI-Attribute: occi.core.id="))
+    copy = volume_file(client, f"/storage/{copy_id}")
+    assert copy.read_bytes()[:25] == b"state before the snapshot" and qemu_size(copy) == GIB
+    assert client.post_text(f"{path}?action=backup", []).status_code == 200
+    [backup] = (file.parent / "backups").iterdir()
+    assert backup.read_bytes()[:25] == b"state before the snapshot"
+    assert backup.name in client.attributes(path)["occi.storage.state.message"]
+    too_big = client.storage(7.0)
+    refused = client.post_text(f"{too_big}?action=snapshot", [])
+    assert refused.status == "507 Insufficient Storage"
