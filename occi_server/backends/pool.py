@@ -1,0 +1,213 @@
+"""What every pool of volumes does the same way, whatever holds the bytes (a
+directory of files, an LVM volume group): capacity, iSCSI export with
+rollback and repair, quarantine, snapshots and backups. A pool supplies the
+primitives.
+
+Volume names derive from volume ids through a fixed pattern, never from
+anything else a client says."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from abc import abstractmethod
+
+from occi_server.backends.base import ActionOutcome, Attributes, StorageBackend, VolumeSource
+from occi_server.backends.iscsi import Exporter, IscsiTarget
+from occi_server.core import Entity
+from occi_server.errors import BackendFailure, InsufficientStorage
+
+GIB = 1024 ** 3
+_SAFE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def volume_stem(volume_id: str) -> str:
+    """The name of a volume in any pool: its id when that is plain, a digest otherwise."""
+    if _SAFE.fullmatch(volume_id):
+        return f"vol-{volume_id}"
+    return f"vol-{hashlib.sha256(volume_id.encode()).hexdigest()[:40]}"
+
+
+class PoolStorage(StorageBackend):
+    def __init__(self, capacity_gib: float, grace_seconds: float,
+                 exporter: Exporter | None) -> None:
+        self.capacity_gib = capacity_gib
+        self.grace_seconds = grace_seconds
+        self.exporter = exporter
+
+    # ------------------------------------------------------------ primitives
+    @abstractmethod
+    def names(self) -> set[str]:
+        """The live volumes."""
+
+    @abstractmethod
+    def size(self, name: str) -> int: ...
+
+    @abstractmethod
+    def pool_size(self) -> int:
+        """What the pool could hold at most, in bytes."""
+
+    @abstractmethod
+    def allocate(self, name: str, size: int) -> None: ...
+
+    @abstractmethod
+    def grow(self, name: str, size: int) -> None: ...
+
+    @abstractmethod
+    def discard(self, name: str) -> None:
+        """Remove a live volume at once (a create that could not complete)."""
+
+    @abstractmethod
+    def copy(self, name: str, new_name: str) -> None:
+        """A new volume with the same bytes (copy-on-write where possible)."""
+
+    @abstractmethod
+    def backup_copy(self, name: str, label: str) -> str:
+        """A full copy in the backup area; returns where it went."""
+
+    @abstractmethod
+    def device(self, name: str) -> str:
+        """The local path of the volume's bytes (file or block device)."""
+
+    @abstractmethod
+    def set_aside(self, name: str, stamp: int) -> None:
+        """Move a deleted volume into quarantine."""
+
+    @abstractmethod
+    def aside(self) -> list[tuple[str, int]]:
+        """(name, deletion time) of every quarantined volume, oldest first."""
+
+    @abstractmethod
+    def wipe(self, name: str, stamp: int) -> None: ...
+
+    @abstractmethod
+    def bring_back(self, name: str, stamp: int) -> None: ...
+
+    # ------------------------------------------------------------ capacity
+    def capacity(self) -> int:
+        return int(self.capacity_gib * GIB) if self.capacity_gib else self.pool_size()
+
+    def committed(self) -> int:
+        return sum(self.size(name) for name in self.names())
+
+    def _reserve(self, extra: int) -> None:
+        capacity, committed = self.capacity(), self.committed()
+        if committed + extra > capacity:
+            raise InsufficientStorage(
+                f"the storage pool holds {committed / GIB:g} of {capacity / GIB:g} GiB; "
+                f"{extra / GIB:g} GiB more do not fit. Delete or shrink other volumes, or ask "
+                "the operator for a larger pool")
+
+    # ------------------------------------------------------------ export
+    def _exported(self, name: str) -> str:
+        """Export a new volume; if that fails, the volume goes again."""
+        if self.exporter is None:
+            return ""
+        try:
+            target = self.exporter.export(name, self.device(name))
+        except BaseException:
+            self.discard(name)
+            raise
+        return f", iSCSI target {target.iqn}"
+
+    def repair(self) -> None:
+        """After a crash: export every volume, unexport targets without one."""
+        if self.exporter is None:
+            return
+        names, exported = self.names(), self.exporter.exported()
+        for name in sorted(names - exported):
+            self.exporter.export(name, self.device(name))
+        for name in sorted(exported - names):
+            self.exporter.unexport(name)
+
+    def target(self, storage: Entity) -> IscsiTarget | None:
+        """Where another host reaches the volume over iSCSI."""
+        if self.exporter is None:
+            return None
+        return self.exporter.target(volume_stem(storage.id), self.exporter.LUN)
+
+    # ------------------------------------------------------------ the backend
+    def create(self, storage: Entity) -> Attributes:
+        self.reap()
+        name = volume_stem(storage.id)
+        size = int(float(storage.attributes["occi.storage.size"]) * GIB)
+        self._reserve(size)
+        if name in self.names():
+            raise BackendFailure(f"a volume for {storage.location} exists already")
+        self.allocate(name, size)
+        message = f"{size / GIB:g} GiB volume in {self.label}" + self._exported(name)
+        return {"occi.storage.state": "online", "occi.storage.state.message": message}
+
+    def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
+        if volume_stem(storage.id) not in self.names():
+            raise BackendFailure(f"the volume of {storage.location} is missing")
+        state = {"online": "online", "offline": "offline"}[action]
+        message = "ready" if state == "online" else "offline: it cannot be attached"
+        return ActionOutcome({"occi.storage.state": state,
+                              "occi.storage.state.message": message})
+
+    def update(self, storage: Entity, changes: Attributes) -> Attributes:
+        if "occi.storage.size" not in changes:
+            return {}
+        name = volume_stem(storage.id)
+        current = self.size(name)
+        wanted = int(float(changes["occi.storage.size"]) * GIB)
+        if wanted < current:
+            raise BackendFailure(f"volumes only grow: {storage.location} has "
+                                 f"{current / GIB:g} GiB")
+        self._reserve(wanted - current)
+        self.grow(name, wanted)
+        return {"occi.storage.state.message": f"resized to {wanted / GIB:g} GiB"}
+
+    def delete(self, storage: Entity) -> None:
+        """Unexport and quarantine; `reap` wipes after the grace period."""
+        name = volume_stem(storage.id)
+        if self.exporter is not None:
+            self.exporter.unexport(name)
+        if name in self.names():
+            self.set_aside(name, int(time.time()))
+        self.reap()
+
+    def snapshot(self, storage: Entity, copy: Entity) -> Attributes:
+        name, new_name = volume_stem(storage.id), volume_stem(copy.id)
+        size = self.size(name)
+        self._reserve(size)
+        self.copy(name, new_name)
+        message = f"copy of {storage.location}" + self._exported(new_name)
+        return {"occi.storage.size": size / GIB, "occi.storage.state": "online",
+                "occi.storage.state.message": message}
+
+    def backup(self, storage: Entity) -> Attributes:
+        where = self.backup_copy(volume_stem(storage.id), time.strftime("%Y%m%dT%H%M%S"))
+        return {"occi.storage.state.message": f"backed up to {where}"}
+
+    def source(self, storage: Entity) -> VolumeSource | None:
+        name = volume_stem(storage.id)
+        if storage.attributes.get("occi.storage.state") != "online" or name not in self.names():
+            return None
+        return VolumeSource(path=self.device(name), format="raw")
+
+    # ------------------------------------------------------------ quarantine
+    def reap(self, now: float | None = None) -> list[str]:
+        """Wipe quarantined volumes older than the grace period."""
+        now = time.time() if now is None else now
+        wiped = []
+        for name, stamp in self.aside():
+            if now - stamp >= self.grace_seconds:
+                self.wipe(name, stamp)
+                wiped.append(name)
+        return wiped
+
+    def restore(self, volume_id: str) -> int:
+        """Put the newest quarantined copy of a volume back; returns its size in bytes."""
+        name = volume_stem(volume_id)
+        copies = [stamp for aside, stamp in self.aside() if aside == name]
+        if not copies:
+            raise BackendFailure(f"no quarantined volume {volume_id}")
+        if name in self.names():
+            raise BackendFailure(f"volume {volume_id} exists already")
+        self.bring_back(name, copies[-1])
+        if self.exporter is not None:
+            self.exporter.export(name, self.device(name))
+        return self.size(name)
