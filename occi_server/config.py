@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 # The backends each area can use.
-BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated", "filepool"),
+BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated", "filepool", "lvm"),
             "network": ("simulated",)}
 
 
@@ -40,6 +40,7 @@ class Config:
     shutdown_timeout: int = 60  # seconds a graceful stop may take before power-off
     reconcile_seconds: int = 10  # how often stored states are checked against the real ones
     volumes_dir: str = ""  # file pool; default: data_dir/volumes
+    lvm_volume_group: str = ""  # the volume group of the lvm storage backend
     storage_capacity_gib: int = 0  # 0: the size of the volumes directory's file system
     quarantine_seconds: int = 7 * 24 * 3600  # how long deleted volumes can be restored
     iscsi_exporter: str = "auto"  # auto (LIO if the kernel has it, else tgt), lio, tgt, none
@@ -119,6 +120,9 @@ class Config:
             if chosen not in choices:
                 raise ConfigError(f"unknown {area} backend {chosen!r}; choose one of "
                                   f"{', '.join(choices)}")
+        if self.backend_for("storage") == "lvm" and not self.lvm_volume_group:
+            raise ConfigError("storage_backend = lvm needs lvm_volume_group (an existing "
+                              "volume group, e.g. one made with vgcreate)")
         if self.iscsi_exporter not in ("auto", "lio", "tgt", "none"):
             raise ConfigError(f"iscsi_exporter must be auto, lio, tgt or none, not "
                               f"{self.iscsi_exporter!r}")

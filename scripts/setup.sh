@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="postgresql,libvirt"
+extras="postgresql,libvirt,lio"
 [ "${1:-}" = "--test" ] && extras="test"
 
 # System packages, installed only when missing so that a prepared host is not
@@ -17,7 +17,8 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
 for pair in curl:curl libvirtd:libvirt-daemon virsh:libvirt-clients \
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils genisoimage:genisoimage \
-            cpio:cpio pkg-config:pkg-config tgtd:tgt iscsi-readcapacity16:libiscsi-bin; do
+            cpio:cpio pkg-config:pkg-config tgtd:tgt iscsi-readcapacity16:libiscsi-bin \
+            lvcreate:lvm2; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] \

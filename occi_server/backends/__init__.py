@@ -20,16 +20,20 @@ def load_backends(config: Config) -> Backends:
     compute, storage = simulated.compute, simulated.storage
     if config.backend_for("compute") == "libvirt":
         compute = import_module("occi_server.backends.libvirt").libvirt_compute(config)
-    if config.backend_for("storage") == "filepool":
-        pool = import_module("occi_server.backends.filepool")
+    if config.backend_for("storage") in ("filepool", "lvm"):
         iscsi = import_module("occi_server.backends.iscsi")
         exporter = iscsi.choose_exporter(
             config.iscsi_exporter,
             iscsi.Credentials(config.data_path / "iscsi-site.key", config.effective_iqn_prefix),
             config.iscsi_portal, config.iscsi_initiators)
-        storage = pool.FilePoolStorage(config.volumes_path, config.volumes_path / "quarantine",
-                                       config.storage_capacity_gib, config.quarantine_seconds,
-                                       exporter)
+        if config.backend_for("storage") == "lvm":
+            storage = import_module("occi_server.backends.lvm").LvmStorage(
+                config.lvm_volume_group, config.data_path / "backups",
+                config.storage_capacity_gib, config.quarantine_seconds, exporter)
+        else:
+            storage = import_module("occi_server.backends.filepool").FilePoolStorage(
+                config.volumes_path, config.volumes_path / "quarantine",
+                config.storage_capacity_gib, config.quarantine_seconds, exporter)
         try:
             storage.repair()
         except BackendUnavailable as exc:  # creates answer 503 until the target is back

@@ -1,0 +1,113 @@
+"""The LVM pool at its command boundary: the lvm2 command lines it runs and how
+it reads their output, against a stand-in that keeps a volume group's state
+(logical volumes need device-mapper, which these machines lack;
+tests/integration/test_lvm.py runs the real thing where it works)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from occi_server.backends.lvm import LvmStorage
+from occi_server.core import Entity
+from occi_server.errors import BackendFailure, InsufficientStorage
+
+GIB = 1024 ** 3
+
+
+class FakeLvm:
+    def __init__(self, vg_size: int = 10 * GIB) -> None:
+        self.vg_size = vg_size
+        self.lvs: dict[str, int] = {"swap": GIB}  # not ours: must be left alone
+        self.commands: list[list[str]] = []
+
+    def __call__(self, args: Sequence[str]) -> str:
+        args = list(args)
+        self.commands.append(args)
+        command = args[0]
+        if command == "lvs":
+            return "".join(f"  {name},{size}\n" for name, size in self.lvs.items())
+        if command == "vgs":
+            return f"  {self.vg_size}\n"
+        if command == "lvcreate":
+            name, size = args[args.index("--name") + 1], int(args[args.index("--size") + 1][:-1])
+            if name in self.lvs:
+                raise BackendFailure(f'lvcreate failed: Logical Volume "{name}" already exists')
+            self.lvs[name] = size
+        elif command == "lvextend":
+            self.lvs[args[-1].split("/")[1]] = int(args[args.index("--size") + 1][:-1])
+        elif command == "lvremove":
+            del self.lvs[args[-1].split("/")[1]]
+        elif command == "lvrename":
+            self.lvs[args[3]] = self.lvs.pop(args[2])
+        return ""
+
+
+def storage(volume_id: str, size: float = 1.0) -> Entity:
+    return Entity(id=volume_id, kind="http://schemas.ogf.org/occi/infrastructure#storage",
+                  location=f"/storage/{volume_id}",
+                  attributes={"occi.storage.size": size, "occi.storage.state": "online"})
+
+
+@pytest.fixture
+def lvm() -> FakeLvm:
+    return FakeLvm()
+
+
+@pytest.fixture
+def pool(lvm: FakeLvm, tmp_path: Path) -> LvmStorage:
+    return LvmStorage("vg0", tmp_path / "backups", runner=lvm)
+
+
+def test_create_grow_and_the_exact_commands(pool: LvmStorage, lvm: FakeLvm) -> None:
+    attributes = pool.create(storage("v1", 2.0))
+    assert attributes["occi.storage.state"] == "online"
+    assert ["lvcreate", "--yes", "--wipesignatures", "y", "--name", "vol-v1", "--size",
+            f"{2 * GIB}b", "vg0"] in lvm.commands
+    pool.update(storage("v1"), {"occi.storage.size": 3.0})
+    assert ["lvextend", "--size", f"{3 * GIB}b", "vg0/vol-v1"] in lvm.commands
+    with pytest.raises(BackendFailure, match="only grow"):
+        pool.update(storage("v1"), {"occi.storage.size": 1.0})
+    source = pool.source(storage("v1"))
+    assert source is not None and (source.path, source.format) == ("/dev/vg0/vol-v1", "raw")
+    assert pool.names() == {"vol-v1"}  # the group's other volumes are not ours
+
+
+def test_capacity_of_the_volume_group(pool: LvmStorage) -> None:
+    pool.create(storage("v1", 8.0))
+    with pytest.raises(InsufficientStorage, match="8 of 10 GiB"):
+        pool.create(storage("v2", 3.0))
+
+
+def test_snapshot_is_an_lvm_cow_snapshot(pool: LvmStorage, lvm: FakeLvm) -> None:
+    pool.create(storage("v1", 1.0))
+    pool.snapshot(storage("v1"), storage("v2"))
+    assert ["lvcreate", "--yes", "--snapshot", "--name", "vol-v2", "--size", f"{GIB}b",
+            "vg0/vol-v1"] in lvm.commands
+
+
+def test_quarantine_reap_and_restore(pool: LvmStorage, lvm: FakeLvm) -> None:
+    pool.create(storage("v1", 1.0))
+    pool.delete(storage("v1"))
+    [(name, stamp)] = pool.aside()
+    assert name == "vol-v1" and f"vol-v1.q{stamp}" in lvm.lvs and pool.names() == set()
+    assert pool.restore("v1") == GIB and pool.names() == {"vol-v1"}
+    pool.delete(storage("v1"))
+    [(_, second)] = pool.aside()
+    assert pool.reap(now=second + pool.grace_seconds + 60) == ["vol-v1"]
+    assert ["lvremove", "--yes", f"vg0/vol-v1.q{second}"] in lvm.commands
+    assert set(lvm.lvs) == {"swap"}
+
+
+def test_hostile_ids_never_reach_a_command_line(pool: LvmStorage, lvm: FakeLvm) -> None:
+    pool.create(storage("--help; rm -rf /", 0.5))
+    created = next(c for c in lvm.commands if c[0] == "lvcreate")
+    name = created[created.index("--name") + 1]
+    assert name.startswith("vol-") and ";" not in name and " " not in name
+
+
+def test_volume_group_names_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(BackendFailure, match="volume group"):
+        LvmStorage("vg0 --force", tmp_path, runner=FakeLvm())
