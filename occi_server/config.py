@@ -82,10 +82,13 @@ class Config:
     def backend_for(self, area: str) -> str:
         return getattr(self, f"{area}_backend") or self.backend
 
+    def _directory(self, setting: str, default: str) -> Path:
+        """A configured directory, or one of that name in the data directory."""
+        return Path(setting).expanduser().resolve() if setting else self.data_path / default
+
     @property
     def images_path(self) -> Path:
-        return Path(self.images_dir).expanduser().resolve() if self.images_dir \
-            else self.data_path / "images"
+        return self._directory(self.images_dir, "images")
 
     @property
     def effective_iqn_prefix(self) -> str:
@@ -98,13 +101,11 @@ class Config:
 
     @property
     def volumes_path(self) -> Path:
-        return Path(self.volumes_dir).expanduser().resolve() if self.volumes_dir \
-            else self.data_path / "volumes"
+        return self._directory(self.volumes_dir, "volumes")
 
     @property
     def instances_path(self) -> Path:
-        return Path(self.instances_dir).expanduser().resolve() if self.instances_dir \
-            else self.data_path / "instances"
+        return self._directory(self.instances_dir, "instances")
 
     @property
     def effective_workers(self) -> int:
