@@ -247,7 +247,9 @@ def test_a_volume_survives_detach_and_reattach(data_dir: Path) -> None:
         [link] = client.json(path)["links"]
         assert link["attributes"]["occi.storagelink.state"] == "active"
         console = console_until(client, path, " marked occi-marker:")
-        mark = re.search(r"occi-tiny: disk /dev/vd. marked (occi-marker:\S+)", console).group(1)
+        # The guest names the volume as the storagelink says.
+        assert link["attributes"]["occi.storagelink.deviceid"] == "/dev/vdb"
+        mark = re.search(r"occi-tiny: disk /dev/vdb marked (occi-marker:\S+)", console).group(1)
         assert client.request("DELETE", f"/link/storagelink/{link['id']}").status_code == 200
         volume_file = volume_name(volume.rpartition("/")[2])
         assert volume_file not in domain_of(path).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)

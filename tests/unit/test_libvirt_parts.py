@@ -40,7 +40,8 @@ def test_domain_xml_carries_the_request_values() -> None:
     assert domain.findtext("os/kernel") == "/img/k"
     assert domain.find("features/acpi") is not None
     disks = domain.findall("devices/disk")
-    assert [d.find("target").get("dev") for d in disks] == ["vda", "vdz"]
+    assert [(d.get("device"), d.find("target").get("dev")) for d in disks] == [
+        ("disk", "vda"), ("cdrom", "hdc")]
     assert disks[1].find("readonly") is not None
     assert domain.find("devices/serial/source").get("path") == "/i/1/console.log"
 

@@ -76,7 +76,13 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(domain, "on_crash", "destroy")
     devices = _sub(domain, "devices")
     devices.append(disk_element(spec.disk, spec.disk_format, "vda"))
-    devices.append(disk_element(spec.seed, "raw", "vdz", readonly=True, serial="cidata"))
+    # The seed as a CD-ROM, as clouds attach their config drive: the guest then
+    # names its virtio disks in order (vda, vdb for the first volume, …).
+    seed = _sub(devices, "disk", type="file", device="cdrom")
+    _sub(seed, "driver", name="qemu", type="raw")
+    _sub(seed, "source", file=str(spec.seed))
+    _sub(seed, "target", dev="hdc", bus="ide")
+    _sub(seed, "readonly")
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=str(spec.console_log), append="on")
     _sub(serial, "target", port="0")

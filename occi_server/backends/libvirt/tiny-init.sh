@@ -15,7 +15,10 @@ case " $(cat /proc/cmdline) " in
   *" occi.probe "*) echo "occi-tiny: probe ok"; poweroff -f ;;
 esac
 
-for _ in 1 2 3 4 5 6 7 8 9 10; do ls /dev/vd? >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 1 50); do  # the seed CD-ROM appears a moment after its driver loads
+  [ -b /dev/sr0 ] && ls /dev/vd? >/dev/null 2>&1 && break
+  sleep 0.1
+done
 for dev in /dev/vd? /dev/sr?; do
   [ -b "$dev" ] || continue
   if mount -t iso9660 -o ro "$dev" /seed 2>/dev/null; then

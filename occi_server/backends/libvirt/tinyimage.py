@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_balloon", "isofs", "button",
-           "evdev")
+           "evdev", "ata_piix", "sr_mod")
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 DISK_BYTES = 64 * 1024 * 1024
 IMAGE = "tiny"
@@ -98,9 +98,9 @@ def build(images_dir: Path, cache_dir: Path) -> Path:
     package_files = resources.files("occi_server.backends.libvirt")
     scripts = {name: package_files.joinpath(name).read_text()
                for name in ("tiny-init.sh", "tiny-dhcp-event.sh")}
-    # The image changes with the kernel package and with the guest's scripts.
+    # The image changes with the kernel package, the guest's scripts and its drivers.
     version = f"{kernel_package()}+" + hashlib.sha256(
-        "".join(scripts.values()).encode()).hexdigest()[:12]
+        "".join([*scripts.values(), *MODULES]).encode()).hexdigest()[:12]
     package = version.partition("+")[0]
     metadata = images_dir / f"{IMAGE}.json"
     if metadata.exists() and json.loads(metadata.read_text()).get("version") == version:
