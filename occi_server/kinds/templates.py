@@ -30,9 +30,6 @@ DEFAULT_FLAVOURS = (
     Flavour("mem_large", 4, 16.0, 40.0, "Memory large: 4 cores, 16 GiB memory, 40 GiB disk"),
 )
 
-TEMPLATE_ATTRIBUTES = ("occi.compute.cores", "occi.compute.memory",
-                       "occi.compute.ephemeral_storage.size")
-
 
 def flavour_mixins(flavours: tuple[Flavour, ...] | list[Flavour]) -> list[Mixin]:
     """One resource_tpl child mixin per flavour; its defaults are the flavour's sizes."""

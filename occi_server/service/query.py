@@ -39,14 +39,14 @@ def add_user_mixins(work: Work, specs: Sequence[CategorySpec]) -> list[Mixin]:
                          'class="mixin"; location="/…/"')
     created: list[Mixin] = []
     for spec in specs:
-        mixin = _user_mixin(work, spec, created)
+        mixin = _user_mixin(work, spec)
         work.repo.insert_mixin(mixin)
         work.model = work.model.extended([mixin])
         created.append(mixin)
     return created
 
 
-def _user_mixin(work: Work, spec: CategorySpec, batch: list[Mixin]) -> Mixin:
+def _user_mixin(work: Work, spec: CategorySpec) -> Mixin:
     model = work.model
     if spec.category_class not in (None, "mixin"):
         raise BadRequest(f"only mixins can be created through the query interface, not a "

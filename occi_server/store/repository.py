@@ -104,13 +104,6 @@ class Repository:
         found = self._hydrate(rows)
         return found[0] if found else None
 
-    def by_locations(self, locations: Sequence[str]) -> dict[str, Entity]:
-        if not locations:
-            return {}
-        rows = self.connection.execute(
-            select(entities).where(entities.c.location.in_(list(locations)))).all()
-        return {entity.location: entity for entity in self._hydrate(rows)}
-
     def list(self, *, kinds: Sequence[str] | None = None,
              mixins_any: Sequence[str] | None = None,
              location_prefix: str | None = None) -> list[Entity]:

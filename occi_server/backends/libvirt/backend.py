@@ -36,7 +36,6 @@ from occi_server.backends.libvirt.domain import (
     disk_xml,
     domain_xml,
     interface_xml,
-    location_of,
     resized,
 )
 from occi_server.backends.libvirt.images import ImageCatalogue
@@ -422,16 +421,6 @@ class LibvirtCompute(ComputeBackend):
             return {"occi.compute.state": "error",
                     "occi.compute.state.message": "the guest no longer exists in libvirt"}
         return self._read_state(domain)
-
-    def guests(self) -> dict[str, str]:
-        """Location of the compute behind every domain of ours libvirt knows."""
-        found = {}
-        for domain in self.connection().listAllDomains(0):
-            if domain.name().startswith(PREFIX):
-                location = location_of(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-                if location:
-                    found[location] = domain.name()
-        return found
 
     def stats(self, compute: Entity) -> Attributes:
         domain = self._domain(compute)
