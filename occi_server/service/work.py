@@ -309,10 +309,14 @@ class Work:
         except BackendFailure as exc:
             result = self._error_state(kind, exc)
         entity.attributes.update(result)
+        entity.mixins.extend(t for t in self._server_mixins(kind) if t not in entity.mixins)
+
+    def _server_mixins(self, kind: Kind) -> list[str]:
+        """The mixins the server sets on a new resource: its backend, and usage counters."""
         tags = [self.settings.backend_mixins[kind.type_id]]
         if kind.type_id == COMPUTE.type_id and self.settings.monitoring_mixin:
             tags.append(self.settings.monitoring_mixin)
-        entity.mixins.extend(t for t in tags if t not in entity.mixins)
+        return tags
 
     def _error_state(self, kind: Kind, exc: BackendFailure) -> dict[str, Any]:
         state = f"occi.{kind.term}.state"
@@ -766,7 +770,7 @@ class Work:
         copy_id = str(uuid.uuid4())
         title = params.get("name") or f"snapshot of {storage.title or storage.id}"
         copy = Entity(id=copy_id, kind=STORAGE.type_id, location=f"{STORAGE.location}{copy_id}",
-                      mixins=[self.settings.backend_mixins[STORAGE.type_id]],
+                      mixins=self._server_mixins(STORAGE),
                       attributes={"occi.core.id": copy_id, "occi.core.title": title,
                                   "occi.storage.size": storage.attributes["occi.storage.size"]})
         try:
