@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="print a password hash for the [users] table of the config file")
 
     quarantine = commands.add_parser("quarantine", help="list deleted volumes that can still "
-                                                        "be restored (file pool)")
+                                                        "be restored (filepool or lvm storage)")
     restore = commands.add_parser("restore-volume", help="bring a deleted volume back from "
                                                          "quarantine as the storage it was")
     restore.add_argument("volume_id", help="the id of the deleted storage resource")
@@ -75,16 +75,22 @@ def _volumes(config: Any, volume_id: str | None) -> int:
     """List the quarantine, or restore one volume and register it again."""
     from datetime import UTC, datetime
 
-    from occi_server.backends.filepool import GIB, FilePoolStorage
+    from occi_server.backends import load_pool
+    from occi_server.backends.pool import GIB
     from occi_server.core import Entity
-    from occi_server.errors import BackendFailure
+    from occi_server.errors import BackendFailure, BackendUnavailable
     from occi_server.kinds.infrastructure import STORAGE
     from occi_server.store import Store
 
-    pool = FilePoolStorage(config.volumes_path, config.volumes_path / "quarantine",
-                           config.storage_capacity_gib, config.quarantine_seconds)
+    try:
+        pool = load_pool(config.validate())
+    except BackendUnavailable as exc:
+        raise ConfigError(exc.message) from None
+    if pool is None:
+        raise ConfigError("deleted volumes are kept by the filepool and lvm storage backends; "
+                          "set storage_backend (or OCCI_STORAGE_BACKEND)")
     if volume_id is None:
-        for stem, deleted, _ in pool.quarantined():
+        for stem, deleted in pool.aside():
             wiped = datetime.fromtimestamp(deleted + pool.grace_seconds, UTC)
             print(f"{stem.removeprefix('vol-')}\tdeleted "
                   f"{datetime.fromtimestamp(deleted, UTC):%Y-%m-%d %H:%M} UTC\twiped after "
@@ -96,8 +102,8 @@ def _volumes(config: Any, volume_id: str | None) -> int:
         if repo.by_location(location) is not None:
             raise ConfigError(f"{location} exists; nothing to restore")
         try:
-            size = pool.restore(volume_id)
-        except BackendFailure as exc:
+            size = pool.restore(volume_id)  # and exported again over iSCSI
+        except (BackendFailure, BackendUnavailable) as exc:
             raise ConfigError(str(exc)) from None
         repo.insert(Entity(id=volume_id, kind=STORAGE.type_id, location=location, attributes={
             "occi.core.id": volume_id, "occi.storage.size": size / GIB,

@@ -17,25 +17,33 @@ def load_backends(config: Config) -> Backends:
     """The compute, storage and network backends the configuration chooses."""
     simulated = import_module("occi_server.backends.simulated").simulated_backends(
         config.simulated_images, config.simulated_failures)
-    compute, storage = simulated.compute, simulated.storage
+    compute = simulated.compute
     if config.backend_for("compute") == "libvirt":
         compute = import_module("occi_server.backends.libvirt").libvirt_compute(config)
-    if config.backend_for("storage") in ("filepool", "lvm"):
-        iscsi = import_module("occi_server.backends.iscsi")
-        exporter = iscsi.choose_exporter(
-            config.iscsi_exporter,
-            iscsi.Credentials(config.data_path / "iscsi-site.key", config.effective_iqn_prefix),
-            config.iscsi_portal, config.iscsi_initiators)
-        if config.backend_for("storage") == "lvm":
-            storage = import_module("occi_server.backends.lvm").LvmStorage(
-                config.lvm_volume_group, config.data_path / "backups",
-                config.storage_capacity_gib, config.quarantine_seconds, exporter)
-        else:
-            storage = import_module("occi_server.backends.filepool").FilePoolStorage(
-                config.volumes_path, config.volumes_path / "quarantine",
-                config.storage_capacity_gib, config.quarantine_seconds, exporter)
+    storage = load_pool(config)
+    if storage is not None:
         try:
             storage.repair()
         except BackendUnavailable as exc:  # creates answer 503 until the target is back
             log.error("iSCSI exports not repaired: %s", exc.message)
-    return Backends(compute, storage, simulated.network)
+    return Backends(compute, storage or simulated.storage, simulated.network)
+
+
+def load_pool(config: Config):  # -> PoolStorage | None
+    """The configured pool of volumes (file pool or LVM) with its iSCSI
+    exporter; None when storage is simulated. The service and the operator's
+    commands use the same one."""
+    if config.backend_for("storage") not in ("filepool", "lvm"):
+        return None
+    iscsi = import_module("occi_server.backends.iscsi")
+    exporter = iscsi.choose_exporter(
+        config.iscsi_exporter,
+        iscsi.Credentials(config.data_path / "iscsi-site.key", config.effective_iqn_prefix),
+        config.iscsi_portal, config.iscsi_initiators)
+    if config.backend_for("storage") == "lvm":
+        return import_module("occi_server.backends.lvm").LvmStorage(
+            config.lvm_volume_group, config.data_path / "backups",
+            config.storage_capacity_gib, config.quarantine_seconds, exporter)
+    return import_module("occi_server.backends.filepool").FilePoolStorage(
+        config.volumes_path, config.volumes_path / "quarantine",
+        config.storage_capacity_gib, config.quarantine_seconds, exporter)

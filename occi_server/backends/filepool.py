@@ -108,8 +108,3 @@ class FilePoolStorage(PoolStorage):
 
     def bring_back(self, name: str, stamp: int) -> None:
         shutil.move(str(self._aside_file(name, stamp)), self._file(name))
-
-    def quarantined(self) -> list[tuple[str, float, Path]]:
-        """(volume name, deletion time, file) of every quarantined volume."""
-        return [(name, float(stamp), self._aside_file(name, stamp))
-                for name, stamp in self.aside()]

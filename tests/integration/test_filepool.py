@@ -78,13 +78,13 @@ def test_deleted_volumes_wait_in_quarantine(client: Client) -> None:
     assert client.request("DELETE", path).status_code == 200
     assert not file.exists()
     backend = client.app.extensions["occi.service"].backends.storage
-    [(stem, deleted, kept)] = backend.quarantined()
-    assert stem == file.stem and kept.exists()
+    [(stem, deleted)] = backend.aside()
+    assert stem == file.stem and (backend.quarantine / f"{stem}.{deleted}.img").exists()
     assert backend.reap(now=deleted + 60) == []
     assert backend.restore(path.rpartition("/")[2]) == GIB and file.exists()
     backend.delete(Entity(id=path.rpartition("/")[2], kind=STORAGE, location=path))
     assert backend.reap(now=deleted + backend.grace_seconds + 1) != []
-    assert backend.quarantined() == []
+    assert backend.aside() == []
 
 
 def test_volume_names_never_come_from_the_client(tmp_path: Path) -> None:
@@ -103,7 +103,8 @@ def test_operator_restores_a_deleted_volume(client: Client, tmp_path: Path) -> N
     assert client.request("DELETE", path).status_code == 200
     config = client.app.extensions["occi.config"]
     server = Path(sys.executable).parent / "occi-server"
-    env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_VOLUMES_DIR": str(config.volumes_path)}
+    env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_STORAGE_BACKEND": "filepool",
+           "OCCI_ISCSI_EXPORTER": "none", "OCCI_VOLUMES_DIR": str(config.volumes_path)}
     listed = subprocess.run([str(server), "quarantine", "--data-dir", config.data_dir], env=env,
                             capture_output=True, text=True, check=True)
     assert listed.stdout.startswith(volume_id + "\tdeleted ")

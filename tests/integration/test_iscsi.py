@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -123,3 +125,19 @@ def test_a_failed_export_leaves_no_volume(tmp_path: Path, prefix: str) -> None:
         pool.create(Entity(id="v1", kind=STORAGE, location="/storage/v1",
                            attributes={"occi.storage.size": 0.01}))
     assert list((tmp_path / "pool").glob("vol-*")) == []
+
+
+def test_an_operator_restore_exports_the_volume_again(client: Client, prefix: str) -> None:
+    path = client.storage(0.25)
+    volume_id = path.rpartition("/")[2]
+    target = target_of(client, path)
+    assert client.request("DELETE", path).status_code == 200
+    config = client.app.extensions["occi.config"]
+    server = Path(sys.executable).parent / "occi-server"
+    env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_STORAGE_BACKEND": "filepool",
+           "OCCI_ISCSI_EXPORTER": "tgt", "OCCI_ISCSI_IQN_PREFIX": prefix,
+           "OCCI_ISCSI_PORTAL": PORTAL, "OCCI_VOLUMES_DIR": str(config.volumes_path)}
+    restored = subprocess.run([str(server), "restore-volume", volume_id, "--data-dir",
+                               config.data_dir], env=env, capture_output=True, text=True)
+    assert restored.returncode == 0, restored.stderr
+    assert f"Total size:{GIB // 4}" in read_capacity(target.url()).stdout
