@@ -59,8 +59,9 @@ class FilePoolStorage(PoolStorage):
     def _aside_file(self, name: str, stamp: int) -> Path:
         return self.quarantine / f"{name}.{stamp}{SUFFIX}"
 
-    def names(self) -> set[str]:
-        return {p.name.removesuffix(SUFFIX) for p in self.pool.glob(f"vol-*{SUFFIX}")}
+    def volumes(self) -> dict[str, int]:
+        return {p.name.removesuffix(SUFFIX): p.stat().st_size
+                for p in self.pool.glob(f"vol-*{SUFFIX}")}
 
     def size(self, name: str) -> int:
         return self._file(name).stat().st_size

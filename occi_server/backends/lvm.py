@@ -57,8 +57,9 @@ class LvmStorage(PoolStorage):
     def _lv(self, name: str) -> str:
         return f"{self.vg}/{name}"
 
-    def _volumes(self) -> dict[str, int]:
-        """Every logical volume of the group that is ours: name -> size in bytes."""
+    def _all(self) -> dict[str, int]:
+        """Every logical volume of the group that is ours, quarantined ones too:
+        name -> size in bytes (one lvs run)."""
         output = self.run(["lvs", "--noheadings", "--nosuffix", "--units", "b", "--separator",
                            ",", "-o", "lv_name,lv_size", self.vg])
         volumes = {}
@@ -70,11 +71,11 @@ class LvmStorage(PoolStorage):
                 volumes[name] = int(size)
         return volumes
 
-    def names(self) -> set[str]:
-        return {name for name in self._volumes() if not _ASIDE.match(name)}
+    def volumes(self) -> dict[str, int]:
+        return {name: size for name, size in self._all().items() if not _ASIDE.match(name)}
 
     def size(self, name: str) -> int:
-        volumes = self._volumes()
+        volumes = self._all()
         if name not in volumes:
             raise BackendFailure(f"no logical volume {self._lv(name)}")
         return volumes[name]
@@ -117,7 +118,7 @@ class LvmStorage(PoolStorage):
         self.run(["lvrename", self.vg, name, f"{name}.q{stamp}"])
 
     def aside(self) -> list[tuple[str, int]]:
-        found = [(m.group(1), int(m.group(2))) for name in self._volumes()
+        found = [(m.group(1), int(m.group(2))) for name in self._all()
                  if (m := _ASIDE.match(name))]
         return sorted(found, key=lambda entry: entry[1])
 

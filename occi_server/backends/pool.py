@@ -38,11 +38,14 @@ class PoolStorage(StorageBackend):
 
     # ------------------------------------------------------------ primitives
     @abstractmethod
-    def names(self) -> set[str]:
-        """The live volumes."""
+    def volumes(self) -> dict[str, int]:
+        """The live volumes and their sizes in bytes, read at once."""
 
     @abstractmethod
     def size(self, name: str) -> int: ...
+
+    def names(self) -> set[str]:
+        return set(self.volumes())
 
     @abstractmethod
     def pool_size(self) -> int:
@@ -89,7 +92,7 @@ class PoolStorage(StorageBackend):
         return int(self.capacity_gib * GIB) if self.capacity_gib else self.pool_size()
 
     def committed(self) -> int:
-        return sum(self.size(name) for name in self.names())
+        return sum(self.volumes().values())
 
     def _reserve(self, extra: int) -> None:
         capacity, committed = self.capacity(), self.committed()

@@ -111,3 +111,12 @@ def test_hostile_ids_never_reach_a_command_line(pool: LvmStorage, lvm: FakeLvm) 
 def test_volume_group_names_are_checked(tmp_path: Path) -> None:
     with pytest.raises(BackendFailure, match="volume group"):
         LvmStorage("vg0 --force", tmp_path, runner=FakeLvm())
+
+
+def test_a_create_lists_the_group_a_bounded_number_of_times(pool: LvmStorage,
+                                                             lvm: FakeLvm) -> None:
+    for number in range(5):
+        pool.create(storage(f"v{number}", 0.5))
+    lvm.commands.clear()
+    pool.create(storage("v-last", 0.5))
+    assert sum(1 for c in lvm.commands if c[0] == "lvs") <= 3  # not one per volume
