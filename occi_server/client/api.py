@@ -25,7 +25,7 @@ from occi_server.errors import OCCIError
 from occi_server.rendering.text import TextMessage, body_pairs, read_pairs
 from occi_server.rendering.textcodec import render_attribute
 
-INFRA = "http://schemas.ogf.org/occi/infrastructure#"
+CORE_LINK = "http://schemas.ogf.org/occi/core#link"
 MEDIA_TYPES = ("text/plain", "text/occi", "application/occi+json")
 USER_AGENT = "occi-client/0.1 OCCI/1.2"
 
@@ -108,6 +108,14 @@ class Model:
         candidates = [k for k in self.kinds() if k.location and path.startswith(
             urlsplit(k.location).path)]
         return max(candidates, key=lambda k: len(k.location or ""), default=None)
+
+    def link_kind_to(self, target: str) -> CategorySpec | None:
+        """The link kind that leads to a target: networkinterface to a network,
+        storagelink to a storage; None for other targets."""
+        target_kind = self.kind_of_location(target)
+        term = {"network": "networkinterface", "storage": "storagelink"}.get(
+            target_kind.term if target_kind else "")
+        return self.kind(term) if term else None
 
 
 # ------------------------------------------------------------------ entities
@@ -307,13 +315,9 @@ class OcciClient:
         """Create a link between two resources; its kind follows the target's
         (network → networkinterface, storage → storagelink) unless given."""
         model = self.discover()
+        kind = kind or model.link_kind_to(target)
         if kind is None:
-            target_kind = model.kind_of_location(target)
-            wanted = {"network": "networkinterface", "storage": "storagelink"}.get(
-                target_kind.term if target_kind else "")
-            if wanted is None:
-                raise ClientError(f"cannot tell which link kind leads to {target}; give one")
-            kind = model.kind(wanted)
+            raise ClientError(f"cannot tell which link kind leads to {target}; give one")
         values = {"occi.core.source": self._path(source), "occi.core.target": self._path(target),
                   **(attributes or {})}
         return self.create(kind, mixins=mixins, attributes=values)
@@ -380,16 +384,13 @@ class _Outgoing:
                 document[end] = {"location": attributes.pop(f"occi.core.{end}")}
         document["attributes"] = attributes
         if self.links:
-            document["links"] = [{"kind": kind.type_id if kind else _link_kind(self.model, t),
-                                  "target": {"location": t}} for t, kind in self.links]
+            document["links"] = []
+            for target, kind in self.links:
+                link_kind = kind or self.model.link_kind_to(target)
+                document["links"].append({
+                    "kind": link_kind.type_id if link_kind else CORE_LINK,
+                    "target": {"location": target}})
         return document
-
-
-def _link_kind(model: Model, target: str) -> str:
-    target_kind = model.kind_of_location(target)
-    term = {"network": "networkinterface", "storage": "storagelink"}.get(
-        target_kind.term if target_kind else "", "")
-    return model.kind(term).type_id if term else INFRA + "link"
 
 
 # ------------------------------------------------------------------ parsing answers
