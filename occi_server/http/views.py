@@ -136,11 +136,17 @@ class Exchange:
     def filter(self) -> Filter:
         """Filters travel as text/occi headers, whatever the rendering."""
         message = read_pairs(list(request.headers.items()), strict=False)
-        categories = list(message.categories)
+        return Filter(categories=[*message.categories, *self.query_categories()],
+                      attributes=message.attributes)
+
+    @staticmethod
+    def query_categories() -> list[CategorySpec]:
+        """`?category=` values: a type identifier, or a bare term."""
+        categories = []
         for value in request.args.getlist("category"):
             scheme, term = split_type_id(value)
             categories.append(CategorySpec(term=term or value, scheme=scheme if term else ""))
-        return Filter(categories=categories, attributes=message.attributes)
+        return categories
 
     # ------------------------------------------------------------ shapes
     def answer(self) -> Result:
@@ -164,8 +170,7 @@ class Exchange:
         return Result(200, self.renderer.categories(created, self.ctx))
 
     def query_delete(self) -> Result:
-        specs = [CategorySpec(term=split_type_id(v)[1], scheme=split_type_id(v)[0])
-                 for v in request.args.getlist("category")]
+        specs = self.query_categories()
         if not specs:
             specs = self.parser().categories(self.body(), self.ctx)
         delete_user_mixins(self.work, specs)
