@@ -1,7 +1,11 @@
 """Storage in a file pool: each volume is a sparse raw file in a directory.
 
 Volumes are thin (the file system allocates on write) and raw, so that the same
-bytes serve a local guest and any iSCSI initiator."""
+bytes serve a local guest and any iSCSI initiator. A volume cloned from an
+image is a qcow2 overlay on the image (`vol-<id>.qcow2`, made in constant time
+whatever the image's size) shown as the raw file `vol-<id>.img` by a
+qemu-storage-daemon (occi_server.backends.rawview): everything else sees
+every volume the same way."""
 
 from __future__ import annotations
 
@@ -10,11 +14,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from occi_server.backends.diskfile import qemu_img, virtual_size
 from occi_server.backends.iscsi import Exporter
 from occi_server.backends.pool import GIB, PoolStorage, volume_stem
+from occi_server.backends.rawview import RawViews
 from occi_server.errors import BackendFailure
 
 SUFFIX = ".img"
+OVERLAY = ".qcow2"
 __all__ = ["GIB", "FilePoolStorage", "volume_name"]
 
 
@@ -39,7 +46,7 @@ class FilePoolStorage(PoolStorage):
 
     def __init__(self, pool: Path, quarantine: Path, capacity_gib: float = 0,
                  grace_seconds: float = 7 * 24 * 3600, exporter: Exporter | None = None,
-                 backups: Path | None = None) -> None:
+                 backups: Path | None = None, views: RawViews | None = None) -> None:
         super().__init__(capacity_gib, grace_seconds, exporter)
         self.pool = pool
         self.quarantine = quarantine
@@ -47,6 +54,7 @@ class FilePoolStorage(PoolStorage):
         for directory in (pool, quarantine, self.backups):
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(0o755)  # QEMU (another user) opens the volumes
+        self.views = views or RawViews(pool / "views")
 
     @property
     def label(self) -> str:
@@ -56,14 +64,21 @@ class FilePoolStorage(PoolStorage):
     def _file(self, name: str) -> Path:
         return self.pool / f"{name}{SUFFIX}"
 
-    def _aside_file(self, name: str, stamp: int) -> Path:
-        return self.quarantine / f"{name}.{stamp}{SUFFIX}"
+    def _overlay(self, name: str) -> Path:
+        return self.pool / f"{name}{OVERLAY}"
+
+    def _aside_file(self, name: str, stamp: int, suffix: str = SUFFIX) -> Path:
+        return self.quarantine / f"{name}.{stamp}{suffix}"
 
     def volumes(self) -> dict[str, int]:
-        return {p.name.removesuffix(SUFFIX): p.stat().st_size
-                for p in self.pool.glob(f"vol-*{SUFFIX}")}
+        return {name: self.size(name) for name in
+                (p.name.removesuffix(SUFFIX) for p in self.pool.glob(f"vol-*{SUFFIX}"))}
 
     def size(self, name: str) -> int:
+        # A clone's size is in its overlay's header, readable even while its view is down.
+        overlay = self._overlay(name)
+        if overlay.exists():
+            return virtual_size(overlay, "qcow2")
         return self._file(name).stat().st_size
 
     def pool_size(self) -> int:
@@ -75,10 +90,24 @@ class FilePoolStorage(PoolStorage):
             handle.truncate(size)
         self._file(name).chmod(0o660)
 
+    def clone(self, name: str, disk: Path, disk_format: str, size: int) -> None:
+        overlay = self._overlay(name)
+        if overlay.exists():
+            raise BackendFailure(f"volume {name} exists already")
+        qemu_img("create", "-q", "-f", "qcow2", "-F", disk_format, "-b", str(disk),
+                 str(overlay), str(size), doing=f"cloning {disk.name}", timeout=600)
+        try:
+            self.views.open(overlay, self._file(name))
+        except BaseException:
+            self.discard(name)
+            raise
+
     def grow(self, name: str, size: int) -> None:
-        os.truncate(self._file(name), size)
+        os.truncate(self._file(name), size)  # a clone's view passes it to its overlay
 
     def discard(self, name: str) -> None:
+        self.views.close(self._file(name))
+        self._overlay(name).unlink(missing_ok=True)
         self._file(name).unlink(missing_ok=True)
 
     def copy(self, name: str, new_name: str) -> None:
@@ -94,18 +123,37 @@ class FilePoolStorage(PoolStorage):
         return str(self._file(name))
 
     def set_aside(self, name: str, stamp: int) -> None:
-        self._file(name).rename(self._aside_file(name, stamp))
+        overlay = self._overlay(name)
+        if overlay.exists():
+            self.views.close(self._file(name))
+            overlay.rename(self._aside_file(name, stamp, OVERLAY))
+            self._file(name).unlink(missing_ok=True)
+        else:
+            self._file(name).rename(self._aside_file(name, stamp))
 
     def aside(self) -> list[tuple[str, int]]:
         found = []
-        for path in self.quarantine.glob(f"vol-*{SUFFIX}"):
-            name, _, stamp = path.name.removesuffix(SUFFIX).rpartition(".")
-            if stamp.isdigit():
-                found.append((name, int(stamp)))
+        for suffix in (SUFFIX, OVERLAY):
+            for path in self.quarantine.glob(f"vol-*{suffix}"):
+                name, _, stamp = path.name.removesuffix(suffix).rpartition(".")
+                if stamp.isdigit():
+                    found.append((name, int(stamp)))
         return sorted(found, key=lambda entry: entry[1])
 
     def wipe(self, name: str, stamp: int) -> None:
-        self._aside_file(name, stamp).unlink(missing_ok=True)
+        for suffix in (SUFFIX, OVERLAY):
+            self._aside_file(name, stamp, suffix).unlink(missing_ok=True)
 
     def bring_back(self, name: str, stamp: int) -> None:
-        shutil.move(str(self._aside_file(name, stamp)), self._file(name))
+        overlay = self._aside_file(name, stamp, OVERLAY)
+        if overlay.exists():
+            shutil.move(str(overlay), self._overlay(name))
+            self.views.open(self._overlay(name), self._file(name))
+        else:
+            shutil.move(str(self._aside_file(name, stamp)), self._file(name))
+
+    def repair(self) -> None:
+        """After a restart: a view for every clone (adopting running ones), then exports."""
+        for overlay in sorted(self.pool.glob(f"vol-*{OVERLAY}")):
+            self.views.open(overlay, self._file(overlay.name.removesuffix(OVERLAY)))
+        super().repair()

@@ -4,7 +4,9 @@ validated, and every name a command sees derives from a volume id through a
 fixed pattern).
 
 Snapshots are LVM copy-on-write snapshots; quarantine renames a logical volume
-to `<name>.q<deletion time>`; backups are sparse copies into a directory."""
+to `<name>.q<deletion time>`; backups are sparse copies into a directory. A
+volume cloned from an image is a full copy: a classic LVM snapshot cannot
+outgrow its origin, and an image file is no logical volume."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from occi_server.backends.diskfile import qemu_img
 from occi_server.backends.iscsi import Exporter
 from occi_server.backends.pool import PoolStorage
 from occi_server.errors import BackendFailure, BackendUnavailable
@@ -89,6 +92,15 @@ class LvmStorage(PoolStorage):
         self.run(["lvcreate", "--yes", "--wipesignatures", "y", "--name", name, "--size",
                   f"{size}b", self.vg])
 
+    def clone(self, name: str, disk: Path, disk_format: str, size: int) -> None:
+        self.allocate(name, size)
+        try:
+            qemu_img("convert", "-n", "-f", disk_format, "-O", "raw", str(disk),
+                     self.device(name), doing=f"copying {disk.name} into {self._lv(name)}")
+        except BaseException:
+            self.discard(name)
+            raise
+
     def grow(self, name: str, size: int) -> None:
         self.run(["lvextend", "--size", f"{size}b", self._lv(name)])
 
@@ -103,12 +115,11 @@ class LvmStorage(PoolStorage):
     def backup_copy(self, name: str, label: str) -> str:
         target = self.backups / f"{name}.{label}.img"
         try:
-            subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "raw", "-S", "4k",
-                            self.device(name), str(target)], check=True, capture_output=True,
-                           timeout=24 * 3600)
-        except (OSError, subprocess.CalledProcessError) as exc:
+            qemu_img("convert", "-f", "raw", "-O", "raw", "-S", "4k", self.device(name),
+                     str(target), doing=f"backing up {self._lv(name)}")
+        except BaseException:
             target.unlink(missing_ok=True)
-            raise BackendFailure(f"backing up {self._lv(name)} failed: {exc}") from None
+            raise
         return target.name
 
     def device(self, name: str) -> str:

@@ -12,13 +12,21 @@ import hashlib
 import re
 import time
 from abc import abstractmethod
+from pathlib import Path
 
-from occi_server.backends.base import ActionOutcome, Attributes, StorageBackend, VolumeSource
-from occi_server.backends.iscsi import Exporter, IscsiTarget
+from occi_server.backends.base import (
+    GIB,
+    ActionOutcome,
+    Attributes,
+    Image,
+    IscsiTarget,
+    StorageBackend,
+    VolumeSource,
+)
+from occi_server.backends.iscsi import Exporter
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, InsufficientStorage
 
-GIB = 1024 ** 3
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
@@ -53,6 +61,11 @@ class PoolStorage(StorageBackend):
 
     @abstractmethod
     def allocate(self, name: str, size: int) -> None: ...
+
+    @abstractmethod
+    def clone(self, name: str, disk: Path, disk_format: str, size: int) -> None:
+        """A new volume of `size` bytes holding the image file `disk` (copy-on-write
+        where the pool can)."""
 
     @abstractmethod
     def grow(self, name: str, size: int) -> None: ...
@@ -131,15 +144,22 @@ class PoolStorage(StorageBackend):
         return self.exporter.target(volume_stem(storage.id), self.exporter.LUN)
 
     # ------------------------------------------------------------ the backend
-    def create(self, storage: Entity) -> Attributes:
+    def create(self, storage: Entity, image: Image | None = None) -> Attributes:
         self.reap()
         name = volume_stem(storage.id)
         size = int(float(storage.attributes["occi.storage.size"]) * GIB)
         self._reserve(size)
         if name in self.names():
             raise BackendFailure(f"a volume for {storage.location} exists already")
-        self.allocate(name, size)
-        message = f"{size / GIB:g} GiB volume in {self.label}" + self._exported(name)
+        if image is None:
+            self.allocate(name, size)
+            origin = ""
+        elif not image.info.get("disk"):
+            raise BackendFailure(f"image {image.term} has no disk file on this host")
+        else:
+            self.clone(name, Path(image.info["disk"]), image.info.get("format", "raw"), size)
+            origin = f" cloned from image {image.term}"
+        message = f"{size / GIB:g} GiB volume{origin} in {self.label}" + self._exported(name)
         return {"occi.storage.state": "online", "occi.storage.state.message": message}
 
     def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
@@ -189,7 +209,7 @@ class PoolStorage(StorageBackend):
         name = volume_stem(storage.id)
         if storage.attributes.get("occi.storage.state") != "online" or name not in self.names():
             return None
-        return VolumeSource(path=self.device(name), format="raw")
+        return VolumeSource(path=self.device(name), format="raw", iscsi=self.target(storage))
 
     # ------------------------------------------------------------ quarantine
     def reap(self, now: float | None = None) -> list[str]:

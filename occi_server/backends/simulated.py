@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from occi_server.backends.base import (
+    GIB,
     ActionOutcome,
     Attributes,
     Backends,
@@ -67,7 +68,9 @@ class SimulatedCompute(_Simulation, ComputeBackend):
     def __init__(self, images: list[dict[str, Any]], failures: _Failures) -> None:
         super().__init__(failures)
         self._images = [Image(term=i["term"], title=i.get("title", i["term"]),
-                              os=i.get("os", "linux"), architecture=i.get("architecture", "x64"))
+                              os=i.get("os", "linux"), architecture=i.get("architecture", "x64"),
+                              info={"virtual_size": int(i["size_gib"] * GIB)}
+                              if i.get("size_gib") else {})
                         for i in images]
 
     def images(self) -> list[Image]:
@@ -117,10 +120,11 @@ class SimulatedCompute(_Simulation, ComputeBackend):
 
 
 class SimulatedStorage(_Simulation, StorageBackend):
-    def create(self, storage: Entity) -> Attributes:
+    def create(self, storage: Entity, image: Image | None = None) -> Attributes:
         self.failures.check("storage.create")
+        origin = f"clone of image {image.term}" if image else "volume ready"
         return {"occi.storage.state": "online",
-                "occi.storage.state.message": "volume ready (simulated)"}
+                "occi.storage.state.message": f"{origin} (simulated)"}
 
     def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
         self.failures.check(f"storage.act.{action}")

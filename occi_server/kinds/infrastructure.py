@@ -177,6 +177,12 @@ OS_TPL = Mixin(INFRA, "os_tpl", title="OS template", applies=(COMPUTE.type_id,),
                location="/mixin/os_tpl/")
 RESOURCE_TPL = Mixin(INFRA, "resource_tpl", title="Resource template",
                      applies=(COMPUTE.type_id,), location="/mixin/resource_tpl/")
+# OCCI's os_tpl applies to compute only; volumes cloned from an image name it
+# with a child of this site-independent parent (one per catalogue image).
+IMAGE_TPL = Mixin(
+    "http://schemas.occi-server.org/occi/infrastructure#", "image_tpl",
+    title="Image a volume is cloned from (copy-on-write)", applies=(STORAGE.type_id,),
+    location="/mixin/image_tpl/")
 
 SSH_KEY = Mixin(
     "http://schemas.ogf.org/occi/infrastructure/credentials#", "ssh_key",
@@ -229,6 +235,6 @@ def builtin_categories() -> list[Category]:
     return [
         ENTITY, RESOURCE, LINK,
         COMPUTE, NETWORK, STORAGE, NETWORKINTERFACE, STORAGELINK,
-        IPNETWORK, IPNETWORKINTERFACE, OS_TPL, RESOURCE_TPL,
+        IPNETWORK, IPNETWORKINTERFACE, OS_TPL, RESOURCE_TPL, IMAGE_TPL,
         SSH_KEY, USER_DATA, LEGACY_PUBLIC_KEY, LEGACY_USER_DATA,
     ]

@@ -23,7 +23,7 @@ from occi_server.kinds import (
     monitoring_mixin,
 )
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
-from occi_server.service.work import Settings, Target, Work, image_mixin
+from occi_server.service.work import Settings, Target, Work, image_mixin, volume_image_mixin
 from occi_server.store import Repository, Store
 
 __all__ = ["Reconciler", "Service", "Target", "Work"]
@@ -69,11 +69,13 @@ class Service:
         )
 
     def model(self, repo: Repository) -> Model:
-        """The model in force: built-in categories, images as os_tpl mixins,
+        """The model in force: built-in categories, images as os_tpl and image_tpl mixins,
         and the mixins created at run time."""
-        images = [image_mixin(self.site_scheme, image)
-                  for image in self.backends.compute.images()]
-        return self.builtin.extended([*images, *repo.mixins()])
+        images = self.backends.compute.images()
+        return self.builtin.extended([
+            *(image_mixin(self.site_scheme, image) for image in images),
+            *(volume_image_mixin(self.site_scheme, image) for image in images),
+            *repo.mixins()])
 
     @contextmanager
     def work(self, *, write: bool, local_path: Callable[[str], str]) -> Iterator[Work]:

@@ -12,6 +12,7 @@ from occi_server.core import Attribute, Kind, Mixin, Model
 from occi_server.errors import BadRequest, Conflict
 from occi_server.kinds.infrastructure import (
     EQUIVALENT_MIXINS,
+    IMAGE_TPL,
     LEGACY_PUBLIC_KEY,
     LEGACY_USER_DATA,
     OS_TPL,
@@ -22,10 +23,10 @@ from occi_server.kinds.infrastructure import (
 )
 
 # Template families: at most one child of each per entity; a new one replaces the old.
-TEMPLATE_FAMILIES = (OS_TPL.type_id, RESOURCE_TPL.type_id)
-# Mixins that describe how a compute was created; they cannot be added later.
+TEMPLATE_FAMILIES = (OS_TPL.type_id, RESOURCE_TPL.type_id, IMAGE_TPL.type_id)
+# Mixins that describe how a resource was created; they cannot be added later.
 CREATION_ONLY = (SSH_KEY.type_id, USER_DATA.type_id, LEGACY_PUBLIC_KEY.type_id,
-                 LEGACY_USER_DATA.type_id, OS_TPL.type_id)
+                 LEGACY_USER_DATA.type_id, OS_TPL.type_id, IMAGE_TPL.type_id)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:-]{0,127}")
 
 
@@ -54,7 +55,7 @@ def resolve_mixins(model: Model, kind: Kind, mixin_ids: Iterable[str]) -> list[M
             raise BadRequest(f"mixin {mixin_id} is set by the server and cannot be attached")
         if not model.applies_to(mixin, kind):
             raise BadRequest(f"mixin {mixin_id} does not apply to {kind.term}")
-        if mixin.type_id in (OS_TPL.type_id, RESOURCE_TPL.type_id):
+        if mixin.type_id in TEMPLATE_FAMILIES:
             raise BadRequest(f"{mixin_id} is the parent of the templates; attach one of its "
                              f"children (GET {mixin.location})")
         if mixin not in mixins:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from occi_server.backends.base import ActionOutcome, Backends, Context, Image
+from occi_server.backends.base import GIB, ActionOutcome, Backends, Context, Image
 from occi_server.core import Action, Entity, Kind, Mixin, Model
 from occi_server.core.model import RESOURCE
 from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
@@ -21,6 +21,7 @@ from occi_server.errors import InternalError as OperationFailed
 from occi_server.kinds.infrastructure import (
     COMPUTE,
     COMPUTE_ARCHITECTURE,
+    IMAGE_TPL,
     IPNETWORK,
     IPNETWORKINTERFACE,
     NETWORK,
@@ -45,6 +46,8 @@ from occi_server.store import Repository
 QUERY_PATHS = ("/-/", "/-", "/.well-known/org/ogf/occi/-/", "/.well-known/org/ogf/occi/-")
 CREATABLE = (COMPUTE.type_id, STORAGE.type_id, NETWORK.type_id, NETWORKINTERFACE.type_id,
              STORAGELINK.type_id)
+STORAGE_SIZE = "occi.storage.size"
+
 # Which resources a link kind joins: (source kind, target kind).
 LINK_ENDS = {NETWORKINTERFACE.type_id: (COMPUTE.type_id, NETWORK.type_id),
              STORAGELINK.type_id: (COMPUTE.type_id, STORAGE.type_id)}
@@ -244,6 +247,8 @@ class Work:
         entity = Entity(id=new_id, kind=kind.type_id, location=f"{kind.location}{new_id}",
                         mixins=[m.type_id for m in mixins])
         entity.attributes = self._initial_attributes(kind, mixins, spec.attributes, new_id)
+        if kind.type_id == STORAGE.type_id:
+            self._check_clone_size(entity)
         self._provision(kind, entity)
         try:
             self.repo.insert(entity)
@@ -253,6 +258,15 @@ class Work:
             self._release(entity)
             raise
         return entity
+
+    def _check_clone_size(self, storage: Entity) -> None:
+        """A volume cloned from an image is at least as large as the image."""
+        image = self._image(storage, IMAGE_TPL.type_id)
+        needed = image.info.get("virtual_size") if image else None
+        if image and needed and float(storage.attributes[STORAGE_SIZE]) * GIB < needed:
+            raise BadRequest(f"image {image.term} holds {needed / GIB:g} GiB; "
+                             f"{STORAGE_SIZE} must be at least that (leave it out to get "
+                             "exactly the image's size)")
 
     def _check_architecture(self, requested: Any, mixins: list[Mixin]) -> None:
         """A 64-bit image does not run on a 32-bit (x86) compute."""
@@ -300,10 +314,11 @@ class Work:
         entity in state `error` with the backend's message."""
         try:
             if kind.type_id == COMPUTE.type_id:
-                result = self.backends.compute.create(entity, self._image(entity),
-                                                      self._context(entity))
+                result = self.backends.compute.create(
+                    entity, self._image(entity, OS_TPL.type_id), self._context(entity))
             elif kind.type_id == STORAGE.type_id:
-                result = self.backends.storage.create(entity)
+                result = self.backends.storage.create(
+                    entity, self._image(entity, IMAGE_TPL.type_id))
             else:
                 result = self.backends.network.create(entity)
         except BackendFailure as exc:
@@ -322,10 +337,11 @@ class Work:
         state = f"occi.{kind.term}.state"
         return {state: "error", f"{state}.message": str(exc)}
 
-    def _image(self, compute: Entity) -> Image | None:
-        for mixin_id in compute.mixins:
+    def _image(self, entity: Entity, family: str) -> Image | None:
+        """The catalogue image a compute boots (os_tpl) or a volume is cloned from (image_tpl)."""
+        for mixin_id in entity.mixins:
             mixin = self.model.mixin(mixin_id)
-            if mixin is None or template_family(self.model, mixin) != OS_TPL.type_id:
+            if mixin is None or template_family(self.model, mixin) != family:
                 continue
             for image in self.backends.compute.images():
                 if image.term == mixin.term:
@@ -772,7 +788,7 @@ class Work:
         copy = Entity(id=copy_id, kind=STORAGE.type_id, location=f"{STORAGE.location}{copy_id}",
                       mixins=self._server_mixins(STORAGE),
                       attributes={"occi.core.id": copy_id, "occi.core.title": title,
-                                  "occi.storage.size": storage.attributes["occi.storage.size"]})
+                                  STORAGE_SIZE: storage.attributes[STORAGE_SIZE]})
         try:
             copy.attributes.update(self.backends.storage.snapshot(storage, copy))
         except BackendFailure as exc:
@@ -789,6 +805,22 @@ class Work:
             published = image_mixin(self.settings.site_scheme, image, source=source.location)
             self.repo.insert_mixin(published)
         return published
+
+
+def volume_image_mixin(site_scheme: str, image: Image) -> Mixin:
+    """An image as the source of volumes: a child of image_tpl whose default
+    occi.storage.size is the image's own size."""
+    attributes = []
+    if image.info.get("virtual_size"):
+        size = next(a for a in STORAGE.attributes if a.name == STORAGE_SIZE)
+        attributes.append(size.with_default(image.info["virtual_size"] / GIB))
+    return Mixin(
+        site_scheme + "image_tpl#", image.term, title=image.title,
+        depends=(IMAGE_TPL.type_id,), applies=(STORAGE.type_id,),
+        location=f"/mixin/image_tpl/{image.term}/", origin="provider",
+        attributes=tuple(attributes),
+        info={"os": image.os, "architecture": image.architecture},
+    )
 
 
 def image_mixin(site_scheme: str, image: Image, **info: Any) -> Mixin:

@@ -3,13 +3,15 @@ against each implementation. Real backends join the parameter list."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from occi_server.backends.base import Backends, Context, VolumeSource
+from occi_server.backends.base import Backends, Context, Image, VolumeSource
 from occi_server.backends.simulated import simulated_backends
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure
@@ -134,6 +136,29 @@ def test_storage_lifecycle(backends: Backends) -> None:
     assert "occi.storage.state.message" in backends.storage.backup(volume)
     for gone in (copy, volume, volume):  # deleting what is gone succeeds
         backends.storage.delete(gone)
+
+
+def test_storage_cloned_from_an_image(backends: Backends, volume_dir: Path) -> None:
+    disk = volume_dir / "golden.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
+    subprocess.run(["qemu-io", "-c", "write -P 0x5a 0 1M", str(disk)], check=True,
+                   capture_output=True)
+    image = Image("golden", "Golden", info={"disk": str(disk), "format": "qcow2",
+                                            "virtual_size": 64 << 20})
+    volume = storage()
+    volume.attributes["occi.storage.size"] = 0.125
+    created = backends.storage.create(volume, image)
+    assert created["occi.storage.state"] == "online"
+    assert "golden" in created["occi.storage.state.message"]
+    volume.attributes.update(created)
+    source = backends.storage.source(volume)
+    if source is not None:  # a real volume: the image's bytes, at the size asked for
+        assert source.path is not None
+        with open(source.path, "rb") as handle:
+            assert handle.read(4096) == b"\x5a" * 4096
+            assert handle.seek(0, os.SEEK_END) == 128 << 20
+    backends.storage.delete(volume)
+    assert backends.storage.source(volume) is None
 
 
 def test_network_lifecycle_and_binding(backends: Backends) -> None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from occi_server.backends.base import Image
 from occi_server.backends.filepool import FilePoolStorage, volume_name
+from occi_server.backends.rawview import RawViews
 from occi_server.core import Entity
 from tests.conftest import STORAGE, Client, category
 
@@ -33,7 +38,7 @@ def volume_file(client: Client, path: str) -> Path:
 
 
 def qemu_size(path: Path) -> int:
-    return json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(path)],
+    return json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)],
                                      capture_output=True, check=True).stdout)["virtual-size"]
 
 
@@ -135,3 +140,86 @@ def test_snapshot_and_backup_copy_the_bytes(client: Client) -> None:
     too_big = client.storage(7.0)
     refused = client.post_text(f"{too_big}?action=snapshot", [])
     assert refused.status == "507 Insufficient Storage"
+
+
+def mounts_on(path: Path) -> int:
+    return sum(line.split(" ")[4] == str(path) for line in Path("/proc/self/mountinfo").open())
+
+
+@pytest.fixture
+def clone_pool(tmp_path: Path) -> Iterator[tuple[FilePoolStorage, Image]]:
+    """A pool and a 1 GiB qcow2 image whose first MiB is 0x5a; no view outlives the test."""
+    yield make_clone_pool(tmp_path)
+    for view in (tmp_path / "pool").glob("vol-*.img"):
+        RawViews(tmp_path / "pool/views").close(view)
+
+
+def make_clone_pool(base: Path) -> tuple[FilePoolStorage, Image]:
+    disk = base / "image.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "1G"], check=True)
+    subprocess.run(["qemu-io", "-c", "write -P 0x5a 0 1M", str(disk)], check=True,
+                   capture_output=True)
+    image = Image("golden", "Golden", info={"disk": str(disk), "format": "qcow2",
+                                            "virtual_size": GIB})
+    return FilePoolStorage(base / "pool", base / "quarantine", grace_seconds=3600), image
+
+
+def volume(volume_id: str, size: float) -> Entity:
+    return Entity(id=volume_id, kind=STORAGE, location=f"/storage/{volume_id}",
+                  attributes={"occi.storage.size": size, "occi.storage.state": "online"})
+
+
+def head(path: Path, count: int = 8) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(count)
+
+
+def test_a_clone_is_a_raw_view_of_a_qcow2_overlay(
+        tmp_path: Path, clone_pool: tuple[FilePoolStorage, Image]) -> None:
+    pool, image = clone_pool
+    clone = volume("c1", 2.0)
+    pool.create(clone, image)
+    view, overlay = tmp_path / "pool/vol-c1.img", tmp_path / "pool/vol-c1.qcow2"
+    assert head(view) == b"\x5a" * 8 and view.stat().st_size == 2 * GIB
+    assert qemu_size(overlay) == 2 * GIB and overlay.stat().st_size < 1024 * 1024
+    with view.open("r+b") as handle:  # a guest writes: the overlay takes it, not the image
+        handle.write(b"written!")
+    assert head(view) == b"written!"
+    assert head(Path(image.info["disk"]), 4) == b"QFI\xfb"
+    assert subprocess.run(["qemu-io", "-r", "-U", "-c", "read -P 0x5a 0 8", image.info["disk"]],
+                          capture_output=True, text=True).stdout.count("read 8/8") == 1
+    pool.update(clone, {"occi.storage.size": 3.0})
+    assert pool.volumes() == {"vol-c1": 3 * GIB}
+    copy = volume("c2", 3.0)
+    pool.snapshot(clone, copy)  # a full raw copy, read through the view
+    assert head(tmp_path / "pool/vol-c2.img") == b"written!"
+    assert not (tmp_path / "pool/vol-c2.qcow2").exists()
+
+
+def test_clones_survive_quarantine_and_a_restart(
+        tmp_path: Path, clone_pool: tuple[FilePoolStorage, Image]) -> None:
+    pool, image = clone_pool
+    clone = volume("c1", 1.0)
+    pool.create(clone, image)
+    view = tmp_path / "pool/vol-c1.img"
+    with view.open("r+b") as handle:
+        handle.write(b"mine!")
+    pool.delete(clone)
+    assert pool.names() == set() and not view.exists()
+    assert [name for name, _ in pool.aside()] == ["vol-c1"]
+    assert pool.restore("c1") == GIB
+    assert head(view, 5) == b"mine!"
+    pid = int((tmp_path / "pool/views/vol-c1.img.pid").read_text())
+    os.kill(pid, signal.SIGKILL)  # the daemon dies, leaving its mount behind
+    while (stat := Path(f"/proc/{pid}/stat")).exists() and " Z " not in stat.read_text():
+        time.sleep(0.05)
+    with pytest.raises(OSError):  # "Transport endpoint is not connected"
+        head(view, 5)
+    restarted = FilePoolStorage(tmp_path / "pool", tmp_path / "quarantine")
+    restarted.repair()
+    restarted.repair()  # adopts the running daemon: still one view
+    assert head(view, 5) == b"mine!"
+    assert mounts_on(view) == 1
+    restarted.delete(clone)
+    assert restarted.reap(now=10 ** 12) == ["vol-c1"]
+    assert not any((tmp_path / "quarantine").iterdir())

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from occi_server.backends.base import Image
 from occi_server.backends.lvm import LvmStorage
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, InsufficientStorage
@@ -120,3 +121,32 @@ def test_a_create_lists_the_group_a_bounded_number_of_times(pool: LvmStorage,
     lvm.commands.clear()
     pool.create(storage("v-last", 0.5))
     assert sum(1 for c in lvm.commands if c[0] == "lvs") <= 3  # not one per volume
+
+
+def test_a_clone_is_the_image_copied_into_a_new_volume(pool: LvmStorage, lvm: FakeLvm,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def qemu_img(*args: str, doing: str, **_: object) -> str:
+        lvm.commands.append(["qemu-img", *args])
+        return ""
+
+    monkeypatch.setattr("occi_server.backends.lvm.qemu_img", qemu_img)
+    image = Image("deb", "Debian", info={"disk": "/images/deb.qcow2", "format": "qcow2"})
+    attributes = pool.create(storage("v1", 2.0), image)
+    assert "cloned from image deb" in attributes["occi.storage.state.message"]
+    assert lvm.commands[-2:] == [
+        ["lvcreate", "--yes", "--wipesignatures", "y", "--name", "vol-v1", "--size",
+         f"{2 * GIB}b", "vg0"],
+        ["qemu-img", "convert", "-n", "-f", "qcow2", "-O", "raw", "/images/deb.qcow2",
+         "/dev/vg0/vol-v1"]]
+
+
+def test_a_clone_that_cannot_be_copied_leaves_no_volume(pool: LvmStorage, lvm: FakeLvm,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def qemu_img(*args: str, doing: str, **_: object) -> str:
+        raise BackendFailure(f"{doing} failed: Could not open '/images/deb.qcow2'")
+
+    monkeypatch.setattr("occi_server.backends.lvm.qemu_img", qemu_img)
+    image = Image("deb", "Debian", info={"disk": "/images/deb.qcow2", "format": "qcow2"})
+    with pytest.raises(BackendFailure, match="Could not open"):
+        pool.create(storage("v1", 2.0), image)
+    assert pool.names() == set() and ["lvremove", "--yes", "vg0/vol-v1"] in lvm.commands

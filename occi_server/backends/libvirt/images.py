@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from occi_server.backends.base import Image
+from occi_server.backends.diskfile import virtual_size
 
 log = logging.getLogger("occi_server.images")
 _TERM = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
@@ -76,7 +77,8 @@ class ImageCatalogue:
         disk_format = metadata.get("format", "qcow2")
         if disk_format not in _FORMATS:
             raise ValueError(f"format must be one of {', '.join(_FORMATS)}")
-        info: dict[str, Any] = {"disk": str(disk), "format": disk_format}
+        info: dict[str, Any] = {"disk": str(disk), "format": disk_format,
+                                "virtual_size": virtual_size(disk, disk_format)}
         for key in ("kernel", "initrd"):
             if metadata.get(key):
                 info[key] = str(self._file(metadata[key], key))
