@@ -76,7 +76,7 @@ def _volumes(config: Any, volume_id: str | None) -> int:
     from datetime import UTC, datetime
 
     from occi_server.backends import load_pool
-    from occi_server.backends.pool import GIB
+    from occi_server.backends.base import GIB
     from occi_server.core import Entity
     from occi_server.errors import BackendFailure, BackendUnavailable
     from occi_server.kinds.infrastructure import STORAGE

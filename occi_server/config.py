@@ -13,6 +13,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+# Settings that take one of a few words.
+CHOICES = {"iscsi_exporter": ("auto", "lio", "tgt", "none"), "accelerator": ("auto", "kvm", "tcg"),
+           "auth": ("none", "basic"), "volume_access": ("local", "iscsi")}
 # The backends each area can use.
 BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated", "filepool", "lvm"),
             "network": ("simulated",)}
@@ -38,6 +41,9 @@ class Config:
     images_dir: str = ""  # default: data_dir/images
     instances_dir: str = ""  # default: data_dir/instances
     shutdown_timeout: int = 60  # seconds a graceful stop may take before power-off
+    # How guests reach volumes: "local" (the storage pool is on this host) or
+    # "iscsi" (over the network, as from another hypervisor host).
+    volume_access: str = "local"
     reconcile_seconds: int = 10  # how often stored states are checked against the real ones
     volumes_dir: str = ""  # file pool; default: data_dir/volumes
     lvm_volume_group: str = ""  # the volume group of the lvm storage backend
@@ -59,8 +65,10 @@ class Config:
     default_flavour: str = "small"
     flavours: list[dict[str, Any]] = field(default_factory=list)  # empty: the CRTP set
     simulated_images: list[dict[str, Any]] = field(default_factory=lambda: [
-        {"term": "debian-12", "title": "Debian 12 (simulated image)", "os": "linux"},
-        {"term": "alpine-3", "title": "Alpine Linux 3 (simulated image)", "os": "linux"},
+        {"term": "debian-12", "title": "Debian 12 (simulated image)", "os": "linux",
+         "size_gib": 2.0},
+        {"term": "alpine-3", "title": "Alpine Linux 3 (simulated image)", "os": "linux",
+         "size_gib": 0.5},
     ])
     # Operations the simulated backend fails on purpose, e.g. ["compute.create"].
     simulated_failures: list[str] = field(default_factory=list)
@@ -124,13 +132,11 @@ class Config:
         if self.backend_for("storage") == "lvm" and not self.lvm_volume_group:
             raise ConfigError("storage_backend = lvm needs lvm_volume_group (an existing "
                               "volume group, e.g. one made with vgcreate)")
-        if self.iscsi_exporter not in ("auto", "lio", "tgt", "none"):
-            raise ConfigError(f"iscsi_exporter must be auto, lio, tgt or none, not "
-                              f"{self.iscsi_exporter!r}")
-        if self.accelerator not in ("auto", "kvm", "tcg"):
-            raise ConfigError(f"accelerator must be auto, kvm or tcg, not {self.accelerator!r}")
-        if self.auth not in ("none", "basic"):
-            raise ConfigError(f"auth must be none or basic, not {self.auth!r}")
+        for name, choices in CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, "
+                                  f"not {value!r}")
         if self.auth == "basic" and not self.users:
             raise ConfigError("auth = basic needs [users] with name = password hash "
                               "(make a hash with: occi-server hash-password)")

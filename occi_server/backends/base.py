@@ -18,6 +18,7 @@ from typing import Any
 from occi_server.core import Entity
 
 Attributes = dict[str, Any]
+GIB = 1024 ** 3  # OCCI sizes are in GiB
 
 
 @dataclass(frozen=True)
@@ -38,11 +39,26 @@ class ActionOutcome:
 
 
 @dataclass(frozen=True)
+class IscsiTarget:
+    iqn: str
+    portal: str  # host:port
+    lun: int
+    user: str
+    secret: str
+
+    def url(self) -> str:
+        """The libiscsi/QEMU form: iscsi://user%secret@portal/iqn/lun."""
+        return f"iscsi://{self.user}%{self.secret}@{self.portal}/{self.iqn}/{self.lun}"
+
+
+@dataclass(frozen=True)
 class VolumeSource:
-    """Where a compute backend finds a volume: a local file or device."""
+    """Where a compute backend finds a volume: a local file or device for
+    guests on the storage host, an iSCSI target for guests anywhere."""
 
     path: str | None
     format: str = "raw"
+    iscsi: IscsiTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +143,9 @@ class ComputeBackend(Backend):
 
 class StorageBackend(Backend):
     @abstractmethod
-    def create(self, storage: Entity) -> Attributes:
-        """Allocate the volume of occi.storage.size GiB; returns its state."""
+    def create(self, storage: Entity, image: Image | None = None) -> Attributes:
+        """Allocate the volume of occi.storage.size GiB, empty or a copy-on-write
+        clone of `image` (never smaller than it); returns its state."""
 
     @abstractmethod
     def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome: ...

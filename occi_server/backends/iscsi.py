@@ -16,27 +16,14 @@ import re
 import secrets
 import subprocess
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from occi_server.backends.base import IscsiTarget
 from occi_server.errors import BackendFailure, BackendUnavailable
 
 log = logging.getLogger("occi_server.iscsi")
 _TARGET_LINE = re.compile(r"^Target (\d+): (\S+)$", re.M)
-
-
-@dataclass(frozen=True)
-class IscsiTarget:
-    iqn: str
-    portal: str  # host:port
-    lun: int
-    user: str
-    secret: str
-
-    def url(self) -> str:
-        """The libiscsi/QEMU form: iscsi://user%secret@portal/iqn/lun."""
-        return f"iscsi://{self.user}%{self.secret}@{self.portal}/{self.iqn}/{self.lun}"
 
 
 class Credentials:

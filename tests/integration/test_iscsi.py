@@ -18,18 +18,10 @@ from occi_server.backends.iscsi import Credentials, IscsiTarget, TgtExporter
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure
 from tests.conftest import STORAGE, Client
+from tests.support.iscsi import PORTAL, tgt_unavailable_reason
 
-
-def _tgt_reason() -> str | None:
-    if not shutil.which("tgtadm") or not shutil.which("iscsi-readcapacity16"):
-        return "tgt or libiscsi-bin is not installed (scripts/setup.sh installs them)"
-    probe = subprocess.run(["tgtadm", "--lld", "iscsi", "--op", "show", "--mode", "target"],
-                           capture_output=True)
-    return None if probe.returncode == 0 else "tgtd is not running (scripts/daemons.sh)"
-
-
-pytestmark = pytest.mark.skipif(_tgt_reason() is not None, reason=_tgt_reason() or "")
-PORTAL = "127.0.0.1:3260"
+pytestmark = pytest.mark.skipif(tgt_unavailable_reason() is not None,
+                                reason=tgt_unavailable_reason() or "")
 GIB = 1024 ** 3
 
 

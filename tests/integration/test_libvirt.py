@@ -4,10 +4,12 @@ packages, boots through the OCCI API and reports what it received."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import tempfile
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,8 @@ from occi_server.backends.filepool import volume_name
 from occi_server.config import load_config
 from occi_server.http import create_app
 from occi_server.service import Reconciler
-from tests.conftest import COMPUTE, COMPUTE_ACTION, SITE, Client, category
+from tests.conftest import COMPUTE, COMPUTE_ACTION, SITE, STORAGE, Client, category
+from tests.support.iscsi import PORTAL, tgt_unavailable_reason
 from tests.support.libvirt import link_images, reachable_dir, tiny_images, unavailable_reason
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
@@ -263,4 +266,45 @@ def test_a_volume_survives_detach_and_reattach(data_dir: Path) -> None:
         assert client.request("DELETE", path).status_code == 200
         assert client.request("DELETE", volume).status_code == 200
     finally:
+        app.extensions["occi.store"].dispose()
+
+
+@pytest.mark.skipif(tgt_unavailable_reason() is not None, reason=tgt_unavailable_reason() or "")
+def test_a_volume_cloned_from_an_image_reaches_the_guest_over_iscsi(data_dir: Path) -> None:
+    """As a guest on another host would: QEMU opens the volume's iSCSI target
+    with the CHAP secret libvirt keeps, and the guest finds the image's bytes."""
+    images = data_dir / "images"
+    with (images / "seeded.raw").open("wb") as disk:
+        disk.write(b"occi-marker:from-image ")
+        disk.truncate(1 << 20)
+    (images / "seeded.json").write_text(json.dumps({"title": "Seeded", "disk": "seeded.raw",
+                                                    "format": "raw"}))
+    app = create_app(load_config(
+        environ={}, backend="simulated", compute_backend="libvirt", storage_backend="filepool",
+        data_dir=str(data_dir), site_scheme=SITE, accelerator="tcg", reconcile_seconds=0,
+        iscsi_exporter="tgt", iscsi_portal=PORTAL, volume_access="iscsi",
+        iscsi_iqn_prefix=f"iqn.2026-11.test.occi-{uuid.uuid4().hex[:8]}"))
+    client, connection = Client(app), libvirt.open("qemu:///system")
+    exporter = app.extensions["occi.service"].backends.storage.exporter
+    try:
+        volume = client.create(STORAGE, "X-OCCI-Attribute: occi.storage.size=0.25",
+                               mixins=(SITE + "image_tpl#seeded",))
+        path = boot(client, f'Link: <{volume}>; rel="http://schemas.ogf.org/occi/'
+                            'infrastructure#storage"')
+        console_until(client, path, "disk /dev/vdb carries occi-marker:from-image")
+        [disk] = [d for d in ET.fromstring(domain_of(path).XMLDesc(0)).iter("disk")
+                  if d.get("type") == "network"]
+        source = disk.find("source")
+        assert source is not None and source.get("protocol") == "iscsi"
+        usage = disk.find("source/auth/secret").get("usage")
+        assert connection.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI, usage)
+        [link] = client.json(path)["links"]
+        assert client.request("DELETE", f"/link/storagelink/{link['id']}").status_code == 200
+        with pytest.raises(libvirt.libvirtError):  # the CHAP secret went with the disk
+            connection.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI, usage)
+        assert client.request("DELETE", path).status_code == 200
+        assert client.request("DELETE", volume).status_code == 200
+    finally:
+        for name in exporter.exported():
+            exporter.unexport(name)
         app.extensions["occi.store"].dispose()

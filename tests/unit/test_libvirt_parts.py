@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from occi_server.backends.base import IscsiTarget
 from occi_server.backends.libvirt.domain import (
     DomainSpec,
     devices_matching,
     domain_xml,
     interface_xml,
+    iscsi_disk_xml,
+    iscsi_secret_xml,
     location_of,
     resized,
+    secret_usages,
 )
 from occi_server.backends.libvirt.images import ImageCatalogue
 from occi_server.backends.libvirt.seed import meta_data
@@ -76,12 +80,18 @@ def test_meta_data_quotes_what_it_is_given() -> None:
                                  '  - "x\\"\\nmalicious: 1"']
 
 
+# magic, version 3, no backing file, 64 KiB clusters, then the guest-visible size
+QCOW2_HEADER_3_GIB = b"QFI\xfb" + (3).to_bytes(4, "big") + bytes(12) + (16).to_bytes(4, "big") \
+    + (3 << 30).to_bytes(8, "big")
+
+
 def test_catalogue_follows_the_directory(tmp_path: Path) -> None:
     catalogue = ImageCatalogue(tmp_path)
     assert catalogue.images() == []
-    (tmp_path / "deb.qcow2").write_bytes(b"")
+    (tmp_path / "deb.qcow2").write_bytes(QCOW2_HEADER_3_GIB)
     (tmp_path / "deb.json").write_text(json.dumps({"title": "Debian", "disk": "deb.qcow2"}))
     assert [i.term for i in catalogue.images()] == ["deb"]
+    assert catalogue.images()[0].info["virtual_size"] == 3 << 30
     (tmp_path / "bad.json").write_text(json.dumps({"disk": "../../etc/passwd"}))
     (tmp_path / "Caps.json").write_text(json.dumps({"disk": "deb.qcow2"}))
     assert [i.term for i in catalogue.images()] == ["deb"]
@@ -89,7 +99,8 @@ def test_catalogue_follows_the_directory(tmp_path: Path) -> None:
     assert catalogue.images() == []
 
 
-@pytest.mark.parametrize("metadata", [{"disk": "missing.qcow2"}, {"disk": "x", "format": "vmdk"}])
+@pytest.mark.parametrize("metadata", [{"disk": "missing.qcow2"}, {"disk": "x", "format": "vmdk"},
+                                      {"disk": "x", "format": "qcow2"}])
 def test_catalogue_refuses_broken_images(tmp_path: Path, metadata: dict) -> None:
     (tmp_path / "x").write_bytes(b"")
     (tmp_path / "img.json").write_text(json.dumps(metadata))
@@ -105,3 +116,20 @@ def test_catalogue_verifies_checksums(tmp_path: Path) -> None:
     (tmp_path / "b.json").write_text(json.dumps({"disk": "b.raw", "format": "raw",
                                                  "sha256": good}))
     assert [i.term for i in ImageCatalogue(tmp_path).images()] == ["a"]
+
+
+def test_an_iscsi_disk_names_its_target_and_secret() -> None:
+    target = IscsiTarget(iqn="iqn.2026-11.org.example:vol-a", portal="[::1]:3260", lun=1,
+                         user="u1", secret="never-in-the-xml")
+    xml = iscsi_disk_xml(target, "vdc", "link-1", "occi-iqn.2026-11.org.example:vol-a")
+    disk = ET.fromstring(xml)
+    source = disk.find("source")
+    assert (disk.get("type"), source.get("protocol"), source.get("name")) == (
+        "network", "iscsi", "iqn.2026-11.org.example:vol-a/1")
+    assert source.find("host").attrib == {"name": "::1", "port": "3260"}
+    assert source.find("auth").get("username") == "u1"
+    assert secret_usages(xml) == ["occi-iqn.2026-11.org.example:vol-a"]
+    assert "never-in-the-xml" not in xml  # libvirt keeps the secret itself
+    secret = ET.fromstring(iscsi_secret_xml("occi-x", 'a "title" <b>'))
+    assert secret.findtext("usage/target") == "occi-x"
+    assert secret.findtext("description") == 'a "title" <b>'

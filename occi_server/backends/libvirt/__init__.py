@@ -19,4 +19,5 @@ def libvirt_compute(config: Config):  # -> LibvirtCompute
                          config.data_path / "accelerator.json")
     log.info("guests run with %s: %s", accelerator.label, accelerator.reason)
     return LibvirtCompute(config.libvirt_uri, config.instances_path, catalogue, accelerator,
-                          shutdown_timeout=config.shutdown_timeout)
+                          shutdown_timeout=config.shutdown_timeout,
+                          volume_access=config.volume_access)

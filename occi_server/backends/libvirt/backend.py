@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -22,6 +21,7 @@ from typing import Any
 import libvirt
 
 from occi_server.backends.base import (
+    GIB,
     ActionOutcome,
     Attributes,
     ComputeBackend,
@@ -29,6 +29,7 @@ from occi_server.backends.base import (
     Image,
     VolumeSource,
 )
+from occi_server.backends.diskfile import qemu_img, virtual_size
 from occi_server.backends.libvirt.accel import Accelerator
 from occi_server.backends.libvirt.domain import (
     DomainSpec,
@@ -36,16 +37,22 @@ from occi_server.backends.libvirt.domain import (
     disk_xml,
     domain_xml,
     interface_xml,
+    iscsi_disk_xml,
+    iscsi_secret_xml,
     resized,
+    secret_usages,
 )
 from occi_server.backends.libvirt.images import ImageCatalogue
 from occi_server.backends.libvirt.seed import write_seed
+from occi_server.config import CHOICES
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, BackendUnavailable
 
 log = logging.getLogger("occi_server.libvirt")
 PREFIX = "occi-"
-GIB = 1024 ** 3
+# How guests reach volumes: the local file or device (storage on this host), or
+# iSCSI (storage on another host; QEMU opens the target with libiscsi).
+VOLUME_ACCESS = CHOICES["volume_access"]
 
 _STATE = {
     libvirt.VIR_DOMAIN_NOSTATE: ("error", "no state"),
@@ -72,7 +79,11 @@ class LibvirtCompute(ComputeBackend):
     observes = True
 
     def __init__(self, uri: str, instances: Path, catalogue: ImageCatalogue,
-                 accelerator: Accelerator, shutdown_timeout: float = 60.0) -> None:
+                 accelerator: Accelerator, shutdown_timeout: float = 60.0,
+                 volume_access: str = "local") -> None:
+        if volume_access not in VOLUME_ACCESS:
+            raise BackendFailure(f"volume_access must be one of {', '.join(VOLUME_ACCESS)}")
+        self.volume_access = volume_access
         self.uri = uri
         self.instances = instances
         self.catalogue = catalogue
@@ -191,11 +202,9 @@ class LibvirtCompute(ComputeBackend):
                  size_gib: float | None) -> None:
         """A copy-on-write qcow2 overlay: its creation time does not depend on
         the image's size. It is grown to the flavour's disk size if larger."""
-        info = _qemu_img("info", "--output=json", "-f", backing_format, str(backing))
-        virtual = json.loads(info)["virtual-size"]
-        wanted = max(virtual, int((size_gib or 0) * GIB))
-        _qemu_img("create", "-q", "-f", "qcow2", "-F", backing_format, "-b", str(backing),
-                  str(overlay), str(wanted))
+        wanted = max(virtual_size(backing, backing_format), int((size_gib or 0) * GIB))
+        qemu_img("create", "-q", "-f", "qcow2", "-F", backing_format, "-b", str(backing),
+                 str(overlay), str(wanted), doing=f"creating the disk on {backing.name}")
 
     def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:
         domain = self._existing(compute)
@@ -268,8 +277,8 @@ class LibvirtCompute(ComputeBackend):
         if paused:
             domain.suspend()  # a consistent copy of a running guest's disk
         try:
-            _qemu_img("convert", "-U", "-O", "qcow2", str(self._directory(compute) /
-                                                         "disk.qcow2"), str(target))
+            qemu_img("convert", "-U", "-O", "qcow2", str(self._directory(compute) / "disk.qcow2"),
+                     str(target), doing="saving the disk as an image")
         finally:
             if paused:
                 domain.resume()
@@ -312,29 +321,63 @@ class LibvirtCompute(ComputeBackend):
 
     def delete(self, compute: Entity) -> None:
         domain = self._domain(compute)
+        usages: list[str] = []
         try:
             if domain is not None:
+                xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+                usages = [u for device in devices_matching(xml, "disk", lambda _: True)
+                          for u in secret_usages(device)]
                 if domain.isActive():
                     domain.destroy()
                 domain.undefineFlags(_UNDEFINE)
         except libvirt.libvirtError as exc:
             raise BackendFailure(f"libvirt could not remove the guest: {_message(exc)}") \
                 from None
+        self._undefine_secrets(usages)
         shutil.rmtree(self._directory(compute), ignore_errors=True)
 
     # ------------------------------------------------------------ devices
     def attach_storage(self, compute: Entity, link: Entity, storage: Entity,
                        source: VolumeSource | None) -> Attributes:
-        if source is None or source.path is None:
-            raise BackendFailure(f"{storage.location} has no volume this host can attach")
+        if source is None:
+            raise BackendFailure(f"{storage.location} has no volume a guest can attach")
         device = str(link.attributes.get("occi.storagelink.deviceid", "/dev/vdb"))
-        xml = disk_xml(Path(source.path), source.format, device.rpartition("/")[2],
-                       serial=link.id[:20])
-        self._attach(compute, xml)
+        dev, serial = device.rpartition("/")[2], link.id[:20]
+        if source.path is not None and self.volume_access == "local":
+            self._attach(compute, disk_xml(Path(source.path), source.format, dev, serial))
+            return {"occi.storagelink.state": "active"}
+        if source.iscsi is None:
+            raise BackendFailure(f"{storage.location} is not exported over iSCSI, and guests "
+                                 "here reach volumes over iSCSI only")
+        usage = f"occi-{source.iscsi.iqn}"
+        self._define_secret(usage, source.iscsi.secret, f"CHAP secret of {storage.location}")
+        try:
+            self._attach(compute, iscsi_disk_xml(source.iscsi, dev, serial, usage))
+        except BaseException:
+            self._undefine_secrets([usage])
+            raise
         return {"occi.storagelink.state": "active"}
 
     def detach_storage(self, compute: Entity, link: Entity) -> None:
-        self._detach_matching(compute, "disk", lambda e: e.findtext("serial") == link.id[:20])
+        detached = self._detach_matching(compute, "disk",
+                                         lambda e: e.findtext("serial") == link.id[:20])
+        self._undefine_secrets([u for device in detached for u in secret_usages(device)])
+
+    def _define_secret(self, usage: str, value: str, description: str) -> None:
+        try:
+            secret = self.connection().secretDefineXML(iscsi_secret_xml(usage, description))
+            secret.setValue(value.encode())
+        except libvirt.libvirtError as exc:
+            raise BackendFailure(f"libvirt could not keep the CHAP secret: {_message(exc)}") \
+                from None
+
+    def _undefine_secrets(self, usages: list[str]) -> None:
+        for usage in set(usages):
+            try:
+                self.connection().secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI,
+                                                      usage).undefine()
+            except libvirt.libvirtError:
+                continue  # gone already
 
     def attach_network(self, compute: Entity, link: Entity, network: Entity,
                        bridge: str | None) -> Attributes:
@@ -361,12 +404,14 @@ class LibvirtCompute(ComputeBackend):
                 from None
 
     def _detach_matching(self, compute: Entity, tag: str,
-                         matches: Callable[[ET.Element], bool]) -> None:
+                         matches: Callable[[ET.Element], bool]) -> list[str]:
         """Detach from the running guest and from the persistent definition,
-        each where the device is still present. Gone already is done."""
+        each where the device is still present. Gone already is done. Returns
+        the XML of the devices detached."""
         domain = self._domain(compute)
         if domain is None:
-            return
+            return []
+        detached: list[str] = []
         views = [(libvirt.VIR_DOMAIN_AFFECT_CONFIG,
                   domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))]
         if domain.isActive():
@@ -381,6 +426,8 @@ class LibvirtCompute(ComputeBackend):
                         continue
                     raise BackendFailure(f"libvirt could not detach the device: {message}") \
                         from None
+                detached.append(device)
+        return detached
 
     # ------------------------------------------------------------ observation
     def _read_state(self, domain: libvirt.virDomain) -> Attributes:
@@ -474,14 +521,3 @@ def _start_event_loop() -> None:
 
         _event_loop = threading.Thread(target=run, name="libvirt-events", daemon=True)
         _event_loop.start()
-
-
-def _qemu_img(*args: str) -> str:
-    try:
-        result = subprocess.run(["qemu-img", *args], capture_output=True, text=True,
-                                check=True, timeout=3600)
-    except FileNotFoundError:
-        raise BackendFailure("qemu-img is not installed on this host") from None
-    except subprocess.CalledProcessError as exc:
-        raise BackendFailure(f"qemu-img {args[0]} failed: {exc.stderr.strip()}") from None
-    return result.stdout

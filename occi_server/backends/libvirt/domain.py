@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from occi_server.backends.base import IscsiTarget
+
 METADATA_NS = "urn:occi-server:compute"
 KIB_PER_GIB = 1024 * 1024
 CPU_PERIOD_US = 100_000
@@ -106,6 +108,34 @@ def disk_element(path: Path, disk_format: str, target: str, *, readonly: bool = 
 def disk_xml(path: Path, disk_format: str, target: str, serial: str) -> str:
     return ET.tostring(disk_element(path, disk_format, target, serial=serial),
                        encoding="unicode")
+
+
+def iscsi_disk_xml(target: IscsiTarget, dev: str, serial: str, secret_usage: str) -> str:
+    """A volume reached over iSCSI by QEMU (libiscsi), with the CHAP secret
+    libvirt keeps under `secret_usage`."""
+    disk = ET.Element("disk", {"type": "network", "device": "disk"})
+    _sub(disk, "driver", name="qemu", type="raw")
+    source = _sub(disk, "source", protocol="iscsi", name=f"{target.iqn}/{target.lun}")
+    host, _, port = target.portal.rpartition(":")
+    _sub(source, "host", name=host.strip("[]"), port=port)
+    auth = _sub(source, "auth", username=target.user)
+    _sub(auth, "secret", type="iscsi", usage=secret_usage)
+    _sub(disk, "target", dev=dev, bus="virtio")
+    _sub(disk, "serial", serial)
+    return ET.tostring(disk, encoding="unicode")
+
+
+def iscsi_secret_xml(usage: str, description: str) -> str:
+    secret = ET.Element("secret", {"ephemeral": "no", "private": "yes"})
+    _sub(secret, "description", description)
+    _sub(_sub(secret, "usage", type="iscsi"), "target", usage)
+    return ET.tostring(secret, encoding="unicode")
+
+
+def secret_usages(device_xml: str) -> list[str]:
+    """The libvirt secrets a disk's iSCSI source names."""
+    return [secret.get("usage", "") for secret in ET.fromstring(device_xml).iter("secret")
+            if secret.get("type") == "iscsi" and secret.get("usage")]
 
 
 def interface_xml(mac: str, bridge: str) -> str:
