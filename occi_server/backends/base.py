@@ -189,8 +189,9 @@ class NetworkBackend(Backend):
 
     @abstractmethod
     def bind(self, link: Entity, network: Entity) -> Attributes:
-        """Reserve the interface on the network (MAC, DHCP host entry for
-        occi.networkinterface.address); returns occi.networkinterface.mac."""
+        """Serve the interface on the network: the DHCP host entry that maps
+        occi.networkinterface.mac to occi.networkinterface.address (both chosen
+        and made unique by the service); returns attributes to update."""
 
     @abstractmethod
     def unbind(self, link: Entity, network: Entity) -> None: ...

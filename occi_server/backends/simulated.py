@@ -169,11 +169,7 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
 
     def bind(self, link: Entity, network: Entity) -> Attributes:
         self.failures.check("network.bind")
-        mac = link.attributes.get("occi.networkinterface.mac")
-        if not mac:
-            # QEMU's locally administered prefix, as libvirt assigns.
-            mac = "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
-        return {"occi.networkinterface.mac": mac}
+        return {}
 
     def unbind(self, link: Entity, network: Entity) -> None:
         self.failures.check("network.unbind")

@@ -83,8 +83,8 @@ DOWN = Action(NETWORK_ACTION, "down", title="Take the network down")
 NETWORK = Kind(
     INFRA, "network", title="Network Resource", parent=RESOURCE.type_id, location="/network/",
     attributes=(
-        Attribute("occi.network.vlan", AttrType.INTEGER, minimum=0, maximum=4095,
-                  description="802.1Q VLAN identifier"),
+        Attribute("occi.network.vlan", AttrType.INTEGER, minimum=1, maximum=4094,
+                  description="802.1Q VLAN identifier (1-4094), tagged on the site's uplink"),
         Attribute("occi.network.label", pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*", max_length=64,
                   description="Tag-based network label, e.g. external-dmz"),
         *_state("occi.network", ("active", "inactive", "error"), "inactive"),

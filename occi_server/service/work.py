@@ -7,6 +7,7 @@ commits, so what the infrastructure did is never forgotten."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -450,23 +451,49 @@ class Work:
 
     def _plan_networkinterface(self, link: Entity, network: Entity,
                                siblings: list[Entity]) -> None:
+        """A unique MAC, and on an IP network an address no other interface holds
+        (the store refuses a second holder, however many requests race)."""
         link.attributes["occi.networkinterface.interface"] = f"eth{len(siblings)}"
+        self._allocate_mac(link)
         cidr = network.attributes.get("occi.network.address")
-        if IPNETWORKINTERFACE.type_id not in link.mixins or not cidr:
+        if not cidr:
             return
+        if IPNETWORKINTERFACE.type_id not in link.mixins:
+            link.mixins.append(IPNETWORKINTERFACE.type_id)
         values = link.attributes
-        allocation = values.get("occi.networkinterface.allocation", "dynamic")
+        allocation = values.get("occi.networkinterface.allocation") or "dynamic"
         requested = values.get("occi.networkinterface.address")
         if allocation == "static" and not requested:
             raise BadRequest("static allocation needs occi.networkinterface.address")
-        taken = {n.attributes.get("occi.networkinterface.address")
-                 for n in self.repo.links_to(network.id)} - {None}
         gateway = network.attributes.get("occi.network.gateway")
-        values["occi.networkinterface.address"] = choose_address(
-            cidr, gateway, taken, requested if allocation == "static" or requested else None)
+        taken = self.repo.allocated_addresses(network.id)
+        while True:
+            address = choose_address(cidr, gateway, taken, requested)
+            if self.repo.allocate_address(network.id, address, link.id):
+                break
+            if requested:
+                raise Conflict(f"address {requested} is already in use on {cidr}")
+            taken.add(address)
+        values["occi.networkinterface.address"] = address
         if gateway:
             values["occi.networkinterface.gateway"] = gateway
         values["occi.networkinterface.allocation"] = allocation
+
+    def _allocate_mac(self, link: Entity) -> None:
+        requested = link.attributes.get("occi.networkinterface.mac")
+        if requested:
+            mac = str(requested).lower().replace("-", ":")
+            if int(mac[:2], 16) & 1:
+                raise BadRequest(f"{requested} is a multicast MAC; an interface needs a "
+                                 "unicast one")
+            if not self.repo.allocate_mac(mac, link.id):
+                raise Conflict(f"MAC {mac} is already in use by another interface")
+        else:
+            # QEMU's locally administered prefix, as libvirt assigns; retried if taken.
+            mac = next(candidate for candidate in (
+                "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
+                for _ in range(1000)) if self.repo.allocate_mac(candidate, link.id))
+        link.attributes["occi.networkinterface.mac"] = mac
 
     def _attach(self, kind: Kind, link: Entity, source: Entity, target: Entity) -> None:
         compute = self.backends.compute

@@ -16,7 +16,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from occi_server.core import Entity, Mixin
 from occi_server.errors import BackendUnavailable, Conflict
-from occi_server.store.tables import categories, entities, entity_mixins
+from occi_server.store.tables import (
+    categories,
+    entities,
+    entity_mixins,
+    ip_allocations,
+    mac_allocations,
+)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -157,8 +163,34 @@ class Repository:
     def delete(self, entity_id: str) -> None:
         # Links of the entity go with it (ON DELETE CASCADE); deleted explicitly
         # as well so that a database without cascades behaves the same.
+        links = select(entities.c.id).where(entities.c.source_id == entity_id)
+        for table in (ip_allocations, mac_allocations):
+            self.connection.execute(delete(table).where(
+                (table.c.link_id == entity_id) | table.c.link_id.in_(links)))
         self.connection.execute(delete(entities).where(entities.c.source_id == entity_id))
         self.connection.execute(delete(entities).where(entities.c.id == entity_id))
+
+    def allocated_addresses(self, network_id: str) -> set[str]:
+        return set(self.connection.scalars(select(ip_allocations.c.address).where(
+            ip_allocations.c.network_id == network_id)))
+
+    def allocate_address(self, network_id: str, address: str, link_id: str) -> bool:
+        """Reserve an address on a network for a link; False if another link holds it."""
+        return self._claim(ip_allocations, network_id=network_id, address=address,
+                           link_id=link_id)
+
+    def allocate_mac(self, mac: str, link_id: str) -> bool:
+        """Reserve a MAC for a link; False if another link holds it."""
+        return self._claim(mac_allocations, mac=mac, link_id=link_id)
+
+    def _claim(self, table: Any, **row: str) -> bool:
+        # A savepoint, so that a refused row leaves the transaction usable.
+        try:
+            with self.connection.begin_nested():
+                self.connection.execute(insert(table).values(**row))
+        except IntegrityError:
+            return False
+        return True
 
     def _write_mixins(self, entity: Entity) -> None:
         if entity.mixins:

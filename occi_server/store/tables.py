@@ -60,3 +60,21 @@ categories = Table(
     Column("info", JSON, nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
 )
+
+# Addresses and MACs of network interfaces. The primary keys make the store
+# refuse a second holder, whatever the concurrency; a link's rows go with it.
+ip_allocations = Table(
+    "ip_allocations",
+    metadata,
+    Column("network_id", String(255), ForeignKey("entities.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("address", String(64), primary_key=True),
+    Column("link_id", String(255), nullable=False, unique=True),
+)
+
+mac_allocations = Table(
+    "mac_allocations",
+    metadata,
+    Column("mac", String(17), primary_key=True),
+    Column("link_id", String(255), nullable=False, unique=True),
+)

@@ -80,7 +80,11 @@ def compute(state: str = "inactive") -> Entity:
 
 def network() -> Entity:
     return Entity(id="n1", kind=NETWORK, location="/network/n1",
-                  attributes={"occi.core.id": "n1", "occi.network.state": "inactive"})
+                  mixins=["http://schemas.ogf.org/occi/infrastructure/network#ipnetwork"],
+                  attributes={"occi.core.id": "n1", "occi.network.state": "inactive",
+                              "occi.network.address": "10.77.0.0/24",
+                              "occi.network.gateway": "10.77.0.1",
+                              "occi.network.allocation": "dynamic"})
 
 
 def storage() -> Entity:
@@ -166,10 +170,11 @@ def test_network_lifecycle_and_binding(backends: Backends) -> None:
     net.attributes.update(backends.network.create(net))
     assert net.attributes["occi.network.state"] == "active"
     nic = Entity(id="l1", kind=NETWORKINTERFACE, location="/link/networkinterface/l1",
-                 source=guest.location, target=net.location, attributes={})
-    bound = backends.network.bind(nic, net)
-    assert len(bound["occi.networkinterface.mac"].split(":")) == 6
-    nic.attributes.update(bound)
+                 source=guest.location, target=net.location,
+                 attributes={"occi.networkinterface.mac": "52:54:00:12:34:56",
+                             "occi.networkinterface.address": "10.77.0.23"})
+    nic.attributes.update(backends.network.bind(nic, net))
+    assert nic.attributes["occi.networkinterface.mac"] == "52:54:00:12:34:56"
     bridge = backends.network.bridge(net)
     if bridge is None and not backends.compute.simulated:
         with pytest.raises(BackendFailure, match=net.location):  # nowhere to plug it in
