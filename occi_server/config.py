@@ -13,12 +13,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+INTERFACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
+NAMESPACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 # Settings that take one of a few words.
 CHOICES = {"iscsi_exporter": ("auto", "lio", "tgt", "none"), "accelerator": ("auto", "kvm", "tcg"),
            "auth": ("none", "basic"), "volume_access": ("local", "iscsi")}
 # The backends each area can use.
 BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated", "filepool", "lvm"),
-            "network": ("simulated",)}
+            "network": ("simulated", "bridge")}
 
 
 class ConfigError(Exception):
@@ -53,6 +55,10 @@ class Config:
     iscsi_portal: str = "127.0.0.1:3260"
     iscsi_iqn_prefix: str = ""  # default: iqn.2026-11.local.<hostname>.pool-<digest of the pool>
     iscsi_initiators: str = "ALL"  # initiator addresses tgt admits (CHAP still applies)
+    networks_dir: str = ""  # DHCP configuration and leases; default: data_dir/networks
+    # The network namespace bridges, DHCP servers and NAT rules live in ("": the host's).
+    network_namespace: str = ""
+    network_uplink: str = ""  # the host interface VLANs are tagged on and public networks use
     database_url: str = ""  # default: SQLite file in data_dir
     # Scheme prefix of this site's own categories (templates, backend tags).
     site_scheme: str = ""
@@ -112,6 +118,10 @@ class Config:
         return self._directory(self.volumes_dir, "volumes")
 
     @property
+    def networks_path(self) -> Path:
+        return self._directory(self.networks_dir, "networks")
+
+    @property
     def instances_path(self) -> Path:
         return self._directory(self.instances_dir, "instances")
 
@@ -137,6 +147,12 @@ class Config:
             if value not in choices:
                 raise ConfigError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, "
                                   f"not {value!r}")
+        if self.network_uplink and not INTERFACE_NAME.fullmatch(self.network_uplink):
+            raise ConfigError(f"network_uplink {self.network_uplink!r} is not a Linux interface "
+                              "name (1-15 letters, digits, '.', '_', '-')")
+        if self.network_namespace and not NAMESPACE_NAME.fullmatch(self.network_namespace):
+            raise ConfigError(f"network_namespace {self.network_namespace!r} is not a network "
+                              "namespace name (letters, digits, '.', '_', '-')")
         if self.auth == "basic" and not self.users:
             raise ConfigError("auth = basic needs [users] with name = password hash "
                               "(make a hash with: occi-server hash-password)")

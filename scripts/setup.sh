@@ -10,15 +10,16 @@ extras="postgresql,libvirt,lio"
 
 # System packages, installed only when missing so that a prepared host is not
 # touched: Python with venv, libvirt + QEMU (compute), genisoimage (cloud-init
-# seeds), busybox-static and cpio (the tiny test image), and what
-# libvirt-python compiles against.
+# seeds), busybox-static and cpio (the tiny test image), tgt and libiscsi
+# (iSCSI), lvm2, dnsmasq and nftables (networks), and what libvirt-python
+# compiles against.
 need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
 for pair in curl:curl libvirtd:libvirt-daemon virsh:libvirt-clients \
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils genisoimage:genisoimage \
             cpio:cpio pkg-config:pkg-config tgtd:tgt iscsi-readcapacity16:libiscsi-bin \
-            lvcreate:lvm2; do
+            lvcreate:lvm2 dnsmasq:dnsmasq-base nft:nftables; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] \

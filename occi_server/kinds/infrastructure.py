@@ -173,6 +173,12 @@ IPNETWORKINTERFACE = Mixin(
     ),
 )
 
+# A network whose guests reach beyond the host: masqueraded to the site's uplink.
+PUBLIC_NETWORK = Mixin(
+    "http://schemas.occi-server.org/occi/infrastructure/network#", "public",
+    title="Public network: NAT (masquerade) to the site's uplink", applies=(NETWORK.type_id,),
+    depends=(IPNETWORK.type_id,), location="/mixin/public/")
+
 OS_TPL = Mixin(INFRA, "os_tpl", title="OS template", applies=(COMPUTE.type_id,),
                location="/mixin/os_tpl/")
 RESOURCE_TPL = Mixin(INFRA, "resource_tpl", title="Resource template",
@@ -235,6 +241,6 @@ def builtin_categories() -> list[Category]:
     return [
         ENTITY, RESOURCE, LINK,
         COMPUTE, NETWORK, STORAGE, NETWORKINTERFACE, STORAGELINK,
-        IPNETWORK, IPNETWORKINTERFACE, OS_TPL, RESOURCE_TPL, IMAGE_TPL,
+        IPNETWORK, IPNETWORKINTERFACE, PUBLIC_NETWORK, OS_TPL, RESOURCE_TPL, IMAGE_TPL,
         SSH_KEY, USER_DATA, LEGACY_PUBLIC_KEY, LEGACY_USER_DATA,
     ]

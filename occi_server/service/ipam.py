@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from occi_server.errors import Conflict
+from occi_server.errors import BadRequest, Conflict
 
 
 def choose_address(cidr: str, gateway: str | None, taken: Iterable[str],
@@ -30,3 +30,26 @@ def choose_address(cidr: str, gateway: str | None, taken: Iterable[str],
         if str(host) not in reserved:
             return str(host)
     raise Conflict(f"no free address left in {cidr}")
+
+
+def check_network(cidr: str | None, gateway: str | None,
+                  others: Iterable[tuple[str, str]]) -> None:
+    """An IP network the site can serve: IPv4, room for hosts, the gateway one
+    of its host addresses, no overlap with `others` ((location, CIDR) pairs)."""
+    if not cidr:
+        if gateway:
+            raise BadRequest("occi.network.gateway needs occi.network.address (the CIDR)")
+        return
+    network = ipaddress.ip_network(cidr)  # the model checked its syntax
+    if network.version != 4:
+        raise BadRequest(f"{cidr} is IPv6; networks here are IPv4 (DHCPv4 and NAT44)")
+    if network.prefixlen > 30:
+        raise BadRequest(f"{cidr} leaves no room for guests; use a prefix of /30 or shorter")
+    if gateway:
+        address = ipaddress.ip_address(gateway)
+        if address not in network or address in (network.network_address,
+                                                 network.broadcast_address):
+            raise BadRequest(f"gateway {gateway} is not a host address of {cidr}")
+    for location, other in others:
+        if network.overlaps(ipaddress.ip_network(other, strict=False)):
+            raise Conflict(f"{cidr} overlaps {other} of {location}")

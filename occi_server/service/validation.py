@@ -16,6 +16,7 @@ from occi_server.kinds.infrastructure import (
     LEGACY_PUBLIC_KEY,
     LEGACY_USER_DATA,
     OS_TPL,
+    PUBLIC_NETWORK,
     RESOURCE_TPL,
     SSH_KEY,
     USER_DATA,
@@ -26,7 +27,8 @@ from occi_server.kinds.infrastructure import (
 TEMPLATE_FAMILIES = (OS_TPL.type_id, RESOURCE_TPL.type_id, IMAGE_TPL.type_id)
 # Mixins that describe how a resource was created; they cannot be added later.
 CREATION_ONLY = (SSH_KEY.type_id, USER_DATA.type_id, LEGACY_PUBLIC_KEY.type_id,
-                 LEGACY_USER_DATA.type_id, OS_TPL.type_id, IMAGE_TPL.type_id)
+                 LEGACY_USER_DATA.type_id, OS_TPL.type_id, IMAGE_TPL.type_id,
+                 PUBLIC_NETWORK.type_id)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:-]{0,127}")
 
 

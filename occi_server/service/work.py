@@ -28,11 +28,12 @@ from occi_server.kinds.infrastructure import (
     NETWORK,
     NETWORKINTERFACE,
     OS_TPL,
+    PUBLIC_NETWORK,
     RESOURCE_TPL,
     STORAGE,
     STORAGELINK,
 )
-from occi_server.service.ipam import choose_address
+from occi_server.service.ipam import check_network, choose_address
 from occi_server.service.validation import (
     check_entity_id,
     check_required,
@@ -48,6 +49,9 @@ QUERY_PATHS = ("/-/", "/-", "/.well-known/org/ogf/occi/-/", "/.well-known/org/og
 CREATABLE = (COMPUTE.type_id, STORAGE.type_id, NETWORK.type_id, NETWORKINTERFACE.type_id,
              STORAGELINK.type_id)
 STORAGE_SIZE = "occi.storage.size"
+# Attributes that say which addresses a network hands out.
+ADDRESSING = frozenset({"occi.network.address", "occi.network.gateway",
+                        "occi.network.allocation", "occi.network.vlan"})
 
 # Which resources a link kind joins: (source kind, target kind).
 LINK_ENDS = {NETWORKINTERFACE.type_id: (COMPUTE.type_id, NETWORK.type_id),
@@ -250,6 +254,8 @@ class Work:
         entity.attributes = self._initial_attributes(kind, mixins, spec.attributes, new_id)
         if kind.type_id == STORAGE.type_id:
             self._check_clone_size(entity)
+        if kind.type_id == NETWORK.type_id:
+            self._check_network(entity)
         self._provision(kind, entity)
         try:
             self.repo.insert(entity)
@@ -259,6 +265,17 @@ class Work:
             self._release(entity)
             raise
         return entity
+
+    def _check_network(self, network: Entity) -> None:
+        """IPv4, a gateway inside, no overlap with another network; public ones need an address."""
+        others = [(other.location, other.attributes["occi.network.address"])
+                  for other in self.repo.list(kinds=[NETWORK.type_id])
+                  if other.id != network.id and other.attributes.get("occi.network.address")]
+        cidr = network.attributes.get("occi.network.address")
+        check_network(cidr, network.attributes.get("occi.network.gateway"), others)
+        if PUBLIC_NETWORK.type_id in network.mixins and not cidr:
+            raise BadRequest("a public network needs occi.network.address (the CIDR to "
+                             "masquerade)")
 
     def _check_clone_size(self, storage: Entity) -> None:
         """A volume cloned from an image is at least as large as the image."""
@@ -458,8 +475,6 @@ class Work:
         cidr = network.attributes.get("occi.network.address")
         if not cidr:
             return
-        if IPNETWORKINTERFACE.type_id not in link.mixins:
-            link.mixins.append(IPNETWORKINTERFACE.type_id)
         values = link.attributes
         allocation = values.get("occi.networkinterface.allocation") or "dynamic"
         requested = values.get("occi.networkinterface.address")
@@ -594,6 +609,11 @@ class Work:
         changes.update({n: None for n in entity.attributes if n not in attributes})
         entity.mixins = mixins
         entity.attributes = attributes
+        if kind.type_id == NETWORK.type_id and ADDRESSING.intersection(changes):
+            if self.repo.links_to(entity.id):
+                raise Conflict(f"{entity.location} has interfaces; its addresses cannot change "
+                               "under them (delete them first, or create another network)")
+            self._check_network(entity)
         if changes:
             entity.attributes.update(self._apply(kind, entity, changes))
         self.repo.update(entity)

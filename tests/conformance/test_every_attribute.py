@@ -91,14 +91,17 @@ def test_every_advertised_attribute_is_honoured(client: Client, model: dict[str,
         document: dict[str, Any] = {"kind": kind_id, "attributes": values}
         if mixin_id:
             document["mixins"] = [mixin_id]
+        created = []
         if kind_id in (NETWORKINTERFACE, STORAGELINK):
-            network = client.network("10.66.0.0/24", "10.66.0.1")
-            target = network if kind_id == NETWORKINTERFACE else client.storage()
-            document["source"] = {"location": client.compute()}
+            target = client.network("10.66.0.0/24", "10.66.0.1") \
+                if kind_id == NETWORKINTERFACE else client.storage()
+            created += [client.compute(), target]
+            document["source"] = {"location": created[0]}
             document["target"] = {"location": target}
         response = client.post_json(CREATABLE[kind_id], document)
         assert response.status_code == 201, (kind_id, mixin_id, response.get_data(as_text=True))
-        stored = client.attributes(response.headers["Location"].removeprefix("http://localhost"))
+        location = response.headers["Location"].removeprefix("http://localhost")
+        stored = client.attributes(location)
         for name, value in values.items():
             if kind_id in mixin_id_templates(mixins, mixin_id) and name in (
                     "occi.compute.cores", "occi.compute.memory"):
@@ -109,6 +112,8 @@ def test_every_advertised_attribute_is_honoured(client: Client, model: dict[str,
         for name, definition in definitions.items():
             if not definition["mutable"] and name.endswith(".state"):
                 assert name in stored
+        for path in [location, *created]:  # networks may not overlap: each case starts afresh
+            assert client.request("DELETE", path).status_code == 200
     assert checked > 60
 
 
