@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from importlib import import_module
+from pathlib import Path
 
 from occi_server.backends.base import Backends
 from occi_server.config import Config
@@ -26,7 +27,34 @@ def load_backends(config: Config) -> Backends:
             storage.repair()
         except BackendUnavailable as exc:  # creates answer 503 until the target is back
             log.error("iSCSI exports not repaired: %s", exc.message)
-    return Backends(compute, storage or simulated.storage, simulated.network)
+    network = simulated.network
+    if config.backend_for("network") == "bridge":
+        network = bridge_network(config)
+    return Backends(compute, storage or simulated.storage, network)
+
+
+def bridge_network(config: Config):  # -> BridgeNetwork
+    """Bridges, DHCP and NAT in the configured network namespace (or the host's)."""
+    from pyroute2 import IPRoute
+
+    from occi_server.backends.bridge import BridgeNetwork
+    from occi_server.backends.dhcp import DhcpServers
+    from occi_server.backends.nat import Nat
+
+    namespace = config.network_namespace
+    enter: list[str] = []
+    if namespace:
+        if not Path(f"/run/netns/{namespace}").exists():
+            raise BackendUnavailable(f"network namespace {namespace} does not exist "
+                                     f"(create it with: ip netns add {namespace})")
+        enter = ["nsenter", f"--net=/run/netns/{namespace}", "--"]
+
+    def netlink() -> IPRoute:
+        return IPRoute(netns=namespace) if namespace else IPRoute()
+
+    nat = Nat(config.network_uplink, enter) if config.network_uplink else None
+    return BridgeNetwork(netlink, DhcpServers(config.networks_path, enter),
+                         config.network_uplink, nat, namespace)
 
 
 def load_pool(config: Config):  # -> PoolStorage | None

@@ -73,16 +73,21 @@ class Context:
 class Backend(ABC):
     name: str
     simulated = False
+    observes = False  # whether current_state (and a compute's stats and console) tell anything
 
     @property
     def label(self) -> str:
         """What serves the resources, for /-/ and logs."""
         return self.name
 
+    def current_state(self, entity: Entity) -> Attributes | None:
+        """The resource's real state now (a guest that stopped on its own, a
+        bridge taken down); None when the backend cannot tell."""
+        return None
+
 
 class ComputeBackend(Backend):
     requires_image = False  # whether a compute needs an os_tpl
-    observes = False  # whether current_state, stats and console tell anything
 
     @abstractmethod
     def images(self) -> list[Image]:
@@ -124,10 +129,6 @@ class ComputeBackend(Backend):
     def detach_network(self, compute: Entity, link: Entity) -> None: ...
 
     # Observation, for backends whose guests change state on their own.
-    def current_state(self, compute: Entity) -> Attributes | None:
-        """The guest's real state now; None when the backend cannot tell."""
-        return None
-
     def watch(self, wake: Callable[[], None]) -> None:
         """Call `wake` whenever a guest changes state on its own (idempotent;
         called again to re-arm after the infrastructure restarted)."""

@@ -47,7 +47,8 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     service = Service(config, store, backends)
     app.extensions["occi.service"] = service
-    if backends.compute.observes and config.reconcile_seconds > 0:
+    if (backends.compute.observes or backends.network.observes) \
+            and config.reconcile_seconds > 0:
         reconciler = Reconciler(service, config.reconcile_seconds,
                                 config.data_path / "reconcile.lock")
         app.extensions["occi.reconciler"] = reconciler

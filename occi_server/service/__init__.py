@@ -89,9 +89,10 @@ class Service:
 
 
 class Reconciler:
-    """Brings stored compute states in line with what the infrastructure
-    reports, every `interval` seconds, in one process at a time (a lock file
-    in the data directory elects it)."""
+    """Brings stored compute and network states in line with what the
+    infrastructure reports (restarting what should run, such as DHCP servers),
+    every `interval` seconds, in one process at a time (a lock file in the
+    data directory elects it)."""
 
     def __init__(self, service: Service, interval: float, lock_path: Path) -> None:
         self.service = service
@@ -103,15 +104,16 @@ class Reconciler:
 
     def run_once(self) -> int:
         """One pass; returns how many entities changed."""
-        backend = self.service.backends.compute
+        backends = self.service.backends
         changed = 0
         with self.service.store.transaction(write=True) as repo:
-            for compute in repo.list(kinds=[COMPUTE.type_id]):
-                real = backend.current_state(compute)
-                if real and any(compute.attributes.get(k) != v for k, v in real.items()):
-                    compute.attributes.update(real)
-                    repo.update(compute)
-                    changed += 1
+            for kind, backend in ((COMPUTE, backends.compute), (NETWORK, backends.network)):
+                for entity in repo.list(kinds=[kind.type_id]):
+                    real = backend.current_state(entity)
+                    if real and any(entity.attributes.get(k) != v for k, v in real.items()):
+                        entity.attributes.update(real)
+                        repo.update(entity)
+                        changed += 1
         return changed
 
     def start(self) -> None:
@@ -139,7 +141,7 @@ class Reconciler:
                 try:
                     changed = self.run_once()
                     if changed:
-                        log.info("reconciled the state of %d compute(s) with the "
+                        log.info("reconciled the state of %d resource(s) with the "
                                  "infrastructure", changed)
                 except BackendUnavailable as exc:  # e.g. a long request holds the database
                     log.info("reconciliation postponed: %s", exc.message)

@@ -1,0 +1,201 @@
+"""Networks as Linux bridges, made with pyroute2 (netlink, no `ip` commands):
+the gateway address on the bridge, an 802.1Q sub-interface of the uplink as
+its port when the network has a VLAN, a dnsmasq for dynamic allocation, and
+nftables masquerading for public networks.
+
+Interface names derive from network ids (`ob` + digest for bridges, `ov` +
+digest for VLAN ports): no client value becomes an interface name, and every
+name fits Linux's 15 characters. Everything can live in a network namespace
+(`network_namespace`), where the service's tests put it."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from occi_server.backends.base import ActionOutcome, Attributes, NetworkBackend
+from occi_server.backends.dhcp import DhcpServers
+from occi_server.backends.nat import Nat
+from occi_server.core import Entity
+from occi_server.errors import BackendFailure, BackendUnavailable, Conflict
+from occi_server.kinds.infrastructure import PUBLIC_NETWORK
+
+log = logging.getLogger("occi_server.network")
+IFF_UP = 0x1
+# An IPRoute for the namespace (or the host): a context manager over netlink.
+Netlink = Callable[[], Any]
+
+
+def bridge_name(network_id: str) -> str:
+    return "ob" + hashlib.sha256(network_id.encode()).hexdigest()[:12]
+
+
+def vlan_port_name(network_id: str) -> str:
+    return "ov" + hashlib.sha256(network_id.encode()).hexdigest()[:12]
+
+
+class BridgeNetwork(NetworkBackend):
+    name = "bridge"
+    observes = True
+
+    def __init__(self, netlink: Netlink, dhcp: DhcpServers, uplink: str = "",
+                 nat: Nat | None = None, namespace: str = "") -> None:
+        self.netlink = netlink
+        self.dhcp = dhcp
+        self.uplink = uplink
+        self.nat = nat
+        self.namespace = namespace
+
+    @property
+    def label(self) -> str:
+        where = f"network namespace {self.namespace}" if self.namespace else "this host"
+        uplink = f", uplink {self.uplink}" if self.uplink else ", no uplink"
+        return f"Linux bridges in {where}{uplink}"
+
+    @contextmanager
+    def _ip(self) -> Iterator[Any]:
+        try:
+            with self.netlink() as ip:
+                yield ip
+        except (NetlinkError, OSError) as exc:
+            raise BackendFailure(f"netlink refused: {exc}") from None
+
+    @staticmethod
+    def _index(ip: Any, name: str) -> int | None:
+        found = ip.link_lookup(ifname=name)
+        return found[0] if found else None
+
+    # ------------------------------------------------------------ lifecycle
+    def create(self, network: Entity) -> Attributes:
+        values = network.attributes
+        public = PUBLIC_NETWORK.type_id in network.mixins
+        vlan = values.get("occi.network.vlan")
+        if (vlan or public) and not self.uplink:
+            raise Conflict(f"this site has no uplink (network_uplink), so it cannot "
+                           f"{'tag VLANs' if vlan else 'offer public networks'}")
+        bridge = bridge_name(network.id)
+        try:
+            self._make_bridge(network, bridge, vlan)
+            self._serve(network, bridge)
+        except BaseException:
+            self.delete(network)
+            raise
+        return self._state(bridge)
+
+    def _make_bridge(self, network: Entity, bridge: str, vlan: Any) -> None:
+        """The bridge, its gateway address and VLAN port; kept if they exist (a restart)."""
+        cidr = network.attributes.get("occi.network.address")
+        gateway = network.attributes.get("occi.network.gateway")
+        with self._ip() as ip:
+            if self.namespace:  # a new namespace's loopback is down; dhcp_release needs it
+                ip.link("set", index=self._index(ip, "lo"), state="up")
+            if self._index(ip, bridge) is None:
+                ip.link("add", ifname=bridge, kind="bridge")
+            index = self._index(ip, bridge)
+            if cidr and gateway:
+                prefix = ipaddress.IPv4Network(cidr).prefixlen
+                present = {a.get_attr("IFA_ADDRESS") for a in ip.get_addr(index=index)}
+                if gateway not in present:
+                    ip.addr("add", index=index, address=gateway, prefixlen=prefix)
+            if vlan:
+                port = vlan_port_name(network.id)
+                uplink = self._index(ip, self.uplink)
+                if uplink is None:
+                    raise BackendFailure(f"the uplink {self.uplink} does not exist")
+                if self._index(ip, port) is None:
+                    ip.link("add", ifname=port, kind="vlan", link=uplink, vlan_id=int(vlan))
+                ip.link("set", index=self._index(ip, port), master=index, state="up")
+            ip.link("set", index=index, state="up")
+
+    @staticmethod
+    def _dynamic(network: Entity) -> bool:
+        """Whether the network hands out its addresses over DHCP."""
+        return bool(network.attributes.get("occi.network.address")) and \
+            network.attributes.get("occi.network.allocation", "dynamic") == "dynamic"
+
+    def _serve(self, network: Entity, bridge: str) -> None:
+        cidr = network.attributes.get("occi.network.address")
+        if not cidr:
+            return
+        if self._dynamic(network):
+            self.dhcp.start(bridge, cidr, network.attributes.get("occi.network.gateway"))
+        if PUBLIC_NETWORK.type_id in network.mixins and self.nat is not None:
+            self.nat.apply(bridge, cidr)
+
+    def delete(self, network: Entity) -> None:
+        bridge = bridge_name(network.id)
+        self.dhcp.stop(bridge)
+        if self.nat is not None:
+            self.nat.remove(bridge)
+        with self._ip() as ip:
+            for name in (vlan_port_name(network.id), bridge):
+                index = self._index(ip, name)
+                if index is not None:
+                    ip.link("del", index=index)
+
+    def act(self, network: Entity, action: str, params: Attributes) -> ActionOutcome:
+        bridge = bridge_name(network.id)
+        with self._ip() as ip:
+            index = self._index(ip, bridge)
+            if index is None:
+                raise BackendFailure(f"the bridge of {network.location} is missing")
+            ip.link("set", index=index, state="up" if action == "up" else "down")
+        return ActionOutcome(self._state(bridge))
+
+    def update(self, network: Entity, changes: Attributes) -> Attributes:
+        # The service lets addresses change only on networks without interfaces.
+        if not {"occi.network.address", "occi.network.gateway", "occi.network.allocation",
+                "occi.network.vlan"} & set(changes):
+            return {}
+        self.delete(network)
+        return self.create(network)
+
+    # ------------------------------------------------------------ interfaces
+    def bind(self, link: Entity, network: Entity) -> Attributes:
+        address = link.attributes.get("occi.networkinterface.address")
+        if address and self._dynamic(network):
+            self.dhcp.set_host(bridge_name(network.id),
+                               str(link.attributes["occi.networkinterface.mac"]), str(address))
+        return {}
+
+    def unbind(self, link: Entity, network: Entity) -> None:
+        mac = link.attributes.get("occi.networkinterface.mac")
+        if mac:
+            self.dhcp.remove_host(bridge_name(network.id), str(mac))
+
+    def bridge(self, network: Entity) -> str | None:
+        bridge = bridge_name(network.id)
+        with self._ip() as ip:
+            return bridge if self._index(ip, bridge) is not None else None
+
+    # ------------------------------------------------------------ observation
+    def current_state(self, network: Entity) -> Attributes | None:
+        """The bridge's real state; a DHCP server that died is started again and said so."""
+        bridge = bridge_name(network.id)
+        try:
+            restarted = self.dhcp.heal(bridge)
+        except (BackendFailure, BackendUnavailable) as exc:
+            return {"occi.network.state": "error",
+                    "occi.network.state.message": f"the DHCP server is down: {exc}"}
+        state = self._state(bridge)
+        if restarted:
+            state["occi.network.state.message"] += " (its DHCP server had stopped and was "\
+                "started again)"
+        return state
+
+    def _state(self, bridge: str) -> Attributes:
+        with self._ip() as ip:
+            index = self._index(ip, bridge)
+            if index is None:
+                return {"occi.network.state": "error",
+                        "occi.network.state.message": f"bridge {bridge} is missing"}
+            up = bool(ip.get_links(index)[0]["flags"] & IFF_UP)
+        dhcp = ", DHCP served" if self.dhcp.running(bridge) else ""
+        return {"occi.network.state": "active" if up else "inactive",
+                "occi.network.state.message": f"bridge {bridge} {'up' if up else 'down'}{dhcp}"}

@@ -1,0 +1,106 @@
+"""The bridge backend at its netlink boundary, for what this kernel cannot do
+for real (802.1Q needs the 8021q module): the calls it makes, against a
+stand-in that keeps a table of links. tests/integration/test_networks.py runs
+the rest on real bridges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from occi_server.backends.bridge import BridgeNetwork, bridge_name, vlan_port_name
+from occi_server.backends.dhcp import DhcpServers
+from occi_server.core import Entity
+from occi_server.errors import BackendFailure, Conflict
+
+NETWORK = "http://schemas.ogf.org/occi/infrastructure#network"
+
+
+class FakeNetlink:
+    def __init__(self) -> None:
+        self.links: dict[str, dict[str, Any]] = {"lo": {"index": 1, "flags": 0},
+                                                 "eth1": {"index": 2, "flags": 1}}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self) -> FakeNetlink:
+        return self
+
+    def __enter__(self) -> FakeNetlink:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def link_lookup(self, ifname: str) -> list[int]:
+        return [self.links[ifname]["index"]] if ifname in self.links else []
+
+    def _name(self, index: int) -> str:
+        return next(name for name, link in self.links.items() if link["index"] == index)
+
+    def link(self, command: str, **args: Any) -> None:
+        self.calls.append((command, args))
+        if command == "add":
+            self.links[args["ifname"]] = {"index": len(self.links) + 1, "flags": 0, **args}
+        elif command == "set":
+            link = self.links[self._name(args["index"])]
+            link.update(args)
+            link["flags"] = 1 if args.get("state", "up" if link["flags"] else "down") == "up" \
+                else 0
+        elif command == "del":
+            del self.links[self._name(args["index"])]
+
+    def addr(self, command: str, **args: Any) -> None:
+        self.calls.append((f"addr {command}", args))
+
+    def get_addr(self, index: int) -> list[Any]:
+        return []
+
+    def get_links(self, index: int) -> list[dict[str, Any]]:
+        return [self.links[self._name(index)]]
+
+
+def vlan_network(vlan: int = 42) -> Entity:
+    return Entity(id="n1", kind=NETWORK, location="/network/n1", attributes={
+        "occi.network.vlan": vlan, "occi.network.address": "10.5.0.0/24",
+        "occi.network.gateway": "10.5.0.1", "occi.network.allocation": "static"})
+
+
+@pytest.fixture
+def netlink() -> FakeNetlink:
+    return FakeNetlink()
+
+
+def test_a_vlan_port_is_tagged_on_the_uplink_and_joins_the_bridge(
+        netlink: FakeNetlink, tmp_path: Path) -> None:
+    backend = BridgeNetwork(netlink, DhcpServers(tmp_path), uplink="eth1")
+    state = backend.create(vlan_network())
+    bridge, port = bridge_name("n1"), vlan_port_name("n1")
+    assert state["occi.network.state"] == "active"
+    assert ("add", {"ifname": bridge, "kind": "bridge"}) in netlink.calls
+    assert ("add", {"ifname": port, "kind": "vlan", "link": 2, "vlan_id": 42}) in netlink.calls
+    assert netlink.links[port]["master"] == netlink.links[bridge]["index"]
+    assert ("addr add", {"index": netlink.links[bridge]["index"], "address": "10.5.0.1",
+                         "prefixlen": 24}) in netlink.calls
+    backend.delete(vlan_network())
+    assert set(netlink.links) == {"lo", "eth1"}  # port and bridge gone, the uplink kept
+
+
+def test_a_missing_uplink_leaves_nothing_behind(netlink: FakeNetlink, tmp_path: Path) -> None:
+    backend = BridgeNetwork(netlink, DhcpServers(tmp_path), uplink="eth9")
+    with pytest.raises(BackendFailure, match="uplink eth9 does not exist"):
+        backend.create(vlan_network())
+    assert set(netlink.links) == {"lo", "eth1"}
+
+
+def test_no_uplink_no_vlans(netlink: FakeNetlink, tmp_path: Path) -> None:
+    with pytest.raises(Conflict, match="no uplink"):
+        BridgeNetwork(netlink, DhcpServers(tmp_path)).create(vlan_network())
+    assert netlink.calls == []
+
+
+def test_interface_names_fit_linux_and_never_come_from_the_client() -> None:
+    for network_id in ("n1", "x" * 200, "../../etc;reboot"):
+        for name in (bridge_name(network_id), vlan_port_name(network_id)):
+            assert len(name) <= 15 and name.isalnum()
