@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import pytest
 from occi_server.backends.bridge import bridge_name, vlan_port_name
 from occi_server.service import Reconciler
 from tests.conftest import IPNETWORK, NETWORK, NETWORKINTERFACE, Client, category
-from tests.support.libvirt import reachable_dir
+from tests.support.libvirt import reachable_dir, tiny_images
 
 
 def _unavailable_reason() -> str | None:
@@ -55,17 +56,19 @@ class Namespaces:
 def namespaces() -> Iterator[Namespaces]:
     suffix = uuid.uuid4().hex[:6]
     spaces = Namespaces(f"occi-host-{suffix}", f"occi-guest-{suffix}")
-    for name in (spaces.host, spaces.guest):
-        run("ip", "netns", "add", name)
-    # The uplink: one end of a veth pair whose other end stays in the namespace.
-    run("ip", "-n", spaces.host, "link", "add", "uplink0", "type", "veth", "peer", "name",
-        "outside0")
-    run("ip", "-n", spaces.host, "link", "set", "uplink0", "up")
-    yield spaces
-    for name in (spaces.host, spaces.guest):
-        for pid in run("ip", "netns", "pids", name, check=False).stdout.split():
-            os.kill(int(pid), signal.SIGKILL)  # dnsmasq servers of a failed test
-        run("ip", "netns", "del", name, check=False)
+    try:
+        for name in (spaces.host, spaces.guest):
+            run("ip", "netns", "add", name)
+        # The uplink: one end of a veth pair whose other end stays in the namespace.
+        run("ip", "-n", spaces.host, "link", "add", "uplink0", "type", "veth", "peer", "name",
+            "outside0")
+        run("ip", "-n", spaces.host, "link", "set", "uplink0", "up")
+        yield spaces
+    finally:
+        for name in (spaces.host, spaces.guest):
+            for pid in run("ip", "netns", "pids", name, check=False).stdout.split():
+                os.kill(int(pid), signal.SIGKILL)  # dnsmasq servers of a failed test
+            run("ip", "netns", "del", name, check=False)
 
 
 @pytest.fixture
@@ -262,3 +265,39 @@ def test_a_public_network_is_masqueraded_to_the_uplink(client: Client,
     assert in_host(namespaces, "nft", "list", "table", "ip", table).stdout == rules
     assert client.request("DELETE", network).status_code == 200
     assert table not in in_host(namespaces, "nft", "list", "tables").stdout
+
+
+def test_the_tiny_guest_obtains_its_lease_the_same_way(client: Client, namespaces: Namespaces,
+                                                       tmp_path: Path) -> None:
+    """The real tiny guest (QEMU on a tap in the host namespace, on the network's
+    bridge, with the MAC the API chose) asks DHCP for its address at boot."""
+    if shutil.which("qemu-system-x86_64") is None:
+        pytest.skip("QEMU is not installed (scripts/setup.sh installs it)")
+    images = tiny_images()
+    network, compute = create_network(client), client.compute()
+    nic = interface(client, compute, network)
+    run("ip", "-n", namespaces.host, "tuntap", "add", "dev", "tapguest0", "mode", "tap")
+    run("ip", "-n", namespaces.host, "link", "set", "tapguest0", "master",
+        bridge_name(network.rpartition("/")[2]), "up")
+    console = tmp_path / "console.log"
+    guest = subprocess.Popen([
+        "ip", "netns", "exec", namespaces.host, "qemu-system-x86_64", "-accel", "tcg",
+        "-m", "256", "-display", "none", "-nodefaults", "-no-reboot",
+        "-serial", f"file:{console}", "-kernel", str(images / "tiny-vmlinuz"),
+        "-initrd", str(images / "tiny-initrd.gz"),
+        "-append", "console=ttyS0 panic=-1 loglevel=4",
+        "-drive", f"file={images / 'tiny.raw'},if=virtio,format=raw,readonly=on",
+        "-netdev", "tap,id=net0,ifname=tapguest0,script=no,downscript=no",
+        "-device", f"virtio-net-pci,netdev=net0,mac={nic['occi.networkinterface.mac']}"])
+    expected = f"occi-tiny: lease eth0 {nic['occi.networkinterface.address']}/24"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = console.read_text(errors="replace") if console.exists() else ""
+            if expected in text or "no lease" in text:
+                break
+            time.sleep(0.2)
+        assert expected in text, text[-2000:]
+    finally:
+        guest.kill()
+        guest.wait()

@@ -3,6 +3,7 @@ between them, state kept across a restart."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +19,7 @@ import pytest
 import requests
 
 from occi_server import SERVER_HEADER
+from tests.support.postgres import find_bin, private_cluster
 
 KIND = 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
 SERVER = Path(sys.executable).parent / "occi-server"
@@ -36,8 +38,9 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, workers: int = 3) -> None:
-        env = {**os.environ, "OCCI_BACKEND": "simulated"}
+    def start(self, workers: int = 3, **settings: str) -> None:
+        env = {**os.environ, "OCCI_BACKEND": "simulated",
+               **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
         self.process = subprocess.Popen(
             [str(SERVER), "serve", "--listen", f"127.0.0.1:{self.port}",
              "--data-dir", str(self.data_dir), "--workers", str(workers)],
@@ -124,3 +127,45 @@ def test_refuses_to_start_without_a_backend(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2
     assert "OCCI_BACKEND" in result.stderr
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_parallel_interfaces_get_distinct_addresses(tmp_path: Path, database: str) -> None:
+    """50 interfaces created at once through 3 workers: 50 addresses, 50 MACs."""
+    settings: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        if database == "postgresql":
+            if not find_bin("initdb"):
+                pytest.skip("PostgreSQL server binaries are not installed")
+            settings["database_url"] = stack.enter_context(private_cluster())
+        server = Server(tmp_path / "data")
+        server.start(**settings)
+        stack.callback(server.stop)
+        network = requests.post(server.url + "/network/", timeout=30, headers={
+            "Content-Type": "text/occi",
+            "Category": 'network; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
+                        'class="kind", ipnetwork; scheme="http://schemas.ogf.org/occi/'
+                        'infrastructure/network#"; class="mixin"',
+            "X-OCCI-Attribute": 'occi.network.address="10.60.0.0/24", '
+                                'occi.network.gateway="10.60.0.1"'})
+        compute = create(server.url, "many interfaces")
+        assert network.status_code == compute.status_code == 201
+
+        def interface(_: int) -> requests.Response:
+            return requests.post(server.url + "/link/networkinterface/", timeout=60, headers={
+                "Content-Type": "text/occi",
+                "Category": 'networkinterface; scheme="http://schemas.ogf.org/occi/'
+                            'infrastructure#"; class="kind"',
+                "X-OCCI-Attribute": f'occi.core.source="{compute.headers["Location"]}", '
+                                    f'occi.core.target="{network.headers["Location"]}"'})
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            responses = list(pool.map(interface, range(50)))
+        assert [r.status_code for r in responses] == [201] * 50, responses[0].text
+        rendered = [requests.get(r.headers["Location"], timeout=30,
+                                 headers={"Accept": "application/occi+json"}).json()
+                    for r in responses]
+        addresses = {r["attributes"]["occi.networkinterface.address"] for r in rendered}
+        macs = {r["attributes"]["occi.networkinterface.mac"] for r in rendered}
+        assert len(addresses) == len(macs) == 50
+        assert "10.60.0.1" not in addresses and "10.60.0.0" not in addresses
