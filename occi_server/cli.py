@@ -41,12 +41,33 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--data-dir")
         command.add_argument("--config")
 
+    sign = commands.add_parser("sign-metadata", help="endorse an image: print its marketplace "
+                                                     "entry signed with your key")
+    sign.add_argument("image", help="the image file (its checksums and size are computed)")
+    sign.add_argument("--key", required=True, help="your private key (PEM)")
+    sign.add_argument("--cert", required=True, help="your certificate (PEM)")
+    sign.add_argument("--chain", action="append", default=[],
+                      help="an intermediate CA certificate (PEM), repeatable")
+    sign.add_argument("--title", required=True)
+    sign.add_argument("--description", default="")
+    sign.add_argument("--kind", choices=("machine", "disk"), default="machine")
+    sign.add_argument("--os", default="")
+    sign.add_argument("--os-version", default="")
+    sign.add_argument("--architecture", default="x64")
+    sign.add_argument("--location", default="", help="where the image can be fetched")
+    sign.add_argument("--endorser-name", default="")
+    sign.add_argument("--endorser-email", default="")
+    sign.add_argument("--valid-days", type=int, default=365)
+    sign.add_argument("--output", "-o", help="write here instead of standard output")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if args.command == "hash-password":
             return _hash_password()
+        if args.command == "sign-metadata":
+            return _sign_metadata(args)
         config = load_config(args.config, data_dir=args.data_dir,
                              listen=getattr(args, "listen", None),
                              workers=getattr(args, "workers", None))
@@ -62,6 +83,34 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 2
+
+
+def _sign_metadata(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from occi_server.errors import OCCIError
+    from occi_server.marketplace.entries import new_metadata
+    from occi_server.marketplace.signing import sign
+
+    try:
+        metadata = new_metadata(
+            Path(args.image), title=args.title, valid_days=args.valid_days,
+            description=args.description, kind=args.kind, os=args.os,
+            os_version=args.os_version, architecture=args.architecture,
+            location=args.location, endorser_name=args.endorser_name,
+            endorser_email=args.endorser_email)
+        document = sign(metadata, Path(args.key).read_bytes(),
+                        [Path(p).read_bytes() for p in (args.cert, *args.chain)])
+    except (OSError, ValueError, OCCIError) as exc:
+        print(f"occi-server: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 2
+    text = json.dumps(document, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _hash_password() -> int:

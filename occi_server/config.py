@@ -15,6 +15,8 @@ from typing import Any
 
 INTERFACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
 NAMESPACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+POLICY_KEYS = ("endorsers_allowed", "endorsers_denied", "images_denied", "checksums_denied",
+               "require_endorsement")
 # Settings that take one of a few words.
 CHOICES = {"iscsi_exporter": ("auto", "lio", "tgt", "none"), "accelerator": ("auto", "kvm", "tcg"),
            "auth": ("none", "basic"), "volume_access": ("local", "iscsi")}
@@ -59,6 +61,11 @@ class Config:
     # The network namespace bridges, DHCP servers and NAT rules live in ("": the host's).
     network_namespace: str = ""
     network_uplink: str = ""  # the host interface VLANs are tagged on and public networks use
+    # Marketplace: CAs (and CRLs) endorsers' certificates must chain to, the
+    # site's policy on which images it publishes, and HEPiX image lists to follow.
+    marketplace_ca_dir: str = ""  # default: data_dir/marketplace-ca
+    marketplace_policy: dict[str, Any] = field(default_factory=dict)
+    image_lists: list[dict[str, Any]] = field(default_factory=list)  # [{url = "…"}]
     database_url: str = ""  # default: SQLite file in data_dir
     # Scheme prefix of this site's own categories (templates, backend tags).
     site_scheme: str = ""
@@ -118,6 +125,10 @@ class Config:
         return self._directory(self.volumes_dir, "volumes")
 
     @property
+    def marketplace_ca_path(self) -> Path:
+        return self._directory(self.marketplace_ca_dir, "marketplace-ca")
+
+    @property
     def networks_path(self) -> Path:
         return self._directory(self.networks_dir, "networks")
 
@@ -153,6 +164,14 @@ class Config:
         if self.network_namespace and not NAMESPACE_NAME.fullmatch(self.network_namespace):
             raise ConfigError(f"network_namespace {self.network_namespace!r} is not a network "
                               "namespace name (letters, digits, '.', '_', '-')")
+        unknown = set(self.marketplace_policy) - set(POLICY_KEYS)
+        if unknown:
+            raise ConfigError(f"marketplace_policy has unknown keys {', '.join(sorted(unknown))}"
+                              f"; known: {', '.join(POLICY_KEYS)}")
+        for image_list in self.image_lists:
+            if not isinstance(image_list, dict) or not str(image_list.get("url", "")):
+                raise ConfigError("each of image_lists needs a url (https://…, file://… or a "
+                                  "path)")
         if self.auth == "basic" and not self.users:
             raise ConfigError("auth = basic needs [users] with name = password hash "
                               "(make a hash with: occi-server hash-password)")

@@ -64,13 +64,22 @@ class _Simulation:
         return ActionOutcome({attribute: state, f"{attribute}.message": f"{text} (simulated)"})
 
 
+def _image_info(image: dict[str, Any]) -> dict[str, Any]:
+    """What a catalogue would know of an image: its size and checksum, when given."""
+    info: dict[str, Any] = {}
+    if image.get("size_gib"):
+        info["virtual_size"] = int(image["size_gib"] * GIB)
+    if image.get("sha256"):
+        info["sha256"] = str(image["sha256"]).lower()
+    return info
+
+
 class SimulatedCompute(_Simulation, ComputeBackend):
     def __init__(self, images: list[dict[str, Any]], failures: _Failures) -> None:
         super().__init__(failures)
         self._images = [Image(term=i["term"], title=i.get("title", i["term"]),
                               os=i.get("os", "linux"), architecture=i.get("architecture", "x64"),
-                              info={"virtual_size": int(i["size_gib"] * GIB)}
-                              if i.get("size_gib") else {})
+                              info=_image_info(i))
                         for i in images]
 
     def images(self) -> list[Image]:

@@ -19,6 +19,7 @@ from occi_server.backends.base import Backends
 from occi_server.config import Config
 from occi_server.errors import NotImplementedFeature, Unauthorized
 from occi_server.http.errors import register_error_handlers
+from occi_server.http.marketplace import blueprint as marketplace_blueprint
 from occi_server.http.views import dispatch
 from occi_server.rendering import SUPPORTED
 from occi_server.service import Reconciler, Service
@@ -57,6 +58,7 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.extensions["occi.store"] = store
     app.extensions["occi.config"] = config
     app.url_map.strict_slashes = False
+    app.register_blueprint(marketplace_blueprint)
     app.add_url_rule("/", "root", dispatch, methods=METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "path", dispatch, methods=METHODS,
                      provide_automatic_options=False)

@@ -23,6 +23,7 @@ from occi_server.kinds import (
     monitoring_mixin,
 )
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
+from occi_server.marketplace import Marketplace, Policy
 from occi_server.service.work import Settings, Target, Work, image_mixin, volume_image_mixin
 from occi_server.store import Repository, Store
 
@@ -35,6 +36,9 @@ class Service:
     def __init__(self, config: Config, store: Store, backends: Backends) -> None:
         self.store = store
         self.backends = backends
+        policy = config.marketplace_policy
+        self.marketplace = Marketplace(store, config.marketplace_ca_path, Policy(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()}))
         self.site_scheme = config.effective_site_scheme
         flavours = [Flavour(**f) for f in config.flavours] if config.flavours \
             else list(DEFAULT_FLAVOURS)
@@ -71,10 +75,11 @@ class Service:
     def model(self, repo: Repository) -> Model:
         """The model in force: built-in categories, images as os_tpl and image_tpl mixins,
         and the mixins created at run time."""
-        images = self.backends.compute.images()
+        published = self.marketplace.publishable(self.backends.compute.images())
         return self.builtin.extended([
-            *(image_mixin(self.site_scheme, image) for image in images),
-            *(volume_image_mixin(self.site_scheme, image) for image in images),
+            *(image_mixin(self.site_scheme, image, endorsements=entries)
+              for image, entries in published),
+            *(volume_image_mixin(self.site_scheme, image) for image, _ in published),
             *repo.mixins()])
 
     @contextmanager

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from occi_server.backends.base import GIB, ActionOutcome, Backends, Context, Image
-from occi_server.core import Action, Entity, Kind, Mixin, Model
+from occi_server.core import Action, Attribute, Entity, Kind, Mixin, Model
 from occi_server.core.model import RESOURCE
 from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
 from occi_server.errors import BackendFailure, BadRequest, Conflict, NotFound, OCCIError
@@ -33,6 +33,7 @@ from occi_server.kinds.infrastructure import (
     STORAGE,
     STORAGELINK,
 )
+from occi_server.marketplace import Entry
 from occi_server.service.ipam import check_network, choose_address
 from occi_server.service.validation import (
     check_entity_id,
@@ -870,12 +871,27 @@ def volume_image_mixin(site_scheme: str, image: Image) -> Mixin:
     )
 
 
-def image_mixin(site_scheme: str, image: Image, **info: Any) -> Mixin:
-    """An image as an OS template: a child of os_tpl in the site's scheme."""
+def image_mixin(site_scheme: str, image: Image, endorsements: Sequence[Entry] = (),
+                **info: Any) -> Mixin:
+    """An image as an OS template: a child of os_tpl in the site's scheme. An
+    image the marketplace vouches for carries its entry's attributes."""
+    attributes = []
+    if endorsements:
+        newest = max(endorsements, key=lambda e: e.created)
+        for name, value, text in (
+                ("identifier", newest.identifier, "Marketplace identifier of the image"),
+                ("endorsers", ", ".join(sorted({e.endorser for e in endorsements})),
+                 "Certificate subjects of the endorsers who vouch for the image"),
+                ("valid_until", max(e.valid_until for e in endorsements).isoformat(),
+                 "When the latest endorsement expires"),
+                ("sha256", newest.checksums["sha256"], "SHA-256 of the image")):
+            attributes.append(Attribute(f"occi_server.marketplace.{name}", mutable=False,
+                                        default=value, description=text))
     return Mixin(
         site_scheme + "os_tpl#", image.term, title=image.title,
         depends=(OS_TPL.type_id,), applies=(COMPUTE.type_id,),
         location=f"/mixin/os_tpl/{image.term}/", origin="provider",
+        attributes=tuple(attributes),
         info={"os": image.os, "architecture": image.architecture, **info},
     )
 

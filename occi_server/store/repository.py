@@ -22,6 +22,7 @@ from occi_server.store.tables import (
     entity_mixins,
     ip_allocations,
     mac_allocations,
+    marketplace_entries,
 )
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -226,6 +227,35 @@ class Repository:
         return found
 
     # ------------------------------------------------------------ run-time mixins
+    # ------------------------------------------------------------ marketplace
+    def save_endorsement(self, identifier: str, endorser: str, created: datetime,
+                         document: dict[str, Any]) -> bool:
+        """Keep an endorser's signed entry for an image, unless a newer one is kept
+        already; True if stored."""
+        table = marketplace_entries
+        key = (table.c.identifier == identifier) & (table.c.endorser == endorser)
+        kept = self.connection.execute(select(table.c.created).where(key)).scalar()
+        if kept is not None:
+            if kept.replace(tzinfo=created.tzinfo) >= created:
+                return False
+            self.connection.execute(delete(table).where(key))
+        self.connection.execute(insert(table).values(
+            identifier=identifier, endorser=endorser, created=created, deprecated=False,
+            document=document))
+        return True
+
+    def endorsements(self, identifier: str | None = None) -> list[tuple[dict[str, Any], bool]]:
+        """(signed document, deprecated by the site) of every entry, or of one image's."""
+        query = select(marketplace_entries.c.document, marketplace_entries.c.deprecated)
+        if identifier is not None:
+            query = query.where(marketplace_entries.c.identifier == identifier)
+        return [(row.document, row.deprecated) for row in self.connection.execute(
+            query.order_by(marketplace_entries.c.created.desc()))]
+
+    def deprecate_image(self, identifier: str) -> int:
+        return self.connection.execute(sql_update(marketplace_entries).where(
+            marketplace_entries.c.identifier == identifier).values(deprecated=True)).rowcount
+
     def mixins(self) -> list[Mixin]:
         rows = self.connection.execute(select(categories).order_by(categories.c.created)).all()
         return [Mixin(

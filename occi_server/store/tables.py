@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -77,4 +78,15 @@ mac_allocations = Table(
     metadata,
     Column("mac", String(17), primary_key=True),
     Column("link_id", String(255), nullable=False, unique=True),
+)
+
+# Signed image metadata of the marketplace, one row per image and endorser.
+marketplace_entries = Table(
+    "marketplace_entries",
+    metadata,
+    Column("identifier", String(64), primary_key=True),
+    Column("endorser", String(1024), primary_key=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("deprecated", Boolean, nullable=False),  # by the site, whatever the metadata says
+    Column("document", JSON, nullable=False),  # as signed, so it can be checked again
 )

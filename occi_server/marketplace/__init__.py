@@ -1,0 +1,124 @@
+"""The marketplace: endorsed, signed metadata of images, the site's policy on
+which images it publishes as os_tpl, and the entries' listing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from occi_server.backends.base import Image
+from occi_server.errors import BadRequest, NotFound
+from occi_server.marketplace.entries import Entry, entry_from_metadata, identifier
+from occi_server.marketplace.signing import TrustStore, verify
+from occi_server.store import Store
+
+__all__ = ["Entry", "Marketplace", "Policy", "identifier"]
+SORT_KEYS = ("created", "title", "identifier", "endorser", "kind", "status", "valid_until")
+STATUSES = ("valid", "expired", "deprecated")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which images the site publishes as os_tpl (lists of certificate subjects,
+    marketplace identifiers and checksums)."""
+
+    endorsers_allowed: tuple[str, ...] = ()  # empty: every endorser the CAs vouch for
+    endorsers_denied: tuple[str, ...] = ()
+    images_denied: tuple[str, ...] = ()
+    checksums_denied: tuple[str, ...] = ()
+    require_endorsement: bool = False  # publish only images a valid entry endorses
+
+    def trusts(self, entry: Entry) -> bool:
+        return entry.endorser not in self.endorsers_denied and (
+            not self.endorsers_allowed or entry.endorser in self.endorsers_allowed)
+
+
+class Marketplace:
+    def __init__(self, store: Store, trust_dir: Path, policy: Policy) -> None:
+        self.store = store
+        self.trust_dir = trust_dir
+        self.policy = policy
+
+    def upload(self, document: Any, now: datetime | None = None) -> tuple[Entry, bool]:
+        """Verify and keep a signed entry; (entry, whether it is new or newer)."""
+        metadata = verify(document, TrustStore(self.trust_dir), now)
+        entry = entry_from_metadata(metadata, now)
+        with self.store.transaction(write=True) as repo:
+            stored = repo.save_endorsement(entry.identifier, entry.endorser, entry.created,
+                                           document)
+        return entry, stored
+
+    def all_entries(self) -> list[Entry]:
+        with self.store.transaction(write=False) as repo:
+            rows = repo.endorsements()
+        return [_entry(document, deprecated) for document, deprecated in rows]
+
+    def entries(self, *, text: str = "", status: str = "", endorser: str = "", kind: str = "",
+                sort: str = "-created", limit: int = 25, offset: int = 0,
+                now: datetime | None = None) -> tuple[int, list[Entry]]:
+        """Filtered, sorted and paged entries, and how many matched in all."""
+        now = now or datetime.now(UTC)
+        if status and status not in STATUSES:
+            raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+        key = sort.lstrip("-")
+        if key not in SORT_KEYS:
+            raise BadRequest(f"sort must be one of {', '.join(SORT_KEYS)} (- for descending)")
+        if limit < 1 or limit > 1000 or offset < 0:
+            raise BadRequest("limit must be 1-1000 and offset not negative")
+        needle = text.lower()
+        found = [e for e in self.all_entries()
+                 if (not status or e.status(now) == status)
+                 and (not endorser or endorser.lower() in e.endorser.lower())
+                 and (not kind or e.kind == kind)
+                 and (not needle or needle in " ".join(
+                     (e.identifier, e.title, e.description, e.os, e.endorser,
+                      e.endorser_name)).lower())]
+        found.sort(key=lambda e: e.status(now) if key == "status" else str(getattr(e, key)),
+                   reverse=sort.startswith("-"))
+        return len(found), found[offset:offset + limit]
+
+    def image(self, image_id: str) -> list[Entry]:
+        with self.store.transaction(write=False) as repo:
+            rows = repo.endorsements(image_id)
+        if not rows:
+            raise NotFound(f"no marketplace entry {image_id}")
+        return [_entry(document, deprecated) for document, deprecated in rows]
+
+    def deprecate(self, image_id: str) -> None:
+        with self.store.transaction(write=True) as repo:
+            if not repo.deprecate_image(image_id):
+                raise NotFound(f"no marketplace entry {image_id}")
+
+    # ------------------------------------------------------------ policy
+    def publishable(self, images: Iterable[Image], now: datetime | None = None
+                    ) -> list[tuple[Image, list[Entry]]]:
+        """The images the policy lets the site publish, each with the valid
+        entries of trusted endorsers that vouch for its bytes."""
+        now = now or datetime.now(UTC)
+        vouching: dict[str, list[Entry]] = {}
+        for entry in self.all_entries():
+            if entry.status(now) == "valid" and self.policy.trusts(entry):
+                vouching.setdefault(entry.checksums["sha256"], []).append(entry)
+        published = []
+        for image in images:
+            sha256 = str(image.info.get("sha256", "")).lower()
+            sha512 = str(image.info.get("sha512", "")).lower()
+            if {sha256, sha512} & set(self.policy.checksums_denied):
+                continue
+            if sha256 and identifier(sha256) in self.policy.images_denied:
+                continue
+            entries = vouching.get(sha256, []) if sha256 else []
+            if self.policy.require_endorsement and not entries:
+                continue
+            published.append((image, entries))
+        return published
+
+
+def _entry(document: dict[str, Any], deprecated_here: bool) -> Entry:
+    entry = entry_from_metadata(document["metadata"], fresh=False)
+    if deprecated_here and not entry.deprecated:
+        return Entry(**{**entry.__dict__, "deprecated": True})
+    return entry
