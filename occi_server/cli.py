@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--valid-days", type=int, default=365)
     sign.add_argument("--output", "-o", help="write here instead of standard output")
 
+    sync = commands.add_parser("sync-image-lists",
+                               help="fetch the subscribed image lists (image_lists), verify "
+                                    "them and update the image catalogue")
+    sync.add_argument("--data-dir")
+    sync.add_argument("--config")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -72,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
                              listen=getattr(args, "listen", None),
                              workers=getattr(args, "workers", None))
         logging.getLogger().setLevel(config.log_level.upper())
+        if args.command == "sync-image-lists":
+            return _sync_image_lists(config)
         if args.command in ("quarantine", "restore-volume"):
             return _volumes(config, getattr(args, "volume_id", None))
         if args.command == "migrate":
@@ -111,6 +119,20 @@ def _sign_metadata(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _sync_image_lists(config: Any) -> int:
+    from occi_server.marketplace.imagelists import ImageListSync
+
+    report = ImageListSync(config.marketplace_ca_path, config.images_path).sync(
+        config.image_lists)
+    for label, terms in (("published", report.published), ("kept", report.kept),
+                         ("unpublished", report.removed)):
+        for term in terms:
+            print(f"{label} {term}")
+    for reason in report.refused:
+        print(f"refused: {reason}", file=sys.stderr)
+    return 1 if report.refused else 0
 
 
 def _hash_password() -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 from occi_server.backends.base import Image
 from occi_server.errors import BadRequest, NotFound
-from occi_server.marketplace.entries import Entry, entry_from_metadata, identifier
+from occi_server.marketplace.entries import Entry, entry_from_metadata, identifier, parse_time
 from occi_server.marketplace.signing import TrustStore, verify
 from occi_server.store import Store
 
@@ -31,9 +31,9 @@ class Policy:
     checksums_denied: tuple[str, ...] = ()
     require_endorsement: bool = False  # publish only images a valid entry endorses
 
-    def trusts(self, entry: Entry) -> bool:
-        return entry.endorser not in self.endorsers_denied and (
-            not self.endorsers_allowed or entry.endorser in self.endorsers_allowed)
+    def trusts_subject(self, endorser: str) -> bool:
+        return endorser not in self.endorsers_denied and (
+            not self.endorsers_allowed or endorser in self.endorsers_allowed)
 
 
 class Marketplace:
@@ -94,13 +94,14 @@ class Marketplace:
 
     # ------------------------------------------------------------ policy
     def publishable(self, images: Iterable[Image], now: datetime | None = None
-                    ) -> list[tuple[Image, list[Entry]]]:
-        """The images the policy lets the site publish, each with the valid
-        entries of trusted endorsers that vouch for its bytes."""
+                    ) -> list[tuple[Image, dict[str, str]]]:
+        """The images the policy lets the site publish, each with what vouches
+        for its bytes (valid entries of trusted endorsers, or the signed image
+        list it came from) as marketplace attributes ({} when nothing does)."""
         now = now or datetime.now(UTC)
         vouching: dict[str, list[Entry]] = {}
         for entry in self.all_entries():
-            if entry.status(now) == "valid" and self.policy.trusts(entry):
+            if entry.status(now) == "valid" and self.policy.trusts_subject(entry.endorser):
                 vouching.setdefault(entry.checksums["sha256"], []).append(entry)
         published = []
         for image in images:
@@ -110,10 +111,23 @@ class Marketplace:
                 continue
             if sha256 and identifier(sha256) in self.policy.images_denied:
                 continue
-            entries = vouching.get(sha256, []) if sha256 else []
-            if self.policy.require_endorsement and not entries:
+            endorsers = {e.endorser: e.valid_until for e in vouching.get(sha256, [])} \
+                if sha256 else {}
+            listed = image.info.get("endorsement")
+            if listed and parse_time(listed["valid_until"], "valid_until") > now \
+                    and self.policy.trusts_subject(listed["endorser"]):
+                endorsers[listed["endorser"]] = parse_time(listed["valid_until"], "valid_until")
+            if self.policy.require_endorsement and not endorsers:
                 continue
-            published.append((image, entries))
+            attributes = {}
+            if endorsers:
+                attributes = {"identifier": identifier(sha256) if sha256 else "",
+                              "endorsers": ", ".join(sorted(endorsers)),
+                              "valid_until": max(endorsers.values()).isoformat(),
+                              "sha256": sha256}
+                if listed:
+                    attributes["image_list"] = str(listed.get("image_list", ""))
+            published.append((image, attributes))
         return published
 
 

@@ -77,8 +77,8 @@ class Service:
         and the mixins created at run time."""
         published = self.marketplace.publishable(self.backends.compute.images())
         return self.builtin.extended([
-            *(image_mixin(self.site_scheme, image, endorsements=entries)
-              for image, entries in published),
+            *(image_mixin(self.site_scheme, image, marketplace)
+              for image, marketplace in published),
             *(volume_image_mixin(self.site_scheme, image) for image, _ in published),
             *repo.mixins()])
 

@@ -33,7 +33,6 @@ from occi_server.kinds.infrastructure import (
     STORAGE,
     STORAGELINK,
 )
-from occi_server.marketplace import Entry
 from occi_server.service.ipam import check_network, choose_address
 from occi_server.service.validation import (
     check_entity_id,
@@ -871,27 +870,27 @@ def volume_image_mixin(site_scheme: str, image: Image) -> Mixin:
     )
 
 
-def image_mixin(site_scheme: str, image: Image, endorsements: Sequence[Entry] = (),
+MARKETPLACE_ATTRIBUTES = {
+    "identifier": "Marketplace identifier of the image (from its SHA-256)",
+    "endorsers": "Certificate subjects of the endorsers who vouch for the image",
+    "valid_until": "When the latest endorsement expires",
+    "sha256": "SHA-256 of the image",
+    "image_list": "The signed image list the image came from",
+}
+
+
+def image_mixin(site_scheme: str, image: Image, marketplace: dict[str, str] | None = None,
                 **info: Any) -> Mixin:
     """An image as an OS template: a child of os_tpl in the site's scheme. An
-    image the marketplace vouches for carries its entry's attributes."""
-    attributes = []
-    if endorsements:
-        newest = max(endorsements, key=lambda e: e.created)
-        for name, value, text in (
-                ("identifier", newest.identifier, "Marketplace identifier of the image"),
-                ("endorsers", ", ".join(sorted({e.endorser for e in endorsements})),
-                 "Certificate subjects of the endorsers who vouch for the image"),
-                ("valid_until", max(e.valid_until for e in endorsements).isoformat(),
-                 "When the latest endorsement expires"),
-                ("sha256", newest.checksums["sha256"], "SHA-256 of the image")):
-            attributes.append(Attribute(f"occi_server.marketplace.{name}", mutable=False,
-                                        default=value, description=text))
+    image the marketplace vouches for carries the marketplace attributes."""
+    attributes = tuple(
+        Attribute(f"occi_server.marketplace.{name}", mutable=False, default=value,
+                  description=MARKETPLACE_ATTRIBUTES[name])
+        for name, value in (marketplace or {}).items() if value)
     return Mixin(
         site_scheme + "os_tpl#", image.term, title=image.title,
         depends=(OS_TPL.type_id,), applies=(COMPUTE.type_id,),
-        location=f"/mixin/os_tpl/{image.term}/", origin="provider",
-        attributes=tuple(attributes),
+        location=f"/mixin/os_tpl/{image.term}/", origin="provider", attributes=attributes,
         info={"os": image.os, "architecture": image.architecture, **info},
     )
 

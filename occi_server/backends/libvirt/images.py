@@ -84,9 +84,11 @@ class ImageCatalogue:
                 info[key] = str(self._file(metadata[key], key))
         if metadata.get("cmdline"):
             info["cmdline"] = str(metadata["cmdline"])
-        for key in ("sha256", "description", "version"):
+        for key in ("sha256", "sha512", "description", "version"):
             if metadata.get(key):
                 info[key] = str(metadata[key])
+        if isinstance(metadata.get("endorsement"), dict):  # written by an image list sync
+            info["endorsement"] = {k: str(v) for k, v in metadata["endorsement"].items()}
         return Image(term=term, title=str(metadata.get("title") or term),
                      os=str(metadata.get("os", "linux")),
                      architecture=str(metadata.get("architecture", "x64")), info=info)
