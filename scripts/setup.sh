@@ -20,7 +20,7 @@ for pair in curl:curl libvirtd:libvirt-daemon virsh:libvirt-clients \
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils genisoimage:genisoimage \
             cpio:cpio pkg-config:pkg-config tgtd:tgt iscsi-readcapacity16:libiscsi-bin \
             lvcreate:lvm2 dnsmasq:dnsmasq-base dhcp_release:dnsmasq-utils \
-            nft:nftables; do
+            nft:nftables openssl:openssl; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] \
@@ -33,6 +33,9 @@ if [ "$extras" = test ]; then
   # server is present (installing over an existing one would upgrade it).
   command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
     || need+=(postgresql)
+  # The marketplace's web page is tested in a real headless browser.
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
