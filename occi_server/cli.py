@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, data_dir=args.data_dir,
                              listen=getattr(args, "listen", None),
                              workers=getattr(args, "workers", None))
-        logging.getLogger().setLevel(config.log_level.upper())
+        if args.command == "serve" and not args.debug:
+            _share_metrics(config)
+        from occi_server.http.logs import configure_logging
+        configure_logging(config.log_level, config.log_format)
         if args.command == "sync-image-lists":
             return _sync_image_lists(config)
         if args.command in ("quarantine", "restore-volume"):
@@ -91,6 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 2
+
+
+def _share_metrics(config: Any) -> None:
+    """Gunicorn workers write their metrics where any of them can add them up;
+    set before the metrics are first imported, emptied at each start."""
+    import os
+    import shutil
+    directory = config.data_path / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def _sign_metadata(args: argparse.Namespace) -> int:
@@ -198,6 +212,10 @@ def _serve(config: Any, *, debug: bool) -> int:
     store = app.extensions["occi.store"]
     reconciler = app.extensions.get("occi.reconciler")
 
+    def child_exit(_server: Any, worker: Any) -> None:
+        from prometheus_client import multiprocess
+        multiprocess.mark_process_dead(worker.pid)
+
     def post_fork(_server: Any, _worker: Any) -> None:
         # The master stays single-threaded (forking a threaded process can leave
         # locks held in the child); each worker opens its own database
@@ -217,6 +235,7 @@ def _serve(config: Any, *, debug: bool) -> int:
         "errorlog": "-",
         "loglevel": config.log_level,
         "post_fork": post_fork,
+        "child_exit": child_exit,
     }).run()
     return 0
 

@@ -19,7 +19,8 @@ POLICY_KEYS = ("endorsers_allowed", "endorsers_denied", "images_denied", "checks
                "require_endorsement")
 # Settings that take one of a few words.
 CHOICES = {"iscsi_exporter": ("auto", "lio", "tgt", "none"), "accelerator": ("auto", "kvm", "tcg"),
-           "auth": ("none", "basic"), "volume_access": ("local", "iscsi")}
+           "auth": ("none", "basic"), "volume_access": ("local", "iscsi"),
+           "log_format": ("text", "json")}
 # The backends each area can use.
 BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated", "filepool", "lvm"),
             "network": ("simulated", "bridge")}
@@ -86,6 +87,7 @@ class Config:
     # Operations the simulated backend fails on purpose, e.g. ["compute.create"].
     simulated_failures: list[str] = field(default_factory=list)
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one object per line, with the request id
 
     @property
     def data_path(self) -> Path:

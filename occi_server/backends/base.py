@@ -80,6 +80,11 @@ class Backend(ABC):
         """What serves the resources, for /-/ and logs."""
         return self.name
 
+    def health(self) -> str:
+        """What serves the resources, checked now; raises BackendUnavailable
+        (or BackendFailure) saying what is wrong."""
+        return self.label
+
     def current_state(self, entity: Entity) -> Attributes | None:
         """The resource's real state now (a guest that stopped on its own, a
         bridge taken down); None when the backend cannot tell."""

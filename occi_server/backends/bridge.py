@@ -175,6 +175,17 @@ class BridgeNetwork(NetworkBackend):
             return bridge if self._index(ip, bridge) is not None else None
 
     # ------------------------------------------------------------ observation
+    def health(self) -> str:
+        served = self.dhcp.served()
+        down = [bridge for bridge in served if not self.dhcp.running(bridge)]
+        if down:
+            raise BackendFailure(f"the DHCP server of {', '.join(down)} is not running")
+        with self._ip() as ip:
+            bridges = [link.get_attr("IFLA_IFNAME") for link in ip.get_links()
+                       if str(link.get_attr("IFLA_IFNAME")).startswith("ob")]
+        return f"{len(bridges)} bridge(s), {len(served)} DHCP server(s) running, in " \
+            f"{self.label}"
+
     def current_state(self, network: Entity) -> Attributes | None:
         """The bridge's real state; a DHCP server that died is started again and said so."""
         bridge = bridge_name(network.id)

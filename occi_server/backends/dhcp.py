@@ -46,6 +46,10 @@ class DhcpServers:
         conf = str(self._dir(bridge) / "dnsmasq.conf").encode()
         return pid if conf in command else None  # not a reused pid
 
+    def served(self) -> list[str]:
+        """The bridges that have a DHCP server configured."""
+        return sorted(path.parent.name for path in self.directory.glob("*/dnsmasq.conf"))
+
     def running(self, bridge: str) -> bool:
         return self._pid(bridge) is not None
 

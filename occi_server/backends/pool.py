@@ -137,6 +137,17 @@ class PoolStorage(StorageBackend):
         for name in sorted(exported - names):
             self.exporter.unexport(name)
 
+    def health(self) -> str:
+        volumes = self.volumes()
+        exported = ""
+        if self.exporter is not None:
+            missing = set(volumes) - self.exporter.exported()
+            if missing:
+                raise BackendFailure(f"{len(missing)} volume(s) not exported over iSCSI "
+                                     f"({self.exporter.name}), e.g. {sorted(missing)[0]}")
+            exported = f", all exported with {self.exporter.name}"
+        return f"{len(volumes)} volume(s) in {self.label}{exported}"
+
     def target(self, storage: Entity) -> IscsiTarget | None:
         """Where another host reaches the volume over iSCSI."""
         if self.exporter is None:

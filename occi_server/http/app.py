@@ -19,8 +19,11 @@ from occi_server.backends.base import Backends
 from occi_server.config import Config
 from occi_server.errors import NotImplementedFeature, Unauthorized
 from occi_server.http.errors import register_error_handlers
+from occi_server.http.logs import request_id
 from occi_server.http.marketplace import blueprint as marketplace_blueprint
+from occi_server.http.ops import blueprint as ops_blueprint
 from occi_server.http.views import dispatch
+from occi_server.metrics import LATENCY, REQUESTS, route_of
 from occi_server.rendering import SUPPORTED
 from occi_server.service import Reconciler, Service
 from occi_server.store import Store
@@ -59,6 +62,7 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.extensions["occi.config"] = config
     app.url_map.strict_slashes = False
     app.register_blueprint(marketplace_blueprint)
+    app.register_blueprint(ops_blueprint)
     app.add_url_rule("/", "root", dispatch, methods=METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "path", dispatch, methods=METHODS,
                      provide_automatic_options=False)
@@ -76,9 +80,16 @@ def create_app(config: Config, *, backends: Backends | None = None,
         response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
         response.headers["Server"] = SERVER_HEADER
         response.headers["Accept"] = ", ".join(SUPPORTED)
-        duration = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        response.headers["X-Request-Id"] = request_id()
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        route = route_of(request.path)
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(request.method, route).observe(seconds)
         log.info('request method=%s path="%s" status=%d duration_ms=%.1f',
-                 request.method, request.path, response.status_code, duration)
+                 request.method, request.path, response.status_code, seconds * 1000,
+                 extra={"fields": {"method": request.method, "path": request.path,
+                                   "route": route, "status": response.status_code,
+                                   "duration_ms": round(seconds * 1000, 1)}})
         return response
 
     return app

@@ -33,6 +33,7 @@ from occi_server.kinds.infrastructure import (
     STORAGE,
     STORAGELINK,
 )
+from occi_server.metrics import BACKEND_ERRORS
 from occi_server.service.ipam import check_network, choose_address
 from occi_server.service.validation import (
     check_entity_id,
@@ -352,6 +353,8 @@ class Work:
         return tags
 
     def _error_state(self, kind: Kind, exc: BackendFailure) -> dict[str, Any]:
+        """What an entity shows when the infrastructure failed it (and counted)."""
+        BACKEND_ERRORS.labels(kind.term).inc()
         state = f"occi.{kind.term}.state"
         return {state: "error", f"{state}.message": str(exc)}
 

@@ -169,3 +169,16 @@ def test_parallel_interfaces_get_distinct_addresses(tmp_path: Path, database: st
         macs = {r["attributes"]["occi.networkinterface.mac"] for r in rendered}
         assert len(addresses) == len(macs) == 50
         assert "10.60.0.1" not in addresses and "10.60.0.0" not in addresses
+
+
+def test_metrics_add_up_every_worker(server: Server) -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda _: requests.get(server.url + "/-/", timeout=30), range(40)))
+    for _ in range(3):  # whichever worker answers the scrape, it counts all of them
+        text = requests.get(server.url + "/metrics", timeout=30).text
+        [count] = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("occi_requests_total{")
+                   and 'route="/-/"' in line and 'status="200"' in line]
+        assert count >= 40
+    health = requests.get(server.url + "/health", timeout=30)
+    assert health.status_code == 200 and health.json()["status"] == "ok"

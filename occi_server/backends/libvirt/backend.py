@@ -100,6 +100,15 @@ class LibvirtCompute(ComputeBackend):
         return f"libvirt, QEMU with {self.accelerator.label}"
 
     # ------------------------------------------------------------ connection
+    def health(self) -> str:
+        try:
+            version = self.connection().getLibVersion()
+        except libvirt.libvirtError as exc:
+            raise BackendUnavailable(f"libvirt at {self.uri} does not answer: "
+                                     f"{_message(exc)}") from None
+        major, minor = divmod(version // 1000, 1000)
+        return f"libvirt {major}.{minor} at {self.uri}, QEMU with {self.accelerator.label}"
+
     def connection(self) -> libvirt.virConnect:
         with self._lock:
             if self._owner != os.getpid():  # a forked worker opens its own connection

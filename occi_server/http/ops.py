@@ -1,0 +1,78 @@
+"""Operations endpoints: Prometheus metrics at /metrics and a health check at
+/health (the store, the hypervisor, the iSCSI exporter, the DHCP servers)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from occi_server.errors import OCCIError
+from occi_server.kinds.infrastructure import COMPUTE
+from occi_server.kinds.templates import MONITORING_COUNTERS
+from occi_server.service import Service
+
+blueprint = Blueprint("ops", __name__)
+
+
+class GuestCollector:
+    """Usage counters of every running guest, read from the hypervisor at scrape time."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        families = {name: GaugeMetricFamily(f"occi_guest_{name}", text, labels=["compute"])
+                    for name, _kind, text in MONITORING_COUNTERS}
+        compute = self.service.backends.compute
+        if compute.observes:
+            with self.service.store.transaction(write=False) as repo:
+                guests = [g for g in repo.list(kinds=[COMPUTE.type_id])
+                          if g.attributes.get("occi.compute.state") == "active"]
+            for guest in guests:
+                for name, value in compute.stats(guest).items():
+                    family = families.get(name.removeprefix("occi_server.monitoring."))
+                    if family is not None:
+                        family.add_metric([guest.location], float(value))
+        yield from families.values()
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    registry: Any = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # gunicorn workers: add them all up
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    scrape = CollectorRegistry()
+    scrape.register(GuestCollector(current_app.extensions["occi.service"]))
+    body = generate_latest(registry) + generate_latest(scrape)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+                    headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@blueprint.get("/health")
+def health() -> Response:
+    service: Service = current_app.extensions["occi.service"]
+    checks: dict[str, dict[str, str]] = {}
+    try:
+        with service.store.transaction(write=False) as repo:
+            checks["store"] = {"status": "ok", "detail": f"{repo.count()} entities"}
+    except OCCIError as exc:
+        checks["store"] = {"status": "failing", "detail": exc.message}
+    backends = service.backends
+    for area, backend in (("compute", backends.compute), ("storage", backends.storage),
+                          ("network", backends.network)):
+        try:
+            checks[area] = {"status": "ok", "detail": backend.health()}
+        except Exception as exc:  # whatever the infrastructure raises, the check reports it
+            checks[area] = {"status": "failing",
+                            "detail": getattr(exc, "message", None) or str(exc)}
+    healthy = all(check["status"] == "ok" for check in checks.values())
+    response = jsonify({"status": "ok" if healthy else "failing", "checks": checks})
+    response.status_code = 200 if healthy else 503
+    return response

@@ -1,0 +1,43 @@
+"""Prometheus metrics of the service. Under gunicorn each worker writes its
+values into PROMETHEUS_MULTIPROC_DIR (set by `occi-server serve` before this
+module is imported), and a scrape of any worker adds them all up."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter("occi_requests_total", "HTTP requests answered",
+                   ["method", "route", "status"])
+LATENCY = Histogram("occi_request_duration_seconds", "Time to answer an HTTP request",
+                    ["method", "route"],
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                             5, 10, 30, 60))
+BACKEND_ERRORS = Counter("occi_backend_errors_total",
+                         "Operations the infrastructure refused or failed", ["area"])
+
+_KINDS = ("compute", "storage", "network")
+_LINKS = ("networkinterface", "storagelink")
+
+
+def route_of(path: str) -> str:
+    """The route a path takes, ids replaced, so that labels stay few: /compute/{id}."""
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return "/"
+    head, rest = parts[0], parts[1:]
+    if head in ("-", ".well-known", "metrics", "health"):
+        return f"/{head}/"
+    if head in _KINDS and len(rest) <= 1:
+        return f"/{head}/" + ("{id}" if rest else "")
+    if head == "compute" and rest[1:] == ["console"]:
+        return "/compute/{id}/console"
+    if head == "link" and rest and rest[0] in _LINKS:
+        return f"/link/{rest[0]}/" + ("{id}" if len(rest) > 1 else "")
+    if head == "mixin":
+        return "/mixin/{mixin}/"
+    if head == "marketplace":
+        shape = "/".join("{id}" if n == 2 else part for n, part in enumerate(rest))
+        if shape in ("", "api/openapi.json", "api/entries", "api/entries/{id}",
+                     "api/entries/{id}/deprecate"):
+            return f"/marketplace/{shape}"
+    return "/{other}"
