@@ -20,7 +20,7 @@ POLICY_KEYS = ("endorsers_allowed", "endorsers_denied", "images_denied", "checks
 # Settings that take one of a few words.
 CHOICES = {"iscsi_exporter": ("auto", "lio", "tgt", "none"), "accelerator": ("auto", "kvm", "tcg"),
            "auth": ("none", "basic"), "volume_access": ("local", "iscsi"),
-           "log_format": ("text", "json")}
+           "log_format": ("text", "json"), "orphans": ("report", "clean", "adopt")}
 # The backends each area can use.
 BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated", "filepool", "lvm"),
             "network": ("simulated", "bridge")}
@@ -50,6 +50,10 @@ class Config:
     # "iscsi" (over the network, as from another hypervisor host).
     volume_access: str = "local"
     reconcile_seconds: int = 10  # how often stored states are checked against the real ones
+    # What to do with guests, volumes and bridges the store does not know
+    # (report, clean or adopt), once seen for orphan_grace_seconds.
+    orphans: str = "report"
+    orphan_grace_seconds: int = 600
     volumes_dir: str = ""  # file pool; default: data_dir/volumes
     lvm_volume_group: str = ""  # the volume group of the lvm storage backend
     storage_capacity_gib: int = 0  # 0: the size of the volumes directory's file system

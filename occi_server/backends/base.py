@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from occi_server.core import Entity
+from occi_server.errors import BackendFailure
 
 Attributes = dict[str, Any]
 GIB = 1024 ** 3  # OCCI sizes are in GiB
@@ -84,6 +85,20 @@ class Backend(ABC):
         """What serves the resources, checked now; raises BackendUnavailable
         (or BackendFailure) saying what is wrong."""
         return self.label
+
+    # Orphans: real objects of this backend that no stored entity accounts for
+    # (left by a crash between the infrastructure's work and the store's commit).
+    def orphans(self, known: list[Entity]) -> list[str]:
+        """Names of the backend's objects that none of `known` accounts for."""
+        return []
+
+    def discard_orphan(self, name: str) -> None:
+        """Remove an orphan (volumes go to quarantine, as deleted ones do)."""
+        raise BackendFailure(f"the {self.name} backend has no object {name}")
+
+    def adopt_orphan(self, name: str) -> Entity | None:
+        """An entity describing the orphan, to be stored; None if it cannot be described."""
+        return None
 
     def current_state(self, entity: Entity) -> Attributes | None:
         """The resource's real state now (a guest that stopped on its own, a

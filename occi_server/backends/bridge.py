@@ -174,6 +174,28 @@ class BridgeNetwork(NetworkBackend):
         with self._ip() as ip:
             return bridge if self._index(ip, bridge) is not None else None
 
+    # ------------------------------------------------------------ orphans
+    def orphans(self, known: list[Entity]) -> list[str]:
+        """Our bridges (and VLAN ports left without one) no stored network accounts for."""
+        ours = {name for network in known
+                for name in (bridge_name(network.id), vlan_port_name(network.id))}
+        with self._ip() as ip:
+            links = [(str(link.get_attr("IFLA_IFNAME")), link.get_attr("IFLA_MASTER"))
+                     for link in ip.get_links()]
+        return sorted(name for name, master in links if name not in ours and (
+            (name.startswith("ob") and len(name) == len(bridge_name(""))) or
+            (name.startswith("ov") and len(name) == len(vlan_port_name("")) and not master)))
+
+    def discard_orphan(self, name: str) -> None:
+        if name.startswith("ob"):
+            self.dhcp.stop(name)
+            if self.nat is not None:
+                self.nat.remove(name)
+        with self._ip() as ip:
+            index = self._index(ip, name)
+            if index is not None:
+                ip.link("del", index=index)
+
     # ------------------------------------------------------------ observation
     def health(self) -> str:
         served = self.dhcp.served()

@@ -26,6 +26,7 @@ from occi_server.backends.base import (
 from occi_server.backends.iscsi import Exporter
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, InsufficientStorage
+from occi_server.kinds.infrastructure import STORAGE
 
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
@@ -38,6 +39,7 @@ def volume_stem(volume_id: str) -> str:
 
 
 class PoolStorage(StorageBackend):
+    observes = True  # volumes that vanish are noticed
     def __init__(self, capacity_gib: float, grace_seconds: float,
                  exporter: Exporter | None) -> None:
         self.capacity_gib = capacity_gib
@@ -221,6 +223,31 @@ class PoolStorage(StorageBackend):
         if storage.attributes.get("occi.storage.state") != "online" or name not in self.names():
             return None
         return VolumeSource(path=self.device(name), format="raw", iscsi=self.target(storage))
+
+    # ------------------------------------------------------------ observation
+    def current_state(self, storage: Entity) -> Attributes | None:
+        if volume_stem(storage.id) in self.names():
+            return None  # there; online/offline is the service's to say
+        return {"occi.storage.state": "error",
+                "occi.storage.state.message": f"the volume vanished from {self.label}"}
+
+    def orphans(self, known: list[Entity]) -> list[str]:
+        return sorted(self.names() - {volume_stem(volume.id) for volume in known})
+
+    def discard_orphan(self, name: str) -> None:
+        if self.exporter is not None:
+            self.exporter.unexport(name)
+        self.set_aside(name, int(time.time()))
+
+    def adopt_orphan(self, name: str) -> Entity | None:
+        volume_id = name.removeprefix("vol-")
+        if volume_stem(volume_id) != name:
+            return None  # no volume id gives this name
+        return Entity(id=volume_id, kind=STORAGE.type_id,
+                      location=f"{STORAGE.location}{volume_id}", attributes={
+                          "occi.core.id": volume_id, "occi.storage.size": self.size(name) / GIB,
+                          "occi.storage.state": "online",
+                          "occi.storage.state.message": "adopted after a restart"})
 
     # ------------------------------------------------------------ quarantine
     def reap(self, now: float | None = None) -> list[str]:

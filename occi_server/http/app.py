@@ -51,11 +51,13 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     service = Service(config, store, backends)
     app.extensions["occi.service"] = service
-    if (backends.compute.observes or backends.network.observes) \
+    if any(b.observes for b in (backends.compute, backends.storage, backends.network)) \
             and config.reconcile_seconds > 0:
         reconciler = Reconciler(service, config.reconcile_seconds,
-                                config.data_path / "reconcile.lock")
+                                config.data_path / "reconcile.lock", config.orphans,
+                                config.orphan_grace_seconds)
         app.extensions["occi.reconciler"] = reconciler
+        reconciler.audit(startup=True)  # nothing is in progress yet
         if background:
             reconciler.start()
     app.extensions["occi.store"] = store

@@ -7,14 +7,16 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from occi_server.backends.base import Backends
+from occi_server.backends.base import Backend, Backends
 from occi_server.config import Config, ConfigError
-from occi_server.core import Mixin, Model
+from occi_server.core import Kind, Mixin, Model
 from occi_server.errors import BackendUnavailable
+from occi_server.faults import checkpoint
 from occi_server.kinds import (
     DEFAULT_FLAVOURS,
     Flavour,
@@ -24,7 +26,14 @@ from occi_server.kinds import (
 )
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
 from occi_server.marketplace import Marketplace, Policy
-from occi_server.service.work import Settings, Target, Work, image_mixin, volume_image_mixin
+from occi_server.service.work import (
+    Settings,
+    Target,
+    Work,
+    image_mixin,
+    server_mixins,
+    volume_image_mixin,
+)
 from occi_server.store import Repository, Store
 
 __all__ = ["Reconciler", "Service", "Target", "Work"]
@@ -89,6 +98,8 @@ class Service:
         with self.store.transaction(write=write) as repo:
             work = Work(repo, self.model(repo), self.backends, self.settings, local_path)
             yield work
+        if write:
+            checkpoint("write.committed")
         if work.failure is not None:
             raise work.failure
 
@@ -99,20 +110,68 @@ class Reconciler:
     every `interval` seconds, in one process at a time (a lock file in the
     data directory elects it)."""
 
-    def __init__(self, service: Service, interval: float, lock_path: Path) -> None:
+    def __init__(self, service: Service, interval: float, lock_path: Path,
+                 orphans: str = "report", orphan_grace: float = 600) -> None:
         self.service = service
         self.interval = interval
         self.lock_path = lock_path
+        self.orphan_policy = orphans
+        self.orphan_grace = orphan_grace
+        self._orphans_seen: dict[tuple[str, str], float] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def _areas(self) -> list[tuple[Kind, Backend]]:
+        backends = self.service.backends
+        return [(kind, backend) for kind, backend in (
+            (COMPUTE, backends.compute), (STORAGE, backends.storage),
+            (NETWORK, backends.network)) if backend.observes]
+
+    def audit(self, *, startup: bool = False) -> list[str]:
+        """Orphans (real objects no entity accounts for) are reported, removed or
+        adopted as configured, once seen for `orphan_grace` seconds (a create
+        still in progress in another worker has not committed yet); at start-up,
+        when nothing is in progress, at once. Returns what was done."""
+        now, done, still = time.monotonic(), [], set()
+        for kind, backend in self._areas():
+            with self.service.store.transaction(write=True) as repo:
+                try:
+                    names = backend.orphans(repo.list(kinds=[kind.type_id]))
+                except BackendUnavailable as exc:
+                    log.warning("orphaned %s not looked for: %s", kind.term, exc.message)
+                    continue
+                for name in names:
+                    still.add((kind.term, name))
+                    first = self._orphans_seen.setdefault((kind.term, name), now)
+                    if not startup and now - first < self.orphan_grace:
+                        continue
+                    done.append(self._handle_orphan(repo, kind, backend, name))
+        self._orphans_seen = {k: v for k, v in self._orphans_seen.items() if k in still}
+        return done
+
+    def _handle_orphan(self, repo: Repository, kind: Kind, backend: Backend, name: str) -> str:
+        if self.orphan_policy == "adopt":
+            entity = backend.adopt_orphan(name)
+            if entity is not None and repo.by_location(entity.location) is None:
+                entity.mixins = server_mixins(self.service.settings, kind)
+                repo.insert(entity)
+                log.warning("adopted %s %s as %s", kind.term, name, entity.location)
+                return f"adopted {name} as {entity.location}"
+        if self.orphan_policy == "clean":
+            backend.discard_orphan(name)
+            log.warning("removed %s %s, which no %s accounts for", kind.term, name, kind.term)
+            return f"removed {name}"
+        log.warning("%s %s is not in the store (orphans = %s: left alone)", kind.term, name,
+                    self.orphan_policy)
+        return f"reported {name}"
+
     def run_once(self) -> int:
         """One pass; returns how many entities changed."""
-        backends = self.service.backends
+        self.audit()
         changed = 0
         with self.service.store.transaction(write=True) as repo:
-            for kind, backend in ((COMPUTE, backends.compute), (NETWORK, backends.network)):
+            for kind, backend in self._areas():
                 for entity in repo.list(kinds=[kind.type_id]):
                     real = backend.current_state(entity)
                     if real and any(entity.attributes.get(k) != v for k, v in real.items()):

@@ -19,6 +19,7 @@ from occi_server.core.model import RESOURCE
 from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
 from occi_server.errors import BackendFailure, BadRequest, Conflict, NotFound, OCCIError
 from occi_server.errors import InternalError as OperationFailed
+from occi_server.faults import checkpoint
 from occi_server.kinds.infrastructure import (
     COMPUTE,
     COMPUTE_ARCHITECTURE,
@@ -258,6 +259,7 @@ class Work:
         if kind.type_id == NETWORK.type_id:
             self._check_network(entity)
         self._provision(kind, entity)
+        checkpoint("create.provisioned")
         try:
             self.repo.insert(entity)
             for link_spec in spec.links:
@@ -346,11 +348,7 @@ class Work:
         entity.mixins.extend(t for t in self._server_mixins(kind) if t not in entity.mixins)
 
     def _server_mixins(self, kind: Kind) -> list[str]:
-        """The mixins the server sets on a new resource: its backend, and usage counters."""
-        tags = [self.settings.backend_mixins[kind.type_id]]
-        if kind.type_id == COMPUTE.type_id and self.settings.monitoring_mixin:
-            tags.append(self.settings.monitoring_mixin)
-        return tags
+        return server_mixins(self.settings, kind)
 
     def _error_state(self, kind: Kind, exc: BackendFailure) -> dict[str, Any]:
         """What an entity shows when the infrastructure failed it (and counted)."""
@@ -561,6 +559,7 @@ class Work:
             if self.failure is not None:
                 return
         self._undo(kind, entity, lambda: self._destroy(kind, entity))
+        checkpoint("delete.destroyed")
         if self.failure is None:
             self.repo.delete(entity.id)
 
@@ -825,6 +824,7 @@ class Work:
             outcome = ActionOutcome(self._error_state(kind, exc))
             self.failure = OperationFailed(
                 f"{action.term} failed on {entity.location}: {exc}; it is now in state error")
+        checkpoint("action.performed")
         entity.attributes.update(outcome.attributes)
         self.repo.update(entity)
         if outcome.image is not None:
@@ -855,6 +855,14 @@ class Work:
             published = image_mixin(self.settings.site_scheme, image, source=source.location)
             self.repo.insert_mixin(published)
         return published
+
+
+def server_mixins(settings: Settings, kind: Kind) -> list[str]:
+    """The mixins the server sets on a new resource: its backend, and usage counters."""
+    tags = [settings.backend_mixins[kind.type_id]]
+    if kind.type_id == COMPUTE.type_id and settings.monitoring_mixin:
+        tags.append(settings.monitoring_mixin)
+    return tags
 
 
 def volume_image_mixin(site_scheme: str, image: Image) -> Mixin:

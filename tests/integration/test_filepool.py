@@ -223,3 +223,24 @@ def test_clones_survive_quarantine_and_a_restart(
     restarted.delete(clone)
     assert restarted.reap(now=10 ** 12) == ["vol-c1"]
     assert not any((tmp_path / "quarantine").iterdir())
+
+
+@pytest.mark.parametrize(("policy", "listed", "left"), [
+    ("report", set(), {"vol-stray.img", "vol-odd.name.img"}),
+    ("adopt", {"stray"}, {"vol-stray.img", "vol-odd.name.img"}),  # no id gives "odd.name"
+    ("clean", set(), set()),
+])
+def test_volumes_the_store_does_not_know(make_app, tmp_path: Path, policy: str,
+                                         listed: set, left: set) -> None:
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for name in ("vol-stray.img", "vol-odd.name.img"):
+        with (pool / name).open("wb") as handle:
+            handle.truncate(GIB // 4)
+    client = Client(make_app(storage_backend="filepool", volumes_dir=str(pool),
+                             iscsi_exporter="none", orphans=policy))
+    paths = client.get("/storage/", accept="text/uri-list").get_data(as_text=True).split()
+    assert {p.rsplit("/", 1)[1] for p in paths} == listed
+    assert {p.name for p in pool.glob("vol-*.img")} == left
+    if listed:
+        assert client.attributes("/storage/stray")["occi.storage.size"] == 0.25

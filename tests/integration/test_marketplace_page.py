@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,13 +77,14 @@ def rows(browser) -> list[list[str]]:
             for row in browser.find_elements(By.CSS_SELECTOR, "#entries tr")]
 
 
-def settle(browser, change) -> None:
-    """Do something on the page and wait until the table is drawn again."""
+def settle(browser, change, until=lambda table: True) -> None:
+    """Do something on the page and wait until the table is drawn again and
+    shows what `until` expects (typing redraws it once per key)."""
     before = browser.find_element(By.TAG_NAME, "body").get_attribute("data-loaded")
     change()
     WebDriverWait(browser, 10).until(lambda b: b.find_element(
-        By.TAG_NAME, "body").get_attribute("data-loaded") not in (None, before))
-    time.sleep(0.1)  # input events can trigger more than one reload
+        By.TAG_NAME, "body").get_attribute("data-loaded") not in (None, before)
+        and until(rows(b)))
 
 
 def test_the_page_lists_filters_sorts_and_details(server: Server, browser) -> None:
@@ -104,10 +104,12 @@ def test_the_page_lists_filters_sorts_and_details(server: Server, browser) -> No
         "deprecated"))
     assert [(r[0], r[1]) for r in rows(browser)] == [("deprecated", "Image 11")]
     settle(browser, lambda: Select(browser.find_element(By.ID, "status")).select_by_value(""))
-    settle(browser, lambda: browser.find_element(By.ID, "filter").send_keys("Bob"))
-    assert {r[2] for r in rows(browser)} == {"Bob Endorser"} and len(rows(browser)) == 10
+    settle(browser, lambda: browser.find_element(By.ID, "filter").send_keys("Bob"),
+           until=lambda table: {r[2] for r in table} == {"Bob Endorser"})
+    assert len(rows(browser)) == 10
     browser.find_element(By.ID, "filter").clear()
-    settle(browser, lambda: browser.find_element(By.ID, "filter").send_keys("Image 07"))
+    settle(browser, lambda: browser.find_element(By.ID, "filter").send_keys("Image 07"),
+           until=lambda table: len(table) == 1)
     [row] = rows(browser)
     assert row[5] == "disk"
     browser.find_element(By.CSS_SELECTOR, "#entries tr").click()

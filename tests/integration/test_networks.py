@@ -301,3 +301,20 @@ def test_the_tiny_guest_obtains_its_lease_the_same_way(client: Client, namespace
     finally:
         guest.kill()
         guest.wait()
+
+
+def test_bridges_the_store_does_not_know_are_cleaned(make_app, namespaces: Namespaces,
+                                                     networks_dir: Path) -> None:
+    stray, foreign = bridge_name("gone-network"), "br-foreign"
+    for name in (stray, foreign):
+        run("ip", "-n", namespaces.host, "link", "add", name, "type", "bridge")
+    client = Client(make_app(network_backend="bridge", network_namespace=namespaces.host,
+                             networks_dir=str(networks_dir), reconcile_seconds=1,
+                             orphans="clean"))
+    kept = create_network(client)
+    shown = run("ip", "-n", namespaces.host, "link", "show").stdout
+    assert stray not in shown  # removed at start-up
+    assert foreign in shown  # not ours: left alone
+    assert bridge_name(kept.rpartition("/")[2]) in shown
+    service = client.app.extensions["occi.service"]
+    assert service.backends.network.orphans([]) == [bridge_name(kept.rpartition("/")[2])]

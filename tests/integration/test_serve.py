@@ -38,13 +38,13 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, workers: int = 3, **settings: str) -> None:
-        env = {**os.environ, "OCCI_BACKEND": "simulated",
+    def start(self, workers: int = 3, crash_at: str = "", **settings: str) -> None:
+        env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_CRASH_AT": crash_at,
                **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
         self.process = subprocess.Popen(
             [str(SERVER), "serve", "--listen", f"127.0.0.1:{self.port}",
              "--data-dir", str(self.data_dir), "--workers", str(workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -59,6 +59,13 @@ class Server:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+    def kill(self) -> None:
+        """kill -9 of the whole service: master and workers."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
 
 

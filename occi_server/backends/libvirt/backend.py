@@ -32,6 +32,7 @@ from occi_server.backends.base import (
 from occi_server.backends.diskfile import qemu_img, virtual_size
 from occi_server.backends.libvirt.accel import Accelerator
 from occi_server.backends.libvirt.domain import (
+    KIB_PER_GIB,
     DomainSpec,
     devices_matching,
     disk_xml,
@@ -39,6 +40,7 @@ from occi_server.backends.libvirt.domain import (
     interface_xml,
     iscsi_disk_xml,
     iscsi_secret_xml,
+    location_of,
     resized,
     secret_usages,
 )
@@ -47,6 +49,7 @@ from occi_server.backends.libvirt.seed import write_seed
 from occi_server.config import CHOICES
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, BackendUnavailable
+from occi_server.kinds.infrastructure import COMPUTE
 
 log = logging.getLogger("occi_server.libvirt")
 PREFIX = "occi-"
@@ -470,6 +473,48 @@ class LibvirtCompute(ComputeBackend):
         events.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_event,
                                       None)
         self._events = events
+
+    # ------------------------------------------------------------ orphans
+    def orphans(self, known: list[Entity]) -> list[str]:
+        """Our domains (their instance directory is in our instances directory)
+        that no stored compute accounts for."""
+        ids = {compute.id for compute in known}
+        try:
+            domains = self.connection().listAllDomains(0)
+        except libvirt.libvirtError as exc:
+            raise BackendUnavailable(f"libvirt does not list its guests: {_message(exc)}") \
+                from None
+        return sorted(name for domain in domains
+                      if (name := domain.name()).startswith(PREFIX)
+                      and name[len(PREFIX):] not in ids
+                      and (self.instances / name[len(PREFIX):]).is_dir())
+
+    def _orphan_entity(self, name: str, location: str | None = None) -> Entity:
+        guest_id = name.removeprefix(PREFIX)
+        return Entity(id=guest_id, kind=COMPUTE.type_id,
+                      location=location or f"{COMPUTE.location}{guest_id}")
+
+    def discard_orphan(self, name: str) -> None:
+        self.delete(self._orphan_entity(name))
+
+    def adopt_orphan(self, name: str) -> Entity | None:
+        try:
+            domain = self.connection().lookupByName(name)
+            xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+            _state, max_kib, _kib, vcpus, _cpu_time = domain.info()
+        except libvirt.libvirtError:
+            return None
+        location = location_of(xml)
+        if location is None or location.rpartition("/")[2] != name.removeprefix(PREFIX):
+            return None
+        guest = self._orphan_entity(name, location)
+        title = ET.fromstring(xml).findtext("title") or ""
+        guest.attributes = {"occi.core.id": guest.id, "occi.core.title": title,
+                            "occi.compute.cores": vcpus,
+                            "occi.compute.memory": round(max_kib / KIB_PER_GIB, 3),
+                            **self._read_state(domain)}
+        guest.attributes["occi.compute.state.message"] += " (adopted after a restart)"
+        return guest
 
     def current_state(self, compute: Entity) -> Attributes | None:
         domain = self._domain(compute)
