@@ -1,0 +1,174 @@
+"""occi-server over real HTTP against a bare Flask handler that returns the
+same bytes, both served by the same WSGI server (gunicorn, one worker) on
+loopback, in one run: GET of one entity and of collections of 1 000 and
+10 000 entities in text/plain and application/occi+json; create and delete
+rates with the simulated backend; the worker's memory per 10 000 entities.
+
+    .venv/bin/python benchmarks/bench_http.py [--sizes 1000,10000] [--repeat 50]
+
+Prints a Markdown table and writes it to benchmarks/results/bench_http.md."""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+from flask import Flask, Response
+
+KIND = 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
+SERVER = Path(sys.executable).parent / "occi-server"
+RESULTS = Path(__file__).resolve().parent / "results"
+MEDIA = ("text/plain", "application/occi+json")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=5)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def serve_bare(bodies: dict[str, tuple[bytes, str]], port: int) -> None:
+    """The baseline: Flask returning captured bytes, under the same gunicorn setup."""
+    from occi_server.wsgi import GunicornServer
+    app = Flask("baseline")
+
+    @app.route("/<path:path>")
+    def serve(path: str) -> Response:
+        body, content_type = bodies[path]
+        return Response(body, content_type=content_type)
+
+    GunicornServer(app, {"bind": f"127.0.0.1:{port}", "workers": 1, "worker_class": "gthread",
+                         "threads": 4, "accesslog": None, "loglevel": "warning"}).run()
+
+
+def timed(url: str, accept: str, repeat: int) -> float:
+    session = requests.Session()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        response = session.get(url, headers={"Accept": accept}, timeout=120)
+        response.raise_for_status()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000
+
+
+def worker_rss_kib(master: int) -> int:
+    """Resident memory of the (single) gunicorn worker of `master`."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    status = Path(f"/proc/{children[0]}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("VmRSS:")))
+
+
+def create(url: str, count: int) -> tuple[float, list[str]]:
+    """Entities per second through 8 concurrent clients, and their locations."""
+    def one(_: int) -> str:
+        response = requests.post(url + "/compute/", timeout=60, headers={
+            "Content-Type": "text/plain"}, data=f'{KIND}\nX-OCCI-Attribute: occi.core.title="b"\n')
+        response.raise_for_status()
+        return response.headers["Location"]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        locations = list(pool.map(one, range(count)))
+    return count / (time.perf_counter() - start), locations
+
+
+def delete(locations: list[str]) -> float:
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for response in pool.map(lambda at: requests.delete(at, timeout=60), locations):
+            response.raise_for_status()
+    return len(locations) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--repeat", type=int, default=50)
+    args = parser.parse_args()
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    rows: list[tuple[str, str, str, str]] = []
+    with tempfile.TemporaryDirectory() as data:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [str(SERVER), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
+             "--workers", "1"], env={**os.environ, "OCCI_BACKEND": "simulated",
+                                     "OCCI_RECONCILE_SECONDS": "0", "OCCI_LOG_LEVEL": "warning"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until_up(url + "/-/")
+            rss_empty = worker_rss_kib(server.pid)
+            rate, probe = create(url, 1000)
+            rows.append(("create, simulated backend, 8 clients", f"{rate:.0f}/s", "", ""))
+            rows.append(("delete, simulated backend, 8 clients", f"{delete(probe):.0f}/s",
+                         "", ""))
+            _rate, [entity] = create(url, 1)
+            rows += run_against_bare([(f"GET one entity, {media}", entity, media,
+                                            args.repeat) for media in MEDIA])
+            stored = 1
+            for size in sizes:
+                create(url, size - stored)
+                stored = size
+                rows += run_against_bare([
+                    (f"GET {size} entities, {media}", url + "/compute/", media,
+                     max(3, args.repeat * 1000 // size // 10)) for media in MEDIA])
+            per_10k = (worker_rss_kib(server.pid) - rss_empty) / stored * 10_000 / 1024
+            rows.append((f"worker memory per 10 000 entities (after listing {stored})",
+                         f"{per_10k:.1f} MiB", "", ""))
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+    table = ["| case | occi-server | bare Flask, same gunicorn | ratio |", "|---|---|---|---|"]
+    table += [f"| {name} | {ours} | {bare} | {ratio} |" for name, ours, bare, ratio in rows]
+    text = "\n".join(table) + "\n"
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_http.md").write_text(text)
+
+
+def run_against_bare(cases: list[tuple[str, str, str, int]]) -> list[tuple[str, str, str, str]]:
+    """Each case (name, URL, media type, repetitions) against the bare handler
+    serving the bytes occi-server answers it with now."""
+    bodies = {f"case{n}": (requests.get(location, headers={"Accept": media}, timeout=300).content,
+                           media) for n, (_name, location, media, _r) in enumerate(cases)}
+    port = free_port()
+    bare = multiprocessing.Process(target=serve_bare, args=(bodies, port), daemon=True)
+    bare.start()
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/case0")
+        rows = []
+        for n, (name, location, media, repeat) in enumerate(cases):
+            ours = timed(location, media, repeat)
+            base = timed(f"http://127.0.0.1:{port}/case{n}", media, repeat)
+            rows.append((name, f"{ours:.2f} ms", f"{base:.2f} ms", f"{ours / base:.1f}"))
+        return rows
+    finally:
+        bare.terminate()
+        bare.join(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
