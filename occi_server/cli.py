@@ -60,6 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--valid-days", type=int, default=365)
     sign.add_argument("--output", "-o", help="write here instead of standard output")
 
+    move = commands.add_parser("copy-store", help="copy the whole store into another "
+                                                  "(empty) database, e.g. from SQLite to "
+                                                  "PostgreSQL")
+    move.add_argument("target_url", help="e.g. postgresql+psycopg://occi:secret@db/occi")
+    move.add_argument("--data-dir")
+    move.add_argument("--config")
+
     sync = commands.add_parser("sync-image-lists",
                                help="fetch the subscribed image lists (image_lists), verify "
                                     "them and update the image catalogue")
@@ -85,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sync_image_lists(config)
         if args.command in ("quarantine", "restore-volume"):
             return _volumes(config, getattr(args, "volume_id", None))
+        if args.command == "copy-store":
+            return _copy_store(config, args.target_url)
         if args.command == "migrate":
             from occi_server.store import Store
             config.data_path.mkdir(parents=True, exist_ok=True)
@@ -132,6 +141,26 @@ def _sign_metadata(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _copy_store(config: Any, target_url: str) -> int:
+    from occi_server.errors import OCCIError
+    from occi_server.store import Store
+    source, target = Store(config.effective_database_url), Store(target_url)
+    try:
+        source.migrate()
+        copied = source.copy_to(target)
+    except OCCIError as exc:
+        print(f"occi-server: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        source.dispose()
+        target.dispose()
+    for table, count in copied.items():
+        print(f"{table}: {count} rows")
+    print(f"copied; now set database_url = \"{target_url.split('@')[-1]}\" (with its "
+          "credentials) and restart")
     return 0
 
 

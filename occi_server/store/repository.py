@@ -23,6 +23,7 @@ from occi_server.store.tables import (
     ip_allocations,
     mac_allocations,
     marketplace_entries,
+    metadata,
 )
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -91,6 +92,22 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def copy_to(self, target: Store) -> dict[str, int]:
+        """Copy every row into `target` (migrated, and empty: refused otherwise),
+        in one transaction there; returns the rows copied per table."""
+        target.migrate()
+        copied = {}
+        with self.engine.connect() as source, target.engine.begin() as destination:
+            for table in metadata.sorted_tables:  # parents before the rows that refer to them
+                if destination.execute(select(func.count()).select_from(table)).scalar():
+                    raise Conflict(f"the target store already has {table.name}; copy into "
+                                   "an empty database")
+                rows = [dict(row._mapping) for row in source.execute(select(table))]
+                if rows:
+                    destination.execute(insert(table), rows)
+                copied[table.name] = len(rows)
+        return copied
 
 
 class Repository:

@@ -122,3 +122,39 @@ def test_the_service_runs_on_postgresql(make_app, postgres_url: str) -> None:
     assert client.json(path)["links"][0]["attributes"]["occi.networkinterface.address"] == \
         "10.9.0.2"
     assert client.request("DELETE", path).status_code == 200
+
+
+def test_a_site_moves_its_store_from_sqlite_to_postgresql(make_app, postgres_url: str,
+                                                          tmp_path: Path, capsys) -> None:
+    from occi_server.cli import main as occi_server
+    target = Store(postgres_url)
+    with target.engine.begin() as connection:  # an empty database
+        metadata.drop_all(connection)
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    target.dispose()
+    data = tmp_path / "data"
+    before = Client(make_app(data_dir=str(data)))
+    network = before.network("10.9.0.0/24", "10.9.0.1")
+    compute = before.compute()
+    before.post_text("/link/networkinterface/", [
+        'Category: networkinterface; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
+        'class="kind"', f'X-OCCI-Attribute: occi.core.source="{compute}"',
+        f'X-OCCI-Attribute: occi.core.target="{network}"'])
+    assert before.post_text("/-/", ['Category: my_tag; scheme="http://example.org/tags#"; '
+                                    'class="mixin"; location="/mixin/my_tag/"']
+                            ).status_code in (200, 201)
+    assert occi_server(["copy-store", postgres_url, "--data-dir", str(data)]) == 0
+    assert "entities: 3 rows" in capsys.readouterr().out
+    after = Client(make_app(data_dir=str(data), database_url=postgres_url))
+    assert after.json(compute)["links"][0]["attributes"]["occi.networkinterface.address"] == \
+        "10.9.0.2"
+    assert after.json(compute) == before.json(compute)
+    assert "my_tag" in after.get("/-/").get_data(as_text=True)
+    # The address stays taken in the new store; a second copy is refused.
+    assert after.json(after.post_text("/link/networkinterface/", [
+        'Category: networkinterface; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
+        'class="kind"', f'X-OCCI-Attribute: occi.core.source="{compute}"',
+        f'X-OCCI-Attribute: occi.core.target="{network}"']).headers["Location"].removeprefix(
+        "http://localhost"))["attributes"]["occi.networkinterface.address"] == "10.9.0.3"
+    assert occi_server(["copy-store", postgres_url, "--data-dir", str(data)]) == 1
+    assert "already has" in capsys.readouterr().err
