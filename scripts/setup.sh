@@ -20,7 +20,8 @@ for pair in curl:curl libvirtd:libvirt-daemon virsh:libvirt-clients \
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils genisoimage:genisoimage \
             cpio:cpio pkg-config:pkg-config tgtd:tgt iscsi-readcapacity16:libiscsi-bin \
             lvcreate:lvm2 dnsmasq:dnsmasq-base dhcp_release:dnsmasq-utils \
-            nft:nftables openssl:openssl; do
+            nft:nftables openssl:openssl \
+            ip:iproute2; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] \

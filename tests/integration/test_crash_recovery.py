@@ -77,11 +77,20 @@ def stored(server: Server, collection: str) -> set[str]:
     return {line.rsplit("/", 1)[1] for line in listing.split() if line}
 
 
+@pytest.fixture
+def server(data_dir: Path) -> Iterator[Server]:
+    running = Server(data_dir)
+    yield running
+    running.kill()  # whatever happened, nothing of it keeps running
+
+
 def crash_during(server: Server, point: str, request) -> None:
     server.start(workers=1, crash_at=point, site_scheme=SITE, **SETTINGS)
-    with pytest.raises(requests.ConnectionError):  # the service died mid-request
-        request()
-    server.kill()
+    try:
+        with pytest.raises(requests.ConnectionError):  # the service died mid-request
+            request()
+    finally:
+        server.kill()
 
 
 def restart(server: Server) -> None:
@@ -101,8 +110,8 @@ def test_every_crash_point_is_known() -> None:
 
 
 @pytest.mark.parametrize("create", [create_guest, create_volume])
-def test_a_create_killed_before_its_commit_leaves_nothing(data_dir: Path, create) -> None:
-    server = Server(data_dir)
+def test_a_create_killed_before_its_commit_leaves_nothing(data_dir: Path, server: Server,
+                                                          create) -> None:
     crash_during(server, "create.provisioned", lambda: create(server))
     assert domains(data_dir) | volumes(data_dir)  # the infrastructure had done its part
     restart(server)
@@ -113,8 +122,7 @@ def test_a_create_killed_before_its_commit_leaves_nothing(data_dir: Path, create
         server.stop()
 
 
-def test_a_create_killed_after_its_commit_is_kept(data_dir: Path) -> None:
-    server = Server(data_dir)
+def test_a_create_killed_after_its_commit_is_kept(data_dir: Path, server: Server) -> None:
     crash_during(server, "write.committed", lambda: create_volume(server))
     restart(server)
     try:
@@ -123,8 +131,8 @@ def test_a_create_killed_after_its_commit_is_kept(data_dir: Path) -> None:
         server.stop()
 
 
-def test_an_action_killed_before_its_commit_is_read_back(data_dir: Path) -> None:
-    server = Server(data_dir)
+def test_an_action_killed_before_its_commit_is_read_back(data_dir: Path,
+                                                        server: Server) -> None:
     restart(server)
     guest = create_guest(server).headers["Location"].removeprefix(server.url)
     server.stop()
@@ -141,8 +149,8 @@ def test_an_action_killed_before_its_commit_is_read_back(data_dir: Path) -> None
         server.stop()
 
 
-def test_a_delete_killed_before_its_commit_keeps_the_record(data_dir: Path) -> None:
-    server = Server(data_dir)
+def test_a_delete_killed_before_its_commit_keeps_the_record(data_dir: Path,
+                                                           server: Server) -> None:
     restart(server)
     volume = create_volume(server).headers["Location"].removeprefix(server.url)
     others = {create_volume(server).headers["Location"].rsplit("/", 1)[1] for _ in range(2)}
