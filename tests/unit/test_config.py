@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from occi_server.config import ConfigError, load_config
@@ -54,3 +56,10 @@ def test_unknown_keys_in_file_are_refused(tmp_path) -> None:
 def test_default_database_lives_in_the_data_dir(tmp_path) -> None:
     config = load_config(environ={"OCCI_DATA_DIR": str(tmp_path)})
     assert config.effective_database_url == f"sqlite:///{tmp_path}/occi.sqlite3"
+
+
+def test_the_example_configuration_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "occi.toml.example"
+    config = load_config(str(example), environ={}).validate()
+    assert (config.compute_backend, config.storage_backend, config.network_backend) == (
+        "libvirt", "filepool", "bridge")
