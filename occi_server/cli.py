@@ -74,8 +74,6 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--config")
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         if args.command == "hash-password":
             return _hash_password()

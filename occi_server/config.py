@@ -50,6 +50,9 @@ class Config:
     # "iscsi" (over the network, as from another hypervisor host).
     volume_access: str = "local"
     reconcile_seconds: int = 10  # how often stored states are checked against the real ones
+    # How long a request waits for the infrastructure's part of a create (a job)
+    # before it answers and leaves the entity `waiting`.
+    job_wait_seconds: float = 10.0
     # What to do with guests, volumes and bridges the store does not know
     # (report, clean or adopt), once seen for orphan_grace_seconds.
     orphans: str = "report"
@@ -90,6 +93,7 @@ class Config:
     ])
     # Operations the simulated backend fails on purpose, e.g. ["compute.create"].
     simulated_failures: list[str] = field(default_factory=list)
+    simulated_delay_seconds: float = 0.0  # how long each simulated operation takes
     log_level: str = "info"
     log_format: str = "text"  # or "json": one object per line, with the request id
 
@@ -217,6 +221,8 @@ def _from_env(name: str, raw: str, annotation: Any) -> Any:
     try:
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            return float(raw)
         if kind.startswith(("list", "dict")):
             return json.loads(raw)
     except ValueError as exc:
@@ -225,10 +231,11 @@ def _from_env(name: str, raw: str, annotation: Any) -> Any:
 
 
 def _check_type(name: str, value: Any, annotation: Any) -> None:
-    expected = {"str": str, "int": int}.get(str(annotation))
+    expected: Any = {"str": str, "int": int, "float": (int, float)}.get(str(annotation))
     if str(annotation).startswith("list"):
         expected = list
     elif str(annotation).startswith("dict"):
         expected = dict
     if expected is not None and (not isinstance(value, expected) or isinstance(value, bool)):
-        raise ConfigError(f"config key {name} must be a {expected.__name__}, got {value!r}")
+        wanted = "number" if expected == (int, float) else expected.__name__
+        raise ConfigError(f"config key {name} must be a {wanted}, got {value!r}")

@@ -12,6 +12,8 @@ LATENCY = Histogram("occi_request_duration_seconds", "Time to answer an HTTP req
                     ["method", "route"],
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
                              5, 10, 30, 60))
+JOBS = Counter("occi_jobs_total", "Jobs finished, by operation and outcome",
+               ["operation", "outcome"])
 BACKEND_ERRORS = Counter("occi_backend_errors_total",
                          "Operations the infrastructure refused or failed", ["area"])
 
@@ -27,6 +29,8 @@ def route_of(path: str) -> str:
     head, rest = parts[0], parts[1:]
     if head in ("-", ".well-known", "metrics", "health"):
         return f"/{head}/"
+    if head == "jobs":
+        return "/jobs/" + ("{id}" if rest else "")
     if head in _KINDS and len(rest) <= 1:
         return f"/{head}/" + ("{id}" if rest else "")
     if head == "compute" and rest[1:] == ["console"]:

@@ -17,7 +17,7 @@ log = logging.getLogger("occi_server.backends")
 def load_backends(config: Config) -> Backends:
     """The compute, storage and network backends the configuration chooses."""
     simulated = import_module("occi_server.backends.simulated").simulated_backends(
-        config.simulated_images, config.simulated_failures)
+        config.simulated_images, config.simulated_failures, config.simulated_delay_seconds)
     compute = simulated.compute
     if config.backend_for("compute") == "libvirt":
         compute = import_module("occi_server.backends.libvirt").libvirt_compute(config)

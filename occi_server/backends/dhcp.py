@@ -16,8 +16,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+from occi_server.backends.locks import file_lock
 from occi_server.errors import BackendFailure, BackendUnavailable
 
 log = logging.getLogger("occi_server.dhcp")
@@ -120,22 +122,28 @@ class DhcpServers:
             return {}
         return dict(line.split(",", 1) for line in path.read_text().splitlines() if line)
 
+    def _editing(self, bridge: str) -> AbstractContextManager[None]:
+        """One change of a bridge's hosts file at a time, across threads and processes."""
+        return file_lock(self.directory / f".{bridge}.lock")
+
     def set_host(self, bridge: str, mac: str, address: str) -> None:
         mac = mac.lower()
         if not MAC.fullmatch(mac):
             raise BackendFailure(f"{mac!r} is not a MAC address")
-        entries = self.hosts(bridge)
-        entries[mac] = str(ipaddress.IPv4Address(address))
-        self._store_hosts(bridge, entries)
+        with self._editing(bridge):
+            entries = self.hosts(bridge)
+            entries[mac] = str(ipaddress.IPv4Address(address))
+            self._store_hosts(bridge, entries)
 
     def remove_host(self, bridge: str, mac: str) -> None:
         """Forget an interface and end its lease, so that its address can go to
         another interface at once (dnsmasq keeps a leased address otherwise)."""
-        entries = self.hosts(bridge)
-        address = entries.pop(mac.lower(), None)
-        if address is None:
-            return
-        self._store_hosts(bridge, entries)
+        with self._editing(bridge):
+            entries = self.hosts(bridge)
+            address = entries.pop(mac.lower(), None)
+            if address is None:
+                return
+            self._store_hosts(bridge, entries)
         if self.running(bridge):
             self._release(bridge, address, mac.lower())
 

@@ -47,7 +47,7 @@ class FilePoolStorage(PoolStorage):
     def __init__(self, pool: Path, quarantine: Path, capacity_gib: float = 0,
                  grace_seconds: float = 7 * 24 * 3600, exporter: Exporter | None = None,
                  backups: Path | None = None, views: RawViews | None = None) -> None:
-        super().__init__(capacity_gib, grace_seconds, exporter)
+        super().__init__(capacity_gib, grace_seconds, exporter, pool / ".allocation.lock")
         self.pool = pool
         self.quarantine = quarantine
         self.backups = backups or pool / "backups"

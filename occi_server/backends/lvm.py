@@ -46,7 +46,7 @@ class LvmStorage(PoolStorage):
                  runner: Runner = run_lvm) -> None:
         if not _VG.fullmatch(volume_group):
             raise BackendFailure(f"{volume_group!r} is not a volume group name")
-        super().__init__(capacity_gib, grace_seconds, exporter)
+        super().__init__(capacity_gib, grace_seconds, exporter, backups / ".allocation.lock")
         self.vg = volume_group
         self.backups = backups
         self.run = runner

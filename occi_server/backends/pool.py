@@ -12,6 +12,7 @@ import hashlib
 import re
 import time
 from abc import abstractmethod
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from occi_server.backends.base import (
@@ -24,6 +25,7 @@ from occi_server.backends.base import (
     VolumeSource,
 )
 from occi_server.backends.iscsi import Exporter
+from occi_server.backends.locks import file_lock
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, InsufficientStorage
 from occi_server.kinds.infrastructure import STORAGE
@@ -40,11 +42,18 @@ def volume_stem(volume_id: str) -> str:
 
 class PoolStorage(StorageBackend):
     observes = True  # volumes that vanish are noticed
+
     def __init__(self, capacity_gib: float, grace_seconds: float,
-                 exporter: Exporter | None) -> None:
+                 exporter: Exporter | None, lock_file: Path) -> None:
         self.capacity_gib = capacity_gib
         self.grace_seconds = grace_seconds
         self.exporter = exporter
+        self.lock_file = lock_file
+
+    def _allocating(self) -> AbstractContextManager[None]:
+        """One allocation at a time, across threads and processes: the capacity
+        check and the allocation it allows must not interleave with another's."""
+        return file_lock(self.lock_file)
 
     # ------------------------------------------------------------ primitives
     @abstractmethod
@@ -161,17 +170,19 @@ class PoolStorage(StorageBackend):
         self.reap()
         name = volume_stem(storage.id)
         size = int(float(storage.attributes["occi.storage.size"]) * GIB)
-        self._reserve(size)
-        if name in self.names():
-            raise BackendFailure(f"a volume for {storage.location} exists already")
-        if image is None:
-            self.allocate(name, size)
-            origin = ""
-        elif not image.info.get("disk"):
+        if image is not None and not image.info.get("disk"):
             raise BackendFailure(f"image {image.term} has no disk file on this host")
-        else:
-            self.clone(name, Path(image.info["disk"]), image.info.get("format", "raw"), size)
-            origin = f" cloned from image {image.term}"
+        with self._allocating():
+            self._reserve(size)
+            if name in self.names():
+                raise BackendFailure(f"a volume for {storage.location} exists already")
+            if image is None:
+                self.allocate(name, size)
+                origin = ""
+            else:
+                self.clone(name, Path(image.info["disk"]), image.info.get("format", "raw"),
+                           size)
+                origin = f" cloned from image {image.term}"
         message = f"{size / GIB:g} GiB volume{origin} in {self.label}" + self._exported(name)
         return {"occi.storage.state": "online", "occi.storage.state.message": message}
 
@@ -192,8 +203,9 @@ class PoolStorage(StorageBackend):
         if wanted < current:
             raise BackendFailure(f"volumes only grow: {storage.location} has "
                                  f"{current / GIB:g} GiB")
-        self._reserve(wanted - current)
-        self.grow(name, wanted)
+        with self._allocating():
+            self._reserve(wanted - current)
+            self.grow(name, wanted)
         return {"occi.storage.state.message": f"resized to {wanted / GIB:g} GiB"}
 
     def delete(self, storage: Entity) -> None:
@@ -208,8 +220,9 @@ class PoolStorage(StorageBackend):
     def snapshot(self, storage: Entity, copy: Entity) -> Attributes:
         name, new_name = volume_stem(storage.id), volume_stem(copy.id)
         size = self.size(name)
-        self._reserve(size)
-        self.copy(name, new_name)
+        with self._allocating():
+            self._reserve(size)
+            self.copy(name, new_name)
         message = f"copy of {storage.location}" + self._exported(new_name)
         return {"occi.storage.size": size / GIB, "occi.storage.state": "online",
                 "occi.storage.state.message": message}
@@ -226,10 +239,12 @@ class PoolStorage(StorageBackend):
 
     # ------------------------------------------------------------ observation
     def current_state(self, storage: Entity) -> Attributes | None:
-        if volume_stem(storage.id) in self.names():
-            return None  # there; online/offline is the service's to say
-        return {"occi.storage.state": "error",
-                "occi.storage.state.message": f"the volume vanished from {self.label}"}
+        if volume_stem(storage.id) not in self.names():
+            return {"occi.storage.state": "error",
+                    "occi.storage.state.message": f"the volume is not in {self.label}"}
+        if storage.attributes.get("occi.storage.state") == "waiting":  # its job was cut short
+            return {"occi.storage.state": "online", "occi.storage.state.message": "ready"}
+        return None  # there; online or offline is the service's to say
 
     def orphans(self, known: list[Entity]) -> list[str]:
         return sorted(self.names() - {volume_stem(volume.id) for volume in known})

@@ -8,16 +8,15 @@ daemons through their pid files and restarts missing ones."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+from occi_server.backends.locks import file_lock
 from occi_server.errors import BackendFailure
 
 DAEMON = "qemu-storage-daemon"
@@ -61,15 +60,9 @@ class RawViews:
             return None
         return pid if _alive(pid) else None
 
-    @contextmanager
-    def _locked(self, view: Path) -> Iterator[None]:
+    def _locked(self, view: Path) -> AbstractContextManager[None]:
         """One process at a time starts or stops a view (service workers start together)."""
-        with (self.runtime / f"{view.name}.lock").open("a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return file_lock(self.runtime / f"{view.name}.lock")
 
     def is_open(self, view: Path) -> bool:
         return self._pid(view) is not None and _mounted(view.resolve())

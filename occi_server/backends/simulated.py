@@ -11,6 +11,7 @@ processes can share one database."""
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,15 +32,18 @@ from occi_server.errors import BackendFailure, BackendUnavailable
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
 
 
-class _Failures:
-    """Operations configured to fail, e.g. {"compute.create", "storage.act.online"}.
-    "unavailable" makes every operation behave as if the infrastructure could
-    not be reached."""
+class _Behaviour:
+    """How the simulated infrastructure behaves: how long each operation takes,
+    and which fail, e.g. {"compute.create", "storage.act.online"}; "unavailable"
+    makes every operation behave as if the infrastructure could not be reached."""
 
-    def __init__(self, names: Iterable[str]) -> None:
+    def __init__(self, names: Iterable[str], delay: float = 0.0) -> None:
         self.names = frozenset(names)
+        self.delay = delay
 
     def check(self, operation: str) -> None:
+        if self.delay:
+            time.sleep(self.delay)
         if "unavailable" in self.names:
             raise BackendUnavailable("the simulated infrastructure is unreachable (configured)")
         if operation in self.names:
@@ -50,7 +54,7 @@ class _Simulation:
     name = "simulated"
     simulated = True
 
-    def __init__(self, failures: _Failures) -> None:
+    def __init__(self, failures: _Behaviour) -> None:
         self.failures = failures
 
     @staticmethod
@@ -75,7 +79,7 @@ def _image_info(image: dict[str, Any]) -> dict[str, Any]:
 
 
 class SimulatedCompute(_Simulation, ComputeBackend):
-    def __init__(self, images: list[dict[str, Any]], failures: _Failures) -> None:
+    def __init__(self, images: list[dict[str, Any]], failures: _Behaviour) -> None:
         super().__init__(failures)
         self._images = [Image(term=i["term"], title=i.get("title", i["term"]),
                               os=i.get("os", "linux"), architecture=i.get("architecture", "x64"),
@@ -187,7 +191,8 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
         return None  # no bridge exists
 
 
-def simulated_backends(images: list[dict[str, Any]], failures: Iterable[str]) -> Backends:
-    failing = _Failures(failures)
+def simulated_backends(images: list[dict[str, Any]], failures: Iterable[str],
+                       delay: float = 0.0) -> Backends:
+    failing = _Behaviour(failures, delay)
     return Backends(SimulatedCompute(images, failing), SimulatedStorage(failing),
                     SimulatedNetwork(failing))

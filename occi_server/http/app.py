@@ -51,6 +51,7 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     service = Service(config, store, backends)
     app.extensions["occi.service"] = service
+    service.recover_jobs()
     if any(b.observes for b in (backends.compute, backends.storage, backends.network)) \
             and config.reconcile_seconds > 0:
         reconciler = Reconciler(service, config.reconcile_seconds,

@@ -1,5 +1,6 @@
-"""Operations endpoints: Prometheus metrics at /metrics and a health check at
-/health (the store, the hypervisor, the iSCSI exporter, the DHCP servers)."""
+"""Operations endpoints: Prometheus metrics at /metrics, a health check at
+/health (the store, the hypervisor, the iSCSI exporter, the DHCP servers) and
+the jobs at /jobs/."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from occi_server.errors import OCCIError
+from occi_server.errors import BadRequest, NotFound, OCCIError
 from occi_server.kinds.infrastructure import COMPUTE
 from occi_server.kinds.templates import MONITORING_COUNTERS
 from occi_server.service import Service
@@ -76,3 +77,31 @@ def health() -> Response:
     response = jsonify({"status": "ok" if healthy else "failing", "checks": checks})
     response.status_code = 200 if healthy else 503
     return response
+
+
+def _job(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "created": row["created"].isoformat(), "updated": row["updated"].isoformat()}
+
+
+@blueprint.get("/jobs/")
+def jobs() -> Response:
+    state = request.args.get("state") or None
+    if state not in (None, "running", "done", "failed"):
+        raise BadRequest("state must be running, done or failed")
+    limit = request.args.get("limit", "100")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise BadRequest("limit must be 1-1000")
+    service: Service = current_app.extensions["occi.service"]
+    with service.store.transaction(write=False) as repo:
+        found = repo.jobs(state=state, limit=int(limit))
+    return jsonify({"jobs": [_job(row) for row in found]})
+
+
+@blueprint.get("/jobs/<job_id>")
+def job(job_id: str) -> Response:
+    service: Service = current_app.extensions["occi.service"]
+    with service.store.transaction(write=False) as repo:
+        found = repo.job(job_id)
+    if found is None:
+        raise NotFound(f"no job {job_id}")
+    return jsonify(_job(found))

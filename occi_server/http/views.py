@@ -3,7 +3,7 @@ collection, entity, new entity path, unbound path) and apply the method."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from flask import Response, current_app, request
@@ -44,7 +44,9 @@ ALLOWED = {
 @dataclass
 class Result:
     status: int
-    rendered: Rendered
+    # Rendered, or how to render it once the request's job is done (an entity
+    # an action changed shows the outcome, not `waiting`).
+    rendered: Rendered | Callable[[], Rendered]
     headers: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -80,7 +82,7 @@ class Exchange:
     # ------------------------------------------------------------ helpers
     def entity_result(self, entity: Entity, status: int = 200) -> Result:
         self.work.detailed([entity])
-        return Result(status, self.renderer.entity(entity, self.ctx))
+        return Result(status, lambda: self.renderer.entity(entity, self.ctx))
 
     def collection_result(self, entities: Sequence[Entity]) -> Result:
         if not self.renderer.listings_only and self.negotiated.media_type.endswith("json"):
@@ -290,8 +292,9 @@ def dispatch(path: str = "") -> Response:
         ctx.model = work.model
         exchange = Exchange(work, ctx, work.resolve(request.path))
         result = exchange.answer()
-    response = Response(result.rendered.body, status=result.status,
+    rendered = result.rendered() if callable(result.rendered) else result.rendered
+    response = Response(rendered.body, status=result.status,
                         content_type=exchange.negotiated.media_type)
-    for name, value in [*result.rendered.headers, *result.headers]:
+    for name, value in [*rendered.headers, *result.headers]:
         response.headers.add(name, value)
     return response

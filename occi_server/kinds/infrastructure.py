@@ -24,7 +24,8 @@ def _method(choices: tuple[str, ...], default: str, **aliases: str) -> Attribute
 
 def _state(prefix: str, states: tuple[str, ...], default: str) -> tuple[Attribute, Attribute]:
     return (
-        Attribute(f"{prefix}.state", mutable=False, enum=states, default=default,
+        # `waiting`: being set up by a job (rOCCI's extension, known to its clients).
+        Attribute(f"{prefix}.state", mutable=False, enum=(*states, "waiting"), default=default,
                   description="Current state"),
         Attribute(f"{prefix}.state.message", mutable=False,
                   description="Human-readable explanation of the current state"),

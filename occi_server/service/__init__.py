@@ -14,7 +14,7 @@ from pathlib import Path
 
 from occi_server.backends.base import Backend, Backends
 from occi_server.config import Config, ConfigError
-from occi_server.core import Kind, Mixin, Model
+from occi_server.core import Entity, Kind, Mixin, Model
 from occi_server.errors import BackendUnavailable
 from occi_server.faults import checkpoint
 from occi_server.kinds import (
@@ -26,6 +26,7 @@ from occi_server.kinds import (
 )
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
 from occi_server.marketplace import Marketplace, Policy
+from occi_server.service.jobs import recover, run_job, state_attribute
 from occi_server.service.work import (
     Settings,
     Target,
@@ -79,6 +80,7 @@ class Service:
             max_page_size=config.max_page_size,
             backend_mixins=by_kind,
             monitoring_mixin=monitoring.type_id if monitoring else None,
+            job_wait_seconds=config.job_wait_seconds,
         )
 
     def model(self, repo: Repository) -> Model:
@@ -91,6 +93,21 @@ class Service:
             *(volume_image_mixin(self.site_scheme, image) for image, _ in published),
             *repo.mixins()])
 
+    def recover_jobs(self) -> list[str]:
+        """Jobs a restart interrupted: their entities get the real state back."""
+        backends = {COMPUTE.type_id: self.backends.compute,
+                    STORAGE.type_id: self.backends.storage,
+                    NETWORK.type_id: self.backends.network}
+
+        def current_state(entity: Entity) -> dict | None:
+            backend = backends.get(entity.kind)
+            return backend.current_state(entity) if backend is not None else None
+        recovered = recover(self.store, current_state)
+        for location in recovered:
+            log.warning("a restart interrupted the job of %s; its state was read back",
+                        location)
+        return recovered
+
     @contextmanager
     def work(self, *, write: bool, local_path: Callable[[str], str]) -> Iterator[Work]:
         """A unit of work in one transaction. An infrastructure failure that the
@@ -100,6 +117,8 @@ class Service:
             yield work
         if write:
             checkpoint("write.committed")
+        if work.job is not None:
+            run_job(self.store, work.job, self.settings.job_wait_seconds)
         if work.failure is not None:
             raise work.failure
 
@@ -173,6 +192,8 @@ class Reconciler:
         with self.service.store.transaction(write=True) as repo:
             for kind, backend in self._areas():
                 for entity in repo.list(kinds=[kind.type_id]):
+                    if entity.attributes.get(state_attribute(entity)) == "waiting":
+                        continue  # its job decides
                     real = backend.current_state(entity)
                     if real and any(entity.attributes.get(k) != v for k, v in real.items()):
                         entity.attributes.update(real)

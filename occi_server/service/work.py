@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from occi_server.kinds.infrastructure import (
 )
 from occi_server.metrics import BACKEND_ERRORS
 from occi_server.service.ipam import check_network, choose_address
+from occi_server.service.jobs import Job, Step, state_attribute
 from occi_server.service.validation import (
     check_entity_id,
     check_required,
@@ -77,6 +78,7 @@ class Settings:
     max_page_size: int
     backend_mixins: dict[str, str]  # kind -> the managed mixin naming its backend
     monitoring_mixin: str | None  # set when the compute backend reports usage
+    job_wait_seconds: float = 10.0  # how long a request waits for its job
 
 
 class Work:
@@ -89,6 +91,8 @@ class Work:
         self.local_path = local_path  # location or URL -> path on this server
         # An infrastructure failure to report once the transaction has committed.
         self.failure: OCCIError | None = None
+        # The infrastructure's work of this request's creates, run after the commit.
+        self.job: Job | None = None
         self._legal: dict[tuple[str, tuple[str, ...], Any], list[str]] = {}
 
     # ------------------------------------------------------------ paths
@@ -214,15 +218,9 @@ class Work:
             raise BadRequest(f"the request carries no entity to create; send at least "
                              f"Category: {collection.term}; scheme=\"{collection.scheme}\"; "
                              'class="kind"')
-        created: list[Entity] = []
-        try:
-            for spec in specs:
-                created.append(self._create_one(collection, spec, entity_id))
-        except BaseException:
-            for entity in reversed(created):
-                self._release(entity)
-            raise
-        return created
+        # Nothing of the infrastructure exists before the transaction commits
+        # (the job creates it), so a refusal here needs no undoing.
+        return [self._create_one(collection, spec, entity_id) for spec in specs]
 
     def _create_one(self, collection: Kind, spec: EntitySpec, entity_id: str | None) -> Entity:
         if spec.kind is None:
@@ -259,14 +257,9 @@ class Work:
         if kind.type_id == NETWORK.type_id:
             self._check_network(entity)
         self._provision(kind, entity)
-        checkpoint("create.provisioned")
-        try:
-            self.repo.insert(entity)
-            for link_spec in spec.links:
-                entity.links.append(self._create_link(link_spec, source=entity))
-        except BaseException:
-            self._release(entity)
-            raise
+        self.repo.insert(entity)
+        for link_spec in spec.links:
+            entity.links.append(self._create_link(link_spec, source=entity))
         return entity
 
     def _check_network(self, network: Entity) -> None:
@@ -331,8 +324,15 @@ class Work:
         return attributes
 
     def _provision(self, kind: Kind, entity: Entity) -> None:
-        """Create the infrastructure behind a new resource. A refusal leaves the
-        entity in state `error` with the backend's message."""
+        """Store the new resource as `waiting`; its job creates the infrastructure."""
+        entity.mixins.extend(t for t in self._server_mixins(kind) if t not in entity.mixins)
+        self._defer(entity, f"creating {entity.location}",
+                    lambda: self._provisioned(kind, entity),
+                    lambda: self._destroy(kind, entity))
+
+    def _provisioned(self, kind: Kind, entity: Entity) -> dict[str, Any]:
+        """Create the infrastructure behind a new resource (in its job). A
+        refusal leaves the entity in state `error` with the backend's message."""
         try:
             if kind.type_id == COMPUTE.type_id:
                 result = self.backends.compute.create(
@@ -344,8 +344,28 @@ class Work:
                 result = self.backends.network.create(entity)
         except BackendFailure as exc:
             result = self._error_state(kind, exc)
-        entity.attributes.update(result)
-        entity.mixins.extend(t for t in self._server_mixins(kind) if t not in entity.mixins)
+        checkpoint("create.provisioned")
+        return result
+
+    def _defer(self, entity: Entity, description: str, run: Callable[[], dict[str, Any]],
+               undo: Callable[[], None], restore: dict[str, Any] | None = None) -> None:
+        """Mark the entity `waiting` and leave the work to this request's job.
+        `restore`: what the entity goes back to if the infrastructure refuses
+        (an action's); without it a refusal removes the new entity (a create's)."""
+        state = state_attribute(entity)
+        entity.attributes[state] = "waiting"
+        entity.attributes[f"{state}.message"] = description
+        if self.job is None:
+            self.job = Job(entity, description.split(" ", 1)[0])
+            self.repo.insert_job(self.job.id, entity, self.job.operation)
+        self.job.steps.append(Step(entity, description, run, undo, restore))
+
+    def _backed_up(self, storage: Entity, before: dict[str, Any]) -> dict[str, Any]:
+        """Copy the volume to the backup area (in its job)."""
+        try:
+            return {**before, **self.backends.storage.backup(storage)}
+        except BackendFailure as exc:
+            return self._error_state(STORAGE, exc)
 
     def _server_mixins(self, kind: Kind) -> list[str]:
         return server_mixins(self.settings, kind)
@@ -429,11 +449,7 @@ class Work:
         else:
             self._plan_networkinterface(link, target, siblings)
         self._attach(kind, link, source, target)
-        try:
-            self.repo.insert(link, source_id=source.id, target_id=target.id)
-        except BaseException:
-            self._detach(link)
-            raise
+        self.repo.insert(link, source_id=source.id, target_id=target.id)
         link.actions = self.legal_actions(link)
         return link
 
@@ -512,38 +528,51 @@ class Work:
         link.attributes["occi.networkinterface.mac"] = mac
 
     def _attach(self, kind: Kind, link: Entity, source: Entity, target: Entity) -> None:
+        self._defer(link, f"attaching {target.location} to {source.location}",
+                    lambda: self._attached(kind, link, source, target),
+                    lambda: self._unplug(link, source, target))
+
+    def _attached(self, kind: Kind, link: Entity, source: Entity,
+                  target: Entity) -> dict[str, Any]:
+        """Plug the link's target into its compute (in the link's job)."""
         compute = self.backends.compute
         try:
             if kind.type_id == STORAGELINK.type_id:
-                result = compute.attach_storage(source, link, target,
-                                                self.backends.storage.source(target))
-            else:
-                result = self.backends.network.bind(link, target)
-                link.attributes.update(result)
-                try:
-                    result = compute.attach_network(source, link, target,
-                                                    self.backends.network.bridge(target))
-                except BackendFailure:
-                    self.backends.network.unbind(link, target)
-                    raise
+                return compute.attach_storage(source, link, target,
+                                              self.backends.storage.source(target))
+            bound = self.backends.network.bind(link, target)
+            link.attributes.update(bound)
+            try:
+                return {**bound, **compute.attach_network(
+                    source, link, target, self.backends.network.bridge(target))}
+            except BackendFailure:
+                self.backends.network.unbind(link, target)
+                raise
         except BackendFailure as exc:
-            result = self._error_state(kind, exc)
-        link.attributes.update(result)
+            return self._error_state(kind, exc)
+
+    def _unplug(self, link: Entity, source: Entity, target: Entity) -> None:
+        if link.kind == STORAGELINK.type_id:
+            self.backends.compute.detach_storage(source, link)
+        else:
+            self.backends.compute.detach_network(source, link)
+            self.backends.network.unbind(link, target)
 
     def _detach(self, link: Entity) -> None:
         source = self.repo.by_location(link.source or "")
         target = self.repo.by_location(link.target or "")
         if source is None:
             return
-        if link.kind == STORAGELINK.type_id:
-            self.backends.compute.detach_storage(source, link)
-        else:
+        if target is None and link.kind != STORAGELINK.type_id:
             self.backends.compute.detach_network(source, link)
-            if target is not None:
-                self.backends.network.unbind(link, target)
+            return
+        self._unplug(link, source, target)
 
     # ------------------------------------------------------------ delete
     def delete(self, entity: Entity) -> None:
+        if entity.attributes.get(state_attribute(entity)) == "waiting":
+            raise Conflict(f"{entity.location} is still being set up (see GET /jobs/); delete "
+                           "it once it is ready")
         kind = self.kind_of(entity)
         if entity.is_link:
             self._undo(kind, entity, lambda: self._detach(entity))
@@ -581,18 +610,6 @@ class Work:
             self.failure = OperationFailed(
                 f"the infrastructure could not delete {entity.location}: {exc}; it is kept in "
                 "state error")
-
-    def _release(self, entity: Entity) -> None:
-        """Best-effort removal of what a failed create had already set up."""
-        try:
-            if entity.is_link:
-                self._detach(entity)
-            else:
-                for link in entity.links:
-                    self._detach(link)
-                self._destroy(self.kind_of(entity), entity)
-        except BackendFailure:
-            pass
 
     # ------------------------------------------------------------ update
     def update(self, entity: Entity, spec: EntitySpec, *, full: bool) -> Entity:
@@ -809,11 +826,16 @@ class Work:
                 params: dict[str, Any]) -> Entity | Mixin:
         if kind.type_id == STORAGE.type_id and action.term == "snapshot":
             return self._snapshot(entity, params)
+        if kind.type_id == STORAGE.type_id and action.term == "backup":
+            before = {name: entity.attributes.get(name)
+                      for name in ("occi.storage.state", "occi.storage.state.message")}
+            self._defer(entity, f"backing up {entity.location}",
+                        lambda: self._backed_up(entity, before), lambda: None, restore=before)
+            self.repo.update(entity)
+            return entity
         try:
             if kind.type_id == COMPUTE.type_id:
                 outcome = self.backends.compute.act(entity, action.term, params)
-            elif kind.type_id == STORAGE.type_id and action.term == "backup":
-                outcome = ActionOutcome(self.backends.storage.backup(entity))
             elif kind.type_id == STORAGE.type_id:
                 outcome = self.backends.storage.act(entity, action.term, params)
             elif kind.type_id == NETWORK.type_id:

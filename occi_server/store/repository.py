@@ -21,6 +21,7 @@ from occi_server.store.tables import (
     entities,
     entity_mixins,
     ip_allocations,
+    jobs,
     mac_allocations,
     marketplace_entries,
     metadata,
@@ -244,6 +245,27 @@ class Repository:
         return found
 
     # ------------------------------------------------------------ run-time mixins
+    # ------------------------------------------------------------ jobs
+    def insert_job(self, job_id: str, entity: Entity, operation: str) -> None:
+        now = _now()
+        self.connection.execute(insert(jobs).values(
+            id=job_id, entity_id=entity.id, location=entity.location, operation=operation,
+            state="running", progress="queued", error=None, created=now, updated=now))
+
+    def update_job(self, job_id: str, **values: str | None) -> None:
+        self.connection.execute(sql_update(jobs).where(jobs.c.id == job_id).values(
+            **values, updated=_now()))
+
+    def jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = select(jobs).order_by(jobs.c.created.desc()).limit(limit)
+        if state is not None:
+            query = query.where(jobs.c.state == state)
+        return [dict(row._mapping) for row in self.connection.execute(query)]
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        row = self.connection.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        return None if row is None else dict(row._mapping)
+
     # ------------------------------------------------------------ marketplace
     def save_endorsement(self, identifier: str, endorser: str, created: datetime,
                          document: dict[str, Any]) -> bool:

@@ -90,3 +90,19 @@ marketplace_entries = Table(
     Column("deprecated", Boolean, nullable=False),  # by the site, whatever the metadata says
     Column("document", JSON, nullable=False),  # as signed, so it can be checked again
 )
+
+# Long infrastructure work (provisioning, attaching) done after the request's
+# transaction committed; a restart finds the ones it interrupted here.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("entity_id", String(255), nullable=False, index=True),
+    Column("location", String(1024), nullable=False),
+    Column("operation", String(64), nullable=False),
+    Column("state", String(16), nullable=False),  # running, done, failed
+    Column("progress", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False),
+)

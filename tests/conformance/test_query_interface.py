@@ -76,7 +76,7 @@ def test_json_query_interface_matches_its_schema(client: Client) -> None:
     compute = next(k for k in document["kinds"] if k["term"] == "compute")
     state = compute["attributes"]["occi.compute.state"]
     assert state["mutable"] is False
-    assert state["pattern"]["enum"] == ["active", "inactive", "suspended", "error"]
+    assert state["pattern"]["enum"] == ["active", "inactive", "suspended", "error", "waiting"]
     assert {m["term"] for m in document["mixins"]} >= {"os_tpl", "resource_tpl", "ssh_key"}
     assert {a["term"] for a in document["actions"]} >= {"start", "stop", "up", "online"}
 

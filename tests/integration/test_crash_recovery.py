@@ -109,26 +109,43 @@ def test_every_crash_point_is_known() -> None:
                            "delete.destroyed"}
 
 
-@pytest.mark.parametrize("create", [create_guest, create_volume])
-def test_a_create_killed_before_its_commit_leaves_nothing(data_dir: Path, server: Server,
-                                                          create) -> None:
+def attributes(server: Server, location: str) -> dict:
+    return requests.get(server.url + location, timeout=30,
+                        headers={"Accept": "application/occi+json"}).json()["attributes"]
+
+
+@pytest.mark.parametrize(("create", "collection", "ready"), [
+    (create_guest, "/compute/", ("occi.compute.state", "active")),
+    (create_volume, "/storage/", ("occi.storage.state", "online")),
+])
+def test_a_create_killed_before_its_job_stored_the_outcome(
+        data_dir: Path, server: Server, create, collection: str, ready: tuple) -> None:
     crash_during(server, "create.provisioned", lambda: create(server))
-    assert domains(data_dir) | volumes(data_dir)  # the infrastructure had done its part
+    made = domains(data_dir) | volumes(data_dir)
+    assert made  # the job had done the infrastructure's part
     restart(server)
-    try:
-        assert domains(data_dir) == set() and volumes(data_dir) == set()
-        assert stored(server, "/compute/") == stored(server, "/storage/") == set()
-    finally:
-        server.stop()
+    assert stored(server, collection) == made  # kept, and its real state read back
+    [entity] = made
+    state, value = ready
+    assert attributes(server, f"{collection}{entity}")[state] == value
+    assert requests.delete(f"{server.url}{collection}{entity}", timeout=60).status_code == 200
+    assert domains(data_dir) | volumes(data_dir) == set()
 
 
-def test_a_create_killed_after_its_commit_is_kept(data_dir: Path, server: Server) -> None:
-    crash_during(server, "write.committed", lambda: create_volume(server))
+@pytest.mark.parametrize(("create", "collection", "state"), [
+    (create_guest, "/compute/", "occi.compute.state"),
+    (create_volume, "/storage/", "occi.storage.state"),
+])
+def test_a_create_killed_before_its_job_ran(data_dir: Path, server: Server, create,
+                                            collection: str, state: str) -> None:
+    crash_during(server, "write.committed", lambda: create(server))
+    assert domains(data_dir) | volumes(data_dir) == set()  # only the record was made
     restart(server)
-    try:
-        assert stored(server, "/storage/") == volumes(data_dir) != set()
-    finally:
-        server.stop()
+    [entity] = stored(server, collection)
+    shown = attributes(server, f"{collection}{entity}")
+    assert shown[state] == "error" and shown[f"{state}.message"]
+    assert requests.delete(f"{server.url}{collection}{entity}", timeout=60).status_code == 200
+    assert stored(server, collection) == set()
 
 
 def test_an_action_killed_before_its_commit_is_read_back(data_dir: Path,

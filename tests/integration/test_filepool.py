@@ -244,3 +244,19 @@ def test_volumes_the_store_does_not_know(make_app, tmp_path: Path, policy: str,
     assert {p.name for p in pool.glob("vol-*.img")} == left
     if listed:
         assert client.attributes("/storage/stray")["occi.storage.size"] == 0.25
+
+
+def test_parallel_creates_never_overfill_the_pool(client: Client) -> None:
+    """The capacity check and the allocation run in jobs, outside any database
+    lock; ten 2 GiB volumes raced into a 10 GiB pool: five fit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_: int) -> int:
+        return Client(client.app).post_text("/storage/", [
+            category(STORAGE, "kind"), "X-OCCI-Attribute: occi.storage.size=2.0"]).status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = sorted(pool.map(create, range(10)))
+    assert statuses == [201] * 5 + [507] * 5
+    assert len(list((Path(client.app.extensions["occi.config"].volumes_path)).glob(
+        "vol-*.img"))) == 5

@@ -189,3 +189,25 @@ def test_metrics_add_up_every_worker(server: Server) -> None:
         assert count >= 40
     health = requests.get(server.url + "/health", timeout=30)
     assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+def test_a_restart_fails_the_jobs_it_interrupted(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data")
+    server.start(workers=1, simulated_delay_seconds="30", job_wait_seconds="0")
+    try:
+        location = create(server.url, "interrupted").headers["Location"]
+        assert requests.get(location, timeout=30, headers={"Accept": "application/occi+json"}
+                            ).json()["attributes"]["occi.compute.state"] == "waiting"
+    finally:
+        server.kill()  # kill -9 while the guest is being created
+    server.start(workers=1)
+    try:
+        attributes = requests.get(location, timeout=30, headers={
+            "Accept": "application/occi+json"}).json()["attributes"]
+        assert attributes["occi.compute.state"] == "error"
+        assert "restart interrupted" in attributes["occi.compute.state.message"]
+        [job] = requests.get(server.url + "/jobs/", timeout=30).json()["jobs"]
+        assert (job["state"], job["progress"]) == ("failed", "interrupted")
+        assert requests.delete(location, timeout=30).status_code == 200
+    finally:
+        server.stop()

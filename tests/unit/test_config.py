@@ -33,6 +33,7 @@ def test_backend_must_be_chosen() -> None:
     ({"OCCI_BACKEND": "simulated", "OCCI_VOLUME_ACCESS": "nfs"},
      "volume_access must be local or iscsi, not 'nfs'"),
     ({"OCCI_BACKEND": "simulated", "OCCI_NETWORK_UPLINK": "eth0;reboot"}, "network_uplink"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_JOB_WAIT_SECONDS": "soon"}, "OCCI_JOB_WAIT_SECONDS"),
     ({"OCCI_BACKEND": "simulated", "OCCI_NETWORK_UPLINK": "a-very-long-uplink"}, "1-15"),
     ({"OCCI_BACKEND": "simulated", "OCCI_NETWORK_NAMESPACE": "../x"}, "network_namespace"),
     ({"OCCI_BACKEND": "simulated", "OCCI_ISCSI_EXPORTER": "iet"},

@@ -1,0 +1,143 @@
+"""Jobs: the infrastructure's part of a create (provisioning a guest, volume or
+bridge, attaching links) runs after the request's transaction has committed,
+so that no database lock is held while a guest boots or a volume is copied.
+
+The entity is stored first in state `waiting` (as rOCCI does); a job thread
+does the work and stores the outcome. The request waits for the job up to
+`job_wait_seconds`: a job that is done by then answers as a synchronous one
+would (a refusal such as 507 or 503 removes the entity again and is the
+answer); a longer one is handed off and the client sees `waiting` until it
+ends. Jobs are recorded in the store; a restart marks the ones it
+interrupted as failed and reads the real state back."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from occi_server.core import Entity
+from occi_server.errors import OCCIError
+from occi_server.metrics import JOBS
+from occi_server.store import Store
+
+log = logging.getLogger("occi_server.jobs")
+Attributes = dict[str, Any]
+
+
+@dataclass
+class Step:
+    entity: Entity  # whose stored attributes the outcome updates
+    description: str
+    run: Callable[[], Attributes]  # the infrastructure's work: attributes to store
+    undo: Callable[[], None]  # when the entity went away meanwhile
+    restore: Attributes | None = None  # an action's entity on a refusal; None: a create
+
+
+@dataclass
+class Job:
+    entity: Entity
+    operation: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class _Outcome:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    handed_off: bool = False
+    refusal: OCCIError | None = None
+
+
+def state_attribute(entity: Entity) -> str:
+    return f"occi.{entity.kind.rpartition('#')[2]}.state"
+
+
+def run_job(store: Store, job: Job, wait: float) -> None:
+    """Run `job` in a thread; wait for it up to `wait` seconds. Raises the
+    refusal that ended it if it ended by then."""
+    outcome = _Outcome()
+    thread = threading.Thread(target=_work, args=(store, job, outcome),
+                              name=f"occi-job-{job.id[:8]}", daemon=True)
+    thread.start()
+    thread.join(wait)
+    with outcome.lock:
+        if thread.is_alive():
+            outcome.handed_off = True
+            return
+    if outcome.refusal is not None:
+        raise outcome.refusal
+
+
+def _work(store: Store, job: Job, outcome: _Outcome) -> None:
+    failed = []
+    for number, step in enumerate(job.steps):
+        with store.transaction(write=True) as repo:
+            repo.update_job(job.id, progress=step.description)
+        try:
+            attributes = step.run()
+        except OCCIError as exc:  # the infrastructure refused: 507, 503, 409…
+            with outcome.lock:
+                answered = number == 0 and not outcome.handed_off
+                if answered:
+                    outcome.refusal = exc
+            if answered:  # the request answers with the refusal; nothing it made stays
+                with store.transaction(write=True) as repo:
+                    stored = repo.get(job.entity.id)
+                    if step.restore is None or stored is None:
+                        repo.delete(job.entity.id)
+                    else:
+                        stored.attributes.update(step.restore)
+                        repo.update(stored)
+                    repo.update_job(job.id, state="failed", progress="refused",
+                                    error=exc.message)
+                JOBS.labels(job.operation, "refused").inc()
+                return
+            attributes = {state_attribute(step.entity): "error",
+                          f"{state_attribute(step.entity)}.message": exc.message}
+        except Exception as exc:  # a defect: shown on the entity, logged in full
+            log.exception("job %s: %s failed", job.id, step.description)
+            attributes = {state_attribute(step.entity): "error",
+                          f"{state_attribute(step.entity)}.message": f"internal error: {exc}"}
+        if attributes.get(state_attribute(step.entity)) == "error":
+            failed.append(f"{step.description}: "
+                          f"{attributes.get(state_attribute(step.entity) + '.message', '')}")
+        with store.transaction(write=True) as repo:
+            stored = repo.get(step.entity.id)
+            if stored is None:
+                step.undo()
+                continue
+            stored.attributes.update(attributes)
+            repo.update(stored)
+        step.entity.attributes.update(attributes)
+    with store.transaction(write=True) as repo:
+        repo.update_job(job.id, state="failed" if failed else "done", progress="finished",
+                        error="; ".join(failed) or None)
+    JOBS.labels(job.operation, "failed" if failed else "done").inc()
+
+
+def recover(store: Store, current_state: Callable[[Entity], Attributes | None]) -> list[str]:
+    """After a restart: jobs left running were interrupted. Their entities get
+    the state the infrastructure reports, or `error` when it cannot tell."""
+    recovered = []
+    with store.transaction(write=True) as repo:
+        for job in repo.jobs(state="running", limit=10_000):
+            entities = [e for e in [repo.get(job["entity_id"]),
+                                    *repo.links_from([job["entity_id"]]).get(
+                                        job["entity_id"], [])] if e is not None]
+            for entity in entities:
+                state = state_attribute(entity)
+                if entity.attributes.get(state) != "waiting":
+                    continue
+                real = current_state(entity) or {
+                    state: "error", f"{state}.message": "a restart interrupted its creation; "
+                                                        "delete it and create it again"}
+                entity.attributes.update(real)
+                repo.update(entity)
+            repo.update_job(job["id"], state="failed", progress="interrupted",
+                            error="the service restarted while the job ran")
+            recovered.append(job["location"])
+    return recovered

@@ -1,0 +1,118 @@
+"""Creates whose infrastructure work outlasts the request: the request answers
+at once, the entity shows `waiting` and its job, then the outcome."""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import STORAGE, Client, category
+
+
+def wait_for(check, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def slow_site(make_app, **settings) -> Client:
+    """Every infrastructure operation takes 0.6 s; requests wait 0.1 s for their job."""
+    return Client(make_app(simulated_delay_seconds=0.6, job_wait_seconds=0.1, **settings))
+
+
+def test_a_long_create_answers_at_once_and_shows_its_job(make_app) -> None:
+    client = slow_site(make_app)
+    started = time.monotonic()
+    compute = client.compute()
+    assert time.monotonic() - started < 0.5
+    shown = client.attributes(compute)
+    assert shown["occi.compute.state"] == "waiting"
+    assert shown["occi.compute.state.message"] == f"creating {compute}"
+    [job] = client.get("/jobs/").get_json()["jobs"]
+    assert (job["location"], job["state"], job["operation"]) == (compute, "running", "creating")
+    assert client.request("DELETE", compute).status_code == 409  # not while it is set up
+    stop = client.post_text(f"{compute}?action=stop", [category(
+        "http://schemas.ogf.org/occi/infrastructure/compute/action#stop", "action")])
+    assert stop.status_code == 409
+    wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
+    done = client.get(f"/jobs/{job['id']}").get_json()
+    assert (done["state"], done["progress"], done["error"]) == ("done", "finished", None)
+    assert client.request("DELETE", compute).status_code == 200
+
+
+def test_a_short_create_answers_with_its_outcome(client: Client) -> None:
+    compute = client.compute()  # the simulated infrastructure answers at once
+    assert client.attributes(compute)["occi.compute.state"] == "active"
+    [job] = client.get("/jobs/?state=done").get_json()["jobs"]
+    assert job["location"] == compute
+
+
+def test_a_refusal_within_the_wait_is_the_answer(make_app) -> None:
+    client = Client(make_app(simulated_failures=["unavailable"]))
+    response = client.post_text("/storage/", [category(STORAGE, "kind"),
+                                              "X-OCCI-Attribute: occi.storage.size=1"])
+    assert response.status_code == 503
+    assert "Location" not in client.get("/storage/").get_data(as_text=True)
+    [job] = client.get("/jobs/").get_json()["jobs"]
+    assert job["state"] == "failed" and "unreachable" in job["error"]
+
+
+def test_a_refusal_after_the_answer_shows_on_the_entity(make_app) -> None:
+    client = slow_site(make_app, simulated_failures=["unavailable"])
+    storage = client.storage(1.0)
+    wait_for(lambda: client.attributes(storage)["occi.storage.state"] == "error")
+    assert "unreachable" in client.attributes(storage)["occi.storage.state.message"]
+    assert client.request("DELETE", storage).status_code == 503  # still unreachable
+    assert storage in client.get("/storage/").get_data(as_text=True)
+
+
+def test_links_created_with_a_compute_wait_for_it(make_app) -> None:
+    client = slow_site(make_app)
+    network = client.network()
+    wait_for(lambda: client.attributes(network)["occi.network.state"] == "active")
+    compute = client.compute(f'Link: <{network}>; rel="http://schemas.ogf.org/occi/'
+                             'infrastructure#network"')
+    [link] = client.json(compute)["links"]
+    assert link["attributes"]["occi.networkinterface.state"] == "waiting"
+    wait_for(lambda: client.json(compute)["links"][0]["attributes"][
+        "occi.networkinterface.state"] == "active")
+    assert client.attributes(compute)["occi.compute.state"] == "active"
+
+
+def test_jobs_listing_is_checked(client: Client) -> None:
+    assert client.get("/jobs/?state=lost").status_code == 400
+    assert client.get("/jobs/?limit=0").status_code == 400
+    assert client.get("/jobs/nothing").status_code == 404
+
+
+BACKUP = category("http://schemas.ogf.org/occi/infrastructure/storage/action#backup", "action")
+
+
+def test_a_backup_is_a_job_and_the_answer_shows_its_outcome(make_app) -> None:
+    quick = Client(make_app(simulated_delay_seconds=0.2))
+    storage = quick.storage(1.0)
+    response = quick.post_text(f"{storage}?action=backup", [BACKUP], accept="application/json")
+    assert response.status_code == 200
+    assert response.get_json()["attributes"]["occi.storage.state"] == "online"  # done in time
+    assert "backed up" in response.get_json()["attributes"]["occi.storage.state.message"]
+
+
+def test_a_long_backup_shows_waiting_then_online(make_app) -> None:
+    client = slow_site(make_app)
+    storage = client.storage(1.0)
+    wait_for(lambda: client.attributes(storage)["occi.storage.state"] == "online")
+    response = client.post_text(f"{storage}?action=backup", [BACKUP], accept="application/json")
+    assert response.get_json()["attributes"]["occi.storage.state"] == "waiting"
+    wait_for(lambda: client.attributes(storage)["occi.storage.state"] == "online")
+    assert "backed up" in client.attributes(storage)["occi.storage.state.message"]
+
+
+def test_a_refused_backup_leaves_the_volume_as_it_was(make_app) -> None:
+    client = Client(make_app())
+    storage = client.storage(1.0)
+    service = client.app.extensions["occi.service"]
+    service.backends.storage.failures.names = frozenset({"unavailable"})
+    response = client.post_text(f"{storage}?action=backup", [BACKUP])
+    assert response.status_code == 503
+    service.backends.storage.failures.names = frozenset()
+    assert client.attributes(storage)["occi.storage.state"] == "online"
