@@ -861,13 +861,18 @@ class Work:
                       mixins=self._server_mixins(STORAGE),
                       attributes={"occi.core.id": copy_id, "occi.core.title": title,
                                   STORAGE_SIZE: storage.attributes[STORAGE_SIZE]})
-        try:
-            copy.attributes.update(self.backends.storage.snapshot(storage, copy))
-        except BackendFailure as exc:
-            raise OperationFailed(f"the snapshot of {storage.location} failed: {exc}; nothing "
-                                  "was created") from None
+        self._defer(copy, f"copying {storage.location} into {copy.location}",
+                    lambda: self._copied(storage, copy),
+                    lambda: self.backends.storage.delete(copy))
         self.repo.insert(copy)
         return copy
+
+    def _copied(self, storage: Entity, copy: Entity) -> dict[str, Any]:
+        """Copy a volume into its snapshot (in the snapshot's job)."""
+        try:
+            return self.backends.storage.snapshot(storage, copy)
+        except BackendFailure as exc:
+            return self._error_state(STORAGE, exc)
 
     def _publish_image(self, image: Image, source: Entity) -> Mixin:
         """The os_tpl mixin of a saved image. Images the backend's catalogue

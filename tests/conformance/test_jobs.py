@@ -116,3 +116,17 @@ def test_a_refused_backup_leaves_the_volume_as_it_was(make_app) -> None:
     assert response.status_code == 503
     service.backends.storage.failures.names = frozenset()
     assert client.attributes(storage)["occi.storage.state"] == "online"
+
+
+def test_a_long_snapshot_is_a_waiting_copy_until_done(make_app) -> None:
+    client = slow_site(make_app)
+    storage = client.storage(1.0)
+    wait_for(lambda: client.attributes(storage)["occi.storage.state"] == "online")
+    response = client.post_text(f"{storage}?action=snapshot", [category(
+        "http://schemas.ogf.org/occi/infrastructure/storage/action#snapshot", "action")],
+        accept="application/json")
+    copy = response.get_json()
+    assert copy["attributes"]["occi.storage.state"] == "waiting"
+    assert client.attributes(storage)["occi.storage.state"] == "online"  # the original serves
+    wait_for(lambda: client.attributes(f"/storage/{copy['id']}")["occi.storage.state"]
+             == "online")
