@@ -16,8 +16,8 @@ def wait_for(check, timeout: float = 10) -> None:
 
 
 def slow_site(make_app, **settings) -> Client:
-    """Every infrastructure operation takes 0.6 s; requests wait 0.1 s for their job."""
-    return Client(make_app(simulated_delay_seconds=0.6, job_wait_seconds=0.1, **settings))
+    """Every infrastructure operation takes 1.5 s; requests wait 0.1 s for their job."""
+    return Client(make_app(simulated_delay_seconds=1.5, job_wait_seconds=0.1, **settings))
 
 
 def test_a_long_create_answers_at_once_and_shows_its_job(make_app) -> None:
