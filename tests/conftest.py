@@ -104,6 +104,9 @@ def make_app(tmp_path) -> Iterator[AppFactory]:
 
     yield factory
     for app in apps:
+        reconciler = app.extensions.get("occi.reconciler")
+        if reconciler is not None:  # its thread would go on acting on what the test removes
+            reconciler.stop()
         app.extensions["occi.store"].dispose()
 
 

@@ -50,7 +50,8 @@ def bridge_network(config: Config):  # -> BridgeNetwork
         enter = ["nsenter", f"--net=/run/netns/{namespace}", "--"]
 
     def netlink() -> IPRoute:
-        return IPRoute(netns=namespace) if namespace else IPRoute()
+        # flags=0: never create the namespace (pyroute2 would by default).
+        return IPRoute(netns=namespace, flags=0) if namespace else IPRoute()
 
     nat = Nat(config.network_uplink, enter) if config.network_uplink else None
     return BridgeNetwork(netlink, DhcpServers(config.networks_path, enter),
