@@ -119,7 +119,8 @@ class ComputeBackend(Backend):
 
     @abstractmethod
     def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:
-        """Carry out start/stop/restart/suspend/save."""
+        """Carry out start/stop/restart/suspend/save (save: a new image, named
+        params["term"] when the service chose the name)."""
 
     @abstractmethod
     def update(self, compute: Entity, changes: Attributes) -> Attributes:

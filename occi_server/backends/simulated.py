@@ -104,7 +104,8 @@ class SimulatedCompute(_Simulation, ComputeBackend):
                                   {"active": "running", "inactive": "stopped"})
         if action == "save":
             title = params.get("name") or f"Saved from {compute.title or compute.id}"
-            outcome.image = Image(term=f"saved-{secrets.token_hex(6)}", title=str(title),
+            term = params.get("term") or f"saved-{secrets.token_hex(6)}"
+            outcome.image = Image(term=str(term), title=str(title),
                                   info={"source": compute.location})
         return outcome
 

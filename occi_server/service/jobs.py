@@ -22,7 +22,7 @@ from typing import Any
 from occi_server.core import Entity
 from occi_server.errors import OCCIError
 from occi_server.metrics import JOBS
-from occi_server.store import Store
+from occi_server.store import Repository, Store
 
 log = logging.getLogger("occi_server.jobs")
 Attributes = dict[str, Any]
@@ -35,6 +35,7 @@ class Step:
     run: Callable[[], Attributes]  # the infrastructure's work: attributes to store
     undo: Callable[[], None]  # when the entity went away meanwhile
     restore: Attributes | None = None  # an action's entity on a refusal; None: a create
+    finish: Callable[[Repository], None] | None = None  # stores more, with the outcome
 
 
 @dataclass
@@ -112,6 +113,8 @@ def _work(store: Store, job: Job, outcome: _Outcome) -> None:
                 continue
             stored.attributes.update(attributes)
             repo.update(stored)
+            if step.finish is not None and attributes.get(state_attribute(step.entity)) != "error":
+                step.finish(repo)
         step.entity.attributes.update(attributes)
     with store.transaction(write=True) as repo:
         repo.update_job(job.id, state="failed" if failed else "done", progress="finished",

@@ -8,9 +8,10 @@ commits, so what the infrastructure did is never forgotten."""
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from occi_server.backends.base import GIB, ActionOutcome, Backends, Context, Image
@@ -348,7 +349,8 @@ class Work:
         return result
 
     def _defer(self, entity: Entity, description: str, run: Callable[[], dict[str, Any]],
-               undo: Callable[[], None], restore: dict[str, Any] | None = None) -> None:
+               undo: Callable[[], None], restore: dict[str, Any] | None = None,
+               finish: Callable[[Repository], None] | None = None) -> None:
         """Mark the entity `waiting` and leave the work to this request's job.
         `restore`: what the entity goes back to if the infrastructure refuses
         (an action's); without it a refusal removes the new entity (a create's)."""
@@ -358,7 +360,7 @@ class Work:
         if self.job is None:
             self.job = Job(entity, description.split(" ", 1)[0])
             self.repo.insert_job(self.job.id, entity, self.job.operation)
-        self.job.steps.append(Step(entity, description, run, undo, restore))
+        self.job.steps.append(Step(entity, description, run, undo, restore, finish))
 
     def _backed_up(self, storage: Entity, before: dict[str, Any]) -> dict[str, Any]:
         """Copy the volume to the backup area (in its job)."""
@@ -826,6 +828,8 @@ class Work:
                 params: dict[str, Any]) -> Entity | Mixin:
         if kind.type_id == STORAGE.type_id and action.term == "snapshot":
             return self._snapshot(entity, params)
+        if kind.type_id == COMPUTE.type_id and action.term == "save":
+            return self._save(entity, params)
         if kind.type_id == STORAGE.type_id and action.term == "backup":
             before = {name: entity.attributes.get(name)
                       for name in ("occi.storage.state", "occi.storage.state.message")}
@@ -849,9 +853,41 @@ class Work:
         checkpoint("action.performed")
         entity.attributes.update(outcome.attributes)
         self.repo.update(entity)
-        if outcome.image is not None:
-            return self._publish_image(outcome.image, entity)
         return entity
+
+    def _save(self, compute: Entity, params: dict[str, Any]) -> Mixin:
+        """Save the guest's disk as a new os_tpl (in the compute's job); answers
+        with the os_tpl it will be."""
+        term = f"saved-{compute.id[:8]}-{int(time.time())}"
+        title = str(params.get("name") or f"Saved from {compute.title or compute.id}")
+        made: list[Image] = []
+        before = {name: compute.attributes.get(name)
+                  for name in ("occi.compute.state", "occi.compute.state.message")}
+
+        def save() -> dict[str, Any]:
+            # The backend sees the guest as it was, not `waiting`.
+            as_it_was = replace(compute, attributes={**compute.attributes, **before})
+            try:
+                outcome = self.backends.compute.act(as_it_was, "save", {**params, "term": term})
+            except BackendFailure as exc:
+                return self._error_state(COMPUTE, exc)
+            made.extend([outcome.image] if outcome.image else [])
+            return outcome.attributes
+
+        def publish(repo: Repository) -> None:
+            """Images the backend's catalogue lists are published already; others are kept
+            in the store."""
+            catalogue = {image.term for image in self.backends.compute.images()}
+            for image in made:
+                if image.term not in catalogue:
+                    repo.insert_mixin(image_mixin(self.settings.site_scheme, image,
+                                                  source=compute.location))
+
+        self._defer(compute, f"saving {compute.location} as os_tpl {term}", save,
+                    lambda: None, restore=before, finish=publish)
+        self.repo.update(compute)
+        return image_mixin(self.settings.site_scheme, Image(term=term, title=title),
+                           source=compute.location)
 
     def _snapshot(self, storage: Entity, params: dict[str, Any]) -> Entity:
         """A new storage resource holding a copy of the volume."""
@@ -873,16 +909,6 @@ class Work:
             return self.backends.storage.snapshot(storage, copy)
         except BackendFailure as exc:
             return self._error_state(STORAGE, exc)
-
-    def _publish_image(self, image: Image, source: Entity) -> Mixin:
-        """The os_tpl mixin of a saved image. Images the backend's catalogue
-        lists are published already; others are kept in the store."""
-        published = self.model.mixin(self.settings.site_scheme + "os_tpl#" + image.term)
-        if published is None:
-            published = image_mixin(self.settings.site_scheme, image, source=source.location)
-            self.repo.insert_mixin(published)
-        return published
-
 
 def server_mixins(settings: Settings, kind: Kind) -> list[str]:
     """The mixins the server sets on a new resource: its backend, and usage counters."""

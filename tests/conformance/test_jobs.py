@@ -130,3 +130,17 @@ def test_a_long_snapshot_is_a_waiting_copy_until_done(make_app) -> None:
     assert client.attributes(storage)["occi.storage.state"] == "online"  # the original serves
     wait_for(lambda: client.attributes(f"/storage/{copy['id']}")["occi.storage.state"]
              == "online")
+
+
+def test_a_long_save_names_its_os_template_at_once(make_app) -> None:
+    client = slow_site(make_app)
+    compute = client.compute()
+    wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
+    response = client.post_text(f"{compute}?action=save", [category(
+        "http://schemas.ogf.org/occi/infrastructure/compute/action#save", "action")])
+    term = response.get_data(as_text=True).split(";")[0].split()[-1]
+    assert term.startswith("saved-")
+    assert client.attributes(compute)["occi.compute.state"] == "waiting"
+    assert f"Category: {term};" not in client.get("/-/").get_data(as_text=True)  # not yet
+    wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
+    assert f"Category: {term};" in client.get("/-/").get_data(as_text=True)

@@ -283,7 +283,7 @@ class LibvirtCompute(ComputeBackend):
     def _save_image(self, compute: Entity, domain: libvirt.virDomain,
                     params: Attributes) -> Image:
         """Copy the boot disk, flattened, into the catalogue as a new image."""
-        term = f"saved-{compute.id[:8]}-{int(time.time())}"
+        term = str(params.get("term") or f"saved-{compute.id[:8]}-{int(time.time())}")
         target = self.catalogue.directory / f"{term}.qcow2"
         paused = domain.isActive() and domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         if paused:
