@@ -15,8 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from occi_server.core import Entity
+from occi_server.core import Entity, Kind
 from occi_server.errors import BackendFailure
+from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
 
 Attributes = dict[str, Any]
 GIB = 1024 ** 3  # OCCI sizes are in GiB
@@ -229,6 +230,14 @@ class Backends:
     storage: StorageBackend
     network: NetworkBackend
 
+    def areas(self) -> list[tuple[Kind, Backend]]:
+        """Each resource kind with the backend that serves it."""
+        return [(COMPUTE, self.compute), (STORAGE, self.storage), (NETWORK, self.network)]
+
+    def for_kind(self, kind_id: str) -> Backend | None:
+        return next((backend for kind, backend in self.areas() if kind.type_id == kind_id),
+                    None)
+
     @property
     def simulated(self) -> bool:
-        return self.compute.simulated or self.storage.simulated or self.network.simulated
+        return any(backend.simulated for _, backend in self.areas())

@@ -52,7 +52,7 @@ def create_app(config: Config, *, backends: Backends | None = None,
     service = Service(config, store, backends)
     app.extensions["occi.service"] = service
     service.recover_jobs()
-    if any(b.observes for b in (backends.compute, backends.storage, backends.network)) \
+    if any(backend.observes for _, backend in backends.areas()) \
             and config.reconcile_seconds > 0:
         reconciler = Reconciler(service, config.reconcile_seconds,
                                 config.data_path / "reconcile.lock", config.orphans,

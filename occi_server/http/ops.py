@@ -65,13 +65,11 @@ def health() -> Response:
             checks["store"] = {"status": "ok", "detail": f"{repo.count()} entities"}
     except OCCIError as exc:
         checks["store"] = {"status": "failing", "detail": exc.message}
-    backends = service.backends
-    for area, backend in (("compute", backends.compute), ("storage", backends.storage),
-                          ("network", backends.network)):
+    for kind, backend in service.backends.areas():
         try:
-            checks[area] = {"status": "ok", "detail": backend.health()}
+            checks[kind.term] = {"status": "ok", "detail": backend.health()}
         except Exception as exc:  # whatever the infrastructure raises, the check reports it
-            checks[area] = {"status": "failing",
+            checks[kind.term] = {"status": "failing",
                             "detail": getattr(exc, "message", None) or str(exc)}
     healthy = all(check["status"] == "ok" for check in checks.values())
     response = jsonify({"status": "ok" if healthy else "failing", "checks": checks})
