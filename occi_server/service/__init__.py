@@ -24,7 +24,6 @@ from occi_server.kinds import (
     flavour_mixins,
     monitoring_mixin,
 )
-from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
 from occi_server.marketplace import Marketplace, Policy
 from occi_server.service.jobs import recover, run_job, state_attribute
 from occi_server.service.work import (
@@ -58,8 +57,7 @@ class Service:
                               f"flavours: {', '.join(f.term for f in flavours)}")
         tags: dict[str, Mixin] = {}
         by_kind: dict[str, str] = {}
-        for kind, backend in ((COMPUTE, backends.compute), (STORAGE, backends.storage),
-                              (NETWORK, backends.network)):
+        for kind, backend in backends.areas():
             tag = tags.setdefault(backend.name, Mixin(
                 self.site_scheme + "backend#", backend.name,
                 title=("Simulated backend: no real infrastructure behind this entity"
@@ -95,12 +93,8 @@ class Service:
 
     def recover_jobs(self) -> list[str]:
         """Jobs a restart interrupted: their entities get the real state back."""
-        backends = {COMPUTE.type_id: self.backends.compute,
-                    STORAGE.type_id: self.backends.storage,
-                    NETWORK.type_id: self.backends.network}
-
         def current_state(entity: Entity) -> dict | None:
-            backend = backends.get(entity.kind)
+            backend = self.backends.for_kind(entity.kind)
             return backend.current_state(entity) if backend is not None else None
         recovered = recover(self.store, current_state)
         for location in recovered:
@@ -142,30 +136,33 @@ class Reconciler:
         self._thread: threading.Thread | None = None
 
     def _areas(self) -> list[tuple[Kind, Backend]]:
-        backends = self.service.backends
-        return [(kind, backend) for kind, backend in (
-            (COMPUTE, backends.compute), (STORAGE, backends.storage),
-            (NETWORK, backends.network)) if backend.observes]
+        return [(kind, backend) for kind, backend in self.service.backends.areas()
+                if backend.observes]
 
     def audit(self, *, startup: bool = False) -> list[str]:
         """Orphans (real objects no entity accounts for) are reported, removed or
         adopted as configured, once seen for `orphan_grace` seconds (a create
         still in progress in another worker has not committed yet); at start-up,
         when nothing is in progress, at once. Returns what was done."""
+        with self.service.store.transaction(write=True) as repo:
+            return self._audit(repo, {kind.term: repo.list(kinds=[kind.type_id])
+                                      for kind, _ in self._areas()}, startup)
+
+    def _audit(self, repo: Repository, known: dict[str, list[Entity]],
+               startup: bool) -> list[str]:
         now, done, still = time.monotonic(), [], set()
         for kind, backend in self._areas():
-            with self.service.store.transaction(write=True) as repo:
-                try:
-                    names = backend.orphans(repo.list(kinds=[kind.type_id]))
-                except BackendUnavailable as exc:
-                    log.warning("orphaned %s not looked for: %s", kind.term, exc.message)
+            try:
+                names = backend.orphans(known[kind.term])
+            except BackendUnavailable as exc:
+                log.warning("orphaned %s not looked for: %s", kind.term, exc.message)
+                continue
+            for name in names:
+                still.add((kind.term, name))
+                first = self._orphans_seen.setdefault((kind.term, name), now)
+                if not startup and now - first < self.orphan_grace:
                     continue
-                for name in names:
-                    still.add((kind.term, name))
-                    first = self._orphans_seen.setdefault((kind.term, name), now)
-                    if not startup and now - first < self.orphan_grace:
-                        continue
-                    done.append(self._handle_orphan(repo, kind, backend, name))
+                done.append(self._handle_orphan(repo, kind, backend, name))
         self._orphans_seen = {k: v for k, v in self._orphans_seen.items() if k in still}
         return done
 
@@ -186,12 +183,13 @@ class Reconciler:
         return f"reported {name}"
 
     def run_once(self) -> int:
-        """One pass; returns how many entities changed."""
-        self.audit()
+        """One pass (orphans, then states); returns how many entities changed."""
         changed = 0
         with self.service.store.transaction(write=True) as repo:
+            known = {kind.term: repo.list(kinds=[kind.type_id]) for kind, _ in self._areas()}
+            self._audit(repo, known, startup=False)
             for kind, backend in self._areas():
-                for entity in repo.list(kinds=[kind.type_id]):
+                for entity in known[kind.term]:
                     if entity.attributes.get(state_attribute(entity)) == "waiting":
                         continue  # its job decides
                     real = backend.current_state(entity)
