@@ -57,6 +57,11 @@ def state_attribute(entity: Entity) -> str:
     return f"occi.{entity.kind.rpartition('#')[2]}.state"
 
 
+def error_state(state: str, message: str) -> Attributes:
+    """`error` in the state attribute `state`, with why."""
+    return {state: "error", f"{state}.message": message}
+
+
 def run_job(store: Store, job: Job, wait: float) -> None:
     """Run `job` in a thread; wait for it up to `wait` seconds. Raises the
     refusal that ended it if it ended by then."""
@@ -97,12 +102,10 @@ def _work(store: Store, job: Job, outcome: _Outcome) -> None:
                                     error=exc.message)
                 JOBS.labels(job.operation, "refused").inc()
                 return
-            attributes = {state_attribute(step.entity): "error",
-                          f"{state_attribute(step.entity)}.message": exc.message}
+            attributes = error_state(state_attribute(step.entity), exc.message)
         except Exception as exc:  # a defect: shown on the entity, logged in full
             log.exception("job %s: %s failed", job.id, step.description)
-            attributes = {state_attribute(step.entity): "error",
-                          f"{state_attribute(step.entity)}.message": f"internal error: {exc}"}
+            attributes = error_state(state_attribute(step.entity), f"internal error: {exc}")
         if attributes.get(state_attribute(step.entity)) == "error":
             failed.append(f"{step.description}: "
                           f"{attributes.get(state_attribute(step.entity) + '.message', '')}")
@@ -135,9 +138,8 @@ def recover(store: Store, current_state: Callable[[Entity], Attributes | None]) 
                 state = state_attribute(entity)
                 if entity.attributes.get(state) != "waiting":
                     continue
-                real = current_state(entity) or {
-                    state: "error", f"{state}.message": "a restart interrupted its creation; "
-                                                        "delete it and create it again"}
+                real = current_state(entity) or error_state(
+                    state, "a restart interrupted its creation; delete it and create it again")
                 entity.attributes.update(real)
                 repo.update(entity)
             repo.update_job(job["id"], state="failed", progress="interrupted",

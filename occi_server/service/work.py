@@ -37,7 +37,7 @@ from occi_server.kinds.infrastructure import (
 )
 from occi_server.metrics import BACKEND_ERRORS
 from occi_server.service.ipam import check_network, choose_address
-from occi_server.service.jobs import Job, Step, state_attribute
+from occi_server.service.jobs import Job, Step, error_state, state_attribute
 from occi_server.service.validation import (
     check_entity_id,
     check_required,
@@ -334,19 +334,24 @@ class Work:
     def _provisioned(self, kind: Kind, entity: Entity) -> dict[str, Any]:
         """Create the infrastructure behind a new resource (in its job). A
         refusal leaves the entity in state `error` with the backend's message."""
-        try:
+        def create() -> dict[str, Any]:
             if kind.type_id == COMPUTE.type_id:
-                result = self.backends.compute.create(
+                return self.backends.compute.create(
                     entity, self._image(entity, OS_TPL.type_id), self._context(entity))
-            elif kind.type_id == STORAGE.type_id:
-                result = self.backends.storage.create(
+            if kind.type_id == STORAGE.type_id:
+                return self.backends.storage.create(
                     entity, self._image(entity, IMAGE_TPL.type_id))
-            else:
-                result = self.backends.network.create(entity)
-        except BackendFailure as exc:
-            result = self._error_state(kind, exc)
+            return self.backends.network.create(entity)
+        result = self._or_error(kind, create)
         checkpoint("create.provisioned")
         return result
+
+    def _or_error(self, kind: Kind, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """What the infrastructure answers, or the entity's `error` state if it fails."""
+        try:
+            return call()
+        except BackendFailure as exc:
+            return self._error_state(kind, exc)
 
     def _defer(self, entity: Entity, description: str, run: Callable[[], dict[str, Any]],
                undo: Callable[[], None], restore: dict[str, Any] | None = None,
@@ -364,10 +369,7 @@ class Work:
 
     def _backed_up(self, storage: Entity, before: dict[str, Any]) -> dict[str, Any]:
         """Copy the volume to the backup area (in its job)."""
-        try:
-            return {**before, **self.backends.storage.backup(storage)}
-        except BackendFailure as exc:
-            return self._error_state(STORAGE, exc)
+        return self._or_error(STORAGE, lambda: {**before, **self.backends.storage.backup(storage)})
 
     def _server_mixins(self, kind: Kind) -> list[str]:
         return server_mixins(self.settings, kind)
@@ -375,8 +377,7 @@ class Work:
     def _error_state(self, kind: Kind, exc: BackendFailure) -> dict[str, Any]:
         """What an entity shows when the infrastructure failed it (and counted)."""
         BACKEND_ERRORS.labels(kind.term).inc()
-        state = f"occi.{kind.term}.state"
-        return {state: "error", f"{state}.message": str(exc)}
+        return error_state(f"occi.{kind.term}.state", str(exc))
 
     def _image(self, entity: Entity, family: str) -> Image | None:
         """The catalogue image a compute boots (os_tpl) or a volume is cloned from (image_tpl)."""
@@ -538,7 +539,8 @@ class Work:
                   target: Entity) -> dict[str, Any]:
         """Plug the link's target into its compute (in the link's job)."""
         compute = self.backends.compute
-        try:
+
+        def attach() -> dict[str, Any]:
             if kind.type_id == STORAGELINK.type_id:
                 return compute.attach_storage(source, link, target,
                                               self.backends.storage.source(target))
@@ -550,8 +552,7 @@ class Work:
             except BackendFailure:
                 self.backends.network.unbind(link, target)
                 raise
-        except BackendFailure as exc:
-            return self._error_state(kind, exc)
+        return self._or_error(kind, attach)
 
     def _unplug(self, link: Entity, source: Entity, target: Entity) -> None:
         if link.kind == STORAGELINK.type_id:
@@ -831,8 +832,7 @@ class Work:
         if kind.type_id == COMPUTE.type_id and action.term == "save":
             return self._save(entity, params)
         if kind.type_id == STORAGE.type_id and action.term == "backup":
-            before = {name: entity.attributes.get(name)
-                      for name in ("occi.storage.state", "occi.storage.state.message")}
+            before = _state_of(entity)
             self._defer(entity, f"backing up {entity.location}",
                         lambda: self._backed_up(entity, before), lambda: None, restore=before)
             self.repo.update(entity)
@@ -861,16 +861,12 @@ class Work:
         term = f"saved-{compute.id[:8]}-{int(time.time())}"
         title = str(params.get("name") or f"Saved from {compute.title or compute.id}")
         made: list[Image] = []
-        before = {name: compute.attributes.get(name)
-                  for name in ("occi.compute.state", "occi.compute.state.message")}
+        before = _state_of(compute)
 
         def save() -> dict[str, Any]:
             # The backend sees the guest as it was, not `waiting`.
             as_it_was = replace(compute, attributes={**compute.attributes, **before})
-            try:
-                outcome = self.backends.compute.act(as_it_was, "save", {**params, "term": term})
-            except BackendFailure as exc:
-                return self._error_state(COMPUTE, exc)
+            outcome = self.backends.compute.act(as_it_was, "save", {**params, "term": term})
             made.extend([outcome.image] if outcome.image else [])
             return outcome.attributes
 
@@ -883,8 +879,9 @@ class Work:
                     repo.insert_mixin(image_mixin(self.settings.site_scheme, image,
                                                   source=compute.location))
 
-        self._defer(compute, f"saving {compute.location} as os_tpl {term}", save,
-                    lambda: None, restore=before, finish=publish)
+        self._defer(compute, f"saving {compute.location} as os_tpl {term}",
+                    lambda: self._or_error(COMPUTE, save), lambda: None, restore=before,
+                    finish=publish)
         self.repo.update(compute)
         return image_mixin(self.settings.site_scheme, Image(term=term, title=title),
                            source=compute.location)
@@ -905,10 +902,14 @@ class Work:
 
     def _copied(self, storage: Entity, copy: Entity) -> dict[str, Any]:
         """Copy a volume into its snapshot (in the snapshot's job)."""
-        try:
-            return self.backends.storage.snapshot(storage, copy)
-        except BackendFailure as exc:
-            return self._error_state(STORAGE, exc)
+        return self._or_error(STORAGE, lambda: self.backends.storage.snapshot(storage, copy))
+
+
+def _state_of(entity: Entity) -> dict[str, Any]:
+    """The entity's state and its message, to go back to if an action is refused."""
+    state = state_attribute(entity)
+    return {name: entity.attributes.get(name) for name in (state, f"{state}.message")}
+
 
 def server_mixins(settings: Settings, kind: Kind) -> list[str]:
     """The mixins the server sets on a new resource: its backend, and usage counters."""
