@@ -73,6 +73,37 @@ def main(argv: list[str] | None = None) -> int:
     sync.add_argument("--data-dir")
     sync.add_argument("--config")
 
+    user = commands.add_parser("user", help="manage the users of HTTP basic and X.509 "
+                                             "(kept in the store)")
+    user_actions = user.add_subparsers(dest="action", required=True)
+    add_user = user_actions.add_parser("add", help="add a user, or change one (the password "
+                                                   "is read from the terminal or stdin)")
+    add_user.add_argument("name")
+    add_user.add_argument("--tenant", action="append", required=True,
+                          help="a tenant the user acts for (repeatable; the first is the "
+                               "default)")
+    add_user.add_argument("--admin", action="store_true", help="an operator of the site")
+    add_user.add_argument("--dn", help="the subject DN of the user's certificate (X.509)")
+    add_user.add_argument("--no-password", action="store_true",
+                          help="no password (the user authenticates with a certificate)")
+    list_users = user_actions.add_parser("list", help="list the users")
+    remove_user = user_actions.add_parser("remove", help="remove a user")
+    remove_user.add_argument("name")
+
+    records = commands.add_parser("apel-records", help="write the APEL cloud usage records "
+                                                       "(v0.4) of a period")
+    records.add_argument("--start", required=True, help="period start (ISO 8601, UTC if no "
+                                                       "offset), e.g. 2026-11-01")
+    records.add_argument("--end", help="period end (default: now)")
+    records.add_argument("--spool", help="the APEL SSM sender's outgoing directory (a "
+                                         "dirq queue); default: standard output")
+
+    glue = commands.add_parser("glue-info", help="print the GLUE 2.1 description of this "
+                                                 "endpoint (JSON, as cloud-info-provider)")
+    for command in (add_user, list_users, remove_user, records, glue):
+        command.add_argument("--data-dir")
+        command.add_argument("--config")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "hash-password":
@@ -92,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             return _volumes(config, getattr(args, "volume_id", None))
         if args.command == "copy-store":
             return _copy_store(config, args.target_url)
+        if args.command == "user":
+            return _user(config, args)
+        if args.command in ("apel-records", "glue-info"):
+            return _federation(config, args)
         if args.command == "migrate":
             from occi_server.store import Store
             config.data_path.mkdir(parents=True, exist_ok=True)
@@ -183,6 +218,90 @@ def _hash_password() -> int:
     return 0
 
 
+def _user(config: Any, args: argparse.Namespace) -> int:
+    from werkzeug.security import generate_password_hash
+
+    from occi_server.identity.x509 import canonical_dn
+    from occi_server.store import Store
+
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    store = Store(config.effective_database_url)
+    store.migrate()
+    if args.action == "list":
+        with store.transaction(write=False) as repo:
+            for row in repo.users():
+                print("\t".join([row["name"], ",".join(row["tenants"]),
+                                 "operator" if row["admin"] else "user",
+                                 "password" if row["password_hash"] else "-",
+                                 row["subject_dn"] or "-"]))
+        return 0
+    if args.action == "remove":
+        with store.transaction(write=True) as repo:
+            if not repo.delete_user(args.name):
+                raise ConfigError(f"no user {args.name}")
+        return 0
+    hashed = None
+    if not args.no_password:
+        password = getpass.getpass("password: ") if sys.stdin.isatty() \
+            else sys.stdin.readline().rstrip("\n")
+        if not password:
+            raise ConfigError("an empty password is refused (use --no-password for "
+                              "certificate-only users)")
+        hashed = generate_password_hash(password)
+    try:
+        dn = canonical_dn(args.dn) if args.dn else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if hashed is None and dn is None:
+        raise ConfigError("a user needs a password or a certificate DN (--dn)")
+    with store.transaction(write=True) as repo:
+        repo.save_user(args.name, tenants=args.tenant, admin=args.admin, password_hash=hashed,
+                       subject_dn=dn)
+    print(f"user {args.name}: tenants {', '.join(args.tenant)}"
+          + (" (operator)" if args.admin else ""))
+    return 0
+
+
+def _federation(config: Any, args: argparse.Namespace) -> int:
+    """APEL records of a period, or the GLUE description."""
+    import json
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from occi_server.backends import load_backends
+    from occi_server.service import Service
+    from occi_server.service.accounting import apel_message, spool
+    from occi_server.store import Store
+
+    config.validate()
+    store = Store(config.effective_database_url)
+    store.migrate()
+    service = Service(config, store, load_backends(config))
+    if args.command == "glue-info":
+        print(json.dumps(service.glue(), indent=2))
+        return 0
+
+    def moment(text: str) -> datetime:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(f"{text!r} is not an ISO 8601 date or time") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    start = moment(args.start)
+    end = moment(args.end) if args.end else datetime.now(UTC)
+    if end <= start:
+        raise ConfigError("--end must be after --start")
+    records = service.accounting(start, end)
+    message = apel_message(records)
+    if args.spool:
+        path = spool(message, Path(args.spool))
+        print(f"{len(records)} records queued as {path}")
+    else:
+        sys.stdout.write(message)
+    return 0
+
+
 def _volumes(config: Any, volume_id: str | None) -> int:
     """List the quarantine, or restore one volume and register it again."""
     from datetime import UTC, datetime
@@ -230,7 +349,8 @@ def _serve(config: Any, *, debug: bool) -> int:
     app = create_app(config, background=debug)
     host, _, port = config.listen.rpartition(":")
     logging.getLogger("occi_server").info(
-        "%s listening on http://%s:%s/ (backend %s, store %s)", SERVER_HEADER, host, port,
+        "%s listening on %s://%s:%s/ (backend %s, store %s)", SERVER_HEADER,
+        "https" if config.tls_cert else "http", host, port,
         config.backend, config.effective_database_url.split("://")[0])
     if debug:
         app.run(host=host.strip("[]"), port=int(port), debug=False, use_reloader=False)
@@ -251,7 +371,14 @@ def _serve(config: Any, *, debug: bool) -> int:
         if reconciler is not None:
             reconciler.start()
 
+    tls: dict[str, Any] = {}
+    if config.tls_cert:
+        import ssl
+        tls = {"certfile": config.tls_cert, "keyfile": config.tls_key}
+        if config.tls_client_ca:  # certificates are optional: other credentials still work
+            tls.update(ca_certs=config.tls_client_ca, cert_reqs=ssl.CERT_OPTIONAL)
     GunicornServer(app, {
+        **tls,
         "bind": config.listen,
         "workers": config.effective_workers,
         "worker_class": "gthread",

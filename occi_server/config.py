@@ -4,6 +4,7 @@ variables (e.g. OCCI_BACKEND=simulated, OCCI_DATABASE_URL=postgresql+psycopg://�
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -13,14 +14,18 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from occi_server.kinds.tenancy import QUOTAS
+
 INTERFACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
 NAMESPACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 POLICY_KEYS = ("endorsers_allowed", "endorsers_denied", "images_denied", "checksums_denied",
                "require_endorsement")
 # Settings that take one of a few words.
 CHOICES = {"iscsi_exporter": ("auto", "lio", "tgt", "none"), "accelerator": ("auto", "kvm", "tcg"),
-           "auth": ("none", "basic"), "volume_access": ("local", "iscsi"),
+           "volume_access": ("local", "iscsi"),
            "log_format": ("text", "json"), "orphans": ("report", "clean", "adopt")}
+AUTH_METHODS = ("basic", "oidc", "x509")
+RATE_LIMIT = re.compile(r"\s*[1-9]\d*\s*/\s*(second|minute|hour|day)\s*")
 # The backends each area can use.
 BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated", "filepool", "lvm"),
             "network": ("simulated", "bridge")}
@@ -77,8 +82,41 @@ class Config:
     database_url: str = ""  # default: SQLite file in data_dir
     # Scheme prefix of this site's own categories (templates, backend tags).
     site_scheme: str = ""
-    auth: str = "none"  # "none" or "basic"
-    users: dict[str, str] = field(default_factory=dict)  # name -> password hash
+    # Authentication: "none" (one anonymous operator), or the credentials
+    # accepted, separated by commas: basic, oidc, x509.
+    auth: str = "none"
+    # Users of HTTP basic besides the store's: name -> password hash (tenant
+    # "default"), or name -> {password_hash, tenants = [...], admin = bool}.
+    users: dict[str, Any] = field(default_factory=dict)
+    admins: list[str] = field(default_factory=list)  # operators: user names, subjects, DNs
+    oidc_issuer: str = ""  # e.g. https://aai.egi.eu/auth/realms/egi
+    oidc_audience: str = ""  # the audience tokens must name (this service's client id)
+    oidc_jwks: str = ""  # the issuer's keys: a JWKS file, or its jwks_uri
+    oidc_user_claim: str = "sub"
+    # Claims whose values (groups, entitlements) map to tenants through oidc_tenants.
+    oidc_tenant_claims: list[str] = field(
+        default_factory=lambda: ["eduperson_entitlement", "entitlements", "groups"])
+    oidc_tenants: dict[str, str] = field(default_factory=dict)  # claim value -> tenant
+    # X.509: certificates checked by a front proxy, which passes the subject DN and
+    # the VOMS FQANs in these headers; believed only from trusted_proxies.
+    x509_dn_header: str = ""  # e.g. X-SSL-Client-S-DN
+    x509_fqans_header: str = ""  # e.g. X-VOMS-FQANs
+    trusted_proxies: list[str] = field(default_factory=list)  # addresses or CIDRs
+    x509_vos: dict[str, str] = field(default_factory=dict)  # VO -> tenant
+    # Or TLS ends here: the service's certificate and key, and the CAs client
+    # certificates must chain to (client certificates are then optional).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # Per-tenant limits: {default = {cores = 16, ...}, "vo.example.org" = {...}}.
+    quotas: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Request rate limits, e.g. "60/minute": per address for requests without
+    # valid credentials, per user for the others ("": no limit).
+    rate_limit_anonymous: str = ""
+    rate_limit_authenticated: str = ""
+    # The site as the federation knows it (GOCDB), for accounting and GLUE.
+    site_name: str = ""
+    endpoint_url: str = ""  # the public URL of this service (default: from listen)
     workers: int = 0  # 0: chosen from the number of CPUs
     threads: int = 4
     max_body_bytes: int = 4 * 1024 * 1024
@@ -147,6 +185,23 @@ class Config:
         return self._directory(self.instances_dir, "instances")
 
     @property
+    def auth_methods(self) -> tuple[str, ...]:
+        """The enabled credentials ("none": no authentication at all)."""
+        methods = tuple(m.strip() for m in self.auth.split(",") if m.strip())
+        return () if methods == ("none",) else methods
+
+    @property
+    def effective_site_name(self) -> str:
+        return self.site_name or socket.gethostname()
+
+    @property
+    def effective_endpoint_url(self) -> str:
+        if self.endpoint_url:
+            return self.endpoint_url.rstrip("/")
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.listen}"
+
+    @property
     def effective_workers(self) -> int:
         return self.workers or min(2 * (os.cpu_count() or 1) + 1, 8)
 
@@ -182,13 +237,52 @@ class Config:
             if not isinstance(image_list, dict) or not str(image_list.get("url", "")):
                 raise ConfigError("each of image_lists needs a url (https://…, file://… or a "
                                   "path)")
-        if self.auth == "basic" and not self.users:
-            raise ConfigError("auth = basic needs [users] with name = password hash "
-                              "(make a hash with: occi-server hash-password)")
+        self._validate_identity()
         host, _, port = self.listen.rpartition(":")
         if not host or not port.isdigit():
             raise ConfigError(f"listen must be HOST:PORT, not {self.listen!r}")
         return self
+
+
+    def _validate_identity(self) -> None:
+        methods = self.auth_methods
+        unknown = set(methods) - set(AUTH_METHODS)
+        if unknown or not self.auth.strip() or ("none" in methods):
+            raise ConfigError(f"auth must be none, or one or more of {', '.join(AUTH_METHODS)} "
+                              f"separated by commas, not {self.auth!r}")
+        if "oidc" in methods and not (self.oidc_issuer and self.oidc_audience
+                                      and self.oidc_jwks):
+            raise ConfigError("auth = oidc needs oidc_issuer, oidc_audience and oidc_jwks (a "
+                              "JWKS file or the issuer's jwks_uri)")
+        if "x509" in methods and not ((self.x509_dn_header and self.trusted_proxies)
+                                      or self.tls_client_ca):
+            raise ConfigError("auth = x509 needs a front proxy (x509_dn_header and "
+                              "trusted_proxies) or TLS here (tls_cert, tls_key, tls_client_ca)")
+        if bool(self.tls_cert) != bool(self.tls_key) or (self.tls_client_ca
+                                                          and not self.tls_cert):
+            raise ConfigError("TLS needs both tls_cert and tls_key (tls_client_ca adds "
+                              "client certificates)")
+        for network in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(f"trusted_proxies: {network!r} is not an address or "
+                                  "CIDR") from None
+        for tenant, limits in self.quotas.items():
+            if not isinstance(limits, dict):
+                raise ConfigError(f"quotas.{tenant} must be a table of limits")
+            for name, limit in limits.items():
+                if name not in QUOTAS:
+                    raise ConfigError(f"quotas.{tenant}: unknown quota {name!r}; known: "
+                                      f"{', '.join(QUOTAS)}")
+                if isinstance(limit, bool) or not isinstance(limit, int | float):
+                    raise ConfigError(f"quotas.{tenant}.{name} must be a number (negative: "
+                                      "unlimited)")
+        for setting in ("rate_limit_anonymous", "rate_limit_authenticated"):
+            value = getattr(self, setting)
+            if value and not RATE_LIMIT.fullmatch(value):
+                raise ConfigError(f"{setting} must be COUNT/second|minute|hour|day (e.g. "
+                                  f"60/minute), not {value!r}")
 
 
 def load_config(path: str | None = None, environ: dict[str, str] | None = None,

@@ -55,6 +55,10 @@ class UnsupportedMediaType(OCCIError):
     status, reason = 415, "Unsupported Media Type"
 
 
+class TooManyRequests(OCCIError):
+    status, reason = 429, "Too Many Requests"
+
+
 class InternalError(OCCIError):
     status, reason = 500, "Internal Server Error"
 

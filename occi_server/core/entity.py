@@ -22,6 +22,10 @@ class Entity:
     source: str | None = None
     target: str | None = None
     target_kind: str | None = None
+    # Who it belongs to (None until stored), and whether every tenant may see it.
+    tenant: str | None = None
+    owner: str | None = None
+    shared: bool = False
     # Filled in when rendered: outgoing links (resources) and applicable actions.
     links: list[Entity] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)

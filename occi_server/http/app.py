@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
+import math
 import re
+import ssl
 import time
 from http import HTTPStatus
 from pathlib import Path
 
 from flask import Flask, Response, g, request
-from werkzeug.security import check_password_hash
 
 from occi_server import OCCI_VERSION, SERVER_HEADER
 from occi_server.backends import load_backends
 from occi_server.backends.base import Backends
 from occi_server.config import Config
-from occi_server.errors import NotImplementedFeature, Unauthorized
+from occi_server.errors import NotImplementedFeature, TooManyRequests, Unauthorized
 from occi_server.http.errors import register_error_handlers
 from occi_server.http.logs import request_id
 from occi_server.http.marketplace import blueprint as marketplace_blueprint
 from occi_server.http.ops import blueprint as ops_blueprint
+from occi_server.http.tenancy import TENANT_HEADER
+from occi_server.http.tenancy import blueprint as tenancy_blueprint
 from occi_server.http.views import dispatch
+from occi_server.identity import Authenticator, Credentials, RateLimiter
+from occi_server.identity.ratelimit import Rule
+from occi_server.identity.x509 import peer_certificate_dn
 from occi_server.metrics import LATENCY, REQUESTS, route_of
 from occi_server.rendering import SUPPORTED
 from occi_server.service import Reconciler, Service
@@ -66,16 +70,24 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.url_map.strict_slashes = False
     app.register_blueprint(marketplace_blueprint)
     app.register_blueprint(ops_blueprint)
+    app.register_blueprint(tenancy_blueprint)
     app.add_url_rule("/", "root", dispatch, methods=METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "path", dispatch, methods=METHODS,
                      provide_automatic_options=False)
     register_error_handlers(app, config.max_body_bytes)
 
+    authenticator = Authenticator(config, store)
+    app.extensions["occi.authenticator"] = authenticator
+    limits = {"anonymous": Rule.parse(config.rate_limit_anonymous),
+              "authenticated": Rule.parse(config.rate_limit_authenticated)}
+    limiter = RateLimiter(config.data_path / "ratelimit.sqlite3") \
+        if any(limits.values()) else None
+
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
         _check_version(request.headers.get("User-Agent", ""))
-        _authenticate(config)
+        _identify(authenticator, limiter, limits)
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -106,20 +118,32 @@ def _check_version(user_agent: str) -> None:
                                     f"for OCCI {wanted}")
 
 
-def _authenticate(config: Config) -> None:
-    if config.auth == "none":
-        return  # credentials a client sends anyway are accepted and ignored
-    challenge = {"WWW-Authenticate": 'Basic realm="occi-server", charset="UTF-8"'}
-    header = request.headers.get("Authorization", "")
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic" or not encoded:
-        raise Unauthorized("authentication required: send HTTP basic credentials",
-                           headers=challenge)
+def _identify(authenticator: Authenticator, limiter: RateLimiter | None,
+              limits: dict[str, Rule | None]) -> None:
+    """Authenticate the request (401 otherwise), count it against its rate limit
+    (429), and set the tenant scope it acts in."""
+    socket = request.environ.get("gunicorn.socket")
+    peer = socket.getpeercert() if isinstance(socket, ssl.SSLSocket) else None
+    credentials = Credentials(headers=request.headers, remote_addr=request.remote_addr,
+                              peer_dn=peer_certificate_dn(peer))
     try:
-        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise Unauthorized("malformed basic credentials", headers=challenge) from None
-    hashed = config.users.get(user)
-    if hashed is None or not check_password_hash(hashed, password):
-        raise Unauthorized("wrong user name or password", headers=challenge)
-    g.user = user
+        principal = authenticator.authenticate(credentials)
+    except Unauthorized:
+        _count(limiter, f"address:{request.remote_addr}", limits["anonymous"])
+        raise
+    if authenticator.methods:
+        _count(limiter, f"user:{principal.name}", limits["authenticated"])
+    else:
+        _count(limiter, f"address:{request.remote_addr}", limits["anonymous"])
+    g.principal = principal
+    g.scope = principal.scope(request.headers.get(TENANT_HEADER) or None)
+
+
+def _count(limiter: RateLimiter | None, key: str, rule: Rule | None) -> None:
+    if limiter is None or rule is None:
+        return
+    wait = limiter.hit(key, rule)
+    if wait is not None:
+        raise TooManyRequests(f"too many requests: at most {rule.requests} per {rule.seconds} s; "
+                              f"try again in {wait:g} s",
+                              headers={"Retry-After": str(max(1, math.ceil(wait)))})

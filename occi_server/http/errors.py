@@ -17,7 +17,8 @@ _BY_STATUS: dict[int, type[errors.OCCIError]] = {
     cls.status: cls for cls in (
         errors.BadRequest, errors.Unauthorized, errors.Forbidden, errors.NotFound,
         errors.NotAcceptable, errors.Conflict, errors.PayloadTooLarge,
-        errors.UnsupportedMediaType, errors.NotImplementedFeature, errors.BackendUnavailable,
+        errors.UnsupportedMediaType, errors.TooManyRequests, errors.NotImplementedFeature,
+        errors.BackendUnavailable,
     )
 }
 

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from occi_server.errors import BadRequest
+from occi_server.http.tenancy import require_operator
 from occi_server.marketplace import SORT_KEYS, STATUSES, Marketplace
 
 blueprint = Blueprint("marketplace", __name__, url_prefix="/marketplace")
@@ -128,6 +129,7 @@ def show_entry(identifier: str) -> Response:
 
 @blueprint.post("/api/entries/<identifier>/deprecate")
 def deprecate_entry(identifier: str) -> Response:
+    require_operator()
     _marketplace().deprecate(identifier)
     return jsonify({"identifier": identifier, "deprecated": True})
 

@@ -8,12 +8,13 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from occi_server.errors import BadRequest, NotFound, OCCIError
+from occi_server.http.tenancy import require_operator
 from occi_server.kinds.infrastructure import COMPUTE
 from occi_server.kinds.templates import MONITORING_COUNTERS
 from occi_server.service import Service
@@ -45,6 +46,7 @@ class GuestCollector:
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
+    require_operator()  # per-guest counters of every tenant
     registry: Any = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # gunicorn workers: add them all up
         registry = CollectorRegistry()
@@ -90,7 +92,7 @@ def jobs() -> Response:
     if not limit.isdigit() or not 1 <= int(limit) <= 1000:
         raise BadRequest("limit must be 1-1000")
     service: Service = current_app.extensions["occi.service"]
-    with service.store.transaction(write=False) as repo:
+    with service.store.transaction(write=False, scope=g.scope) as repo:
         found = repo.jobs(state=state, limit=int(limit))
     return jsonify({"jobs": [_job(row) for row in found]})
 
@@ -98,7 +100,7 @@ def jobs() -> Response:
 @blueprint.get("/jobs/<job_id>")
 def job(job_id: str) -> Response:
     service: Service = current_app.extensions["occi.service"]
-    with service.store.transaction(write=False) as repo:
+    with service.store.transaction(write=False, scope=g.scope) as repo:
         found = repo.job(job_id)
     if found is None:
         raise NotFound(f"no job {job_id}")

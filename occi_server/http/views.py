@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 
 from occi_server.core import Entity, Kind, Mixin
 from occi_server.core.specs import ActionSpec, CategorySpec, EntitySpec, Filter
@@ -38,6 +38,7 @@ ALLOWED = {
     "new": ["PUT"],
     "unbound": ["GET", "HEAD"],
     "console": ["GET", "HEAD"],
+    "quota": ["GET", "HEAD"],
 }
 
 
@@ -66,6 +67,8 @@ class Exchange:
         shape = self.target.shape
         if shape in ("kind", "mixin", "unbound"):
             return True
+        if shape == "quota":
+            return self.target.entity is None
         return shape == "new"
 
     @property
@@ -248,6 +251,12 @@ class Exchange:
         assert self.target.entity is not None
         return self.entity_result(self.work.observed(self.target.entity))
 
+    def quota_get(self) -> Result:
+        """Quotas (an extension: the read-only quota kind)."""
+        if self.target.entity is not None:
+            return Result(200, self.renderer.entity(self.target.entity, self.ctx))
+        return Result(200, self.renderer.collection(self.work.quotas(), self.ctx))
+
     def console_get(self) -> Result:
         """The serial console log of a compute (an extension: text/plain only)."""
         assert self.target.entity is not None
@@ -288,7 +297,7 @@ def dispatch(path: str = "") -> Response:
     base_url = request.host_url.rstrip("/") + request.script_root
     write = request.method in ("POST", "PUT", "DELETE")
     ctx = RenderContext(model=service.builtin, base_url=base_url)
-    with service.work(write=write, local_path=ctx.local_path) as work:
+    with service.work(write=write, local_path=ctx.local_path, scope=g.scope) as work:
         ctx.model = work.model
         exchange = Exchange(work, ctx, work.resolve(request.path))
         result = exchange.answer()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from occi_server.core import Action, Attribute, AttrType, Category, Kind, Mixin
 from occi_server.core.states import machine
 from occi_server.kinds.core import ENTITY, LINK, RESOURCE
+from occi_server.kinds.tenancy import QUOTA
 
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 COMPUTE_ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
@@ -180,6 +181,11 @@ PUBLIC_NETWORK = Mixin(
     title="Public network: NAT (masquerade) to the site's uplink", applies=(NETWORK.type_id,),
     depends=(IPNETWORK.type_id,), location="/mixin/public/")
 
+SHARED = Mixin(
+    "http://schemas.occi-server.org/occi/infrastructure#", "shared",
+    title="Shared: visible to every tenant, which may link to it; set by operators only",
+    applies=(COMPUTE.type_id, STORAGE.type_id, NETWORK.type_id), location="/mixin/shared/")
+
 OS_TPL = Mixin(INFRA, "os_tpl", title="OS template", applies=(COMPUTE.type_id,),
                location="/mixin/os_tpl/")
 RESOURCE_TPL = Mixin(INFRA, "resource_tpl", title="Resource template",
@@ -242,6 +248,6 @@ def builtin_categories() -> list[Category]:
     return [
         ENTITY, RESOURCE, LINK,
         COMPUTE, NETWORK, STORAGE, NETWORKINTERFACE, STORAGELINK,
-        IPNETWORK, IPNETWORKINTERFACE, PUBLIC_NETWORK, OS_TPL, RESOURCE_TPL, IMAGE_TPL,
-        SSH_KEY, USER_DATA, LEGACY_PUBLIC_KEY, LEGACY_USER_DATA,
+        IPNETWORK, IPNETWORKINTERFACE, PUBLIC_NETWORK, SHARED, OS_TPL, RESOURCE_TPL, IMAGE_TPL,
+        SSH_KEY, USER_DATA, LEGACY_PUBLIC_KEY, LEGACY_USER_DATA, QUOTA,
     ]

@@ -10,12 +10,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from occi_server import __version__
 from occi_server.backends.base import Backend, Backends
 from occi_server.config import Config, ConfigError
 from occi_server.core import Entity, Kind, Mixin, Model
-from occi_server.errors import BackendUnavailable
+from occi_server.errors import BackendUnavailable, NotFound
 from occi_server.faults import checkpoint
 from occi_server.kinds import (
     DEFAULT_FLAVOURS,
@@ -24,8 +27,12 @@ from occi_server.kinds import (
     flavour_mixins,
     monitoring_mixin,
 )
+from occi_server.kinds.infrastructure import COMPUTE
 from occi_server.marketplace import Marketplace, Policy
+from occi_server.service.accounting import Site, cloud_records
+from occi_server.service.glue import Share, glue_document
 from occi_server.service.jobs import recover, run_job, state_attribute
+from occi_server.service.quotas import limits_of, report, visible_tenants
 from occi_server.service.work import (
     Settings,
     Target,
@@ -34,7 +41,7 @@ from occi_server.service.work import (
     server_mixins,
     volume_image_mixin,
 )
-from occi_server.store import Repository, Store
+from occi_server.store import DEFAULT_TENANT, Repository, Scope, Store
 
 __all__ = ["Reconciler", "Service", "Target", "Work"]
 
@@ -43,6 +50,7 @@ log = logging.getLogger("occi_server.service")
 
 class Service:
     def __init__(self, config: Config, store: Store, backends: Backends) -> None:
+        self.config = config
         self.store = store
         self.backends = backends
         policy = config.marketplace_policy
@@ -79,17 +87,70 @@ class Service:
             backend_mixins=by_kind,
             monitoring_mixin=monitoring.type_id if monitoring else None,
             job_wait_seconds=config.job_wait_seconds,
+            quotas=config.quotas,
+            tenants=tuple(sorted({
+                *config.oidc_tenants.values(), *config.x509_vos.values(),
+                *(t for t in config.quotas if t != DEFAULT_TENANT),
+                *(t for user in config.users.values() if isinstance(user, dict)
+                  for t in user.get("tenants", []))})),
         )
 
     def model(self, repo: Repository) -> Model:
         """The model in force: built-in categories, images as os_tpl and image_tpl mixins,
         and the mixins created at run time."""
-        published = self.marketplace.publishable(self.backends.compute.images())
+        private = repo.private_mixin_ids()  # saved images: their tenant's alone
+        published = [(image, marketplace) for image, marketplace
+                     in self.marketplace.publishable(self.backends.compute.images())
+                     if image_mixin(self.site_scheme, image).type_id not in private]
         return self.builtin.extended([
             *(image_mixin(self.site_scheme, image, marketplace)
               for image, marketplace in published),
             *(volume_image_mixin(self.site_scheme, image) for image, _ in published),
             *repo.mixins()])
+
+    def vo_of(self, tenant: str) -> str:
+        """The VO whose members act for a tenant (the tenant's name if none)."""
+        return next((vo for vo, mapped in self.config.x509_vos.items() if mapped == tenant),
+                    tenant)
+
+    def glue(self, scope: Scope | None = None) -> dict[str, Any]:
+        """The GLUE 2.1 description of this endpoint: a share per tenant (per
+        tenant visible to `scope`)."""
+        with self.store.transaction(write=False, scope=scope) as repo:
+            model = self.model(repo)
+            shares = []
+            for tenant in visible_tenants(repo, self.settings.tenants):
+                states = [e.attributes.get("occi.compute.state")
+                          for e in repo.of_tenant(tenant) if e.kind == COMPUTE.type_id]
+                shares.append(Share(
+                    tenant=tenant, vo=self.vo_of(tenant),
+                    limits=limits_of(self.settings.quotas, tenant),
+                    vms={"total": len(states), "running": states.count("active"),
+                         "suspended": states.count("suspended"),
+                         "halted": states.count("inactive")}))
+        return glue_document(model, site=self.config.effective_site_name,
+                             endpoint=self.config.effective_endpoint_url,
+                             methods=self.config.auth_methods, shares=shares,
+                             backend=self.backends.compute.label)
+
+    def accounting(self, start: datetime, end: datetime) -> list[dict[str, str]]:
+        """APEL cloud records of the computes that existed between start and end."""
+        site = Site(name=self.config.effective_site_name,
+                    service=self.config.effective_endpoint_url,
+                    cloud_type=f"occi-server/{__version__} ({self.backends.compute.name})",
+                    vos={tenant: self.vo_of(tenant) for tenant in self._all_tenants()})
+        with self.store.transaction(write=False) as repo:
+            return cloud_records(repo, site, start, end)
+
+    def _all_tenants(self) -> list[str]:
+        with self.store.transaction(write=False) as repo:
+            return visible_tenants(repo, self.settings.tenants)
+
+    def quota_report(self, scope: Scope, tenant: str) -> dict[str, dict[str, Any]]:
+        with self.store.transaction(write=False, scope=scope) as repo:
+            if tenant not in visible_tenants(repo, self.settings.tenants):
+                raise NotFound(f"no tenant {tenant} is visible to you")
+            return report(repo, self.settings.quotas, tenant)
 
     def recover_jobs(self) -> list[str]:
         """Jobs a restart interrupted: their entities get the real state back."""
@@ -103,10 +164,12 @@ class Service:
         return recovered
 
     @contextmanager
-    def work(self, *, write: bool, local_path: Callable[[str], str]) -> Iterator[Work]:
-        """A unit of work in one transaction. An infrastructure failure that the
-        work recorded (entity left in state error) is raised after commit."""
-        with self.store.transaction(write=write) as repo:
+    def work(self, *, write: bool, local_path: Callable[[str], str],
+             scope: Scope | None = None) -> Iterator[Work]:
+        """A unit of work in one transaction, on behalf of `scope` (None: the
+        service itself). An infrastructure failure that the work recorded
+        (entity left in state error) is raised after commit."""
+        with self.store.transaction(write=write, scope=scope) as repo:
             work = Work(repo, self.model(repo), self.backends, self.settings, local_path)
             yield work
         if write:

@@ -11,14 +11,21 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from occi_server.backends.base import GIB, ActionOutcome, Backends, Context, Image
 from occi_server.core import Action, Attribute, Entity, Kind, Mixin, Model
 from occi_server.core.model import RESOURCE
 from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
-from occi_server.errors import BackendFailure, BadRequest, Conflict, NotFound, OCCIError
+from occi_server.errors import (
+    BackendFailure,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    OCCIError,
+)
 from occi_server.errors import InternalError as OperationFailed
 from occi_server.faults import checkpoint
 from occi_server.kinds.infrastructure import (
@@ -32,12 +39,15 @@ from occi_server.kinds.infrastructure import (
     OS_TPL,
     PUBLIC_NETWORK,
     RESOURCE_TPL,
+    SHARED,
     STORAGE,
     STORAGELINK,
 )
+from occi_server.kinds.tenancy import QUOTA
 from occi_server.metrics import BACKEND_ERRORS
 from occi_server.service.ipam import check_network, choose_address
 from occi_server.service.jobs import Job, Step, error_state, state_attribute
+from occi_server.service.quotas import QuotaCheck, quota_entity, visible_tenants
 from occi_server.service.validation import (
     check_entity_id,
     check_required,
@@ -80,6 +90,9 @@ class Settings:
     backend_mixins: dict[str, str]  # kind -> the managed mixin naming its backend
     monitoring_mixin: str | None  # set when the compute backend reports usage
     job_wait_seconds: float = 10.0  # how long a request waits for its job
+    # Tenant -> quota -> limit; the "default" entry applies to every tenant.
+    quotas: dict[str, dict[str, float]] = field(default_factory=dict)
+    tenants: tuple[str, ...] = ()  # the tenants the configuration names
 
 
 class Work:
@@ -95,11 +108,27 @@ class Work:
         # The infrastructure's work of this request's creates, run after the commit.
         self.job: Job | None = None
         self._legal: dict[tuple[str, tuple[str, ...], Any], list[str]] = {}
+        self.quota = QuotaCheck(repo, settings.quotas)
+
+    # ------------------------------------------------------------ tenants
+    def _writable(self, entity: Entity) -> None:
+        """Another tenant's shared entity can be seen and linked to, not changed."""
+        scope = self.repo.scope
+        if scope is not None and not scope.everything and entity.tenant != scope.tenant:
+            raise Forbidden(f"{entity.location} is shared with every tenant by the site; only "
+                            "its own tenant or an operator can change it")
+
+    def _may_share(self, mixins: Sequence[str]) -> None:
+        scope = self.repo.scope
+        if SHARED.type_id in mixins and scope is not None and not scope.everything:
+            raise Forbidden(f"only operators can share resources ({SHARED.type_id})")
 
     # ------------------------------------------------------------ paths
     def resolve(self, path: str) -> Target:
         if path in QUERY_PATHS:
             return Target("query", path)
+        if path.startswith(QUOTA.location.rstrip("/")):
+            return self._quota_target(path)
         category = self.model.by_location(path)
         if category is None and not path.endswith("/"):
             category = self.model.by_location(path + "/")
@@ -117,11 +146,28 @@ class Work:
             parent, _, last = path.rpartition("/")
             kind = self.model.by_location(parent + "/")
             if isinstance(kind, Kind) and last:
+                if self.repo.everywhere().by_location(path) is not None:
+                    raise NotFound(f"nothing at {path}")  # another tenant's
                 return Target("new", path, category=kind)
             raise NotFound(f"nothing at {path}")
         if path == "/" or any(loc.startswith(path) for loc in self.model.locations()):
             return Target("unbound", path)
         raise NotFound(f"nothing at {path}")
+
+    def _quota_target(self, path: str) -> Target:
+        """/quota/ (the visible tenants' quotas) or /quota/<tenant>."""
+        tenant = path.removeprefix(QUOTA.location.rstrip("/")).strip("/")
+        visible = visible_tenants(self.repo, self.settings.tenants)
+        if not tenant:
+            return Target("quota", QUOTA.location, category=QUOTA)
+        if "/" in tenant or tenant not in visible:
+            raise NotFound(f"nothing at {path}")
+        return Target("quota", path, category=QUOTA,
+                      entity=quota_entity(self.repo, self.settings.quotas, tenant))
+
+    def quotas(self) -> list[Entity]:
+        return [quota_entity(self.repo, self.settings.quotas, tenant)
+                for tenant in visible_tenants(self.repo, self.settings.tenants)]
 
     def entity_at(self, reference: str, what: str) -> Entity:
         path = self.local_path(reference)
@@ -257,6 +303,8 @@ class Work:
             self._check_clone_size(entity)
         if kind.type_id == NETWORK.type_id:
             self._check_network(entity)
+        self._may_share(entity.mixins)
+        self.quota.admit(entity)
         self._provision(kind, entity)
         self.repo.insert(entity)
         for link_spec in spec.links:
@@ -266,7 +314,7 @@ class Work:
     def _check_network(self, network: Entity) -> None:
         """IPv4, a gateway inside, no overlap with another network; public ones need an address."""
         others = [(other.location, other.attributes["occi.network.address"])
-                  for other in self.repo.list(kinds=[NETWORK.type_id])
+                  for other in self.repo.everywhere().list(kinds=[NETWORK.type_id])
                   if other.id != network.id and other.attributes.get("occi.network.address")]
         cidr = network.attributes.get("occi.network.address")
         check_network(cidr, network.attributes.get("occi.network.gateway"), others)
@@ -299,7 +347,7 @@ class Work:
                              f"({entity_id})")
         new_id = check_entity_id(entity_id or proposed) if (entity_id or proposed) \
             else str(uuid.uuid4())
-        if self.repo.get(new_id) is not None:
+        if self.repo.everywhere().get(new_id) is not None:
             raise Conflict(f"an entity with id {new_id} already exists")
         return new_id
 
@@ -415,6 +463,7 @@ class Work:
             if not given_source:
                 raise BadRequest("a link needs occi.core.source (the resource it starts from)")
             source = self.entity_at(str(given_source), "source")
+            self._writable(source)
         elif given_source and self.local_path(str(given_source)) != source.location:
             raise BadRequest(f"an inline link starts at {source.location}, not {given_source}")
         if not given_target:
@@ -451,6 +500,7 @@ class Work:
             self._plan_storagelink(link, target, siblings)
         else:
             self._plan_networkinterface(link, target, siblings)
+        self.quota.admit(link, target)
         self._attach(kind, link, source, target)
         self.repo.insert(link, source_id=source.id, target_id=target.id)
         link.actions = self.legal_actions(link)
@@ -573,6 +623,7 @@ class Work:
 
     # ------------------------------------------------------------ delete
     def delete(self, entity: Entity) -> None:
+        self._writable(entity)
         if entity.attributes.get(state_attribute(entity)) == "waiting":
             raise Conflict(f"{entity.location} is still being set up (see GET /jobs/); delete "
                            "it once it is ready")
@@ -618,6 +669,7 @@ class Work:
     def update(self, entity: Entity, spec: EntitySpec, *, full: bool) -> Entity:
         """POST (full=False: only what is given changes) or PUT (full=True:
         the rendering replaces mixins and mutable attributes; links stay)."""
+        self._writable(entity)
         kind = self.kind_of(entity)
         if spec.kind is not None and spec.kind != entity.kind:
             raise BadRequest(f"the kind of {entity.location} cannot change "
@@ -629,6 +681,9 @@ class Work:
         attributes = self._updated_attributes(kind, entity, mixins, spec.attributes, full=full)
         changes = {n: v for n, v in attributes.items() if entity.attributes.get(n) != v}
         changes.update({n: None for n in entity.attributes if n not in attributes})
+        if SHARED.type_id in mixins and SHARED.type_id not in entity.mixins:
+            self._may_share(mixins)
+        self.quota.admit(replace(entity, mixins=mixins, attributes=attributes))
         entity.mixins = mixins
         entity.attributes = attributes
         if kind.type_id == NETWORK.type_id and ADDRESSING.intersection(changes):
@@ -749,6 +804,8 @@ class Work:
 
     def dissociate(self, mixin: Mixin, entities: Sequence[Entity]) -> None:
         for entity in entities:
+            self._writable(entity)
+            self._may_share([mixin.type_id])
             present = [m for m in entity.mixins if self.model.is_mixin_of(m, mixin.type_id)]
             for mixin_id in present:
                 if self._fixed(mixin_id):
@@ -783,6 +840,7 @@ class Work:
 
     def prepare_action(self, entity: Entity, spec: ActionSpec, term: str
                        ) -> tuple[Action, dict[str, Any]]:
+        self._writable(entity)
         kind = self.kind_of(entity)
         available = self.model.actions_of(kind, entity.mixins)
         if spec.action is not None:
@@ -871,13 +929,11 @@ class Work:
             return outcome.attributes
 
         def publish(repo: Repository) -> None:
-            """Images the backend's catalogue lists are published already; others are kept
-            in the store."""
-            catalogue = {image.term for image in self.backends.compute.images()}
+            """The saved image is the compute's tenant's own os_tpl (the catalogue lists
+            it too; the service's model keeps it from other tenants)."""
             for image in made:
-                if image.term not in catalogue:
-                    repo.insert_mixin(image_mixin(self.settings.site_scheme, image,
-                                                  source=compute.location))
+                repo.insert_mixin(image_mixin(self.settings.site_scheme, image,
+                                              source=compute.location), tenant=compute.tenant)
 
         self._defer(compute, f"saving {compute.location} as os_tpl {term}",
                     lambda: self._or_error(COMPUTE, save), lambda: None, restore=before,
@@ -894,6 +950,7 @@ class Work:
                       mixins=self._server_mixins(STORAGE),
                       attributes={"occi.core.id": copy_id, "occi.core.title": title,
                                   STORAGE_SIZE: storage.attributes[STORAGE_SIZE]})
+        self.quota.admit(copy)
         self._defer(copy, f"copying {storage.location} into {copy.location}",
                     lambda: self._copied(storage, copy),
                     lambda: self.backends.storage.delete(copy))

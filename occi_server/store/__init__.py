@@ -1,5 +1,5 @@
 """Persistence: SQLAlchemy tables, migrations and the repository."""
 
-from occi_server.store.repository import Repository, Store
+from occi_server.store.repository import DEFAULT_TENANT, Repository, Scope, Store
 
-__all__ = ["Repository", "Store"]
+__all__ = ["DEFAULT_TENANT", "Repository", "Scope", "Store"]

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, insert, select
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from occi_server.core import Entity, Mixin
 from occi_server.errors import BackendUnavailable, Conflict
+from occi_server.kinds.infrastructure import SHARED
 from occi_server.store.tables import (
     categories,
     entities,
@@ -25,6 +38,8 @@ from occi_server.store.tables import (
     mac_allocations,
     marketplace_entries,
     metadata,
+    usage_events,
+    users,
 )
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -32,6 +47,24 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """On whose behalf a transaction reads and writes: the tenant it acts for
+    and the user. `everything`: an operator, who sees every tenant's entities.
+    Without a scope (the service's own work) everything is visible."""
+
+    tenant: str
+    owner: str
+    everything: bool = False
+
+
+DEFAULT_TENANT = "default"
+# Attributes that accounting records when they change.
+ACCOUNTED = ("occi.compute.cores", "occi.compute.memory", "occi.compute.hostname",
+             "occi.compute.architecture", "occi.storage.size", "occi.networkinterface.address",
+             "occi.core.source", "occi.core.target", "occi.core.title")
 
 
 class Store:
@@ -80,12 +113,12 @@ class Store:
             connection.commit()
 
     @contextmanager
-    def transaction(self, *, write: bool) -> Iterator[Repository]:
+    def transaction(self, *, write: bool, scope: Scope | None = None) -> Iterator[Repository]:
         try:
             with self.engine.connect() as connection:
                 connection.info["write"] = write
                 with connection.begin():
-                    yield Repository(connection)
+                    yield Repository(connection, scope)
         except OperationalError as exc:
             raise BackendUnavailable(f"the database is not available: {exc.orig}") from None
         except IntegrityError as exc:
@@ -108,26 +141,74 @@ class Store:
                 if rows:
                     destination.execute(insert(table), rows)
                 copied[table.name] = len(rows)
+                if rows and target.engine.dialect.name == "postgresql" \
+                        and table is usage_events:
+                    # Rows came with their ids: the sequence continues after them.
+                    destination.execute(text(
+                        "SELECT setval(pg_get_serial_sequence('usage_events', 'id'), "
+                        "(SELECT max(id) FROM usage_events))"))
         return copied
 
 
 class Repository:
     """Reads and writes inside one transaction."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, scope: Scope | None = None) -> None:
         self.connection = connection
+        self.scope = scope
+
+    def everywhere(self) -> Repository:
+        """The same transaction, seeing every tenant's entities (for checks that
+        span tenants, such as overlapping networks or taken ids)."""
+        return Repository(self.connection, None)
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.scope is None or self.scope.everything
+
+    def _visible(self, query: Any) -> Any:
+        if self.sees_everything:
+            return query
+        assert self.scope is not None
+        return query.where((entities.c.tenant == self.scope.tenant) | entities.c.shared)
+
+    def _stamp(self) -> tuple[str, str]:
+        """(tenant, owner) of what this transaction creates."""
+        if self.scope is None:
+            return DEFAULT_TENANT, "occi-server"
+        return self.scope.tenant, self.scope.owner
+
+    def lock_tenant(self, tenant: str) -> None:
+        """Serialize this tenant's quota checks until the transaction ends (SQLite
+        writers are serialized already)."""
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                    {"key": zlib.crc32(f"tenant:{tenant}".encode())})
 
     # ------------------------------------------------------------ entities
     def get(self, entity_id: str) -> Entity | None:
-        rows = self.connection.execute(select(entities).where(entities.c.id == entity_id)).all()
+        rows = self.connection.execute(
+            self._visible(select(entities).where(entities.c.id == entity_id))).all()
         found = self._hydrate(rows)
         return found[0] if found else None
 
     def by_location(self, location: str) -> Entity | None:
         rows = self.connection.execute(
-            select(entities).where(entities.c.location == location)).all()
+            self._visible(select(entities).where(entities.c.location == location))).all()
         found = self._hydrate(rows)
         return found[0] if found else None
+
+    def tenants(self) -> set[str]:
+        """Tenants that own entities or have users."""
+        owning = set(self.connection.scalars(select(entities.c.tenant).distinct()))
+        for row in self.connection.execute(select(users.c.tenants)):
+            owning.update(row.tenants)
+        return owning
+
+    def of_tenant(self, tenant: str) -> list[Entity]:
+        """Every entity a tenant owns (shared or not)."""
+        return self._hydrate(self.connection.execute(
+            select(entities).where(entities.c.tenant == tenant)).all())
 
     def list(self, *, kinds: Sequence[str] | None = None,
              mixins_any: Sequence[str] | None = None,
@@ -142,24 +223,27 @@ class Repository:
             query = query.where(entities.c.id.in_(member))
         if location_prefix:
             query = query.where(entities.c.location.startswith(location_prefix, autoescape=True))
-        query = query.order_by(entities.c.created, entities.c.id)
+        query = self._visible(query).order_by(entities.c.created, entities.c.id)
         return self._hydrate(self.connection.execute(query).all())
 
     def count(self) -> int:
-        return self.connection.execute(select(func.count()).select_from(entities)).scalar_one()
+        return self.connection.execute(
+            self._visible(select(func.count()).select_from(entities))).scalar_one()
 
     def links_from(self, source_ids: Sequence[str]) -> dict[str, list[Entity]]:
         """Outgoing links of the given resources, by source id."""
         found: dict[str, list[Entity]] = {source_id: [] for source_id in source_ids}
         for chunk in _chunks(list(source_ids), 500):
-            rows = self.connection.execute(
-                select(entities).where(entities.c.source_id.in_(chunk))
+            rows = self.connection.execute(self._visible(
+                select(entities).where(entities.c.source_id.in_(chunk)))
                 .order_by(entities.c.created, entities.c.id)).all()
             for link, row in zip(self._hydrate(rows), rows, strict=True):
                 found[row.source_id].append(link)
         return found
 
     def links_to(self, entity_id: str) -> list[Entity]:
+        """Every link to the entity, whatever its tenant: the service's checks and
+        clean-ups need them all (a shared network's interfaces, for one)."""
         rows = self.connection.execute(
             select(entities).where(entities.c.target_id == entity_id)).all()
         return self._hydrate(rows)
@@ -167,27 +251,70 @@ class Repository:
     def insert(self, entity: Entity, *, source_id: str | None = None,
                target_id: str | None = None) -> None:
         now = _now()
+        tenant, owner = self._stamp()
+        entity.tenant = entity.tenant or tenant
+        entity.owner = entity.owner or owner
+        entity.shared = SHARED.type_id in entity.mixins
         self.connection.execute(insert(entities).values(
             id=entity.id, kind=entity.kind, location=entity.location, source_id=source_id,
             target=entity.target, target_id=target_id, target_kind=entity.target_kind,
-            attributes=entity.attributes, created=now, updated=now))
+            attributes=entity.attributes, created=now, updated=now, tenant=entity.tenant,
+            owner=entity.owner, shared=entity.shared))
         self._write_mixins(entity)
+        self._record(entity, "created", now)
 
     def update(self, entity: Entity) -> None:
+        now = _now()
+        entity.shared = SHARED.type_id in entity.mixins
         self.connection.execute(sql_update(entities).where(entities.c.id == entity.id).values(
-            attributes=entity.attributes, target_kind=entity.target_kind, updated=_now()))
+            attributes=entity.attributes, target_kind=entity.target_kind, updated=now,
+            shared=entity.shared))
         self.connection.execute(delete(entity_mixins).where(entity_mixins.c.entity_id == entity.id))
         self._write_mixins(entity)
+        self._record(entity, "changed", now)
 
     def delete(self, entity_id: str) -> None:
         # Links of the entity go with it (ON DELETE CASCADE); deleted explicitly
         # as well so that a database without cascades behaves the same.
+        now = _now()
         links = select(entities.c.id).where(entities.c.source_id == entity_id)
+        gone = self.connection.execute(select(entities).where(
+            (entities.c.id == entity_id) | entities.c.id.in_(links))).all()
         for table in (ip_allocations, mac_allocations):
             self.connection.execute(delete(table).where(
                 (table.c.link_id == entity_id) | table.c.link_id.in_(links)))
         self.connection.execute(delete(entities).where(entities.c.source_id == entity_id))
         self.connection.execute(delete(entities).where(entities.c.id == entity_id))
+        for row in gone:
+            self.connection.execute(insert(usage_events).values(
+                time=now, entity_id=row.id, kind=row.kind, tenant=row.tenant, owner=row.owner,
+                event="deleted", state=_state(row.attributes), details={}))
+
+    def _record(self, entity: Entity, event_name: str, now: datetime) -> None:
+        """A usage event, when what accounting sees (state, sizes, templates) changed."""
+        state = _state(entity.attributes)
+        details = {"attributes": {k: entity.attributes[k] for k in ACCOUNTED
+                                  if entity.attributes.get(k) is not None},
+                   "mixins": list(entity.mixins)}
+        if event_name == "changed":
+            last = self.connection.execute(
+                select(usage_events.c.state, usage_events.c.details)
+                .where(usage_events.c.entity_id == entity.id)
+                .order_by(usage_events.c.id.desc()).limit(1)).first()
+            if last is not None and last.state == state and last.details == details:
+                return
+        self.connection.execute(insert(usage_events).values(
+            time=now, entity_id=entity.id, kind=entity.kind, tenant=entity.tenant or "",
+            owner=entity.owner or "", event=event_name, state=state, details=details))
+
+    def usage_events(self, *, until: datetime, kinds: Sequence[str] | None = None
+                     ) -> list[dict[str, Any]]:
+        """Usage events up to `until`, oldest first."""
+        query = select(usage_events).where(usage_events.c.time < until)
+        if kinds is not None:
+            query = query.where(usage_events.c.kind.in_(list(kinds)))
+        return [dict(row._mapping) for row in self.connection.execute(
+            query.order_by(usage_events.c.id))]
 
     def allocated_addresses(self, network_id: str) -> set[str]:
         return set(self.connection.scalars(select(ip_allocations.c.address).where(
@@ -233,7 +360,8 @@ class Repository:
             id=row.id, kind=row.kind, location=row.location, mixins=mixins[row.id],
             attributes=dict(row.attributes),
             source=source_locations.get(row.source_id) if row.source_id else None,
-            target=row.target, target_kind=row.target_kind,
+            target=row.target, target_kind=row.target_kind, tenant=row.tenant, owner=row.owner,
+            shared=row.shared,
         ) for row in rows]
 
     def _locations_of(self, ids: set[str]) -> dict[str, str]:
@@ -250,21 +378,56 @@ class Repository:
         now = _now()
         self.connection.execute(insert(jobs).values(
             id=job_id, entity_id=entity.id, location=entity.location, operation=operation,
-            state="running", progress="queued", error=None, created=now, updated=now))
+            state="running", progress="queued", error=None, created=now, updated=now,
+            tenant=entity.tenant or self._stamp()[0]))
 
     def update_job(self, job_id: str, **values: str | None) -> None:
         self.connection.execute(sql_update(jobs).where(jobs.c.id == job_id).values(
             **values, updated=_now()))
 
     def jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        query = select(jobs).order_by(jobs.c.created.desc()).limit(limit)
+        query = self._own_jobs(select(jobs).order_by(jobs.c.created.desc()).limit(limit))
         if state is not None:
             query = query.where(jobs.c.state == state)
         return [dict(row._mapping) for row in self.connection.execute(query)]
 
     def job(self, job_id: str) -> dict[str, Any] | None:
-        row = self.connection.execute(select(jobs).where(jobs.c.id == job_id)).first()
+        row = self.connection.execute(
+            self._own_jobs(select(jobs).where(jobs.c.id == job_id))).first()
         return None if row is None else dict(row._mapping)
+
+    def _own_jobs(self, query: Any) -> Any:
+        if self.sees_everything:
+            return query
+        assert self.scope is not None
+        return query.where(jobs.c.tenant == self.scope.tenant)
+
+    # ------------------------------------------------------------ users
+    def user(self, name: str) -> dict[str, Any] | None:
+        row = self.connection.execute(select(users).where(users.c.name == name)).first()
+        return None if row is None else dict(row._mapping)
+
+    def user_by_subject(self, subject_dn: str) -> dict[str, Any] | None:
+        row = self.connection.execute(
+            select(users).where(users.c.subject_dn == subject_dn)).first()
+        return None if row is None else dict(row._mapping)
+
+    def users(self) -> list[dict[str, Any]]:
+        return [dict(row._mapping) for row in self.connection.execute(
+            select(users).order_by(users.c.name))]
+
+    def save_user(self, name: str, *, tenants: Sequence[str], admin: bool,
+                  password_hash: str | None, subject_dn: str | None) -> None:
+        values = {"password_hash": password_hash, "subject_dn": subject_dn,
+                  "tenants": list(tenants), "admin": admin}
+        if self.user(name) is None:
+            self.connection.execute(insert(users).values(name=name, created=_now(), **values))
+        else:
+            self.connection.execute(sql_update(users).where(users.c.name == name)
+                                    .values(**values))
+
+    def delete_user(self, name: str) -> bool:
+        return bool(self.connection.execute(delete(users).where(users.c.name == name)).rowcount)
 
     # ------------------------------------------------------------ marketplace
     def save_endorsement(self, identifier: str, endorser: str, created: datetime,
@@ -296,22 +459,42 @@ class Repository:
             marketplace_entries.c.identifier == identifier).values(deprecated=True)).rowcount
 
     def mixins(self) -> list[Mixin]:
-        rows = self.connection.execute(select(categories).order_by(categories.c.created)).all()
+        """Run-time mixins: the site's, and this tenant's own (user tags, saved images)."""
+        query = select(categories).order_by(categories.c.created)
+        if not self.sees_everything:
+            assert self.scope is not None
+            query = query.where(categories.c.tenant.is_(None)
+                                | (categories.c.tenant == self.scope.tenant))
+        rows = self.connection.execute(query).all()
         return [Mixin(
             row.scheme, row.term, title=row.title or "", depends=tuple(row.depends),
             applies=tuple(row.applies), location=row.location, origin=row.origin,
             info=dict(row.info),
         ) for row in rows]
 
-    def insert_mixin(self, mixin: Mixin) -> None:
+    def insert_mixin(self, mixin: Mixin, *, tenant: str | None = None) -> None:
+        """Keep a run-time mixin, offered to `tenant` (default: this transaction's)."""
         self.connection.execute(insert(categories).values(
             type_id=mixin.type_id, scheme=mixin.scheme, term=mixin.term, title=mixin.title,
             location=mixin.location, depends=list(mixin.depends), applies=list(mixin.applies),
-            origin=mixin.origin, info=dict(mixin.info), created=_now()))
+            origin=mixin.origin, info=dict(mixin.info), created=_now(),
+            tenant=tenant or self._stamp()[0]))
+
+    def private_mixin_ids(self) -> set[str]:
+        """Run-time mixins of any tenant (a saved image the catalogue also lists
+        is its tenant's alone)."""
+        return set(self.connection.scalars(
+            select(categories.c.type_id).where(categories.c.tenant.is_not(None))))
 
     def delete_mixin(self, type_id: str) -> None:
         self.remove_mixin_everywhere(type_id)
         self.connection.execute(delete(categories).where(categories.c.type_id == type_id))
+
+
+def _state(attributes: dict[str, Any]) -> str | None:
+    """The value of the kind's state attribute (occi.compute.state, …)."""
+    return next((str(v) for k, v in attributes.items()
+                 if k.startswith("occi.") and k.endswith(".state") and k.count(".") == 2), None)
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -33,6 +34,11 @@ entities = Table(
     Column("attributes", JSON, nullable=False),
     Column("created", DateTime(timezone=True), nullable=False, index=True),
     Column("updated", DateTime(timezone=True), nullable=False),
+    # Who may see and change it: its tenant's members (and operators). A shared
+    # entity (one with the shared mixin) is visible to every tenant.
+    Column("tenant", String(255), nullable=False, index=True, server_default="default"),
+    Column("owner", String(1024), nullable=False, server_default="anonymous"),
+    Column("shared", Boolean, nullable=False, server_default=false()),
 )
 
 entity_mixins = Table(
@@ -60,6 +66,7 @@ categories = Table(
     Column("origin", String(32), nullable=False),
     Column("info", JSON, nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
+    Column("tenant", String(255), nullable=True),  # None: offered to every tenant
 )
 
 # Addresses and MACs of network interfaces. The primary keys make the store
@@ -105,4 +112,34 @@ jobs = Table(
     Column("error", Text, nullable=True),
     Column("created", DateTime(timezone=True), nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),
+    Column("tenant", String(255), nullable=False, server_default="default"),
+)
+
+# Users known to the store (HTTP basic passwords, X.509 subjects), with the
+# tenants they act for.
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("password_hash", Text, nullable=True),
+    Column("subject_dn", String(1024), nullable=True, unique=True),
+    Column("tenants", JSON, nullable=False),
+    Column("admin", Boolean, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+)
+
+# Every change of a resource that accounting cares about (created, state or
+# size changed, deleted), kept after the resource is gone.
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", DateTime(timezone=True), nullable=False, index=True),
+    Column("entity_id", String(255), nullable=False, index=True),
+    Column("kind", String(1024), nullable=False),
+    Column("tenant", String(255), nullable=False),
+    Column("owner", String(1024), nullable=False),
+    Column("event", String(16), nullable=False),  # created, changed, deleted
+    Column("state", String(32), nullable=True),
+    Column("details", JSON, nullable=False),
 )

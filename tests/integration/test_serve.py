@@ -37,6 +37,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
+        self.verify: str | bool = True  # the CA file of a server with TLS
 
     def start(self, workers: int = 3, crash_at: str = "", **settings: str) -> None:
         env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_CRASH_AT": crash_at,
@@ -48,7 +49,7 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                requests.get(self.url + "/-/", timeout=1)
+                requests.get(self.url + "/-/", timeout=1, verify=self.verify)
                 return
             except requests.ConnectionError:
                 if self.process.poll() is not None:

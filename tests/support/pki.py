@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,8 +41,9 @@ def _name(common_name: str) -> x509.Name:
 
 
 def issue(common_name: str, issuer: Identity | None = None, *, ca: bool = False,
-          days: int = 30, starts: datetime | None = None) -> Identity:
-    """A certificate signed by `issuer` (self-signed without one)."""
+          days: int = 30, starts: datetime | None = None, tls: str | None = None) -> Identity:
+    """A certificate signed by `issuer` (self-signed without one); `tls`: "server"
+    (for 127.0.0.1) or "client" makes it a TLS certificate."""
     key = ec.generate_private_key(ec.SECP256R1())
     starts = starts or datetime.now(UTC) - timedelta(hours=1)
     subject = _name(common_name)
@@ -53,7 +55,15 @@ def issue(common_name: str, issuer: Identity | None = None, *, ca: bool = False,
                .not_valid_before(starts)
                .not_valid_after(starts + timedelta(days=days))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
+    if tls == "server":
+        builder = builder.add_extension(x509.ExtendedKeyUsage(
+            [ExtendedKeyUsageOID.SERVER_AUTH]), critical=False).add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+    elif tls == "client":
+        builder = builder.add_extension(x509.ExtendedKeyUsage(
+            [ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+    elif not ca:
         builder = builder.add_extension(x509.ExtendedKeyUsage(
             [ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CODE_SIGNING]),
             critical=False)

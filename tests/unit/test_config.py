@@ -39,7 +39,14 @@ def test_backend_must_be_chosen() -> None:
     ({"OCCI_BACKEND": "simulated", "OCCI_ISCSI_EXPORTER": "iet"},
      "iscsi_exporter must be auto, lio, tgt or none"),
     ({"OCCI_BACKEND": "simulated", "OCCI_WORKERS": "many"}, "OCCI_WORKERS"),
-    ({"OCCI_BACKEND": "simulated", "OCCI_AUTH": "basic"}, "hash-password"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_AUTH": "kerberos"}, "auth must be none, or one"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_AUTH": "oidc"}, "oidc_issuer, oidc_audience"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_AUTH": "x509"}, "trusted_proxies"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_TRUSTED_PROXIES": '["10.0.0.300"]'},
+     "trusted_proxies"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_QUOTAS": '{"default": {"gpus": 1}}'},
+     "unknown quota 'gpus'"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_RATE_LIMIT_ANONYMOUS": "lots"}, "COUNT/second"),
     ({"OCCI_BACKEND": "simulated", "OCCI_LISTEN": "8080"}, "HOST:PORT"),
 ])
 def test_bad_values_are_explained(environ: dict[str, str], message: str) -> None:

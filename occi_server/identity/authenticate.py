@@ -1,0 +1,170 @@
+"""One authentication layer for every enabled credential: HTTP basic, OIDC
+bearer tokens and X.509 certificates (from the TLS connection or a trusted
+front proxy). The answer is a Principal, or an Unauthorized error whose
+WWW-Authenticate lists a challenge for each enabled scheme."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from occi_server.config import Config
+from occi_server.errors import Unauthorized
+from occi_server.identity.oidc import IssuerKeys, TokenRejected, TokenVerifier, claim_values
+from occi_server.identity.principal import Principal
+from occi_server.identity.x509 import TrustedProxies, canonical_dn, fqans, vo_of
+from occi_server.store import DEFAULT_TENANT, Store
+
+REALM = "occi-server"
+# Checked when the user is unknown, so that the answer takes as long as for a
+# known user with a wrong password (user names are not revealed by timing).
+_DUMMY_HASH = generate_password_hash("not a password")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What a request carries that can identify its sender."""
+
+    headers: Mapping[str, str]
+    remote_addr: str | None = None
+    peer_dn: str | None = None  # subject of the client certificate, when TLS ends here
+
+
+class Authenticator:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.methods = config.auth_methods
+        self.admins = {_name(a) for a in config.admins}
+        self.proxies = TrustedProxies(config.trusted_proxies)
+        self.verifier = TokenVerifier(config.oidc_issuer, config.oidc_audience,
+                                      IssuerKeys(config.oidc_jwks)) \
+            if "oidc" in self.methods else None
+
+    def challenge(self, token_error: str | None = None) -> dict[str, str]:
+        challenges = []
+        if "basic" in self.methods:
+            challenges.append(f'Basic realm="{REALM}", charset="UTF-8"')
+        if "oidc" in self.methods:
+            bearer = f'Bearer realm="{REALM}"'
+            if token_error:
+                description = token_error.replace('"', "'")
+                bearer += f', error="invalid_token", error_description="{description}"'
+            challenges.append(bearer)
+        if "x509" in self.methods:
+            challenges.append(f'X509 realm="{REALM}"')
+        return {"WWW-Authenticate": ", ".join(challenges)}
+
+    def _refuse(self, message: str, token_error: str | None = None) -> Unauthorized:
+        return Unauthorized(message, headers=self.challenge(token_error))
+
+    def authenticate(self, credentials: Credentials) -> Principal:
+        if not self.methods:
+            return Principal("anonymous", (DEFAULT_TENANT,), admin=True)
+        proxied_dn = self._proxied_dn(credentials)
+        scheme, _, value = credentials.headers.get("Authorization", "").partition(" ")
+        scheme = scheme.lower()
+        if scheme == "basic" and "basic" in self.methods:
+            return self._basic(value.strip())
+        if scheme == "bearer" and "oidc" in self.methods:
+            return self._bearer(value.strip())
+        if scheme:
+            enabled = ", ".join(self.methods)
+            raise self._refuse(f"the {scheme} authorization scheme is not accepted here; "
+                               f"enabled: {enabled}")
+        if "x509" in self.methods:
+            dn = proxied_dn or credentials.peer_dn
+            if dn:
+                return self._certificate(dn, credentials, proxied=proxied_dn is not None)
+        raise self._refuse("authentication required: " + " or ".join(
+            {"basic": "HTTP basic credentials", "oidc": "an OIDC bearer token",
+             "x509": "a client certificate"}[m] for m in self.methods))
+
+    # ------------------------------------------------------------ basic
+    def _basic(self, encoded: str) -> Principal:
+        try:
+            user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise self._refuse("malformed basic credentials") from None
+        record = self._user(user)
+        hashed = record.get("password_hash") if record else None
+        if not check_password_hash(hashed or _DUMMY_HASH, password) or not hashed:
+            raise self._refuse("wrong user name or password")
+        assert record is not None
+        return Principal(user, tuple(record["tenants"]),
+                         admin=bool(record["admin"]) or user in self.admins, method="basic")
+
+    def _user(self, name: str) -> dict[str, Any] | None:
+        """A user of the configuration file ([users]), else of the store."""
+        configured = self.config.users.get(name)
+        if isinstance(configured, str):
+            return {"password_hash": configured, "tenants": [DEFAULT_TENANT], "admin": False}
+        if isinstance(configured, dict):
+            return {"password_hash": configured.get("password_hash"),
+                    "tenants": list(configured.get("tenants", [DEFAULT_TENANT])),
+                    "admin": bool(configured.get("admin", False))}
+        with self.store.transaction(write=False) as repo:
+            return repo.user(name)
+
+    # ------------------------------------------------------------ OIDC
+    def _bearer(self, token: str) -> Principal:
+        assert self.verifier is not None
+        try:
+            claims = self.verifier.claims(token)
+        except TokenRejected as exc:
+            raise self._refuse(f"bearer token refused: {exc}", token_error=str(exc)) from None
+        name = str(claims.get(self.config.oidc_user_claim) or claims["sub"])
+        tenants: list[str] = []
+        for value in claim_values(claims, self.config.oidc_tenant_claims):
+            tenant = self.config.oidc_tenants.get(value)
+            if tenant and tenant not in tenants:
+                tenants.append(tenant)
+        return Principal(name, tuple(tenants), admin=name in self.admins, method="oidc")
+
+    # ------------------------------------------------------------ X.509
+    def _proxied_dn(self, credentials: Credentials) -> str | None:
+        """The DN a front proxy passes, believed only from the configured proxies:
+        anyone else sending the header is refused outright."""
+        header = self.config.x509_dn_header
+        value = credentials.headers.get(header) if header else None
+        if not value:
+            return None
+        if "x509" not in self.methods or credentials.remote_addr not in self.proxies:
+            raise self._refuse(f"{header} is accepted only from the site's trusted proxies, "
+                               f"not from {credentials.remote_addr}")
+        try:
+            return canonical_dn(value)
+        except ValueError as exc:
+            raise self._refuse(f"{header}: {exc}") from None
+
+    def _certificate(self, dn: str, credentials: Credentials, *, proxied: bool) -> Principal:
+        header = self.config.x509_fqans_header
+        attributes = fqans(credentials.headers.get(header, "")) if proxied and header else ()
+        with self.store.transaction(write=False) as repo:
+            record = repo.user_by_subject(dn)
+        if record is not None:
+            return Principal(record["name"], tuple(record["tenants"]),
+                             admin=bool(record["admin"]) or dn in self.admins, method="x509",
+                             fqans=attributes)
+        tenants: list[str] = []
+        for fqan in attributes:
+            tenant = self.config.x509_vos.get(vo_of(fqan))
+            if tenant and tenant not in tenants:
+                tenants.append(tenant)
+        return Principal(dn, tuple(tenants), admin=dn in self.admins, method="x509",
+                         fqans=attributes)
+
+
+def _name(admin: str) -> str:
+    """Operators are listed by user name, token subject or certificate DN."""
+    if "=" in admin and ("/" in admin or "," in admin):
+        try:
+            return canonical_dn(admin)
+        except ValueError:
+            return admin
+    return admin

@@ -1,0 +1,114 @@
+"""Per-tenant quotas: what a tenant's resources add up to, checked before a
+change that makes them grow (creates, resizes, links)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from occi_server.core import Entity
+from occi_server.errors import Forbidden
+from occi_server.kinds.infrastructure import (
+    COMPUTE,
+    NETWORK,
+    NETWORKINTERFACE,
+    PUBLIC_NETWORK,
+    STORAGE,
+)
+from occi_server.kinds.tenancy import QUOTA, QUOTAS
+from occi_server.store import DEFAULT_TENANT, Repository
+
+
+def limits_of(quotas: dict[str, dict[str, float]], tenant: str) -> dict[str, float]:
+    """The tenant's limits: its own entry over the "default" one; absent or negative
+    means unlimited."""
+    merged = {**quotas.get(DEFAULT_TENANT, {}), **quotas.get(tenant, {})}
+    return {name: float(limit) for name, limit in merged.items() if float(limit) >= 0}
+
+
+def usage(entities: Iterable[Entity], public_networks: set[str]) -> dict[str, float]:
+    """What the entities use, quota by quota."""
+    used = dict.fromkeys(QUOTAS, 0.0)
+    for entity in entities:
+        attributes = entity.attributes
+        if entity.kind == COMPUTE.type_id:
+            used["instances"] += 1
+            used["cores"] += float(attributes.get("occi.compute.cores") or 0)
+            used["memory"] += float(attributes.get("occi.compute.memory") or 0)
+        elif entity.kind == STORAGE.type_id:
+            used["volumes"] += 1
+            used["storage"] += float(attributes.get("occi.storage.size") or 0)
+        elif entity.kind == NETWORK.type_id:
+            used["networks"] += 1
+        elif entity.kind == NETWORKINTERFACE.type_id and entity.target in public_networks:
+            used["public_ips"] += 1
+    return used
+
+
+def public_networks(repo: Repository) -> set[str]:
+    return {network.location for network in repo.everywhere().list(
+        kinds=[NETWORK.type_id], mixins_any=[PUBLIC_NETWORK.type_id])}
+
+
+def report(repo: Repository, quotas: dict[str, dict[str, float]], tenant: str
+           ) -> dict[str, dict[str, Any]]:
+    """Each quota's limit (None: unlimited) and current usage, for the API."""
+    limits = limits_of(quotas, tenant)
+    used = usage(repo.everywhere().of_tenant(tenant), public_networks(repo))
+    return {name: {"limit": limits.get(name), "usage": used[name], "counts": what}
+            for name, what in QUOTAS.items()}
+
+
+def quota_entity(repo: Repository, quotas: dict[str, dict[str, float]], tenant: str) -> Entity:
+    """A tenant's quotas as an entity of the quota kind."""
+    attributes: dict[str, Any] = {"occi.core.id": tenant, "occi.core.title":
+                                  f"Quotas of tenant {tenant}",
+                                  "occi_server.quota.tenant": tenant}
+    for name, values in report(repo, quotas, tenant).items():
+        if values["limit"] is not None:
+            attributes[f"occi_server.quota.{name}.limit"] = values["limit"]
+        attributes[f"occi_server.quota.{name}.usage"] = values["usage"]
+    return Entity(id=tenant, kind=QUOTA.type_id, location=f"{QUOTA.location}{tenant}",
+                  attributes=attributes, tenant=tenant)
+
+
+def visible_tenants(repo: Repository, known: tuple[str, ...]) -> list[str]:
+    """The tenants whose quotas the transaction's scope may read: its own, or
+    (operators) every tenant the site knows of or that owns something."""
+    if repo.scope is not None and not repo.scope.everything:
+        return [repo.scope.tenant]
+    return sorted({*known, *repo.tenants()})
+
+
+class QuotaCheck:
+    """The quota check of one transaction: `admit(entity)` before the entity is
+    stored (or changed) refuses it if a limit would be passed that its tenant's
+    usage had not passed already. The tenant is locked first, so concurrent
+    requests are checked one after the other."""
+
+    def __init__(self, repo: Repository, quotas: dict[str, dict[str, float]]) -> None:
+        self.repo = repo
+        self.quotas = quotas
+        self._before: dict[str, dict[str, float]] = {}
+
+    def admit(self, entity: Entity, target: Entity | None = None) -> None:
+        tenant = entity.tenant or (self.repo.scope.tenant if self.repo.scope else DEFAULT_TENANT)
+        limits = limits_of(self.quotas, tenant)
+        if not limits:
+            return
+        public = public_networks(self.repo)
+        if target is not None and PUBLIC_NETWORK.type_id in target.mixins:
+            public.add(target.location)
+        if tenant not in self._before:
+            self.repo.lock_tenant(tenant)
+            self._before[tenant] = usage(self.repo.everywhere().of_tenant(tenant), public)
+        current = {e.id: e for e in self.repo.everywhere().of_tenant(tenant)}
+        current[entity.id] = entity
+        after = usage(current.values(), public)
+        before = self._before[tenant]
+        for name, limit in limits.items():
+            if after[name] > limit and after[name] > before[name]:
+                raise Forbidden(
+                    f"quota {name} of tenant {tenant} exceeded: this would make "
+                    f"{after[name]:g} {QUOTAS[name]}, the limit is {limit:g} "
+                    f"({after[name] - limit:g} over); GET /quota/ shows usage and limits")

@@ -1,0 +1,208 @@
+"""Tenants are kept apart: for every route and verb, a user of tenant A acting
+on tenant B's entities gets 404 (never 403, never success) and B's state does
+not change. Operators see everything; shared entities are explicit."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from tests.conftest import (
+    COMPUTE,
+    IPNETWORK,
+    NETWORK,
+    NETWORKINTERFACE,
+    STORAGE,
+    STORAGELINK,
+    Client,
+    category,
+)
+from tests.support.tenants import client_of, site_users
+
+SHARED = "http://schemas.occi-server.org/occi/infrastructure#shared"
+TAG = 'Category: bobs; scheme="http://example.org/bob#"; class="mixin"; location="/mixin/bobs/"'
+ACTIONS = {"compute": "stop", "storage": "offline", "network": "down",
+           "networkinterface": None, "storagelink": None}
+
+
+@pytest.fixture
+def app(make_app) -> Flask:
+    return make_app(auth="basic", users=site_users())
+
+
+@pytest.fixture
+def bob_world(app: Flask) -> dict[str, str]:
+    """Everything tenant B can own: resources, links, a tag and a job."""
+    bob = client_of(app, "bob")
+    network = bob.network("10.20.0.0/24", "10.20.0.1")
+    compute = bob.compute()
+    storage = bob.storage(2)
+    interface = bob.create(NETWORKINTERFACE, f'X-OCCI-Attribute: occi.core.source="{compute}"',
+                           f'X-OCCI-Attribute: occi.core.target="{network}"')
+    link = bob.create(STORAGELINK, f'X-OCCI-Attribute: occi.core.source="{compute}"',
+                      f'X-OCCI-Attribute: occi.core.target="{storage}"')
+    assert bob.post_text("/-/", [TAG]).status_code == 200
+    assert bob.post_text("/mixin/bobs/", [f"X-OCCI-Location: {compute}"]).status_code == 200
+    return {"compute": compute, "storage": storage, "network": network,
+            "networkinterface": interface, "storagelink": link}
+
+
+def state_of(client: Client, world: dict[str, str]) -> dict[str, object]:
+    """What B sees: each entity's full rendering, the listings, the tag, the jobs."""
+    seen: dict[str, object] = {path: client.json(path) for path in world.values()}
+    for listing in ("/compute/", "/storage/", "/network/", "/link/", "/mixin/bobs/"):
+        seen[listing] = sorted(client.get(listing).get_data(as_text=True).split())
+    seen["jobs"] = client.get("/jobs/").get_json()
+    return seen
+
+
+def bodies(kind: str, path: str) -> list[tuple[str, str, str]]:
+    """(method, query, text/plain body) of every request that acts on one entity."""
+    kind_id = {"compute": COMPUTE, "storage": STORAGE, "network": NETWORK,
+               "networkinterface": NETWORKINTERFACE, "storagelink": STORAGELINK}[kind]
+    rendering = "\n".join([category(kind_id, "kind"),
+                           'X-OCCI-Attribute: occi.core.title="taken over"']) + "\n"
+    requests = [("GET", "", ""), ("HEAD", "", ""), ("DELETE", "", ""), ("OPTIONS", "", ""),
+                ("POST", "", rendering), ("PUT", "", rendering)]
+    if ACTIONS[kind]:
+        action = f"http://schemas.ogf.org/occi/infrastructure/{kind}/action#{ACTIONS[kind]}"
+        scheme, _, term = action.partition("#")
+        requests.append(("POST", f"?action={ACTIONS[kind]}",
+                         f'Category: {term}; scheme="{scheme}#"; class="action"\n'))
+    return requests
+
+
+def test_another_tenants_entities_are_404_for_every_verb(app: Flask,
+                                                         bob_world: dict[str, str]) -> None:
+    bob, alice = client_of(app, "bob"), client_of(app, "alice")
+    before = state_of(bob, bob_world)
+    tried = 0
+    for kind, path in bob_world.items():
+        for target in (path, path + "/console") if kind == "compute" else (path,):
+            for method, query, body in bodies(kind, target):
+                response = alice.request(method, target + query, data=body,
+                                         headers={"Content-Type": "text/plain",
+                                                  "Accept": "text/plain"})
+                assert response.status_code == 404, (method, target, query,
+                                                     response.get_data(as_text=True))
+                tried += 1
+    assert tried >= 40
+    assert state_of(bob, bob_world) == before
+
+
+def test_collections_hold_only_the_tenants_own(app: Flask, bob_world: dict[str, str]) -> None:
+    bob, alice = client_of(app, "bob"), client_of(app, "alice")
+    before = state_of(bob, bob_world)
+    mine = alice.compute()
+    for listing in ("/", "/compute/", "/storage/", "/network/", "/link/", "/resource/",
+                    "/link/networkinterface/", "/link/storagelink/"):
+        for accept in ("text/plain", "text/uri-list", "application/occi+json"):
+            text = alice.get(listing, accept=accept).get_data(as_text=True)
+            assert not any(path in text for path in bob_world.values()), (listing, accept)
+    # Actions and deletes on whole collections touch only the caller's own.
+    stop = 'Category: stop; scheme="http://schemas.ogf.org/occi/infrastructure/compute/action#"' \
+           '; class="action"'
+    assert alice.post_text("/compute/?action=stop", [stop]).status_code == 200
+    assert alice.attributes(mine)["occi.compute.state"] == "inactive"
+    for collection in ("/link/", "/compute/", "/storage/", "/network/"):
+        assert alice.request("DELETE", collection).status_code == 200
+    assert alice.get(mine).status_code == 404
+    assert state_of(bob, bob_world) == before
+
+
+def test_another_tenants_mixins_jobs_and_quotas_are_not_found(
+        app: Flask, bob_world: dict[str, str]) -> None:
+    bob, alice = client_of(app, "bob"), client_of(app, "alice")
+    before = state_of(bob, bob_world)
+    assert "bobs" not in alice.get("/-/").get_data(as_text=True)
+    assert alice.get("/mixin/bobs/").status_code == 404
+    assert alice.post_text("/mixin/bobs/", [f"X-OCCI-Location: {alice.compute()}"]
+                           ).status_code == 404
+    assert alice.request("DELETE", "/mixin/bobs/").status_code == 404
+    assert alice.request("DELETE", "/-/?category=http://example.org/bob%23bobs"
+                         ).status_code in (400, 404)
+    bobs_jobs = bob.get("/jobs/").get_json()["jobs"]
+    assert bobs_jobs
+    for job in bobs_jobs:
+        assert alice.get(f"/jobs/{job['id']}").status_code == 404
+    assert not {job["location"] for job in alice.get("/jobs/").get_json()["jobs"]} \
+        & set(bob_world.values())
+    assert alice.get("/quota/tenant-b").status_code == 404
+    assert alice.get("/api/quota?tenant=tenant-b").status_code == 404
+    assert alice.get("/quota/tenant-a").status_code == 200
+    assert state_of(bob, bob_world) == before
+
+
+def test_another_tenants_entities_cannot_be_linked_or_tagged(
+        app: Flask, bob_world: dict[str, str]) -> None:
+    bob, alice = client_of(app, "bob"), client_of(app, "alice")
+    before = state_of(bob, bob_world)
+    mine = alice.compute()
+    for kind, source, target in ((STORAGELINK, mine, bob_world["storage"]),
+                                 (NETWORKINTERFACE, mine, bob_world["network"]),
+                                 (STORAGELINK, bob_world["compute"], alice.storage())):
+        response = alice.post_text("/link/", [
+            category(kind, "kind"), f'X-OCCI-Attribute: occi.core.source="{source}"',
+            f'X-OCCI-Attribute: occi.core.target="{target}"'])
+        assert response.status_code == 400
+        assert "does not exist" in response.get_data(as_text=True)
+    assert alice.post_text("/-/", ['Category: mine; scheme="http://example.org/a#"; '
+                                   'class="mixin"; location="/mixin/mine/"']).status_code == 200
+    tagged = alice.post_text("/mixin/mine/", [f"X-OCCI-Location: {bob_world['compute']}"])
+    assert tagged.status_code == 400
+    # A client-chosen id that another tenant holds is refused without saying more.
+    taken = bob_world["compute"].rpartition("/")[2]
+    assert alice.post_text("/compute/", [category(COMPUTE, "kind"),
+                                         f'X-OCCI-Attribute: occi.core.id="{taken}"']
+                           ).status_code == 409
+    assert state_of(bob, bob_world) == before
+
+
+def test_operators_see_and_act_on_every_tenants_entities(
+        app: Flask, bob_world: dict[str, str]) -> None:
+    root = client_of(app, "root")
+    listed = root.get("/compute/").get_data(as_text=True)
+    assert bob_world["compute"] in listed
+    assert root.get("/quota/tenant-b").status_code == 200
+    assert root.request("DELETE", bob_world["storagelink"]).status_code == 200
+    assert client_of(app, "bob").get(bob_world["storagelink"]).status_code == 404
+
+
+def test_shared_entities_are_visible_and_linkable_but_only_the_owner_changes_them(
+        app: Flask) -> None:
+    root, alice, bob = (client_of(app, u) for u in ("root", "alice", "bob"))
+    lines = ['X-OCCI-Attribute: occi.network.address="10.50.0.0/24"']
+    shared = root.create(NETWORK, *lines, mixins=(IPNETWORK, SHARED))
+    for user in (alice, bob):
+        assert shared in user.get("/network/").get_data(as_text=True)
+        compute = user.compute()
+        user.create(NETWORKINTERFACE, f'X-OCCI-Attribute: occi.core.source="{compute}"',
+                    f'X-OCCI-Attribute: occi.core.target="{shared}"')
+    assert alice.request("DELETE", shared).status_code == 403
+    renamed = alice.post_text(shared, [category(NETWORK, "kind"),
+                                       'X-OCCI-Attribute: occi.core.title="mine now"'])
+    assert renamed.status_code == 403
+    assert alice.attributes(shared).get("occi.core.title") != "mine now"
+    # Each tenant sees its own interfaces on the shared network, not the other's.
+    assert alice.get("/link/networkinterface/").get_data(as_text=True).count("/link/") == 1
+    # Only operators share.
+    refused = alice.post_text("/network/", [category(NETWORK, "kind"), category(SHARED, "mixin")])
+    assert refused.status_code == 403
+    own = alice.create(NETWORK)
+    assert alice.post_text("/mixin/shared/", [f"X-OCCI-Location: {own}"]).status_code == 403
+    assert shared not in alice.get(own).get_data(as_text=True)
+
+
+def test_a_user_of_several_tenants_chooses_one_per_request(make_app) -> None:
+    users = site_users()
+    users["alice"]["tenants"] = ["tenant-a", "tenant-c"]
+    app = make_app(auth="basic", users=users)
+    alice = client_of(app, "alice")
+    in_a = alice.compute()
+    alice.http.environ_base["HTTP_X_TENANT"] = "tenant-c"
+    assert alice.get(in_a).status_code == 404
+    assert alice.get("/api/whoami").get_json()["tenant"] == "tenant-c"
+    alice.http.environ_base["HTTP_X_TENANT"] = "tenant-b"
+    refused = alice.get("/compute/")
+    assert refused.status_code == 403
+    assert "may not act for tenant tenant-b" in refused.get_data(as_text=True)
