@@ -98,15 +98,19 @@ class Service:
     def model(self, repo: Repository) -> Model:
         """The model in force: built-in categories, images as os_tpl and image_tpl mixins,
         and the mixins created at run time."""
-        private = repo.private_mixin_ids()  # saved images: their tenant's alone
-        published = [(image, marketplace) for image, marketplace
-                     in self.marketplace.publishable(self.backends.compute.images())
-                     if image_mixin(self.site_scheme, image).type_id not in private]
+        # A saved image the catalogue lists is its tenant's alone: that tenant's
+        # os_tpl comes from the store, the image_tpl of its volumes from the catalogue.
+        run_time = repo.mixins()
+        own = {mixin.type_id for mixin in run_time}
+        hidden = repo.private_mixin_ids() - own
+        published = [(image, marketplace, image_mixin(self.site_scheme, image, marketplace))
+                     for image, marketplace
+                     in self.marketplace.publishable(self.backends.compute.images())]
+        published = [entry for entry in published if entry[2].type_id not in hidden]
         return self.builtin.extended([
-            *(image_mixin(self.site_scheme, image, marketplace)
-              for image, marketplace in published),
-            *(volume_image_mixin(self.site_scheme, image) for image, _ in published),
-            *repo.mixins()])
+            *(os_tpl for _, _, os_tpl in published if os_tpl.type_id not in own),
+            *(volume_image_mixin(self.site_scheme, image) for image, _, _ in published),
+            *run_time])
 
     def vo_of(self, tenant: str) -> str:
         """The VO whose members act for a tenant (the tenant's name if none)."""
