@@ -200,13 +200,13 @@ class Exchange:
         return self.created_result(created)
 
     def _collection_action(self) -> Result:
-        members = self.work.members(self.target, Filter(), None, None)
+        members = self.work.changeable(self.work.members(self.target, Filter(), None, None))
         done = self.work.trigger_all(members, self.action_spec(), str(self.action))
         return self.collection_result(done)
 
     def kind_delete(self) -> Result:
         listed = self.listed_entities()
-        members = self.work.members(self.target, self.filter(), None, None)
+        members = self.work.changeable(self.work.members(self.target, self.filter(), None, None))
         if listed is not None:
             member_ids = {m.id for m in members}
             outside = [e.location for e in listed if e.id not in member_ids]
@@ -231,7 +231,7 @@ class Exchange:
         assert isinstance(mixin, Mixin)
         wanted = self.entities_in_body()
         wanted_ids = {e.id for e in wanted}
-        current = self.work.members(self.target, Filter(), None, None)
+        current = self.work.changeable(self.work.members(self.target, Filter(), None, None))
         self.work.dissociate(mixin, [e for e in current if e.id not in wanted_ids])
         self.work.associate(mixin, wanted)
         return self.collection_result(self.work.members(self.target, Filter(), None, None))
@@ -240,7 +240,7 @@ class Exchange:
         mixin = self.target.category
         assert isinstance(mixin, Mixin)
         listed = self.listed_entities()
-        current = self.work.members(self.target, Filter(), None, None)
+        current = self.work.changeable(self.work.members(self.target, Filter(), None, None))
         if listed is not None:
             listed_ids = {e.id for e in listed}
             current = [e for e in current if e.id in listed_ids]

@@ -111,10 +111,17 @@ class Work:
         self.quota = QuotaCheck(repo, settings.quotas)
 
     # ------------------------------------------------------------ tenants
+    def changeable(self, entities: Sequence[Entity]) -> list[Entity]:
+        """The entities this request may change: what acts on a whole collection
+        leaves other tenants' shared entities alone."""
+        scope = self.repo.scope
+        if scope is None or scope.everything:
+            return list(entities)
+        return [entity for entity in entities if entity.tenant == scope.tenant]
+
     def _writable(self, entity: Entity) -> None:
         """Another tenant's shared entity can be seen and linked to, not changed."""
-        scope = self.repo.scope
-        if scope is not None and not scope.everything and entity.tenant != scope.tenant:
+        if not self.changeable([entity]):
             raise Forbidden(f"{entity.location} is shared with every tenant by the site; only "
                             "its own tenant or an operator can change it")
 

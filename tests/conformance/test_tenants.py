@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
+from occi_server.backends.base import Image
+from occi_server.service.work import image_mixin
+from occi_server.store import Scope
 from tests.conftest import (
     COMPUTE,
     IPNETWORK,
@@ -191,6 +194,18 @@ def test_shared_entities_are_visible_and_linkable_but_only_the_owner_changes_the
     own = alice.create(NETWORK)
     assert alice.post_text("/mixin/shared/", [f"X-OCCI-Location: {own}"]).status_code == 403
     assert shared not in alice.get(own).get_data(as_text=True)
+    # Acting on a whole collection acts on the caller's own, not on what is shared.
+    down = 'Category: down; scheme="http://schemas.ogf.org/occi/infrastructure/network/' \
+           'action#"; class="action"'
+    assert alice.post_text("/network/?action=down", [down]).status_code == 200
+    assert alice.attributes(own)["occi.network.state"] == "inactive"
+    assert alice.attributes(shared)["occi.network.state"] == "active"
+    assert alice.request("DELETE", "/link/").status_code == 200
+    assert alice.request("DELETE", "/network/").status_code == 200
+    assert alice.get(own).status_code == 404
+    assert alice.get(shared).status_code == 200
+    assert alice.request("DELETE", "/mixin/ipnetwork/").status_code in (200, 400)
+    assert IPNETWORK in alice.json(shared)["mixins"]
 
 
 def test_a_user_of_several_tenants_chooses_one_per_request(make_app) -> None:
@@ -206,3 +221,37 @@ def test_a_user_of_several_tenants_chooses_one_per_request(make_app) -> None:
     refused = alice.get("/compute/")
     assert refused.status_code == 403
     assert "may not act for tenant tenant-b" in refused.get_data(as_text=True)
+
+
+def test_a_saved_image_is_its_tenants_own(app: Flask) -> None:
+    alice, bob = client_of(app, "alice"), client_of(app, "bob")
+    save = 'Category: save; scheme="http://schemas.ogf.org/occi/infrastructure/compute/action#"' \
+           '; class="action"'
+    answer = alice.post_text(alice.compute() + "?action=save", [save])
+    assert answer.status_code == 200
+    term = answer.get_data(as_text=True).split(";")[0].split()[-1]
+    os_tpl = f"http://occi.test/occi/os_tpl#{term}"
+    assert term in alice.get("/-/").get_data(as_text=True)
+    alice.compute(mixins=(os_tpl,))
+    assert term not in bob.get("/-/").get_data(as_text=True)
+    refused = bob.post_text("/compute/", [category(COMPUTE, "kind"), category(os_tpl, "mixin")])
+    assert refused.status_code == 400
+    assert bob.get(f"/mixin/os_tpl/{term}/").status_code == 404
+
+
+def test_a_saved_image_in_the_catalogue_is_offered_to_its_tenant_only(make_app) -> None:
+    """As with libvirt, whose saves land in the image catalogue."""
+    images = [{"term": "debian-12", "title": "Debian", "size_gib": 1.0},
+              {"term": "golden", "title": "Saved by alice", "size_gib": 1.0}]
+    app = make_app(auth="basic", users=site_users(), simulated_images=images)
+    with app.extensions["occi.store"].transaction(
+            write=True, scope=Scope("tenant-a", "alice")) as repo:
+        repo.insert_mixin(image_mixin("http://occi.test/occi/", Image("golden", "Saved")))
+    alice, bob, root = (client_of(app, u) for u in ("alice", "bob", "root"))
+    assert alice.get("/mixin/os_tpl/golden/").status_code == 200
+    assert alice.get("/mixin/image_tpl/golden/").status_code == 200
+    assert bob.get("/mixin/os_tpl/golden/").status_code == 404
+    assert bob.get("/mixin/image_tpl/golden/").status_code == 404
+    assert "golden" not in bob.get("/-/").get_data(as_text=True)
+    assert bob.get("/mixin/os_tpl/debian-12/").status_code == 200
+    assert root.get("/mixin/os_tpl/golden/").status_code == 200
