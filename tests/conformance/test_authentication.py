@@ -8,7 +8,9 @@ import hashlib
 import hmac
 import io
 import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +203,38 @@ def test_unknown_schemes_are_refused(app: Flask) -> None:
 def test_without_authentication_one_anonymous_operator_uses_the_site(make_app) -> None:
     found = client_of(make_app(), "alice").get("/api/whoami").get_json()
     assert (found["name"], found["tenant"], found["operator"]) == ("anonymous", "default", True)
+
+
+def test_keys_come_from_the_issuers_jwks_uri_and_rotate(make_app, signing_keys,
+                                                        tmp_path: Path) -> None:
+    """The issuer's jwks_uri (served on loopback) is read again when a token
+    names a key it did not list before."""
+    published: dict[str, Any] = {"keys": [
+        {**json.loads(RSAAlgorithm.to_jwk(signing_keys["rsa"].public_key())), "kid": "rsa-1"}]}
+
+    class Issuer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(published).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Issuer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app = make_app(auth="oidc", oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
+                       oidc_jwks=f"http://127.0.0.1:{server.server_address[1]}/certs",
+                       oidc_tenants={VO_GROUP: "vo-example"})
+        assert whoami(app, Authorization=f"Bearer {token(signing_keys)}").status_code == 200
+        rotated = token(signing_keys, key="other", kid="rsa-2")
+        assert whoami(app, Authorization=f"Bearer {rotated}").status_code == 401
+        published["keys"].append({**json.loads(RSAAlgorithm.to_jwk(
+            signing_keys["other"].public_key())), "kid": "rsa-2"})
+        assert whoami(app, Authorization=f"Bearer {rotated}").status_code == 200
+    finally:
+        server.shutdown()
