@@ -151,7 +151,8 @@ class Entity:
 # ------------------------------------------------------------------ the client
 class OcciClient:
     def __init__(self, endpoint: str, *, media_type: str = "text/plain", auth: Auth = None,
-                 verify: bool | str = True, timeout: float = 60.0) -> None:
+                 verify: bool | str = True, timeout: float = 60.0,
+                 tenant: str | None = None) -> None:
         if media_type not in MEDIA_TYPES:
             raise ClientError(f"media type must be one of {', '.join(MEDIA_TYPES)}")
         self.endpoint = endpoint.rstrip("/")
@@ -161,6 +162,8 @@ class OcciClient:
         # Given per request: a session-level `verify` loses to REQUESTS_CA_BUNDLE.
         self.verify = verify
         self.session.headers["User-Agent"] = USER_AGENT
+        if tenant:  # for users of several tenants (occi-server's X-Tenant)
+            self.session.headers["X-Tenant"] = tenant
         if isinstance(auth, BasicAuth):
             self.session.auth = (auth.user, auth.password)
         elif isinstance(auth, TokenAuth):

@@ -84,6 +84,8 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Client certificate (PEM) for x509 authentication.")
 @click.option("--key", type=click.Path(dir_okay=False), help="Its private key, if separate.")
 @click.option("--ca", type=click.Path(), help="CA bundle to verify the site with.")
+@click.option("--tenant", envvar="OCCI_TENANT",
+              help="Tenant to act for, if you belong to several (occi-server sites).")
 @click.option("--media-type", "-m", type=click.Choice(MEDIA_TYPES),
               help="Rendering to talk in [text/plain].")
 @click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table",
@@ -92,19 +94,19 @@ def handles_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 def cli(ctx: click.Context, endpoint: str | None, site_name: str | None,
         sites_file: str | None, auth: str | None, user: str | None, password: str | None,
         token: str | None, certificate: str | None, key: str | None, ca: str | None,
-        media_type: str | None, output: str) -> None:
+        tenant: str | None, media_type: str | None, output: str) -> None:
     """Drive an OCCI 1.2 cloud: discover what it offers, create, list, describe,
     update, link and delete resources, trigger actions, or `run` a machine."""
     ctx.obj = Context({"endpoint": endpoint, "site_name": site_name, "sites_file": sites_file,
                        "auth": auth, "user": user, "password": password, "token": token,
-                       "certificate": certificate, "key": key, "ca": ca,
+                       "certificate": certificate, "key": key, "ca": ca, "tenant": tenant,
                        "media_type": media_type}, output)
 
 
 def _choose_site(*, endpoint: str | None, site_name: str | None, sites_file: str | None,
                  auth: str | None, user: str | None, password: str | None, token: str | None,
                  certificate: str | None, key: str | None, ca: str | None,
-                 media_type: str | None) -> tuple[dict[str, Site], Site]:
+                 tenant: str | None, media_type: str | None) -> tuple[dict[str, Site], Site]:
     """The profiles, and the site the options name (command-line values win)."""
     sites, default = load_sites(sites_file)
     if endpoint:
@@ -121,7 +123,7 @@ def _choose_site(*, endpoint: str | None, site_name: str | None, sites_file: str
     overrides = {k: v for k, v in {
         "auth": auth, "user": user, "password": password, "token": token,
         "certificate": certificate, "key": key, "media_type": media_type,
-        "verify": ca}.items() if v is not None}
+        "verify": ca, "tenant": tenant}.items() if v is not None}
     if not auth and (user or token or certificate) and base.auth == "none":
         overrides["auth"] = "basic" if user else "token" if token else "x509"
     return sites, Site(**{**base.__dict__, **overrides})

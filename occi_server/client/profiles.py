@@ -15,6 +15,7 @@
     auth = "basic"
     user = "alice"
     password_env = "OCCI_LOCAL_PASSWORD"   # or password = "…"
+    tenant = "vo.example.org"              # if the user acts for several tenants
 """
 
 from __future__ import annotations
@@ -50,10 +51,11 @@ class Site:
     key: str | None = None
     media_type: str = "text/plain"
     verify: bool | str = True
+    tenant: str | None = None  # the tenant to act for, when the user has several
 
     def client(self, timeout: float = 60.0) -> OcciClient:
         return OcciClient(self.endpoint, media_type=self.media_type, auth=self.credentials(),
-                          verify=self.verify, timeout=timeout)
+                          verify=self.verify, timeout=timeout, tenant=self.tenant)
 
     def credentials(self) -> Auth:
         if self.auth == "basic":
@@ -110,5 +112,5 @@ def _site(name: str, values: dict) -> Site:
     expand = lambda p: str(Path(p).expanduser()) if p else None  # noqa: E731
     return Site(name=name, endpoint=values["endpoint"], auth=auth, user=values.get("user"),
                 password=password, token=token, certificate=expand(values.get("certificate")),
-                key=expand(values.get("key")), media_type=media_type,
+                key=expand(values.get("key")), media_type=media_type, tenant=values.get("tenant"),
                 verify=expand(values["ca"]) if values.get("ca") else values.get("verify", True))
