@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +27,10 @@ from occi_server.identity.x509 import TrustedProxies, canonical_dn, fqans, vo_of
 from occi_server.store import DEFAULT_TENANT, Store
 
 REALM = "occi-server"
+# Verified basic credentials are remembered this long: a password hash made to
+# be slow (scrypt) is then computed once per client and minute, not per request.
+VERIFIED_SECONDS = 60.0
+VERIFIED_MAX = 4096
 # Checked when the user is unknown, so that the answer takes as long as for a
 # known user with a wrong password (user names are not revealed by timing).
 _DUMMY_HASH = generate_password_hash("not a password")
@@ -45,6 +55,9 @@ class Authenticator:
         self.verifier = TokenVerifier(config.oidc_issuer, config.oidc_audience,
                                       IssuerKeys(config.oidc_jwks)) \
             if "oidc" in self.methods else None
+        self._verified: OrderedDict[bytes, float] = OrderedDict()
+        self._verified_lock = threading.Lock()
+        self._secret = secrets.token_bytes(32)  # keys the cache: no password is kept
 
     def challenge(self, token_error: str | None = None) -> dict[str, str]:
         challenges = []
@@ -93,11 +106,33 @@ class Authenticator:
             raise self._refuse("malformed basic credentials") from None
         record = self._user(user)
         hashed = record.get("password_hash") if record else None
-        if not check_password_hash(hashed or _DUMMY_HASH, password) or not hashed:
+        if not hashed:
+            check_password_hash(_DUMMY_HASH, password)  # as long as for a known user
+            raise self._refuse("wrong user name or password")
+        if not self._password_matches(user, password, hashed):
             raise self._refuse("wrong user name or password")
         assert record is not None
         return Principal(user, tuple(record["tenants"]),
                          admin=bool(record["admin"]) or user in self.admins, method="basic")
+
+    def _password_matches(self, user: str, password: str, hashed: str) -> bool:
+        """The slow hash is computed once per minute and client; the key includes the
+        stored hash, so a changed password or a removed user takes effect at once."""
+        key = hmac.new(self._secret, f"{user}\0{password}\0{hashed}".encode(),
+                       hashlib.sha256).digest()
+        now = time.monotonic()
+        with self._verified_lock:
+            seen = self._verified.get(key)
+            if seen is not None and now - seen < VERIFIED_SECONDS:
+                return True
+        if not check_password_hash(hashed, password):
+            return False
+        with self._verified_lock:
+            self._verified[key] = now
+            self._verified.move_to_end(key)
+            while len(self._verified) > VERIFIED_MAX:
+                self._verified.popitem(last=False)
+        return True
 
     def _user(self, name: str) -> dict[str, Any] | None:
         """A user of the configuration file ([users]), else of the store."""

@@ -96,8 +96,14 @@ def test_basic_users_from_the_configuration_and_from_the_store(app: Flask, tmp_p
     found = whoami(app, Authorization=basic("dave", "dave-pw")).get_json()
     assert (found["name"], found["tenants"], found["operator"]) == \
         ("dave", ["tenant-d", "tenant-e"], False)
-    assert occi_server(["user", "remove", "dave", "--data-dir", str(tmp_path / "data")]) == 0
+    # Verified passwords are remembered (the hash is slow), but a change counts at once.
+    monkeypatch.setattr("sys.stdin", io.StringIO("new-pw\n"))
+    assert occi_server(["user", "add", "dave", "--tenant", "tenant-d", "--admin",
+                        "--data-dir", str(tmp_path / "data")]) == 0
     assert whoami(app, Authorization=basic("dave", "dave-pw")).status_code == 401
+    assert whoami(app, Authorization=basic("dave", "new-pw")).get_json()["operator"] is True
+    assert occi_server(["user", "remove", "dave", "--data-dir", str(tmp_path / "data")]) == 0
+    assert whoami(app, Authorization=basic("dave", "new-pw")).status_code == 401
 
 
 def test_a_valid_token_maps_its_entitlements_to_tenants(app: Flask, signing_keys) -> None:
