@@ -18,6 +18,8 @@ from occi_server.kinds.infrastructure import (
 from occi_server.kinds.tenancy import QUOTA, QUOTAS
 from occi_server.store import DEFAULT_TENANT, Repository
 
+CORES, MEMORY, SIZE = "occi.compute.cores", "occi.compute.memory", "occi.storage.size"
+
 
 def limits_of(quotas: dict[str, dict[str, float]], tenant: str) -> dict[str, float]:
     """The tenant's limits: its own entry over the "default" one; absent or negative
@@ -33,11 +35,11 @@ def usage(entities: Iterable[Entity], public_networks: set[str]) -> dict[str, fl
         attributes = entity.attributes
         if entity.kind == COMPUTE.type_id:
             used["instances"] += 1
-            used["cores"] += float(attributes.get("occi.compute.cores") or 0)
-            used["memory"] += float(attributes.get("occi.compute.memory") or 0)
+            used["cores"] += float(attributes.get(CORES) or 0)
+            used["memory"] += float(attributes.get(MEMORY) or 0)
         elif entity.kind == STORAGE.type_id:
             used["volumes"] += 1
-            used["storage"] += float(attributes.get("occi.storage.size") or 0)
+            used["storage"] += float(attributes.get(SIZE) or 0)
         elif entity.kind == NETWORK.type_id:
             used["networks"] += 1
         elif entity.kind == NETWORKINTERFACE.type_id and entity.target in public_networks:
@@ -45,16 +47,24 @@ def usage(entities: Iterable[Entity], public_networks: set[str]) -> dict[str, fl
     return used
 
 
-def public_networks(repo: Repository) -> set[str]:
-    return {network.location for network in repo.everywhere().list(
-        kinds=[NETWORK.type_id], mixins_any=[PUBLIC_NETWORK.type_id])}
+def tenant_usage(repo: Repository, tenant: str) -> dict[str, float]:
+    """What a tenant's resources use now, summed by the database."""
+    totals = repo.totals(tenant, (CORES, MEMORY, SIZE))
+    compute = totals.get(COMPUTE.type_id, {})
+    storage = totals.get(STORAGE.type_id, {})
+    return {"instances": compute.get("count", 0.0), "cores": compute.get(CORES, 0.0),
+            "memory": compute.get(MEMORY, 0.0), "volumes": storage.get("count", 0.0),
+            "storage": storage.get(SIZE, 0.0),
+            "networks": totals.get(NETWORK.type_id, {}).get("count", 0.0),
+            "public_ips": float(repo.links_to_mixin(tenant, NETWORKINTERFACE.type_id,
+                                                    PUBLIC_NETWORK.type_id))}
 
 
 def report(repo: Repository, quotas: dict[str, dict[str, float]], tenant: str
            ) -> dict[str, dict[str, Any]]:
     """Each quota's limit (None: unlimited) and current usage, for the API."""
     limits = limits_of(quotas, tenant)
-    used = usage(repo.everywhere().of_tenant(tenant), public_networks(repo))
+    used = tenant_usage(repo, tenant)
     return {name: {"limit": limits.get(name), "usage": used[name], "counts": what}
             for name, what in QUOTAS.items()}
 
@@ -81,34 +91,36 @@ def visible_tenants(repo: Repository, known: tuple[str, ...]) -> list[str]:
 
 
 class QuotaCheck:
-    """The quota check of one transaction: `admit(entity)` before the entity is
+    """The quota check of one transaction: `admit(entity)` before an entity is
     stored (or changed) refuses it if a limit would be passed that its tenant's
-    usage had not passed already. The tenant is locked first, so concurrent
-    requests are checked one after the other."""
+    usage had not passed already. The tenant is locked and its usage summed
+    once; each admitted change is added to it, so a request's several creates
+    count together and concurrent requests are checked one after the other."""
 
     def __init__(self, repo: Repository, quotas: dict[str, dict[str, float]]) -> None:
         self.repo = repo
         self.quotas = quotas
-        self._before: dict[str, dict[str, float]] = {}
+        self._used: dict[str, dict[str, float]] = {}
 
     def admit(self, entity: Entity, target: Entity | None = None) -> None:
         tenant = entity.tenant or (self.repo.scope.tenant if self.repo.scope else DEFAULT_TENANT)
         limits = limits_of(self.quotas, tenant)
         if not limits:
             return
-        public = public_networks(self.repo)
-        if target is not None and PUBLIC_NETWORK.type_id in target.mixins:
-            public.add(target.location)
-        if tenant not in self._before:
+        if tenant not in self._used:
             self.repo.lock_tenant(tenant)
-            self._before[tenant] = usage(self.repo.everywhere().of_tenant(tenant), public)
-        current = {e.id: e for e in self.repo.everywhere().of_tenant(tenant)}
-        current[entity.id] = entity
-        after = usage(current.values(), public)
-        before = self._before[tenant]
+            self._used[tenant] = tenant_usage(self.repo, tenant)
+        public = {target.location} if target is not None \
+            and PUBLIC_NETWORK.type_id in target.mixins else set()
+        stored = self.repo.everywhere().get(entity.id)
+        added = usage([entity], public)
+        removed = usage([stored] if stored is not None else [], public)
+        before = self._used[tenant]
+        after = {name: before[name] + added[name] - removed[name] for name in QUOTAS}
         for name, limit in limits.items():
             if after[name] > limit and after[name] > before[name]:
                 raise Forbidden(
                     f"quota {name} of tenant {tenant} exceeded: this would make "
                     f"{after[name]:g} {QUOTAS[name]}, the limit is {limit:g} "
                     f"({after[name] - limit:g} over); GET /quota/ shows usage and limits")
+        self._used[tenant] = after

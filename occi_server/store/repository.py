@@ -205,6 +205,27 @@ class Repository:
             owning.update(row.tenants)
         return owning
 
+    def totals(self, tenant: str, attributes: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Per kind: how many entities the tenant owns ("count") and the sum of
+        each numeric attribute, computed by the database."""
+        sums = [func.coalesce(func.sum(entities.c.attributes[name].as_float()), 0)
+                for name in attributes]
+        found: dict[str, dict[str, float]] = {}
+        for row in self.connection.execute(
+                select(entities.c.kind, func.count(), *sums)
+                .where(entities.c.tenant == tenant).group_by(entities.c.kind)):
+            found[row[0]] = {"count": float(row[1]),
+                             **{name: float(row[2 + n]) for n, name in enumerate(attributes)}}
+        return found
+
+    def links_to_mixin(self, tenant: str, link_kind: str, mixin: str) -> int:
+        """How many links of a kind the tenant owns whose target carries the mixin."""
+        marked = select(entity_mixins.c.entity_id).where(entity_mixins.c.mixin == mixin)
+        return self.connection.execute(
+            select(func.count()).select_from(entities).where(
+                (entities.c.tenant == tenant) & (entities.c.kind == link_kind)
+                & entities.c.target_id.in_(marked))).scalar_one()
+
     def of_tenant(self, tenant: str) -> list[Entity]:
         """Every entity a tenant owns (shared or not)."""
         return self._hydrate(self.connection.execute(
