@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
+from sqlalchemy import select, text
 
 from occi_server.core import Entity, Mixin
 from occi_server.store import Store
-from occi_server.store.tables import metadata
+from occi_server.store.repository import MIGRATIONS
+from occi_server.store.tables import metadata, usage_events
 from tests.conftest import COMPUTE, Client
 from tests.support.postgres import find_bin, private_cluster
 
@@ -92,7 +97,7 @@ def test_run_time_mixins_persist(store: Store) -> None:
     with store.transaction(write=True) as repo:
         repo.insert_mixin(mixin)
     with store.transaction(write=False) as repo:
-        assert [(m.type_id, m.location, m.origin) for m in repo.mixins()] == [
+        assert [(m.type_id, m.location, m.origin) for m in repo.mixins()[0]] == [
             ("http://example.com/t#tag", "/tag/", "user")]
 
 
@@ -158,3 +163,30 @@ def test_a_site_moves_its_store_from_sqlite_to_postgresql(make_app, postgres_url
         "http://localhost"))["attributes"]["occi.networkinterface.address"] == "10.9.0.3"
     assert occi_server(["copy-store", postgres_url, "--data-dir", str(data)]) == 1
     assert "already has" in capsys.readouterr().err
+
+
+def test_an_older_store_keeps_its_entities_and_gets_their_history(tmp_path: Path) -> None:
+    """Upgrading a store made before tenants: every entity stays, belongs to the
+    default tenant, and starts its accounting history as created when it was."""
+    store = Store(f"sqlite:///{tmp_path}/old.sqlite3")
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+        connection.execute(text(
+            "INSERT INTO entities (id, kind, location, attributes, created, updated) VALUES "
+            "('c1', :kind, '/compute/c1', :attributes, '2025-01-02 00:00:00', "
+            "'2025-01-02 00:00:00')"), {"kind": COMPUTE, "attributes": json.dumps(
+                {"occi.core.id": "c1", "occi.compute.cores": 2, "occi.compute.state": "active"})})
+        connection.execute(text("INSERT INTO entity_mixins (entity_id, mixin, position) "
+                                "VALUES ('c1', 'm#a', 0)"))
+    store.migrate()
+    with store.transaction(write=False) as repo:
+        [compute] = repo.list()
+        [event] = repo.connection.execute(select(usage_events)).all()
+    assert (compute.tenant, compute.attributes["occi.compute.cores"], compute.mixins) == \
+        ("default", 2, ["m#a"])
+    assert (event.entity_id, event.event, event.state, event.tenant, event.time.year) == \
+        ("c1", "created", "active", "default", 2025)
+    assert event.details == {"attributes": {"occi.compute.cores": 2}, "mixins": ["m#a"]}
