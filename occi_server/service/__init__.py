@@ -100,9 +100,8 @@ class Service:
         and the mixins created at run time."""
         # A saved image the catalogue lists is its tenant's alone: that tenant's
         # os_tpl comes from the store, the image_tpl of its volumes from the catalogue.
-        run_time = repo.mixins()
+        run_time, hidden = repo.mixins()
         own = {mixin.type_id for mixin in run_time}
-        hidden = repo.private_mixin_ids() - own
         published = [(image, marketplace, image_mixin(self.site_scheme, image, marketplace))
                      for image, marketplace
                      in self.marketplace.publishable(self.backends.compute.images())]

@@ -156,11 +156,15 @@ class Repository:
     def __init__(self, connection: Connection, scope: Scope | None = None) -> None:
         self.connection = connection
         self.scope = scope
+        # What accounting saw of each entity this transaction read or wrote.
+        self._read_as: dict[str, tuple[str | None, dict[str, Any]]] = {}
 
     def everywhere(self) -> Repository:
         """The same transaction, seeing every tenant's entities (for checks that
         span tenants, such as overlapping networks or taken ids)."""
-        return Repository(self.connection, None)
+        everything = Repository(self.connection, None)
+        everything._read_as = self._read_as
+        return everything
 
     @property
     def sees_everything(self) -> bool:
@@ -312,18 +316,20 @@ class Repository:
                 event="deleted", state=_state(row.attributes), details={}))
 
     def _record(self, entity: Entity, event_name: str, now: datetime) -> None:
-        """A usage event, when what accounting sees (state, sizes, templates) changed."""
-        state = _state(entity.attributes)
-        details = {"attributes": {k: entity.attributes[k] for k in ACCOUNTED
-                                  if entity.attributes.get(k) is not None},
-                   "mixins": list(entity.mixins)}
+        """A usage event, when what accounting sees (state, sizes, templates) changed
+        since the entity was read (or, for one not read here, since its last event)."""
+        state, details = _accounted(entity.attributes, entity.mixins)
         if event_name == "changed":
-            last = self.connection.execute(
-                select(usage_events.c.state, usage_events.c.details)
-                .where(usage_events.c.entity_id == entity.id)
-                .order_by(usage_events.c.id.desc()).limit(1)).first()
-            if last is not None and last.state == state and last.details == details:
+            before = self._read_as.get(entity.id)
+            if before is None:
+                last = self.connection.execute(
+                    select(usage_events.c.state, usage_events.c.details)
+                    .where(usage_events.c.entity_id == entity.id)
+                    .order_by(usage_events.c.id.desc()).limit(1)).first()
+                before = (last.state, last.details) if last is not None else None
+            if before == (state, details):
                 return
+        self._read_as[entity.id] = (state, details)
         self.connection.execute(insert(usage_events).values(
             time=now, entity_id=entity.id, kind=entity.kind, tenant=entity.tenant or "",
             owner=entity.owner or "", event=event_name, state=state, details=details))
@@ -377,6 +383,8 @@ class Repository:
                     .order_by(entity_mixins.c.entity_id, entity_mixins.c.position)):
                 mixins[row.entity_id].append(row.mixin)
         source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
+        for row in rows:
+            self._read_as[row.id] = _accounted(row.attributes, mixins[row.id])
         return [Entity(
             id=row.id, kind=row.kind, location=row.location, mixins=mixins[row.id],
             attributes=dict(row.attributes),
@@ -479,19 +487,21 @@ class Repository:
         return self.connection.execute(sql_update(marketplace_entries).where(
             marketplace_entries.c.identifier == identifier).values(deprecated=True)).rowcount
 
-    def mixins(self) -> list[Mixin]:
-        """Run-time mixins: the site's, and this tenant's own (user tags, saved images)."""
-        query = select(categories).order_by(categories.c.created)
-        if not self.sees_everything:
-            assert self.scope is not None
-            query = query.where(categories.c.tenant.is_(None)
-                                | (categories.c.tenant == self.scope.tenant))
-        rows = self.connection.execute(query).all()
-        return [Mixin(
-            row.scheme, row.term, title=row.title or "", depends=tuple(row.depends),
-            applies=tuple(row.applies), location=row.location, origin=row.origin,
-            info=dict(row.info),
-        ) for row in rows]
+    def mixins(self) -> tuple[list[Mixin], set[str]]:
+        """Run-time mixins this transaction's scope is offered (the site's and its
+        tenant's own: tags, saved images), and the type ids of other tenants' (a
+        saved image the catalogue also lists is its tenant's alone)."""
+        offered, hidden = [], set()
+        for row in self.connection.execute(select(categories).order_by(categories.c.created)):
+            if self.sees_everything or row.tenant is None or (
+                    self.scope is not None and row.tenant == self.scope.tenant):
+                offered.append(Mixin(
+                    row.scheme, row.term, title=row.title or "", depends=tuple(row.depends),
+                    applies=tuple(row.applies), location=row.location, origin=row.origin,
+                    info=dict(row.info)))
+            else:
+                hidden.add(row.type_id)
+        return offered, hidden
 
     def insert_mixin(self, mixin: Mixin, *, tenant: str | None = None) -> None:
         """Keep a run-time mixin, offered to `tenant` (default: this transaction's)."""
@@ -501,15 +511,17 @@ class Repository:
             origin=mixin.origin, info=dict(mixin.info), created=_now(),
             tenant=tenant or self._stamp()[0]))
 
-    def private_mixin_ids(self) -> set[str]:
-        """Run-time mixins of any tenant (a saved image the catalogue also lists
-        is its tenant's alone)."""
-        return set(self.connection.scalars(
-            select(categories.c.type_id).where(categories.c.tenant.is_not(None))))
-
     def delete_mixin(self, type_id: str) -> None:
         self.remove_mixin_everywhere(type_id)
         self.connection.execute(delete(categories).where(categories.c.type_id == type_id))
+
+
+def _accounted(attributes: dict[str, Any], mixins: Sequence[str]
+               ) -> tuple[str | None, dict[str, Any]]:
+    """What accounting records of an entity: its state, and its sizes and mixins."""
+    return _state(attributes), {
+        "attributes": {k: attributes[k] for k in ACCOUNTED if attributes.get(k) is not None},
+        "mixins": list(mixins)}
 
 
 def _state(attributes: dict[str, Any]) -> str | None:
