@@ -47,6 +47,10 @@ class Config:
     storage_backend: str = ""
     network_backend: str = ""
     libvirt_uri: str = "qemu:///system"
+    # Several hypervisor hosts: their libvirt URIs (e.g. qemu+ssh://root@node2/system),
+    # instead of libvirt_uri; instances_dir and images_dir must be shared storage
+    # mounted at the same path on every host.
+    libvirt_hosts: list[str] = field(default_factory=list)
     accelerator: str = "auto"  # auto (probe KVM, else TCG), kvm or tcg
     images_dir: str = ""  # default: data_dir/images
     instances_dir: str = ""  # default: data_dir/instances

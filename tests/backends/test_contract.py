@@ -32,7 +32,7 @@ def libvirt_compute() -> Iterator[Backends]:
     from occi_server.backends.libvirt.backend import LibvirtCompute
     from occi_server.backends.libvirt.images import ImageCatalogue
     base = reachable_dir("occi-contract-")
-    compute_backend = LibvirtCompute("qemu:///system", base / "instances",
+    compute_backend = LibvirtCompute(["qemu:///system"], base / "instances",
                                      ImageCatalogue(link_images(base)),
                                      Accelerator("qemu", "contract tests"), shutdown_timeout=20)
     rest = simulated()

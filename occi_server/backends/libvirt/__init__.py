@@ -18,6 +18,7 @@ def libvirt_compute(config: Config):  # -> LibvirtCompute
     accelerator = choose(config.accelerator, catalogue.find("tiny"),
                          config.data_path / "accelerator.json")
     log.info("guests run with %s: %s", accelerator.label, accelerator.reason)
-    return LibvirtCompute(config.libvirt_uri, config.instances_path, catalogue, accelerator,
+    return LibvirtCompute(config.libvirt_hosts or [config.libvirt_uri], config.instances_path,
+                          catalogue, accelerator,
                           shutdown_timeout=config.shutdown_timeout,
                           volume_access=config.volume_access)

@@ -3,13 +3,14 @@
 Each compute is a persistent domain named `occi-<id>` whose boot disk is a
 qcow2 overlay on its image, with a NoCloud seed and a serial console log in
 `<instances>/<id>/`. States are read back from libvirt after every operation,
-never assumed."""
+never assumed. A site may have several hypervisor hosts: a new guest goes to
+the one running the fewest guests (hosts.py); the instances and images
+directories are then on storage every host mounts at the same path."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import threading
 import time
@@ -44,6 +45,7 @@ from occi_server.backends.libvirt.domain import (
     resized,
     secret_usages,
 )
+from occi_server.backends.libvirt.hosts import Host, Hosts, message
 from occi_server.backends.libvirt.images import ImageCatalogue
 from occi_server.backends.libvirt.seed import write_seed
 from occi_server.config import CHOICES
@@ -68,12 +70,19 @@ _STATE = {
     libvirt.VIR_DOMAIN_PMSUSPENDED: ("suspended", "suspended by the guest"),
 }
 _UNDEFINE = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-             | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 
 
-def _message(exc: libvirt.libvirtError) -> str:
-    return exc.get_error_message() or str(exc)
+def _undefine(domain: libvirt.virDomain) -> None:
+    """Remove the definition with its saved state, snapshots' metadata and NVRAM
+    (a host whose driver knows no NVRAM refuses that flag: then without it)."""
+    try:
+        domain.undefineFlags(_UNDEFINE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG,
+                                        libvirt.VIR_ERR_NO_SUPPORT):
+            raise
+        domain.undefineFlags(_UNDEFINE)
 
 
 class LibvirtCompute(ComputeBackend):
@@ -81,61 +90,41 @@ class LibvirtCompute(ComputeBackend):
     requires_image = True
     observes = True
 
-    def __init__(self, uri: str, instances: Path, catalogue: ImageCatalogue,
+    def __init__(self, uris: list[str], instances: Path, catalogue: ImageCatalogue,
                  accelerator: Accelerator, shutdown_timeout: float = 60.0,
                  volume_access: str = "local") -> None:
         if volume_access not in VOLUME_ACCESS:
             raise BackendFailure(f"volume_access must be one of {', '.join(VOLUME_ACCESS)}")
         self.volume_access = volume_access
-        self.uri = uri
+        self.hosts = Hosts(uris, PREFIX)
         self.instances = instances
         self.catalogue = catalogue
         self.accelerator = accelerator
         self.shutdown_timeout = shutdown_timeout
-        self._connection: libvirt.virConnect | None = None
-        self._events: libvirt.virConnect | None = None
-        self._owner = os.getpid()
-        self._lock = threading.Lock()
+        self._events: dict[str, libvirt.virConnect] = {}  # host URI -> event connection
         instances.mkdir(parents=True, exist_ok=True)
 
     @property
     def label(self) -> str:
         return f"libvirt, QEMU with {self.accelerator.label}"
 
-    # ------------------------------------------------------------ connection
+    # ------------------------------------------------------------ hosts
     def health(self) -> str:
-        try:
-            version = self.connection().getLibVersion()
-        except libvirt.libvirtError as exc:
-            raise BackendUnavailable(f"libvirt at {self.uri} does not answer: "
-                                     f"{_message(exc)}") from None
-        major, minor = divmod(version // 1000, 1000)
-        return f"libvirt {major}.{minor} at {self.uri}, QEMU with {self.accelerator.label}"
-
-    def connection(self) -> libvirt.virConnect:
-        with self._lock:
-            if self._owner != os.getpid():  # a forked worker opens its own connection
-                self._connection, self._owner = None, os.getpid()
-            if self._connection is not None:
-                try:
-                    if self._connection.isAlive():
-                        return self._connection
-                except libvirt.libvirtError:
-                    pass
+        answers, failing = [], []
+        for host in self.hosts.hosts:
             try:
-                self._connection = libvirt.open(self.uri)
-            except libvirt.libvirtError as exc:
-                raise BackendUnavailable(f"libvirt at {self.uri} is not reachable: "
-                                         f"{_message(exc)}") from None
-            return self._connection
+                version = host.connection().getLibVersion()
+            except (BackendUnavailable, libvirt.libvirtError) as exc:
+                failing.append(f"{host.uri}: {getattr(exc, 'message', None) or exc}")
+                continue
+            major, minor = divmod(version // 1000, 1000)
+            answers.append(f"libvirt {major}.{minor} at {host.uri}")
+        if failing:
+            raise BackendUnavailable("libvirt does not answer at " + "; ".join(failing))
+        return f"{', '.join(answers)}, QEMU with {self.accelerator.label}"
 
     def _domain(self, compute: Entity) -> libvirt.virDomain | None:
-        try:
-            return self.connection().lookupByName(PREFIX + compute.id)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise BackendFailure(_message(exc)) from None
+        return self.hosts.domain(PREFIX + compute.id)
 
     def _existing(self, compute: Entity) -> libvirt.virDomain:
         domain = self._domain(compute)
@@ -154,7 +143,10 @@ class LibvirtCompute(ComputeBackend):
     def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
         if image is None or "disk" not in image.info:
             raise BackendFailure("the OS template has no disk image on this host")
-        connection = self.connection()
+        memory_kib = int(float(compute.attributes.get("occi.compute.memory") or 1.0)
+                         * KIB_PER_GIB)
+        host = self.hosts.place(memory_kib)
+        connection = host.connection()
         directory = self._directory(compute)
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o755)
@@ -165,23 +157,25 @@ class LibvirtCompute(ComputeBackend):
             seed = directory / "seed.iso"
             hostname = context.hostname or f"vm-{compute.id[:8]}"
             write_seed(seed, compute.id, hostname, context)
-            spec = self._spec(compute, image, disk, seed)
+            spec = self._spec(compute, image, disk, seed, host)
             domain = connection.defineXML(domain_xml(spec))
+            self.hosts.placed(spec.name, host)
             try:
                 domain.create()
             except libvirt.libvirtError:
-                domain.undefineFlags(_UNDEFINE)
+                _undefine(domain)
                 raise
         except libvirt.libvirtError as exc:
             shutil.rmtree(directory, ignore_errors=True)
-            raise BackendFailure(f"libvirt could not start the guest: {_message(exc)}") from None
+            raise BackendFailure(f"libvirt could not start the guest: {message(exc)}") from None
         except BackendFailure:
             shutil.rmtree(directory, ignore_errors=True)
             raise
         return {**self._read_state(domain), "occi.compute.architecture":
                 compute.attributes.get("occi.compute.architecture") or image.architecture}
 
-    def _spec(self, compute: Entity, image: Image, disk: Path, seed: Path) -> DomainSpec:
+    def _spec(self, compute: Entity, image: Image, disk: Path, seed: Path,
+              host: Host) -> DomainSpec:
         values = compute.attributes
         return DomainSpec(
             name=PREFIX + compute.id,
@@ -190,7 +184,7 @@ class LibvirtCompute(ComputeBackend):
             memory_gib=float(values.get("occi.compute.memory") or 1.0),
             vcpus=int(values.get("occi.compute.cores") or 1),
             shares=values.get("occi.compute.share"),
-            cpu_fraction=self._cpu_fraction(values.get("occi.compute.speed")),
+            cpu_fraction=self._cpu_fraction(values.get("occi.compute.speed"), host),
             accelerator=self.accelerator.domain_type,
             disk=disk, disk_format="qcow2", seed=seed,
             console_log=self._directory(compute) / "console.log",
@@ -199,12 +193,13 @@ class LibvirtCompute(ComputeBackend):
             cmdline=image.info.get("cmdline"),
         )
 
-    def _cpu_fraction(self, speed_ghz: float | None) -> float | None:
+    @staticmethod
+    def _cpu_fraction(speed_ghz: float | None, host: Host) -> float | None:
         """occi.compute.speed as a CPU bandwidth cap: a 1 GHz vCPU on a 2 GHz host
         may use half of a host CPU. None when no cap applies."""
         if not speed_ghz:
             return None
-        host_mhz = self.connection().getInfo()[3]
+        host_mhz = host.connection().getInfo()[3]
         if not host_mhz or speed_ghz * 1000 >= host_mhz:
             return None
         return speed_ghz * 1000 / host_mhz
@@ -229,7 +224,7 @@ class LibvirtCompute(ComputeBackend):
         try:
             note = handler(domain, method)
         except libvirt.libvirtError as exc:
-            raise BackendFailure(f"{action} failed: {_message(exc)}") from None
+            raise BackendFailure(f"{action} failed: {message(exc)}") from None
         attributes = self._read_state(domain)
         if note:
             attributes["occi.compute.state.message"] += f" ({note})"
@@ -321,11 +316,11 @@ class LibvirtCompute(ComputeBackend):
         values = {**compute.attributes, **sizes}
         try:
             xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-            self.connection().defineXML(resized(
+            domain.connect().defineXML(resized(
                 xml, int(values.get("occi.compute.cores") or 1),
                 float(values.get("occi.compute.memory") or 1.0)))
         except libvirt.libvirtError as exc:
-            raise BackendFailure(f"libvirt refused the new size: {_message(exc)}") from None
+            raise BackendFailure(f"libvirt refused the new size: {message(exc)}") from None
         attributes = self._read_state(domain)
         if domain.isActive():
             attributes["occi.compute.state.message"] += " (new size applies at the next start)"
@@ -334,6 +329,7 @@ class LibvirtCompute(ComputeBackend):
     def delete(self, compute: Entity) -> None:
         domain = self._domain(compute)
         usages: list[str] = []
+        connection = domain.connect() if domain is not None else None
         try:
             if domain is not None:
                 xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
@@ -341,11 +337,12 @@ class LibvirtCompute(ComputeBackend):
                           for u in secret_usages(device)]
                 if domain.isActive():
                     domain.destroy()
-                domain.undefineFlags(_UNDEFINE)
+                _undefine(domain)
         except libvirt.libvirtError as exc:
-            raise BackendFailure(f"libvirt could not remove the guest: {_message(exc)}") \
+            raise BackendFailure(f"libvirt could not remove the guest: {message(exc)}") \
                 from None
-        self._undefine_secrets(usages)
+        if connection is not None:
+            self._undefine_secrets(connection, usages)
         shutil.rmtree(self._directory(compute), ignore_errors=True)
 
     # ------------------------------------------------------------ devices
@@ -362,32 +359,40 @@ class LibvirtCompute(ComputeBackend):
             raise BackendFailure(f"{storage.location} is not exported over iSCSI, and guests "
                                  "here reach volumes over iSCSI only")
         usage = f"occi-{source.iscsi.iqn}"
-        self._define_secret(usage, source.iscsi.secret, f"CHAP secret of {storage.location}")
+        connection = self._existing(compute).connect()  # the secret lives on the guest's host
+        self._define_secret(connection, usage, source.iscsi.secret,
+                            f"CHAP secret of {storage.location}")
         try:
             self._attach(compute, iscsi_disk_xml(source.iscsi, dev, serial, usage))
         except BaseException:
-            self._undefine_secrets([usage])
+            self._undefine_secrets(connection, [usage])
             raise
         return {"occi.storagelink.state": "active"}
 
     def detach_storage(self, compute: Entity, link: Entity) -> None:
+        domain = self._domain(compute)
         detached = self._detach_matching(compute, "disk",
                                          lambda e: e.findtext("serial") == link.id[:20])
-        self._undefine_secrets([u for device in detached for u in secret_usages(device)])
+        if domain is not None:
+            self._undefine_secrets(domain.connect(), [u for device in detached
+                                                      for u in secret_usages(device)])
 
-    def _define_secret(self, usage: str, value: str, description: str) -> None:
+    @staticmethod
+    def _define_secret(connection: libvirt.virConnect, usage: str, value: str,
+                       description: str) -> None:
         try:
-            secret = self.connection().secretDefineXML(iscsi_secret_xml(usage, description))
+            secret = connection.secretDefineXML(iscsi_secret_xml(usage, description))
             secret.setValue(value.encode())
         except libvirt.libvirtError as exc:
-            raise BackendFailure(f"libvirt could not keep the CHAP secret: {_message(exc)}") \
+            raise BackendFailure(f"libvirt could not keep the CHAP secret: {message(exc)}") \
                 from None
 
-    def _undefine_secrets(self, usages: list[str]) -> None:
+    @staticmethod
+    def _undefine_secrets(connection: libvirt.virConnect, usages: list[str]) -> None:
         for usage in set(usages):
             try:
-                self.connection().secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI,
-                                                      usage).undefine()
+                connection.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI,
+                                               usage).undefine()
             except libvirt.libvirtError:
                 continue  # gone already
 
@@ -412,7 +417,7 @@ class LibvirtCompute(ComputeBackend):
         try:
             domain.attachDeviceFlags(xml, flags)
         except libvirt.libvirtError as exc:
-            raise BackendFailure(f"libvirt could not attach the device: {_message(exc)}") \
+            raise BackendFailure(f"libvirt could not attach the device: {message(exc)}") \
                 from None
 
     def _detach_matching(self, compute: Entity, tag: str,
@@ -433,10 +438,10 @@ class LibvirtCompute(ComputeBackend):
                 try:
                     domain.detachDeviceFlags(device, flags)
                 except libvirt.libvirtError as exc:
-                    message = _message(exc)
-                    if "not found" in message or "in the process of unplug" in message:
+                    refusal = message(exc)
+                    if "not found" in refusal or "in the process of unplug" in refusal:
                         continue
-                    raise BackendFailure(f"libvirt could not detach the device: {message}") \
+                    raise BackendFailure(f"libvirt could not detach the device: {refusal}") \
                         from None
                 detached.append(device)
         return detached
@@ -451,39 +456,37 @@ class LibvirtCompute(ComputeBackend):
                 "occi.compute.state.message": f"{message} ({self.accelerator.label})"}
 
     def watch(self, wake: Callable[[], None]) -> None:
-        """Lifecycle events of our domains call `wake`, on a connection of their own."""
-        if self._events is not None:
+        """Lifecycle events of our domains, on any host, call `wake`; each host's
+        on a connection of its own."""
+        _start_event_loop()
+        for host in self.hosts.hosts:
+            events = self._events.get(host.uri)
             try:
-                if self._events.isAlive():
-                    return
+                if events is not None and events.isAlive():
+                    continue
             except libvirt.libvirtError:
                 pass
-        _start_event_loop()
-        try:
-            events = libvirt.open(self.uri)
-        except libvirt.libvirtError as exc:
-            log.warning("no libvirt lifecycle events (%s); states are reconciled "
-                        "periodically", _message(exc))
-            return
+            try:
+                events = libvirt.open(host.uri)
+            except libvirt.libvirtError as exc:
+                log.warning("no libvirt lifecycle events from %s (%s); states are reconciled "
+                            "periodically", host.uri, message(exc))
+                continue
 
-        def on_event(_conn: Any, domain: libvirt.virDomain, *_args: Any) -> None:
-            if domain.name().startswith(PREFIX):
-                wake()
+            def on_event(_conn: Any, domain: libvirt.virDomain, *_args: Any) -> None:
+                if domain.name().startswith(PREFIX):
+                    wake()
 
-        events.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_event,
-                                      None)
-        self._events = events
+            events.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                          on_event, None)
+            self._events[host.uri] = events
 
     # ------------------------------------------------------------ orphans
     def orphans(self, known: list[Entity]) -> list[str]:
         """Our domains (their instance directory is in our instances directory)
         that no stored compute accounts for."""
         ids = {compute.id for compute in known}
-        try:
-            domains = self.connection().listAllDomains(0)
-        except libvirt.libvirtError as exc:
-            raise BackendUnavailable(f"libvirt does not list its guests: {_message(exc)}") \
-                from None
+        domains = self.hosts.domains()
         return sorted(name for domain in domains
                       if (name := domain.name()).startswith(PREFIX)
                       and name[len(PREFIX):] not in ids
@@ -499,10 +502,12 @@ class LibvirtCompute(ComputeBackend):
 
     def adopt_orphan(self, name: str) -> Entity | None:
         try:
-            domain = self.connection().lookupByName(name)
+            domain = self.hosts.domain(name)
+            if domain is None:
+                return None
             xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
             _state, max_kib, _kib, vcpus, _cpu_time = domain.info()
-        except libvirt.libvirtError:
+        except (libvirt.libvirtError, BackendUnavailable):
             return None
         location = location_of(xml)
         if location is None or location.rpartition("/")[2] != name.removeprefix(PREFIX):
@@ -528,7 +533,7 @@ class LibvirtCompute(ComputeBackend):
         if domain is None or not domain.isActive():
             return {}
         try:
-            [(_, record)] = self.connection().domainListGetStats(
+            [(_, record)] = domain.connect().domainListGetStats(
                 [domain], libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
                 | libvirt.VIR_DOMAIN_STATS_BLOCK | libvirt.VIR_DOMAIN_STATS_INTERFACE)
         except libvirt.libvirtError:

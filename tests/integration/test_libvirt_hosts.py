@@ -1,0 +1,114 @@
+"""A site with two hypervisor hosts. The real libvirt daemon is the first host;
+the second is libvirt's test driver (test:///default, its own guests, in this
+process): a real guest boots on the first, and every operation on a guest
+placed on the second must reach the second. (Root's qemu:///session is the
+system daemon again, and a second privileged daemon would share its state
+directories, so no second real daemon runs on one machine.)"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from occi_server.config import load_config
+from occi_server.core import Entity
+from occi_server.errors import BackendUnavailable
+from occi_server.http import create_app
+from occi_server.kinds.infrastructure import COMPUTE as COMPUTE_KIND
+from tests.conftest import COMPUTE_ACTION, SITE, Client, category
+from tests.integration.test_libvirt import TINY, boot, console_until, state
+from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
+
+libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
+
+HOSTS = ["qemu:///system", "test:///default"]
+UNREACHABLE = "qemu+unix:///system?socket=/nonexistent/libvirt-sock"
+
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
+                                reason=unavailable_reason() or "")
+
+
+def make_client(data_dir: Path, hosts: list[str]) -> Client:
+    return Client(create_app(load_config(
+        environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
+        site_scheme=SITE, accelerator="tcg", reconcile_seconds=0, shutdown_timeout=30,
+        libvirt_hosts=hosts)))
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    directory = reachable_dir("occi-hosts-")
+    link_images(directory)
+    yield directory
+    for uri in HOSTS:  # nothing of a failed test lingers on either host
+        connection = libvirt.open(uri)
+        for domain in connection.listAllDomains(0):
+            if domain.name().startswith("occi-") and (
+                    directory / "instances" / domain.name().removeprefix("occi-")).exists():
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def host_of(path: str) -> str | None:
+    name = "occi-" + path.rpartition("/")[2]
+    for uri in HOSTS:
+        try:
+            libvirt.open(uri).lookupByName(name)
+            return uri
+        except libvirt.libvirtError:
+            continue
+    return None
+
+
+def test_guests_are_spread_over_the_hosts_and_driven_where_they_are(data_dir: Path) -> None:
+    client = make_client(data_dir, HOSTS)
+    first, second = boot(client), boot(client)
+    assert (host_of(first), host_of(second)) == tuple(HOSTS)  # the fewest guests first
+    too_large = client.compute("X-OCCI-Attribute: occi.compute.memory=4096", mixins=(TINY,))
+    assert state(client, too_large) == "error"
+    [job] = [j for j in client.get("/jobs/").get_json()["jobs"] if j["location"] == too_large]
+    assert "no hypervisor host has 4194304 MiB of memory left" in str(job)
+    assert host_of(too_large) is None
+    assert client.request("DELETE", too_large).status_code == 200
+    console_until(client, first, "occi-tiny: ready")
+    on_second = second
+    stopped = client.post_text(f"{on_second}?action=stop", [
+        category(COMPUTE_ACTION + "stop", "action"), 'X-OCCI-Attribute: method="poweroff"'])
+    assert stopped.status_code == 200, stopped.get_data(as_text=True)
+    assert state(client, on_second) == "inactive"
+    assert not libvirt.open("test:///default").lookupByName(
+        "occi-" + on_second.rpartition("/")[2]).isActive()
+    resized = client.post_text(on_second, [
+        'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
+        'class="kind"', "X-OCCI-Attribute: occi.compute.cores=2"])
+    assert resized.status_code == 200
+    assert libvirt.open("test:///default").lookupByName(
+        "occi-" + on_second.rpartition("/")[2]).info()[3] == 2
+    health = client.get("/health").get_json()
+    assert all(uri in health["checks"]["compute"]["detail"] for uri in HOSTS)
+    for path in (first, second):
+        assert client.request("DELETE", path).status_code == 200
+        assert host_of(path) is None
+
+
+def test_an_unreachable_host_is_left_out_and_reported(data_dir: Path) -> None:
+    client = make_client(data_dir, ["qemu:///system", UNREACHABLE])
+    path = boot(client)
+    assert host_of(path) == "qemu:///system"
+    assert state(client, path) == "active"
+    health = client.get("/health")
+    assert health.status_code == 503
+    assert "/nonexistent/libvirt-sock" in health.get_json()["checks"]["compute"]["detail"]
+    # A guest found on no answering host may be on the silent one: not "vanished".
+    backend = client.app.extensions["occi.service"].backends.compute
+    missing = Entity(id=str(uuid.uuid4()), kind=COMPUTE_KIND.type_id, location="/compute/x")
+    with pytest.raises(BackendUnavailable, match="does not answer"):
+        backend.current_state(missing)
+    assert client.request("DELETE", path).status_code == 200
