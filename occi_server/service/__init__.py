@@ -258,7 +258,10 @@ class Reconciler:
                 for entity in known[kind.term]:
                     if entity.attributes.get(state_attribute(entity)) == "waiting":
                         continue  # its job decides
-                    real = backend.current_state(entity)
+                    try:
+                        real = backend.current_state(entity)
+                    except BackendUnavailable:
+                        continue  # e.g. its host does not answer: the others go on
                     if real and any(entity.attributes.get(k) != v for k, v in real.items()):
                         entity.attributes.update(real)
                         repo.update(entity)

@@ -20,6 +20,7 @@ from occi_server.core.model import RESOURCE
 from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
 from occi_server.errors import (
     BackendFailure,
+    BackendUnavailable,
     BadRequest,
     Conflict,
     Forbidden,
@@ -217,8 +218,11 @@ class Work:
         counters (rendered, not stored; the reconciler stores states)."""
         compute = self.backends.compute
         if entity.kind == COMPUTE.type_id and compute.observes:
-            entity.attributes.update(compute.current_state(entity) or {})
-            entity.attributes.update(compute.stats(entity))
+            try:
+                entity.attributes.update(compute.current_state(entity) or {})
+                entity.attributes.update(compute.stats(entity))
+            except BackendUnavailable:
+                pass  # its hypervisor does not answer: the stored state is the last known
         return entity
 
     def console(self, entity: Entity) -> str:

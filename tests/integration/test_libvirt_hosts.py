@@ -18,6 +18,7 @@ from occi_server.config import load_config
 from occi_server.core import Entity
 from occi_server.errors import BackendUnavailable
 from occi_server.http import create_app
+from occi_server.service import Reconciler
 from occi_server.kinds.infrastructure import COMPUTE as COMPUTE_KIND
 from tests.conftest import COMPUTE_ACTION, SITE, Client, category
 from tests.integration.test_libvirt import TINY, boot, console_until, state
@@ -111,4 +112,14 @@ def test_an_unreachable_host_is_left_out_and_reported(data_dir: Path) -> None:
     missing = Entity(id=str(uuid.uuid4()), kind=COMPUTE_KIND.type_id, location="/compute/x")
     with pytest.raises(BackendUnavailable, match="does not answer"):
         backend.current_state(missing)
+    # The reconciler leaves that one as it is and goes on with the guests it can see.
+    service = client.app.extensions["occi.service"]
+    with service.store.transaction(write=True) as repo:
+        repo.insert(Entity(id=missing.id, kind=COMPUTE_KIND.type_id,
+                           location=f"/compute/{missing.id}", attributes={
+                               "occi.core.id": missing.id, "occi.compute.state": "active"}))
+    libvirt.open("qemu:///system").lookupByName("occi-" + path.rpartition("/")[2]).destroy()
+    assert Reconciler(service, 1, data_dir / "reconcile.lock").run_once() == 1
+    assert state(client, path) == "inactive"
+    assert client.attributes(f"/compute/{missing.id}")["occi.compute.state"] == "active"
     assert client.request("DELETE", path).status_code == 200
