@@ -18,8 +18,8 @@ from occi_server.config import load_config
 from occi_server.core import Entity
 from occi_server.errors import BackendUnavailable
 from occi_server.http import create_app
-from occi_server.service import Reconciler
 from occi_server.kinds.infrastructure import COMPUTE as COMPUTE_KIND
+from occi_server.service import Reconciler
 from tests.conftest import COMPUTE_ACTION, SITE, Client, category
 from tests.integration.test_libvirt import TINY, boot, console_until, state
 from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
