@@ -12,7 +12,8 @@ extras="postgresql,libvirt,lio"
 # touched: Python with venv, libvirt + QEMU (compute), genisoimage (cloud-init
 # seeds), busybox-static and cpio (the tiny test image), tgt and libiscsi
 # (iSCSI), lvm2, dnsmasq and nftables (networks), and what libvirt-python
-# compiles against.
+# compiles with and against (a C compiler, libc and Python headers: a minimal
+# Debian has none of them).
 need=()
 command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
@@ -21,12 +22,15 @@ for pair in curl:curl libvirtd:libvirt-daemon virsh:libvirt-clients \
             cpio:cpio pkg-config:pkg-config tgtd:tgt iscsi-readcapacity16:libiscsi-bin \
             lvcreate:lvm2 dnsmasq:dnsmasq-base dhcp_release:dnsmasq-utils \
             nft:nftables openssl:openssl \
-            ip:iproute2; do
+            ip:iproute2 gcc:gcc; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] \
   || need+=(libvirt-daemon-driver-qemu)
 [ -e /usr/include/libvirt/libvirt.h ] || need+=(libvirt-dev)
+[ -e /usr/include/stdio.h ] || need+=(libc6-dev)
+python3 -c 'import os, sysconfig; os.stat(sysconfig.get_paths()["include"] + "/Python.h")' \
+  2>/dev/null || need+=(python3-dev)
 ls /usr/lib/x86_64-linux-gnu/qemu/block-iscsi.so >/dev/null 2>&1 || need+=(qemu-block-extra)
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 if [ "$extras" = test ]; then
