@@ -156,8 +156,7 @@ class Repository:
     def __init__(self, connection: Connection, scope: Scope | None = None) -> None:
         self.connection = connection
         self.scope = scope
-        # What accounting saw of each entity this transaction read or wrote.
-        self._read_as: dict[str, tuple[str | None, dict[str, Any]]] = {}
+        self._read_as = _ReadLog()
 
     def everywhere(self) -> Repository:
         """The same transaction, seeing every tenant's entities (for checks that
@@ -320,7 +319,8 @@ class Repository:
         since the entity was read (or, for one not read here, since its last event)."""
         state, details = _accounted(entity.attributes, entity.mixins)
         if event_name == "changed":
-            before = self._read_as.get(entity.id)
+            read = self._read_as.get(entity.id)
+            before = _accounted(*read) if read is not None else None
             if before is None:
                 last = self.connection.execute(
                     select(usage_events.c.state, usage_events.c.details)
@@ -329,7 +329,7 @@ class Repository:
                 before = (last.state, last.details) if last is not None else None
             if before == (state, details):
                 return
-        self._read_as[entity.id] = (state, details)
+        self._read_as.wrote(entity)
         self.connection.execute(insert(usage_events).values(
             time=now, entity_id=entity.id, kind=entity.kind, tenant=entity.tenant or "",
             owner=entity.owner or "", event=event_name, state=state, details=details))
@@ -383,10 +383,9 @@ class Repository:
                     .order_by(entity_mixins.c.entity_id, entity_mixins.c.position)):
                 mixins[row.entity_id].append(row.mixin)
         source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
-        for row in rows:
-            self._read_as[row.id] = _accounted(row.attributes, mixins[row.id])
+        self._read_as.read(rows, mixins)
         return [Entity(
-            id=row.id, kind=row.kind, location=row.location, mixins=mixins[row.id],
+            id=row.id, kind=row.kind, location=row.location, mixins=list(mixins[row.id]),
             attributes=dict(row.attributes),
             source=source_locations.get(row.source_id) if row.source_id else None,
             target=row.target, target_kind=row.target_kind, tenant=row.tenant, owner=row.owner,
@@ -514,6 +513,35 @@ class Repository:
     def delete_mixin(self, type_id: str) -> None:
         self.remove_mixin_everywhere(type_id)
         self.connection.execute(delete(categories).where(categories.c.type_id == type_id))
+
+
+class _ReadLog:
+    """Each entity as this transaction last read or wrote it (attributes, mixins):
+    accounting compares with it on update. Batches of rows read are indexed
+    only when a write asks, so that reading large collections costs nothing
+    here; the rows and mixin lists kept are not the ones entities were given."""
+
+    def __init__(self) -> None:
+        self._batches: list[tuple[Sequence[Any], dict[str, list[str]]]] = []
+        self._seen: dict[str, tuple[dict[str, Any], Sequence[str]]] = {}
+
+    def read(self, rows: Sequence[Any], mixins: dict[str, list[str]]) -> None:
+        self._batches.append((rows, mixins))
+
+    def wrote(self, entity: Entity) -> None:
+        self._index()
+        self._seen[entity.id] = (dict(entity.attributes), tuple(entity.mixins))
+
+    def get(self, entity_id: str) -> tuple[dict[str, Any], Sequence[str]] | None:
+        self._index()
+        return self._seen.get(entity_id)
+
+    def _index(self) -> None:
+        # Every batch still here was read after the last write: newer than _seen.
+        for rows, mixins in self._batches:
+            for row in rows:
+                self._seen[row.id] = (row.attributes, mixins[row.id])
+        self._batches.clear()
 
 
 def _accounted(attributes: dict[str, Any], mixins: Sequence[str]
