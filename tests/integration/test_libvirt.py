@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
 from occi_server.backends.filepool import volume_name
 from occi_server.config import load_config
@@ -54,14 +55,19 @@ def client(data_dir: Path) -> Iterator[Client]:
         environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
         site_scheme=SITE, accelerator="tcg", reconcile_seconds=0, shutdown_timeout=30))
     yield Client(app)
+    remove_guests(data_dir)
+    app.extensions["occi.store"].dispose()
+
+
+def remove_guests(data_dir: Path) -> None:
+    """Nothing of a failed test lingers: the guests whose disks are in data_dir go."""
     connection = libvirt.open("qemu:///system")
-    for domain in connection.listAllDomains(0):  # nothing of a failed test lingers
+    for domain in connection.listAllDomains(0):
         if domain.name().startswith("occi-") and (
                 data_dir / "instances" / domain.name().removeprefix("occi-")).exists():
             if domain.isActive():
                 domain.destroy()
             domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-    app.extensions["occi.store"].dispose()
 
 
 def boot(client: Client, *lines: str, mixins: tuple[str, ...] = ()) -> str:
@@ -194,6 +200,44 @@ def test_reconciler_notices_what_happens_outside(client: Client) -> None:
     assert reconciler.run_once() == 1
     assert state(client, path) == "inactive"
 
+
+
+def test_an_adopted_guest_goes_back_to_its_tenant_and_owner(data_dir: Path) -> None:
+    from tests.support.tenants import client_of, site_users
+
+    app = create_app(load_config(
+        environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
+        site_scheme=SITE, accelerator="tcg", reconcile_seconds=0, shutdown_timeout=30,
+        auth="basic", users=site_users()))
+    alice, bob = client_of(app, "alice"), client_of(app, "bob")
+    try:
+        adopt_lost_guest(app, alice, bob)
+    finally:
+        remove_guests(data_dir)
+        app.extensions["occi.store"].dispose()
+
+
+def adopt_lost_guest(app: Flask, alice: Client, bob: Client) -> None:
+    from sqlalchemy import delete
+
+    from occi_server.store.tables import entities
+
+    path = boot(alice, 'X-OCCI-Attribute: occi.core.title="kept"')
+    guest_id = path.rpartition("/")[2]
+    service = app.extensions["occi.service"]
+    with service.store.transaction(write=True) as repo:  # the record is lost, the guest runs
+        repo.connection.execute(delete(entities).where(entities.c.id == guest_id))
+    assert alice.get(path).status_code == 404
+    reconciler = Reconciler(service, 1, Path(tempfile.mkdtemp()) / "lock", orphans="adopt")
+    assert reconciler.audit(startup=True) == [f"adopted occi-{guest_id} as {path}"]
+    adopted = alice.attributes(path)
+    assert (adopted["occi.core.title"], adopted["occi.compute.state"]) == ("kept", "active")
+    assert bob.get(path).status_code == 404
+    with service.store.transaction(write=False) as repo:
+        stored = repo.get(guest_id)
+        assert stored is not None and (stored.tenant, stored.owner) == ("tenant-a", "alice")
+    assert alice.request("DELETE", path).status_code == 200
+    assert domain_of(path) is None
 
 def test_kvm_probe_decides_and_explains(tiny_image_dir: Path, tmp_path: Path) -> None:
     from occi_server.backends.libvirt.accel import choose

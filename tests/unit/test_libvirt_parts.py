@@ -18,6 +18,7 @@ from occi_server.backends.libvirt.domain import (
     iscsi_disk_xml,
     iscsi_secret_xml,
     location_of,
+    ownership_of,
     resized,
     secret_usages,
 )
@@ -57,11 +58,14 @@ def test_speed_becomes_a_cpu_bandwidth_cap() -> None:
 
 
 def test_hostile_values_stay_values() -> None:
-    xml = domain_xml(spec(title=HOSTILE, location="/compute/" + HOSTILE))
+    xml = domain_xml(spec(title=HOSTILE, location="/compute/" + HOSTILE, tenant=HOSTILE,
+                          owner="/DC=org/CN=" + HOSTILE))
     domain = ET.fromstring(xml)
     assert domain.findtext("title") == HOSTILE
     assert len(domain.findall("devices/disk")) == 2
     assert location_of(xml) == "/compute/" + HOSTILE
+    assert ownership_of(xml) == (HOSTILE, "/DC=org/CN=" + HOSTILE)
+    assert ownership_of(domain_xml(spec())) == (None, None)
 
 
 def test_interface_and_resize() -> None:

@@ -42,6 +42,7 @@ from occi_server.backends.libvirt.domain import (
     iscsi_disk_xml,
     iscsi_secret_xml,
     location_of,
+    ownership_of,
     resized,
     secret_usages,
 )
@@ -180,7 +181,7 @@ class LibvirtCompute(ComputeBackend):
         return DomainSpec(
             name=PREFIX + compute.id,
             title=str(values.get("occi.core.title") or compute.id),
-            location=compute.location,
+            location=compute.location, tenant=compute.tenant, owner=compute.owner,
             memory_gib=float(values.get("occi.compute.memory") or 1.0),
             vcpus=int(values.get("occi.compute.cores") or 1),
             shares=values.get("occi.compute.share"),
@@ -513,6 +514,7 @@ class LibvirtCompute(ComputeBackend):
         if location is None or location.rpartition("/")[2] != name.removeprefix(PREFIX):
             return None
         guest = self._orphan_entity(name, location)
+        guest.tenant, guest.owner = ownership_of(xml)
         title = ET.fromstring(xml).findtext("title") or ""
         guest.attributes = {"occi.core.id": guest.id, "occi.core.title": title,
                             "occi.compute.cores": vcpus,

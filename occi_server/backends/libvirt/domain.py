@@ -32,6 +32,9 @@ class DomainSpec:
     kernel: Path | None = None
     initrd: Path | None = None
     cmdline: str | None = None
+    # Whose guest it is, kept in the metadata too: an adopted orphan goes back to them.
+    tenant: str | None = None
+    owner: str | None = None
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
@@ -46,7 +49,9 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(domain, "name", spec.name)
     _sub(domain, "title", spec.title.replace("\n", " "))
     metadata = _sub(domain, "metadata")
-    ET.SubElement(metadata, f"{{{METADATA_NS}}}entity", {"location": spec.location})
+    ownership = {"tenant": spec.tenant, "owner": spec.owner}
+    ET.SubElement(metadata, f"{{{METADATA_NS}}}entity", {
+        "location": spec.location, **{k: v for k, v in ownership.items() if v}})
     memory_kib = str(max(1, round(spec.memory_gib * KIB_PER_GIB)))
     _sub(domain, "memory", memory_kib, unit="KiB")
     _sub(domain, "currentMemory", memory_kib, unit="KiB")
@@ -148,8 +153,19 @@ def interface_xml(mac: str, bridge: str) -> str:
 
 def location_of(xml: str) -> str | None:
     """The OCCI location kept in a domain's metadata, if it is one of ours."""
+    return _metadata(xml).get("location")
+
+
+def ownership_of(xml: str) -> tuple[str | None, str | None]:
+    """(tenant, owner) kept in a domain's metadata (None for guests defined
+    before they were kept)."""
+    metadata = _metadata(xml)
+    return metadata.get("tenant"), metadata.get("owner")
+
+
+def _metadata(xml: str) -> dict[str, str]:
     entity = ET.fromstring(xml).find(f"metadata/{{{METADATA_NS}}}entity")
-    return None if entity is None else entity.get("location")
+    return {} if entity is None else dict(entity.attrib)
 
 
 def resized(xml: str, vcpus: int, memory_gib: float) -> str:
