@@ -308,6 +308,7 @@ def _volumes(config: Any, volume_id: str | None) -> int:
 
     from occi_server.backends import load_pool
     from occi_server.backends.base import GIB
+    from occi_server.backends.pool import volume_stem
     from occi_server.core import Entity
     from occi_server.errors import BackendFailure, BackendUnavailable
     from occi_server.kinds.infrastructure import STORAGE
@@ -336,7 +337,9 @@ def _volumes(config: Any, volume_id: str | None) -> int:
             size = pool.restore(volume_id)  # and exported again over iSCSI
         except (BackendFailure, BackendUnavailable) as exc:
             raise ConfigError(str(exc)) from None
-        repo.insert(Entity(id=volume_id, kind=STORAGE.type_id, location=location, attributes={
+        tenant, owner = pool.owner(volume_stem(volume_id))
+        repo.insert(Entity(id=volume_id, kind=STORAGE.type_id, location=location,
+                           tenant=tenant, owner=owner, attributes={
             "occi.core.id": volume_id, "occi.storage.size": size / GIB,
             "occi.storage.state": "online",
             "occi.storage.state.message": "restored from quarantine"}))

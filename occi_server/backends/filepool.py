@@ -9,6 +9,7 @@ every volume the same way."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -21,6 +22,9 @@ from occi_server.backends.rawview import RawViews
 from occi_server.errors import BackendFailure
 
 SUFFIX = ".img"
+TENANT_XATTR, OWNER_XATTR = "user.occi.tenant", "user.occi.owner"
+
+log = logging.getLogger("occi_server.storage")
 OVERLAY = ".qcow2"
 __all__ = ["GIB", "FilePoolStorage", "volume_name"]
 
@@ -151,6 +155,31 @@ class FilePoolStorage(PoolStorage):
             self.views.open(self._overlay(name), self._file(name))
         else:
             shutil.move(str(self._aside_file(name, stamp)), self._file(name))
+
+    def set_owner(self, name: str, tenant: str, owner: str) -> None:
+        # Extended attributes travel with the file through quarantine (a rename).
+        path = self._owner_file(name)
+        try:
+            os.setxattr(path, TENANT_XATTR, tenant.encode())
+            os.setxattr(path, OWNER_XATTR, owner.encode())
+        except OSError as exc:
+            log.warning("the owner of %s is not kept (%s): an adopted or restored copy "
+                        "goes to the default tenant", path.name, exc.strerror)
+
+    def owner(self, name: str) -> tuple[str | None, str | None]:
+        path = self._owner_file(name)
+        found: list[str | None] = []
+        for attribute in (TENANT_XATTR, OWNER_XATTR):
+            try:
+                found.append(os.getxattr(path, attribute).decode() or None)
+            except OSError:
+                found.append(None)
+        return found[0], found[1]
+
+    def _owner_file(self, name: str) -> Path:
+        """The file that is the volume (a clone's overlay: its raw view is a mount)."""
+        overlay = self._overlay(name)
+        return overlay if overlay.exists() else self._file(name)
 
     def repair(self) -> None:
         """After a restart: a view for every clone (adopting running ones), then exports."""

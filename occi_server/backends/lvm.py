@@ -10,6 +10,7 @@ outgrow its origin, and an image file is no logical volume."""
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 from collections.abc import Callable, Sequence
@@ -23,6 +24,9 @@ from occi_server.errors import BackendFailure, BackendUnavailable
 _VG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}")
 _ASIDE = re.compile(r"^(vol-[A-Za-z0-9_-]+)\.q(\d+)$")
 Runner = Callable[[Sequence[str]], str]
+# Whose volume it is, as LV tags (they follow renames); base32 keeps any value
+# within the characters a tag may hold.
+OWNERSHIP_TAGS = ("occi_tenant=", "occi_owner=")
 
 
 def run_lvm(args: Sequence[str]) -> str:
@@ -138,3 +142,21 @@ class LvmStorage(PoolStorage):
 
     def bring_back(self, name: str, stamp: int) -> None:
         self.run(["lvrename", self.vg, f"{name}.q{stamp}", name])
+
+    def set_owner(self, name: str, tenant: str, owner: str) -> None:
+        tags = [prefix + base64.b32encode(value.encode()).decode()
+                for prefix, value in zip(OWNERSHIP_TAGS, (tenant, owner), strict=True) if value]
+        self.run(["lvchange", *(a for tag in tags for a in ("--addtag", tag)), self._lv(name)])
+
+    def owner(self, name: str) -> tuple[str | None, str | None]:
+        output = self.run(["lvs", "--noheadings", "-o", "lv_tags", self._lv(name)])
+        tags = [tag.strip() for tag in output.strip().split(",")]
+        found: list[str | None] = []
+        for prefix in OWNERSHIP_TAGS:
+            value = next((tag.removeprefix(prefix) for tag in tags if tag.startswith(prefix)),
+                         None)
+            try:
+                found.append(base64.b32decode(value).decode() if value else None)
+            except ValueError:  # binascii.Error and UnicodeDecodeError: not our tag
+                found.append(None)
+        return found[0], found[1]

@@ -111,6 +111,14 @@ class PoolStorage(StorageBackend):
     @abstractmethod
     def bring_back(self, name: str, stamp: int) -> None: ...
 
+    @abstractmethod
+    def set_owner(self, name: str, tenant: str, owner: str) -> None:
+        """Keep whose volume it is beside its bytes (for adoption and restores)."""
+
+    @abstractmethod
+    def owner(self, name: str) -> tuple[str | None, str | None]:
+        """(tenant, owner) kept with a live volume; None where nothing was kept."""
+
     # ------------------------------------------------------------ capacity
     def capacity(self) -> int:
         return int(self.capacity_gib * GIB) if self.capacity_gib else self.pool_size()
@@ -127,6 +135,10 @@ class PoolStorage(StorageBackend):
                 "the operator for a larger pool")
 
     # ------------------------------------------------------------ export
+    def _keep_owner(self, name: str, volume: Entity) -> None:
+        if volume.tenant:
+            self.set_owner(name, volume.tenant, volume.owner or "")
+
     def _exported(self, name: str) -> str:
         """Export a new volume; if that fails, the volume goes again."""
         if self.exporter is None:
@@ -183,6 +195,7 @@ class PoolStorage(StorageBackend):
                 self.clone(name, Path(image.info["disk"]), image.info.get("format", "raw"),
                            size)
                 origin = f" cloned from image {image.term}"
+            self._keep_owner(name, storage)
         message = f"{size / GIB:g} GiB volume{origin} in {self.label}" + self._exported(name)
         return {"occi.storage.state": "online", "occi.storage.state.message": message}
 
@@ -223,6 +236,7 @@ class PoolStorage(StorageBackend):
         with self._allocating():
             self._reserve(size)
             self.copy(name, new_name)
+            self._keep_owner(new_name, copy)
         message = f"copy of {storage.location}" + self._exported(new_name)
         return {"occi.storage.size": size / GIB, "occi.storage.state": "online",
                 "occi.storage.state.message": message}
@@ -258,7 +272,8 @@ class PoolStorage(StorageBackend):
         volume_id = name.removeprefix("vol-")
         if volume_stem(volume_id) != name:
             return None  # no volume id gives this name
-        return Entity(id=volume_id, kind=STORAGE.type_id,
+        tenant, owner = self.owner(name)
+        return Entity(id=volume_id, kind=STORAGE.type_id, tenant=tenant, owner=owner,
                       location=f"{STORAGE.location}{volume_id}", attributes={
                           "occi.core.id": volume_id, "occi.storage.size": self.size(name) / GIB,
                           "occi.storage.state": "online",

@@ -122,6 +122,38 @@ def test_operator_restores_a_deleted_volume(client: Client, tmp_path: Path) -> N
     assert again.returncode == 2 and "exists" in again.stderr
 
 
+
+def test_restored_and_adopted_volumes_go_back_to_their_tenant(make_app, tmp_path: Path) -> None:
+    from sqlalchemy import delete
+
+    from occi_server.store.tables import entities
+    from tests.support.tenants import client_of, site_users
+
+    settings = {"storage_backend": "filepool", "volumes_dir": str(tmp_path / "pool"),
+                "iscsi_exporter": "none", "auth": "basic", "users": site_users()}
+    app = make_app(**settings)
+    alice, bob = client_of(app, "alice"), client_of(app, "bob")
+    deleted, lost = alice.storage(0.5), alice.storage(0.25)
+    snapshot = alice.post_text(f"{lost}?action=snapshot", [])
+    assert snapshot.status_code == 200
+    assert alice.request("DELETE", deleted).status_code == 200
+    with app.extensions["occi.store"].transaction(write=True) as repo:  # a record is lost
+        repo.connection.execute(delete(entities).where(entities.c.location == lost))
+    config = app.extensions["occi.config"]
+    env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_STORAGE_BACKEND": "filepool",
+           "OCCI_ISCSI_EXPORTER": "none", "OCCI_VOLUMES_DIR": str(config.volumes_path)}
+    restored = subprocess.run([str(Path(sys.executable).parent / "occi-server"), "restore-volume",
+                               deleted.rpartition("/")[2], "--data-dir", config.data_dir],
+                              env=env, capture_output=True, text=True)
+    assert restored.returncode == 0, restored.stderr
+    restarted = make_app(**settings, orphans="adopt")
+    alice, bob = client_of(restarted, "alice"), client_of(restarted, "bob")
+    for path in (deleted, lost):
+        assert alice.attributes(path)["occi.storage.state"] == "online"
+        assert bob.get(path).status_code == 404
+    listed = alice.get("/storage/", accept="text/uri-list").get_data(as_text=True).split()
+    assert len(listed) == 3  # the two and the snapshot
+
 def test_snapshot_and_backup_copy_the_bytes(client: Client) -> None:
     path = client.storage(1.0)
     file = volume_file(client, path)

@@ -55,7 +55,8 @@ def volume_group(tmp_path: Path) -> Iterator[str]:
 
 def test_volumes_in_a_real_volume_group(volume_group: str, tmp_path: Path) -> None:
     pool = LvmStorage(volume_group, tmp_path / "backups")
-    volume = Entity(id="v1", kind="k", location="/storage/v1",
+    volume = Entity(id="v1", kind="k", location="/storage/v1", tenant="vo.example.org",
+                    owner="/DC=org/CN=Jo Doe",
                     attributes={"occi.storage.size": 0.0625, "occi.storage.state": "online"})
     pool.create(volume)
     device = Path(f"/dev/{volume_group}/vol-v1")
@@ -71,5 +72,6 @@ def test_volumes_in_a_real_volume_group(volume_group: str, tmp_path: Path) -> No
     pool.delete(volume)
     assert pool.names() == set()
     assert pool.restore("v1") == GIB // 8
+    assert pool.owner("vol-v1") == ("vo.example.org", "/DC=org/CN=Jo Doe")  # tags kept
     with pytest.raises(BackendFailure, match="exists already"):
         pool.restore("v1")

@@ -5,6 +5,7 @@ tests/integration/test_lvm.py runs the real thing where it works)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from occi_server.backends.base import Image
 from occi_server.backends.lvm import LvmStorage
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, InsufficientStorage
+from occi_server.kinds.infrastructure import STORAGE as STORAGE_KIND
 
 GIB = 1024 ** 3
 
@@ -22,12 +24,16 @@ class FakeLvm:
     def __init__(self, vg_size: int = 10 * GIB) -> None:
         self.vg_size = vg_size
         self.lvs: dict[str, int] = {"swap": GIB}  # not ours: must be left alone
+        self.tags: dict[str, list[str]] = {}
         self.commands: list[list[str]] = []
 
     def __call__(self, args: Sequence[str]) -> str:
         args = list(args)
         self.commands.append(args)
         command = args[0]
+        if command == "lvs" and "lv_tags" in args:
+            tags = self.tags.get(args[-1].split("/")[1], [])
+            return f"  {','.join(tags)}\n"
         if command == "lvs":
             return "".join(f"  {name},{size}\n" for name, size in self.lvs.items())
         if command == "vgs":
@@ -43,6 +49,11 @@ class FakeLvm:
             del self.lvs[args[-1].split("/")[1]]
         elif command == "lvrename":
             self.lvs[args[3]] = self.lvs.pop(args[2])
+            self.tags[args[3]] = self.tags.pop(args[2], [])
+        elif command == "lvchange":
+            assert all(re.fullmatch(r"[A-Za-z0-9_+.\-/=!:&#]{1,1024}", tag)  # lvm's tag rules
+                       for flag, tag in zip(args[1:-1:2], args[2:-1:2], strict=True))
+            self.tags.setdefault(args[-1].split("/")[1], []).extend(args[2:-1:2])
         return ""
 
 
@@ -100,6 +111,21 @@ def test_quarantine_reap_and_restore(pool: LvmStorage, lvm: FakeLvm) -> None:
     assert pool.reap(now=second + pool.grace_seconds + 60) == ["vol-v1"]
     assert ["lvremove", "--yes", f"vg0/vol-v1.q{second}"] in lvm.commands
     assert set(lvm.lvs) == {"swap"}
+
+
+def test_whose_volume_it_is_follows_it_through_quarantine_and_adoption(
+        pool: LvmStorage, lvm: FakeLvm) -> None:
+    tenant, owner = "vo.example.org", "/DC=org/DC=example/CN=Jo Doe, Ünï"
+    pool.create(Entity(id="v1", kind=STORAGE_KIND.type_id, location="/storage/v1", tenant=tenant,
+                       owner=owner, attributes={"occi.storage.size": 1.0}))
+    assert pool.owner("vol-v1") == (tenant, owner)
+    pool.delete(storage("v1"))
+    pool.restore("v1")
+    adopted = pool.adopt_orphan("vol-v1")
+    assert adopted is not None and (adopted.tenant, adopted.owner) == (tenant, owner)
+    pool.create(storage("v2"))  # no tenant given (a contract test): nothing kept
+    assert pool.owner("vol-v2") == (None, None)
+    assert not any(c[0] == "lvchange" and c[-1] == "vg0/vol-v2" for c in lvm.commands)
 
 
 def test_hostile_ids_never_reach_a_command_line(pool: LvmStorage, lvm: FakeLvm) -> None:
