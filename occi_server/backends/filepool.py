@@ -22,11 +22,11 @@ from occi_server.backends.rawview import RawViews
 from occi_server.errors import BackendFailure
 
 SUFFIX = ".img"
+OVERLAY = ".qcow2"
 TENANT_XATTR, OWNER_XATTR = "user.occi.tenant", "user.occi.owner"
+__all__ = ["GIB", "FilePoolStorage", "volume_name"]
 
 log = logging.getLogger("occi_server.storage")
-OVERLAY = ".qcow2"
-__all__ = ["GIB", "FilePoolStorage", "volume_name"]
 
 
 def volume_name(volume_id: str) -> str:

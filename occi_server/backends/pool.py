@@ -119,6 +119,10 @@ class PoolStorage(StorageBackend):
     def owner(self, name: str) -> tuple[str | None, str | None]:
         """(tenant, owner) kept with a live volume; None where nothing was kept."""
 
+    def _keep_owner(self, name: str, volume: Entity) -> None:
+        if volume.tenant:
+            self.set_owner(name, volume.tenant, volume.owner or "")
+
     # ------------------------------------------------------------ capacity
     def capacity(self) -> int:
         return int(self.capacity_gib * GIB) if self.capacity_gib else self.pool_size()
@@ -135,10 +139,6 @@ class PoolStorage(StorageBackend):
                 "the operator for a larger pool")
 
     # ------------------------------------------------------------ export
-    def _keep_owner(self, name: str, volume: Entity) -> None:
-        if volume.tenant:
-            self.set_owner(name, volume.tenant, volume.owner or "")
-
     def _exported(self, name: str) -> str:
         """Export a new volume; if that fails, the volume goes again."""
         if self.exporter is None:

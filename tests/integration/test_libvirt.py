@@ -59,15 +59,15 @@ def client(data_dir: Path) -> Iterator[Client]:
     app.extensions["occi.store"].dispose()
 
 
-def remove_guests(data_dir: Path) -> None:
+def remove_guests(data_dir: Path, uris: tuple[str, ...] = ("qemu:///system",)) -> None:
     """Nothing of a failed test lingers: the guests whose disks are in data_dir go."""
-    connection = libvirt.open("qemu:///system")
-    for domain in connection.listAllDomains(0):
-        if domain.name().startswith("occi-") and (
-                data_dir / "instances" / domain.name().removeprefix("occi-")).exists():
-            if domain.isActive():
-                domain.destroy()
-            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+    for uri in uris:
+        for domain in libvirt.open(uri).listAllDomains(0):
+            if domain.name().startswith("occi-") and (
+                    data_dir / "instances" / domain.name().removeprefix("occi-")).exists():
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
 
 
 def boot(client: Client, *lines: str, mixins: tuple[str, ...] = ()) -> str:

@@ -21,7 +21,7 @@ from occi_server.http import create_app
 from occi_server.kinds.infrastructure import COMPUTE as COMPUTE_KIND
 from occi_server.service import Reconciler
 from tests.conftest import COMPUTE_ACTION, SITE, Client, category
-from tests.integration.test_libvirt import TINY, boot, console_until, state
+from tests.integration.test_libvirt import TINY, boot, console_until, remove_guests, state
 from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
@@ -46,14 +46,7 @@ def data_dir() -> Iterator[Path]:
     directory = reachable_dir("occi-hosts-")
     link_images(directory)
     yield directory
-    for uri in HOSTS:  # nothing of a failed test lingers on either host
-        connection = libvirt.open(uri)
-        for domain in connection.listAllDomains(0):
-            if domain.name().startswith("occi-") and (
-                    directory / "instances" / domain.name().removeprefix("occi-")).exists():
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+    remove_guests(directory, tuple(HOSTS))  # on either host
     shutil.rmtree(directory, ignore_errors=True)
 
 
