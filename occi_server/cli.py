@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         "be restored (filepool or lvm storage)")
     restore = commands.add_parser("restore-volume", help="bring a deleted volume back from "
                                                          "quarantine as the storage it was")
-    restore.add_argument("volume_id", help="the id of the deleted storage resource")
+    restore.add_argument("volume_id", help="the key of the deleted volume, as `quarantine` "
+                         "lists it (it comes back as /storage/<key>)")
     for command in (quarantine, restore):
         command.add_argument("--data-dir")
         command.add_argument("--config")
@@ -308,7 +309,7 @@ def _volumes(config: Any, volume_id: str | None) -> int:
 
     from occi_server.backends import load_pool
     from occi_server.backends.base import GIB
-    from occi_server.backends.pool import volume_stem
+    from occi_server.backends.pool import stem_of_key
     from occi_server.core import Entity
     from occi_server.errors import BackendFailure, BackendUnavailable
     from occi_server.kinds.infrastructure import STORAGE
@@ -329,16 +330,19 @@ def _volumes(config: Any, volume_id: str | None) -> int:
                   f"{wiped:%Y-%m-%d %H:%M} UTC")
         return 0
     store = Store(config.effective_database_url)
+    key = volume_id
     with store.transaction(write=True) as repo:
-        location = f"{STORAGE.location}{volume_id}"
-        if repo.by_location(location) is not None:
-            raise ConfigError(f"{location} exists; nothing to restore")
+        if repo.by_key(key) is not None:
+            raise ConfigError(f"volume {key} exists; nothing to restore")
         try:
-            size = pool.restore(volume_id)  # and exported again over iSCSI
+            size = pool.restore(key)  # and exported again over iSCSI
+            tenant, owner, kept_id = pool.owner(stem_of_key(key))
         except (BackendFailure, BackendUnavailable) as exc:
             raise ConfigError(str(exc)) from None
-        tenant, owner = pool.owner(volume_stem(volume_id))
-        repo.insert(Entity(id=volume_id, kind=STORAGE.type_id, location=location,
+        # Back at its own id, unless that was taken meanwhile: then at its key.
+        volume_id = kept_id if kept_id and repo.get(kept_id) is None else key
+        location = f"{STORAGE.location}{volume_id}"
+        repo.insert(Entity(id=volume_id, key=key, kind=STORAGE.type_id, location=location,
                            tenant=tenant, owner=owner, attributes={
             "occi.core.id": volume_id, "occi.storage.size": size / GIB,
             "occi.storage.state": "online",

@@ -11,6 +11,7 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from occi_server.config import load_config
+from occi_server.core import Entity
 from occi_server.http import create_app
 
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
@@ -55,13 +56,18 @@ class Client:
                               headers={"Content-Type": "application/occi+json",
                                        "Accept": accept})
 
-    def create(self, kind: str, *lines: str, mixins: tuple[str, ...] = ()) -> str:
-        """Create an entity in text/plain; returns its path."""
+    def create_response(self, kind: str, *lines: str,
+                        mixins: tuple[str, ...] = ()) -> TestResponse:
+        """POST an entity of `kind` in text/plain to its collection."""
         location = {COMPUTE: "/compute/", STORAGE: "/storage/", NETWORK: "/network/",
                     NETWORKINTERFACE: "/link/networkinterface/",
                     STORAGELINK: "/link/storagelink/"}[kind]
         body = [category(kind, "kind"), *(category(m, "mixin") for m in mixins), *lines]
-        response = self.post_text(location, body)
+        return self.post_text(location, body)
+
+    def create(self, kind: str, *lines: str, mixins: tuple[str, ...] = ()) -> str:
+        """Create an entity in text/plain; returns its path."""
+        response = self.create_response(kind, *lines, mixins=mixins)
         assert response.status_code == 201, response.get_data(as_text=True)
         return response.headers["Location"].removeprefix("http://localhost")
 
@@ -84,8 +90,23 @@ class Client:
         assert response.status_code == 200, response.get_data(as_text=True)
         return response.get_json(force=True)
 
+    def key(self, path: str) -> str:
+        """The server's key of the entity at `path`: what its infrastructure is named by."""
+        return self.stored(path).key
+
+    def stored(self, path: str) -> Entity:
+        """The entity at `path` as the store holds it (with its key)."""
+        return stored_entity(self.app, path)
+
     def attributes(self, path: str) -> dict[str, Any]:
         return self.json(path)["attributes"]
+
+
+def stored_entity(app: Flask, path: str) -> Entity:
+    with app.extensions["occi.store"].transaction(write=False) as repo:
+        entity = repo.by_location(path)
+    assert entity is not None, f"nothing stored at {path}"
+    return entity
 
 
 AppFactory = Callable[..., Flask]

@@ -3,16 +3,16 @@ the gateway address on the bridge, an 802.1Q sub-interface of the uplink as
 its port when the network has a VLAN, a dnsmasq for dynamic allocation, and
 nftables masquerading for public networks.
 
-Interface names derive from network ids (`ob` + digest for bridges, `ov` +
-digest for VLAN ports): no client value becomes an interface name, and every
-name fits Linux's 15 characters. Everything can live in a network namespace
+Interface names derive from the server's key of each network (`ob<key>` for
+bridges, `ov<key>` for VLAN ports): no client value becomes an interface name,
+and every name fits Linux's 15 characters. Everything can live in a network namespace
 (`network_namespace`), where the service's tests put it."""
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,12 +32,21 @@ IFF_UP = 0x1
 Netlink = Callable[[], Any]
 
 
-def bridge_name(network_id: str) -> str:
-    return "ob" + hashlib.sha256(network_id.encode()).hexdigest()[:12]
+_KEY = re.compile(r"[0-9a-f]{12}")
 
 
-def vlan_port_name(network_id: str) -> str:
-    return "ov" + hashlib.sha256(network_id.encode()).hexdigest()[:12]
+def bridge_name(network: Entity) -> str:
+    return "ob" + _key(network)
+
+
+def vlan_port_name(network: Entity) -> str:
+    return "ov" + _key(network)
+
+
+def _key(network: Entity) -> str:
+    if not _KEY.fullmatch(network.key):
+        raise BackendFailure(f"{network.key!r} is not a network key of this server")
+    return network.key
 
 
 class BridgeNetwork(NetworkBackend):
@@ -79,7 +88,7 @@ class BridgeNetwork(NetworkBackend):
         if (vlan or public) and not self.uplink:
             raise Conflict(f"this site has no uplink (network_uplink), so it cannot "
                            f"{'tag VLANs' if vlan else 'offer public networks'}")
-        bridge = bridge_name(network.id)
+        bridge = bridge_name(network)
         try:
             self._make_bridge(network, bridge, vlan)
             self._serve(network, bridge)
@@ -104,7 +113,7 @@ class BridgeNetwork(NetworkBackend):
                 if gateway not in present:
                     ip.addr("add", index=index, address=gateway, prefixlen=prefix)
             if vlan:
-                port = vlan_port_name(network.id)
+                port = vlan_port_name(network)
                 uplink = self._index(ip, self.uplink)
                 if uplink is None:
                     raise BackendFailure(f"the uplink {self.uplink} does not exist")
@@ -129,18 +138,18 @@ class BridgeNetwork(NetworkBackend):
             self.nat.apply(bridge, cidr)
 
     def delete(self, network: Entity) -> None:
-        bridge = bridge_name(network.id)
+        bridge = bridge_name(network)
         self.dhcp.stop(bridge)
         if self.nat is not None:
             self.nat.remove(bridge)
         with self._ip() as ip:
-            for name in (vlan_port_name(network.id), bridge):
+            for name in (vlan_port_name(network), bridge):
                 index = self._index(ip, name)
                 if index is not None:
                     ip.link("del", index=index)
 
     def act(self, network: Entity, action: str, params: Attributes) -> ActionOutcome:
-        bridge = bridge_name(network.id)
+        bridge = bridge_name(network)
         with self._ip() as ip:
             index = self._index(ip, bridge)
             if index is None:
@@ -160,17 +169,17 @@ class BridgeNetwork(NetworkBackend):
     def bind(self, link: Entity, network: Entity) -> Attributes:
         address = link.attributes.get("occi.networkinterface.address")
         if address and self._dynamic(network):
-            self.dhcp.set_host(bridge_name(network.id),
+            self.dhcp.set_host(bridge_name(network),
                                str(link.attributes["occi.networkinterface.mac"]), str(address))
         return {}
 
     def unbind(self, link: Entity, network: Entity) -> None:
         mac = link.attributes.get("occi.networkinterface.mac")
         if mac:
-            self.dhcp.remove_host(bridge_name(network.id), str(mac))
+            self.dhcp.remove_host(bridge_name(network), str(mac))
 
     def bridge(self, network: Entity) -> str | None:
-        bridge = bridge_name(network.id)
+        bridge = bridge_name(network)
         with self._ip() as ip:
             return bridge if self._index(ip, bridge) is not None else None
 
@@ -178,13 +187,13 @@ class BridgeNetwork(NetworkBackend):
     def orphans(self, known: list[Entity]) -> list[str]:
         """Our bridges (and VLAN ports left without one) no stored network accounts for."""
         ours = {name for network in known
-                for name in (bridge_name(network.id), vlan_port_name(network.id))}
+                for name in (bridge_name(network), vlan_port_name(network))}
         with self._ip() as ip:
             links = [(str(link.get_attr("IFLA_IFNAME")), link.get_attr("IFLA_MASTER"))
                      for link in ip.get_links()]
         return sorted(name for name, master in links if name not in ours and (
-            (name.startswith("ob") and len(name) == len(bridge_name(""))) or
-            (name.startswith("ov") and len(name) == len(vlan_port_name("")) and not master)))
+            (name.startswith("ob") and _KEY.fullmatch(name[2:])) or
+            (name.startswith("ov") and _KEY.fullmatch(name[2:]) and not master)))
 
     def discard_orphan(self, name: str) -> None:
         if name.startswith("ob"):
@@ -210,7 +219,7 @@ class BridgeNetwork(NetworkBackend):
 
     def current_state(self, network: Entity) -> Attributes | None:
         """The bridge's real state; a DHCP server that died is started again and said so."""
-        bridge = bridge_name(network.id)
+        bridge = bridge_name(network)
         try:
             restarted = self.dhcp.heal(bridge)
         except (BackendFailure, BackendUnavailable) as exc:

@@ -17,21 +17,21 @@ from pathlib import Path
 
 from occi_server.backends.diskfile import qemu_img, virtual_size
 from occi_server.backends.iscsi import Exporter
-from occi_server.backends.pool import GIB, PoolStorage, volume_stem
+from occi_server.backends.pool import GIB, PoolStorage, stem_of_key
 from occi_server.backends.rawview import RawViews
 from occi_server.errors import BackendFailure
 
 SUFFIX = ".img"
 OVERLAY = ".qcow2"
-TENANT_XATTR, OWNER_XATTR = "user.occi.tenant", "user.occi.owner"
+OWNERSHIP_XATTRS = ("user.occi.tenant", "user.occi.owner", "user.occi.id")
 __all__ = ["GIB", "FilePoolStorage", "volume_name"]
 
 log = logging.getLogger("occi_server.storage")
 
 
-def volume_name(volume_id: str) -> str:
-    """The file name of a volume."""
-    return volume_stem(volume_id) + SUFFIX
+def volume_name(key: str) -> str:
+    """The file name of the volume with the server's key `key`."""
+    return stem_of_key(key) + SUFFIX
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -156,25 +156,26 @@ class FilePoolStorage(PoolStorage):
         else:
             shutil.move(str(self._aside_file(name, stamp)), self._file(name))
 
-    def set_owner(self, name: str, tenant: str, owner: str) -> None:
+    def set_owner(self, name: str, tenant: str, owner: str, volume_id: str) -> None:
         # Extended attributes travel with the file through quarantine (a rename).
         path = self._owner_file(name)
         try:
-            os.setxattr(path, TENANT_XATTR, tenant.encode())
-            os.setxattr(path, OWNER_XATTR, owner.encode())
+            for attribute, value in zip(OWNERSHIP_XATTRS, (tenant, owner, volume_id),
+                                        strict=True):
+                os.setxattr(path, attribute, value.encode())
         except OSError as exc:
             log.warning("the owner of %s is not kept (%s): an adopted or restored copy "
                         "goes to the default tenant", path.name, exc.strerror)
 
-    def owner(self, name: str) -> tuple[str | None, str | None]:
+    def owner(self, name: str) -> tuple[str | None, str | None, str | None]:
         path = self._owner_file(name)
         found: list[str | None] = []
-        for attribute in (TENANT_XATTR, OWNER_XATTR):
+        for attribute in OWNERSHIP_XATTRS:
             try:
                 found.append(os.getxattr(path, attribute).decode() or None)
             except OSError:
                 found.append(None)
-        return found[0], found[1]
+        return found[0], found[1], found[2]
 
     def _owner_file(self, name: str) -> Path:
         """The file that is the volume (a clone's overlay: its raw view is a mount)."""

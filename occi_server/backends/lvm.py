@@ -26,7 +26,7 @@ _ASIDE = re.compile(r"^(vol-[A-Za-z0-9_-]+)\.q(\d+)$")
 Runner = Callable[[Sequence[str]], str]
 # Whose volume it is, as LV tags (they follow renames); base32 keeps any value
 # within the characters a tag may hold.
-OWNERSHIP_TAGS = ("occi_tenant=", "occi_owner=")
+OWNERSHIP_TAGS = ("occi_tenant=", "occi_owner=", "occi_id=")
 
 
 def run_lvm(args: Sequence[str]) -> str:
@@ -143,12 +143,13 @@ class LvmStorage(PoolStorage):
     def bring_back(self, name: str, stamp: int) -> None:
         self.run(["lvrename", self.vg, f"{name}.q{stamp}", name])
 
-    def set_owner(self, name: str, tenant: str, owner: str) -> None:
+    def set_owner(self, name: str, tenant: str, owner: str, volume_id: str) -> None:
         tags = [prefix + base64.b32encode(value.encode()).decode()
-                for prefix, value in zip(OWNERSHIP_TAGS, (tenant, owner), strict=True) if value]
+                for prefix, value in zip(OWNERSHIP_TAGS, (tenant, owner, volume_id), strict=True)
+                if value]
         self.run(["lvchange", *(a for tag in tags for a in ("--addtag", tag)), self._lv(name)])
 
-    def owner(self, name: str) -> tuple[str | None, str | None]:
+    def owner(self, name: str) -> tuple[str | None, str | None, str | None]:
         output = self.run(["lvs", "--noheadings", "-o", "lv_tags", self._lv(name)])
         tags = [tag.strip() for tag in output.strip().split(",")]
         found: list[str | None] = []
@@ -159,4 +160,4 @@ class LvmStorage(PoolStorage):
                 found.append(base64.b32decode(value).decode() if value else None)
             except ValueError:  # binascii.Error and UnicodeDecodeError: not our tag
                 found.append(None)
-        return found[0], found[1]
+        return found[0], found[1], found[2]

@@ -3,12 +3,11 @@ directory of files, an LVM volume group): capacity, iSCSI export with
 rollback and repair, quarantine, snapshots and backups. A pool supplies the
 primitives.
 
-Volume names derive from volume ids through a fixed pattern, never from
-anything else a client says."""
+Volume names derive from the server's key of each volume (`vol-<key>`),
+never from anything a client says."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from abc import abstractmethod
@@ -30,14 +29,18 @@ from occi_server.core import Entity
 from occi_server.errors import BackendFailure, InsufficientStorage
 from occi_server.kinds.infrastructure import STORAGE
 
-_SAFE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_KEY = re.compile(r"[A-Za-z0-9_-]{1,100}")
 
 
-def volume_stem(volume_id: str) -> str:
-    """The name of a volume in any pool: its id when that is plain, a digest otherwise."""
-    if _SAFE.fullmatch(volume_id):
-        return f"vol-{volume_id}"
-    return f"vol-{hashlib.sha256(volume_id.encode()).hexdigest()[:40]}"
+def volume_stem(volume: Entity) -> str:
+    """The name of a volume in any pool, from the key the store gave it."""
+    return stem_of_key(volume.key)
+
+
+def stem_of_key(key: str) -> str:
+    if not _KEY.fullmatch(key):
+        raise BackendFailure(f"{key!r} is not a volume key of this server")
+    return f"vol-{key}"
 
 
 class PoolStorage(StorageBackend):
@@ -112,16 +115,17 @@ class PoolStorage(StorageBackend):
     def bring_back(self, name: str, stamp: int) -> None: ...
 
     @abstractmethod
-    def set_owner(self, name: str, tenant: str, owner: str) -> None:
-        """Keep whose volume it is beside its bytes (for adoption and restores)."""
+    def set_owner(self, name: str, tenant: str, owner: str, volume_id: str) -> None:
+        """Keep whose volume it is, and its id, beside its bytes (for adoption and
+        restores)."""
 
     @abstractmethod
-    def owner(self, name: str) -> tuple[str | None, str | None]:
-        """(tenant, owner) kept with a live volume; None where nothing was kept."""
+    def owner(self, name: str) -> tuple[str | None, str | None, str | None]:
+        """(tenant, owner, id) kept with a live volume; None where nothing was kept."""
 
     def _keep_owner(self, name: str, volume: Entity) -> None:
         if volume.tenant:
-            self.set_owner(name, volume.tenant, volume.owner or "")
+            self.set_owner(name, volume.tenant, volume.owner or "", volume.id)
 
     # ------------------------------------------------------------ capacity
     def capacity(self) -> int:
@@ -175,12 +179,12 @@ class PoolStorage(StorageBackend):
         """Where another host reaches the volume over iSCSI."""
         if self.exporter is None:
             return None
-        return self.exporter.target(volume_stem(storage.id), self.exporter.LUN)
+        return self.exporter.target(volume_stem(storage), self.exporter.LUN)
 
     # ------------------------------------------------------------ the backend
     def create(self, storage: Entity, image: Image | None = None) -> Attributes:
         self.reap()
-        name = volume_stem(storage.id)
+        name = volume_stem(storage)
         size = int(float(storage.attributes["occi.storage.size"]) * GIB)
         if image is not None and not image.info.get("disk"):
             raise BackendFailure(f"image {image.term} has no disk file on this host")
@@ -200,7 +204,7 @@ class PoolStorage(StorageBackend):
         return {"occi.storage.state": "online", "occi.storage.state.message": message}
 
     def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
-        if volume_stem(storage.id) not in self.names():
+        if volume_stem(storage) not in self.names():
             raise BackendFailure(f"the volume of {storage.location} is missing")
         state = {"online": "online", "offline": "offline"}[action]
         message = "ready" if state == "online" else "offline: it cannot be attached"
@@ -210,7 +214,7 @@ class PoolStorage(StorageBackend):
     def update(self, storage: Entity, changes: Attributes) -> Attributes:
         if "occi.storage.size" not in changes:
             return {}
-        name = volume_stem(storage.id)
+        name = volume_stem(storage)
         current = self.size(name)
         wanted = int(float(changes["occi.storage.size"]) * GIB)
         if wanted < current:
@@ -223,7 +227,7 @@ class PoolStorage(StorageBackend):
 
     def delete(self, storage: Entity) -> None:
         """Unexport and quarantine; `reap` wipes after the grace period."""
-        name = volume_stem(storage.id)
+        name = volume_stem(storage)
         if self.exporter is not None:
             self.exporter.unexport(name)
         if name in self.names():
@@ -231,7 +235,7 @@ class PoolStorage(StorageBackend):
         self.reap()
 
     def snapshot(self, storage: Entity, copy: Entity) -> Attributes:
-        name, new_name = volume_stem(storage.id), volume_stem(copy.id)
+        name, new_name = volume_stem(storage), volume_stem(copy)
         size = self.size(name)
         with self._allocating():
             self._reserve(size)
@@ -242,18 +246,18 @@ class PoolStorage(StorageBackend):
                 "occi.storage.state.message": message}
 
     def backup(self, storage: Entity) -> Attributes:
-        where = self.backup_copy(volume_stem(storage.id), time.strftime("%Y%m%dT%H%M%S"))
+        where = self.backup_copy(volume_stem(storage), time.strftime("%Y%m%dT%H%M%S"))
         return {"occi.storage.state.message": f"backed up to {where}"}
 
     def source(self, storage: Entity) -> VolumeSource | None:
-        name = volume_stem(storage.id)
+        name = volume_stem(storage)
         if storage.attributes.get("occi.storage.state") != "online" or name not in self.names():
             return None
         return VolumeSource(path=self.device(name), format="raw", iscsi=self.target(storage))
 
     # ------------------------------------------------------------ observation
     def current_state(self, storage: Entity) -> Attributes | None:
-        if volume_stem(storage.id) not in self.names():
+        if volume_stem(storage) not in self.names():
             return {"occi.storage.state": "error",
                     "occi.storage.state.message": f"the volume is not in {self.label}"}
         if storage.attributes.get("occi.storage.state") == "waiting":  # its job was cut short
@@ -261,7 +265,7 @@ class PoolStorage(StorageBackend):
         return None  # there; online or offline is the service's to say
 
     def orphans(self, known: list[Entity]) -> list[str]:
-        return sorted(self.names() - {volume_stem(volume.id) for volume in known})
+        return sorted(self.names() - {volume_stem(volume) for volume in known})
 
     def discard_orphan(self, name: str) -> None:
         if self.exporter is not None:
@@ -269,11 +273,12 @@ class PoolStorage(StorageBackend):
         self.set_aside(name, int(time.time()))
 
     def adopt_orphan(self, name: str) -> Entity | None:
-        volume_id = name.removeprefix("vol-")
-        if volume_stem(volume_id) != name:
-            return None  # no volume id gives this name
-        tenant, owner = self.owner(name)
-        return Entity(id=volume_id, kind=STORAGE.type_id, tenant=tenant, owner=owner,
+        key = name.removeprefix("vol-")
+        if not _KEY.fullmatch(key) or name != f"vol-{key}":
+            return None  # no key gives this name
+        tenant, owner, kept_id = self.owner(name)
+        volume_id = kept_id or key
+        return Entity(id=volume_id, key=key, kind=STORAGE.type_id, tenant=tenant, owner=owner,
                       location=f"{STORAGE.location}{volume_id}", attributes={
                           "occi.core.id": volume_id, "occi.storage.size": self.size(name) / GIB,
                           "occi.storage.state": "online",
@@ -290,9 +295,9 @@ class PoolStorage(StorageBackend):
                 wiped.append(name)
         return wiped
 
-    def restore(self, volume_id: str) -> int:
+    def restore(self, key: str) -> int:
         """Put the newest quarantined copy of a volume back; returns its size in bytes."""
-        name = volume_stem(volume_id)
+        name, volume_id = stem_of_key(key), key
         copies = [stamp for aside, stamp in self.aside() if aside == name]
         if not copies:
             raise BackendFailure(f"no quarantined volume {volume_id}")

@@ -22,6 +22,10 @@ class Entity:
     source: str | None = None
     target: str | None = None
     target_kind: str | None = None
+    # The server's own name for it, unique in the store: every infrastructure
+    # object behind it (file, LV, target, domain, bridge) is named from this key,
+    # never from the id a client may have chosen. Empty until stored.
+    key: str = ""
     # Who it belongs to (None until stored), and whether every tenant may see it.
     tenant: str | None = None
     owner: str | None = None

@@ -170,8 +170,8 @@ class Service:
     def work(self, *, write: bool, local_path: Callable[[str], str],
              scope: Scope | None = None) -> Iterator[Work]:
         """A unit of work in one transaction, on behalf of `scope` (None: the
-        service itself). An infrastructure failure that the work recorded
-        (entity left in state error) is raised after commit."""
+        service itself). The infrastructure's part runs in the work's job after
+        the commit; a failure it ends with while the request waits is raised."""
         with self.store.transaction(write=write, scope=scope) as repo:
             work = Work(repo, self.model(repo), self.backends, self.settings, local_path)
             yield work
@@ -179,8 +179,6 @@ class Service:
             checkpoint("write.committed")
         if work.job is not None:
             run_job(self.store, work.job, self.settings.job_wait_seconds)
-        if work.failure is not None:
-            raise work.failure
 
 
 class Reconciler:
@@ -235,7 +233,9 @@ class Reconciler:
     def _handle_orphan(self, repo: Repository, kind: Kind, backend: Backend, name: str) -> str:
         if self.orphan_policy == "adopt":
             entity = backend.adopt_orphan(name)
-            if entity is not None and repo.by_location(entity.location) is None:
+            if entity is not None and not any((repo.get(entity.id),
+                                               repo.by_location(entity.location),
+                                               repo.by_key(entity.key))):
                 entity.mixins = server_mixins(self.service.settings, kind)
                 repo.insert(entity)
                 log.warning("adopted %s %s as %s", kind.term, name, entity.location)

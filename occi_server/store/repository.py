@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +44,10 @@ from occi_server.store.tables import (
     users,
 )
 
+# A key is 12 hex digits: short enough for every name built from it (a bridge
+# name "ob<key>" stays within Linux's 15 characters).
+KEY_BYTES = 6
+log = logging.getLogger("occi_server.store")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -120,9 +126,15 @@ class Store:
                 with connection.begin():
                     yield Repository(connection, scope)
         except OperationalError as exc:
-            raise BackendUnavailable(f"the database is not available: {exc.orig}") from None
+            # The database's own words stay in the log: they may name other tenants' rows.
+            log.warning("database unavailable: %s", exc.orig)
+            raise BackendUnavailable("the database is busy or not available; nothing was "
+                                     "changed, try again") from None
         except IntegrityError as exc:
-            raise Conflict(f"the change conflicts with stored data: {exc.orig}") from None
+            log.info("refused by a database constraint: %s", exc.orig)
+            raise Conflict("the request conflicts with something this site already has (an "
+                           "id, location or name taken, perhaps meanwhile); nothing was "
+                           "changed") from None
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -194,6 +206,11 @@ class Repository:
             self._visible(select(entities).where(entities.c.id == entity_id))).all()
         found = self._hydrate(rows)
         return found[0] if found else None
+
+    def by_key(self, key: str) -> Entity | None:
+        """The entity whose infrastructure is named by `key`, whoever's it is."""
+        rows = self.connection.execute(select(entities).where(entities.c.key == key)).all()
+        return self._hydrate(rows)[0] if rows else None
 
     def by_location(self, location: str) -> Entity | None:
         rows = self.connection.execute(
@@ -279,13 +296,22 @@ class Repository:
         entity.tenant = entity.tenant or tenant
         entity.owner = entity.owner or owner
         entity.shared = SHARED.type_id in entity.mixins
+        entity.key = entity.key or self._new_key()
         self.connection.execute(insert(entities).values(
-            id=entity.id, kind=entity.kind, location=entity.location, source_id=source_id,
-            target=entity.target, target_id=target_id, target_kind=entity.target_kind,
-            attributes=entity.attributes, created=now, updated=now, tenant=entity.tenant,
-            owner=entity.owner, shared=entity.shared))
+            id=entity.id, key=entity.key, kind=entity.kind, location=entity.location,
+            source_id=source_id, target=entity.target, target_id=target_id,
+            target_kind=entity.target_kind, attributes=entity.attributes, created=now,
+            updated=now, tenant=entity.tenant, owner=entity.owner, shared=entity.shared))
         self._write_mixins(entity)
         self._record(entity, "created", now)
+
+    def _new_key(self) -> str:
+        """A key no stored entity has (the unique index refuses a second holder
+        should two writers draw the same one at once)."""
+        while True:
+            key = secrets.token_hex(KEY_BYTES)
+            if self.connection.scalar(select(entities.c.id).where(entities.c.key == key)) is None:
+                return key
 
     def update(self, entity: Entity) -> None:
         now = _now()
@@ -385,7 +411,8 @@ class Repository:
         source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
         self._read_as.read(rows, mixins)
         return [Entity(
-            id=row.id, kind=row.kind, location=row.location, mixins=list(mixins[row.id]),
+            id=row.id, key=row.key, kind=row.kind, location=row.location,
+            mixins=list(mixins[row.id]),
             attributes=dict(row.attributes),
             source=source_locations.get(row.source_id) if row.source_id else None,
             target=row.target, target_kind=row.target_kind, tenant=row.tenant, owner=row.owner,
@@ -418,6 +445,11 @@ class Repository:
         if state is not None:
             query = query.where(jobs.c.state == state)
         return [dict(row._mapping) for row in self.connection.execute(query)]
+
+    def running_jobs(self, entity_id: str) -> list[dict[str, Any]]:
+        """The jobs still at work on an entity (whoever's)."""
+        return [dict(row._mapping) for row in self.connection.execute(select(jobs).where(
+            (jobs.c.entity_id == entity_id) & (jobs.c.state == "running")))]
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         row = self.connection.execute(

@@ -23,6 +23,8 @@ entities = Table(
     "entities",
     metadata,
     Column("id", String(255), primary_key=True),
+    # The server-generated name of the infrastructure behind the entity.
+    Column("key", String(255), nullable=False, unique=True, index=True),
     Column("kind", String(1024), nullable=False, index=True),
     Column("location", String(1024), nullable=False, unique=True),
     # Links: the source resource (deleting it deletes its links) and the target.

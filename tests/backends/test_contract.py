@@ -92,14 +92,15 @@ def volume_dir() -> Iterator[Path]:
 
 
 def compute(state: str = "inactive") -> Entity:
-    return Entity(id="contract-c1", kind=COMPUTE, location="/compute/contract-c1",
+    return Entity(id="contract-c1", key="c0417ac7c001", kind=COMPUTE,
+                  location="/compute/contract-c1",
                   attributes={"occi.core.id": "contract-c1", "occi.compute.cores": 1,
                               "occi.compute.memory": 0.25, "occi.compute.state": state,
                               "occi.core.title": "contract"})
 
 
 def network() -> Entity:
-    return Entity(id="n1", kind=NETWORK, location="/network/n1",
+    return Entity(id="n1", key="c0417ac7a001", kind=NETWORK, location="/network/n1",
                   mixins=["http://schemas.ogf.org/occi/infrastructure/network#ipnetwork"],
                   attributes={"occi.core.id": "n1", "occi.network.state": "inactive",
                               "occi.network.address": "10.77.0.0/24",
@@ -108,7 +109,7 @@ def network() -> Entity:
 
 
 def storage() -> Entity:
-    return Entity(id="s1", kind=STORAGE, location="/storage/s1",
+    return Entity(id="s1", key="c0417ac75001", kind=STORAGE, location="/storage/s1",
                   attributes={"occi.core.id": "s1", "occi.storage.size": 1.0,
                               "occi.storage.state": "offline"})
 
@@ -154,7 +155,8 @@ def test_storage_lifecycle(backends: Backends) -> None:
     assert volume.attributes["occi.storage.state"] == "offline"
     assert backends.storage.source(volume) is None  # an offline volume is not attachable
     backends.storage.update(volume, {"occi.storage.size": 2.0})
-    copy = Entity(id="contract-s2", kind=STORAGE, location="/storage/contract-s2",
+    copy = Entity(id="contract-s2", key="c0417ac75002", kind=STORAGE,
+                  location="/storage/contract-s2",
                   attributes={"occi.core.id": "contract-s2", "occi.storage.size": 2.0})
     assert backends.storage.snapshot(volume, copy)["occi.storage.state"] == "online"
     assert "occi.storage.state.message" in backends.storage.backup(volume)
@@ -189,7 +191,8 @@ def test_network_lifecycle_and_binding(backends: Backends) -> None:
     net, guest = network(), running(backends)
     net.attributes.update(backends.network.create(net))
     assert net.attributes["occi.network.state"] == "active"
-    nic = Entity(id="l1", kind=NETWORKINTERFACE, location="/link/networkinterface/l1",
+    nic = Entity(id="l1", key="c0417ac71001", kind=NETWORKINTERFACE,
+                 location="/link/networkinterface/l1",
                  source=guest.location, target=net.location,
                  attributes={"occi.networkinterface.mac": "52:54:00:12:34:56",
                              "occi.networkinterface.address": "10.77.0.23"})
@@ -213,7 +216,8 @@ def test_storage_attachment(backends: Backends, volume_dir: Path) -> None:
     disk = volume_dir / "volume.raw"
     with disk.open("wb") as handle:
         handle.truncate(16 * 1024 * 1024)
-    link = Entity(id="contract-l2", kind=STORAGELINK, location="/link/storagelink/contract-l2",
+    link = Entity(id="contract-l2", key="c0417ac71002", kind=STORAGELINK,
+                  location="/link/storagelink/contract-l2",
                   source=guest.location, target=volume.location,
                   attributes={"occi.storagelink.deviceid": "/dev/vdb"})
     source = VolumeSource(path=str(disk), format="raw")

@@ -18,6 +18,7 @@ from occi_server.backends.base import Image
 from occi_server.backends.filepool import FilePoolStorage, volume_name
 from occi_server.backends.rawview import RawViews
 from occi_server.core import Entity
+from occi_server.errors import BackendFailure
 from tests.conftest import STORAGE, Client, category
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None,
@@ -34,7 +35,7 @@ def client(make_app, tmp_path: Path) -> Client:
 
 def volume_file(client: Client, path: str) -> Path:
     pool = Path(client.app.extensions["occi.config"].volumes_path)
-    return pool / volume_name(path.rpartition("/")[2])
+    return pool / volume_name(client.key(path))
 
 
 def qemu_size(path: Path) -> int:
@@ -79,32 +80,33 @@ def test_offline_and_attachment_rules(client: Client) -> None:
 
 def test_deleted_volumes_wait_in_quarantine(client: Client) -> None:
     path = client.storage(1.0)
-    file = volume_file(client, path)
+    file, key = volume_file(client, path), client.key(path)
     assert client.request("DELETE", path).status_code == 200
     assert not file.exists()
     backend = client.app.extensions["occi.service"].backends.storage
     [(stem, deleted)] = backend.aside()
     assert stem == file.stem and (backend.quarantine / f"{stem}.{deleted}.img").exists()
     assert backend.reap(now=deleted + 60) == []
-    assert backend.restore(path.rpartition("/")[2]) == GIB and file.exists()
-    backend.delete(Entity(id=path.rpartition("/")[2], kind=STORAGE, location=path))
+    assert backend.restore(key) == GIB and file.exists()
+    backend.delete(Entity(id=path.rpartition("/")[2], key=key, kind=STORAGE, location=path))
     assert backend.reap(now=deleted + backend.grace_seconds + 1) != []
     assert backend.aside() == []
 
 
 def test_volume_names_never_come_from_the_client(tmp_path: Path) -> None:
-    assert volume_name("a:b.c") != "vol-a:b.c.img"
-    assert "/" not in volume_name("x" * 128) and volume_name("vol1") == "vol-vol1.img"
+    for key in ("a:b.c", "../x", "", "x" * 101):
+        with pytest.raises(BackendFailure, match="not a volume key"):
+            volume_name(key)
     pool = FilePoolStorage(tmp_path / "p", tmp_path / "q", capacity_gib=1)
-    hostile = Entity(id="--help", kind=STORAGE, location="/storage/--help",
+    hostile = Entity(id="--help", key="5eed5eed5eed", kind=STORAGE, location="/storage/--help",
                      attributes={"occi.storage.size": 0.001})
     pool.create(hostile)
-    assert (tmp_path / "p" / "vol---help.img").exists()
+    assert [p.name for p in (tmp_path / "p").glob("vol-*")] == ["vol-5eed5eed5eed.img"]
 
 
 def test_operator_restores_a_deleted_volume(client: Client, tmp_path: Path) -> None:
     path = client.storage(1.0)
-    volume_id = path.rpartition("/")[2]
+    volume_id = client.key(path)  # the quarantine knows volumes by their keys
     assert client.request("DELETE", path).status_code == 200
     config = client.app.extensions["occi.config"]
     server = Path(sys.executable).parent / "occi-server"
@@ -138,6 +140,7 @@ def test_restored_and_adopted_volumes_go_back_to_their_tenant(make_app, tmp_path
     assert snapshot.status_code == 200
     copy = "/storage/" + next(line.split('"')[1] for line in snapshot.get_data(
         as_text=True).splitlines() if line.startswith("X-OCCI-Attribute: occi.core.id="))
+    deleted_key = alice.key(deleted)
     assert alice.request("DELETE", deleted).status_code == 200
     with app.extensions["occi.store"].transaction(write=True) as repo:  # records are lost
         repo.connection.execute(delete(entities).where(entities.c.location.in_([lost, copy])))
@@ -145,7 +148,7 @@ def test_restored_and_adopted_volumes_go_back_to_their_tenant(make_app, tmp_path
     env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_STORAGE_BACKEND": "filepool",
            "OCCI_ISCSI_EXPORTER": "none", "OCCI_VOLUMES_DIR": str(config.volumes_path)}
     restored = subprocess.run([str(Path(sys.executable).parent / "occi-server"), "restore-volume",
-                               deleted.rpartition("/")[2], "--data-dir", config.data_dir],
+                               deleted_key, "--data-dir", config.data_dir],
                               env=env, capture_output=True, text=True)
     assert restored.returncode == 0, restored.stderr
     restarted = make_app(**settings, orphans="adopt")
@@ -199,7 +202,7 @@ def make_clone_pool(base: Path) -> tuple[FilePoolStorage, Image]:
 
 
 def volume(volume_id: str, size: float) -> Entity:
-    return Entity(id=volume_id, kind=STORAGE, location=f"/storage/{volume_id}",
+    return Entity(id=volume_id, key=volume_id, kind=STORAGE, location=f"/storage/{volume_id}",
                   attributes={"occi.storage.size": size, "occi.storage.state": "online"})
 
 
@@ -261,7 +264,7 @@ def test_clones_survive_quarantine_and_a_restart(
 
 @pytest.mark.parametrize(("policy", "listed", "left"), [
     ("report", set(), {"vol-stray.img", "vol-odd.name.img"}),
-    ("adopt", {"stray"}, {"vol-stray.img", "vol-odd.name.img"}),  # no id gives "odd.name"
+    ("adopt", {"stray"}, {"vol-stray.img", "vol-odd.name.img"}),  # no key gives "odd.name"
     ("clean", set(), set()),
 ])
 def test_volumes_the_store_does_not_know(make_app, tmp_path: Path, policy: str,
@@ -294,3 +297,55 @@ def test_parallel_creates_never_overfill_the_pool(client: Client) -> None:
     assert statuses == [201] * 5 + [507] * 5
     assert len(list((Path(client.app.extensions["occi.config"].volumes_path)).glob(
         "vol-*.img"))) == 5
+
+
+def test_volumes_made_before_server_keys_are_found_after_migrate(make_app,
+                                                                 tmp_path: Path) -> None:
+    """A store and pool made by the code before keys (files named from ids: plain
+    ids as they are, others by digest) upgrade in place: every volume reaches
+    its own file."""
+    import hashlib
+
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from sqlalchemy import text
+
+    from occi_server.store import Store
+    from occi_server.store.repository import MIGRATIONS
+
+    data, pool = tmp_path / "data", tmp_path / "pool"
+    data.mkdir()
+    pool.mkdir()
+    store = Store(f"sqlite:///{data}/occi.sqlite3")
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    digest = hashlib.sha256(b"db.data").hexdigest()[:40]
+    with store.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0005")
+        for volume_id, name in (("data1", "vol-data1"), ("db.data", f"vol-{digest}")):
+            connection.execute(text(
+                "INSERT INTO entities (id, kind, location, attributes, created, updated) "
+                "VALUES (:id, :kind, :location, :attributes, '2026-11-02 00:00:00', "
+                "'2026-11-02 00:00:00')"), {
+                    "id": volume_id, "kind": STORAGE, "location": f"/storage/{volume_id}",
+                    "attributes": json.dumps({"occi.core.id": volume_id,
+                                              "occi.storage.size": 0.25,
+                                              "occi.storage.state": "online"})})
+            with (pool / f"{name}.img").open("wb") as handle:
+                handle.truncate(GIB // 4)
+    store.dispose()
+    migrated = subprocess.run([str(Path(sys.executable).parent / "occi-server"), "migrate",
+                               "--data-dir", str(data)], env={**os.environ, "OCCI_BACKEND":
+                                                               "simulated"},
+                              capture_output=True, text=True)
+    assert migrated.returncode == 0, migrated.stderr
+    client = Client(make_app(data_dir=str(data), storage_backend="filepool",
+                             volumes_dir=str(pool), iscsi_exporter="none", orphans="clean"))
+    assert client.key("/storage/data1") == "data1" and client.key("/storage/db.data") == digest
+    assert client.post_text("/storage/db.data",
+                            ["X-OCCI-Attribute: occi.storage.size=0.5"]).status_code == 200
+    assert (pool / f"vol-{digest}.img").stat().st_size == GIB // 2
+    assert (pool / "vol-data1.img").stat().st_size == GIB // 4
+    assert client.request("DELETE", "/storage/data1").status_code == 200
+    assert sorted(p.name for p in pool.glob("vol-*.img")) == [f"vol-{digest}.img"]

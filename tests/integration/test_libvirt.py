@@ -90,9 +90,18 @@ def state(client: Client, path: str) -> str:
     return client.attributes(path)["occi.compute.state"]
 
 
-def domain_of(path: str) -> libvirt.virDomain | None:
+KEYS: dict[str, str] = {}  # location -> key, remembered for after a delete
+
+
+def key_of(client: Client, path: str) -> str:
+    if path not in KEYS:
+        KEYS[path] = client.key(path)
+    return KEYS[path]
+
+
+def domain_of(client: Client, path: str) -> libvirt.virDomain | None:
     try:
-        return libvirt.open("qemu:///system").lookupByName("occi-" + path.rpartition("/")[2])
+        return libvirt.open("qemu:///system").lookupByName("occi-" + key_of(client, path))
     except libvirt.libvirtError:
         return None
 
@@ -125,11 +134,11 @@ def test_actions_follow_the_real_guest(client: Client) -> None:
     assert client.post_text(f"{path}?action=stop", stop).status_code == 200
     assert time.monotonic() - started < 30  # the guest obeyed the power button
     assert state(client, path) == "inactive"
-    assert not domain_of(path).isActive()
+    assert not domain_of(client, path).isActive()
     assert client.post_text(f"{path}?action=start", []).status_code == 200
     assert state(client, path) == "active"
     assert client.post_text(f"{path}?action=suspend", []).status_code == 200
-    assert domain_of(path).state()[0] == libvirt.VIR_DOMAIN_PAUSED
+    assert domain_of(client, path).state()[0] == libvirt.VIR_DOMAIN_PAUSED
     assert state(client, path) == "suspended"
     assert client.post_text(f"{path}?action=start", []).status_code == 200
     assert client.post_text(f"{path}?action=restart", [
@@ -137,9 +146,9 @@ def test_actions_follow_the_real_guest(client: Client) -> None:
         'X-OCCI-Attribute: method="cold"']).status_code == 200
     assert state(client, path) == "active"
     assert client.request("DELETE", path).status_code == 200
-    assert domain_of(path) is None
+    assert domain_of(client, path) is None
     assert not (Path(client.app.extensions["occi.config"].instances_path) /
-                path.rpartition("/")[2]).exists()
+                key_of(client, path)).exists()
 
 
 def test_save_makes_a_bootable_os_template(client: Client) -> None:
@@ -165,9 +174,9 @@ def test_compute_needs_an_os_template(client: Client) -> None:
 def test_hostile_title_reaches_libvirt_as_text(client: Client) -> None:
     hostile = "a'><disk type=\\\"file\\\"><source file=\\\"/etc/shadow\\\"/></disk>"
     path = boot(client, f'X-OCCI-Attribute: occi.core.title="{hostile}"')
-    xml = domain_of(path).XMLDesc(0)
+    xml = domain_of(client, path).XMLDesc(0)
     assert "/etc/shadow\"/></disk>" not in xml
-    assert len(domain_of(path).XMLDesc(0).split("<disk ")) == 3  # boot disk and seed only
+    assert len(domain_of(client, path).XMLDesc(0).split("<disk ")) == 3  # boot disk, seed
 
 
 def test_a_failed_boot_leaves_an_error_and_no_orphan(client: Client) -> None:
@@ -175,7 +184,7 @@ def test_a_failed_boot_leaves_an_error_and_no_orphan(client: Client) -> None:
     attributes = client.attributes(path)
     assert attributes["occi.compute.state"] == "error"
     assert "libvirt" in attributes["occi.compute.state.message"]
-    assert domain_of(path) is None
+    assert domain_of(client, path) is None
     assert client.request("DELETE", path).status_code == 200
 
 
@@ -194,7 +203,7 @@ def test_unreachable_libvirt_is_503_and_stores_nothing(data_dir: Path) -> None:
 
 def test_reconciler_notices_what_happens_outside(client: Client) -> None:
     path = boot(client)
-    domain_of(path).destroy()
+    domain_of(client, path).destroy()
     service = client.app.extensions["occi.service"]
     reconciler = Reconciler(service, 1, Path(tempfile.mkdtemp()) / "lock")
     assert reconciler.run_once() == 1
@@ -223,13 +232,13 @@ def adopt_lost_guest(app: Flask, alice: Client, bob: Client) -> None:
     from occi_server.store.tables import entities
 
     path = boot(alice, 'X-OCCI-Attribute: occi.core.title="kept"')
-    guest_id = path.rpartition("/")[2]
+    guest_id, key = path.rpartition("/")[2], key_of(alice, path)
     service = app.extensions["occi.service"]
     with service.store.transaction(write=True) as repo:  # the record is lost, the guest runs
         repo.connection.execute(delete(entities).where(entities.c.id == guest_id))
     assert alice.get(path).status_code == 404
     reconciler = Reconciler(service, 1, Path(tempfile.mkdtemp()) / "lock", orphans="adopt")
-    assert reconciler.audit(startup=True) == [f"adopted occi-{guest_id} as {path}"]
+    assert reconciler.audit(startup=True) == [f"adopted occi-{key} as {path}"]
     adopted = alice.attributes(path)
     assert (adopted["occi.core.title"], adopted["occi.compute.state"]) == ("kept", "active")
     assert bob.get(path).status_code == 404
@@ -237,7 +246,7 @@ def adopt_lost_guest(app: Flask, alice: Client, bob: Client) -> None:
         stored = repo.get(guest_id)
         assert stored is not None and (stored.tenant, stored.owner) == ("tenant-a", "alice")
     assert alice.request("DELETE", path).status_code == 200
-    assert domain_of(path) is None
+    assert domain_of(alice, path) is None
 
 def test_kvm_probe_decides_and_explains(tiny_image_dir: Path, tmp_path: Path) -> None:
     from occi_server.backends.libvirt.accel import choose
@@ -257,7 +266,7 @@ def test_lifecycle_events_reach_the_store_at_once(data_dir: Path) -> None:
     try:
         path = boot(client)
         time.sleep(1)  # the reconciler arms its event connection
-        domain_of(path).destroy()  # behind the API's back
+        domain_of(client, path).destroy()  # behind the API's back
         store = app.extensions["occi.store"]
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -278,7 +287,7 @@ def test_speed_caps_cpu_bandwidth(client: Client) -> None:
     if host_mhz <= 100:
         pytest.skip(f"the host reports {host_mhz} MHz; no cap can be derived")
     path = boot(client, "X-OCCI-Attribute: occi.compute.speed=0.1")
-    quota = ET.fromstring(domain_of(path).XMLDesc(0)).findtext("cputune/quota")
+    quota = ET.fromstring(domain_of(client, path).XMLDesc(0)).findtext("cputune/quota")
     assert int(quota) == max(1000, round(100 / host_mhz * 100_000))
 
 
@@ -298,8 +307,9 @@ def test_a_volume_survives_detach_and_reattach(data_dir: Path) -> None:
         assert link["attributes"]["occi.storagelink.deviceid"] == "/dev/vdb"
         mark = re.search(r"occi-tiny: disk /dev/vdb marked (occi-marker:\S+)", console).group(1)
         assert client.request("DELETE", f"/link/storagelink/{link['id']}").status_code == 200
-        volume_file = volume_name(volume.rpartition("/")[2])
-        assert volume_file not in domain_of(path).XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+        volume_file = volume_name(client.key(volume))
+        assert volume_file not in domain_of(client, path).XMLDesc(
+            libvirt.VIR_DOMAIN_XML_INACTIVE)
         time.sleep(3)  # the guest notices the disk is gone
         response = client.post_text("/link/storagelink/", [
             category("http://schemas.ogf.org/occi/infrastructure#storagelink", "kind"),
@@ -336,7 +346,7 @@ def test_a_volume_cloned_from_an_image_reaches_the_guest_over_iscsi(data_dir: Pa
         path = boot(client, f'Link: <{volume}>; rel="http://schemas.ogf.org/occi/'
                             'infrastructure#storage"')
         console_until(client, path, "disk /dev/vdb carries occi-marker:from-image")
-        [disk] = [d for d in ET.fromstring(domain_of(path).XMLDesc(0)).iter("disk")
+        [disk] = [d for d in ET.fromstring(domain_of(client, path).XMLDesc(0)).iter("disk")
                   if d.get("type") == "network"]
         source = disk.find("source")
         assert source is not None and source.get("protocol") == "iscsi"

@@ -50,8 +50,17 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-def host_of(path: str) -> str | None:
-    name = "occi-" + path.rpartition("/")[2]
+KEYS: dict[str, str] = {}  # location -> key, remembered for after a delete
+
+
+def domain_name(client: Client, path: str) -> str:
+    if path not in KEYS:
+        KEYS[path] = client.key(path)
+    return "occi-" + KEYS[path]
+
+
+def host_of(client: Client, path: str) -> str | None:
+    name = domain_name(client, path)
     for uri in HOSTS:
         try:
             libvirt.open(uri).lookupByName(name)
@@ -64,12 +73,13 @@ def host_of(path: str) -> str | None:
 def test_guests_are_spread_over_the_hosts_and_driven_where_they_are(data_dir: Path) -> None:
     client = make_client(data_dir, HOSTS)
     first, second = boot(client), boot(client)
-    assert (host_of(first), host_of(second)) == tuple(HOSTS)  # the fewest guests first
+    # The fewest guests first.
+    assert (host_of(client, first), host_of(client, second)) == tuple(HOSTS)
     too_large = client.compute("X-OCCI-Attribute: occi.compute.memory=4096", mixins=(TINY,))
     assert state(client, too_large) == "error"
     [job] = [j for j in client.get("/jobs/").get_json()["jobs"] if j["location"] == too_large]
     assert "no hypervisor host has 4194304 MiB of memory left" in str(job)
-    assert host_of(too_large) is None
+    assert host_of(client, too_large) is None
     assert client.request("DELETE", too_large).status_code == 200
     console_until(client, first, "occi-tiny: ready")
     on_second = second
@@ -78,40 +88,41 @@ def test_guests_are_spread_over_the_hosts_and_driven_where_they_are(data_dir: Pa
     assert stopped.status_code == 200, stopped.get_data(as_text=True)
     assert state(client, on_second) == "inactive"
     assert not libvirt.open("test:///default").lookupByName(
-        "occi-" + on_second.rpartition("/")[2]).isActive()
+        domain_name(client, on_second)).isActive()
     resized = client.post_text(on_second, [
         'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
         'class="kind"', "X-OCCI-Attribute: occi.compute.cores=2"])
     assert resized.status_code == 200
     assert libvirt.open("test:///default").lookupByName(
-        "occi-" + on_second.rpartition("/")[2]).info()[3] == 2
+        domain_name(client, on_second)).info()[3] == 2
     health = client.get("/health").get_json()
     assert all(uri in health["checks"]["compute"]["detail"] for uri in HOSTS)
     for path in (first, second):
         assert client.request("DELETE", path).status_code == 200
-        assert host_of(path) is None
+        assert host_of(client, path) is None
 
 
 def test_an_unreachable_host_is_left_out_and_reported(data_dir: Path) -> None:
     client = make_client(data_dir, ["qemu:///system", UNREACHABLE])
     path = boot(client)
-    assert host_of(path) == "qemu:///system"
+    assert host_of(client, path) == "qemu:///system"
     assert state(client, path) == "active"
     health = client.get("/health")
     assert health.status_code == 503
     assert "/nonexistent/libvirt-sock" in health.get_json()["checks"]["compute"]["detail"]
     # A guest found on no answering host may be on the silent one: not "vanished".
     backend = client.app.extensions["occi.service"].backends.compute
-    missing = Entity(id=str(uuid.uuid4()), kind=COMPUTE_KIND.type_id, location="/compute/x")
+    missing = Entity(id=str(uuid.uuid4()), key="0badc0ffee00", kind=COMPUTE_KIND.type_id,
+                     location="/compute/x")
     with pytest.raises(BackendUnavailable, match="does not answer"):
         backend.current_state(missing)
     # The reconciler leaves that one as it is and goes on with the guests it can see.
     service = client.app.extensions["occi.service"]
     with service.store.transaction(write=True) as repo:
-        repo.insert(Entity(id=missing.id, kind=COMPUTE_KIND.type_id,
+        repo.insert(Entity(id=missing.id, key=missing.key, kind=COMPUTE_KIND.type_id,
                            location=f"/compute/{missing.id}", attributes={
                                "occi.core.id": missing.id, "occi.compute.state": "active"}))
-    libvirt.open("qemu:///system").lookupByName("occi-" + path.rpartition("/")[2]).destroy()
+    libvirt.open("qemu:///system").lookupByName(domain_name(client, path)).destroy()
     assert Reconciler(service, 1, data_dir / "reconcile.lock").run_once() == 1
     assert state(client, path) == "inactive"
     assert client.attributes(f"/compute/{missing.id}")["occi.compute.state"] == "active"

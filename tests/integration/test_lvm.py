@@ -55,7 +55,7 @@ def volume_group(tmp_path: Path) -> Iterator[str]:
 
 def test_volumes_in_a_real_volume_group(volume_group: str, tmp_path: Path) -> None:
     pool = LvmStorage(volume_group, tmp_path / "backups")
-    volume = Entity(id="v1", kind="k", location="/storage/v1", tenant="vo.example.org",
+    volume = Entity(id="v1", key="v1", kind="k", location="/storage/v1", tenant="vo.example.org",
                     owner="/DC=org/CN=Jo Doe",
                     attributes={"occi.storage.size": 0.0625, "occi.storage.state": "online"})
     pool.create(volume)
@@ -65,13 +65,13 @@ def test_volumes_in_a_real_volume_group(volume_group: str, tmp_path: Path) -> No
         handle.write(b"lvm bytes")
     pool.update(volume, {"occi.storage.size": 0.125})
     assert pool.size("vol-v1") == GIB // 8
-    copy = Entity(id="v2", kind="k", location="/storage/v2", attributes={})
+    copy = Entity(id="v2", key="v2", kind="k", location="/storage/v2", attributes={})
     pool.snapshot(volume, copy)
     assert Path(f"/dev/{volume_group}/vol-v2").read_bytes()[:9] == b"lvm bytes"
     pool.delete(copy)
     pool.delete(volume)
     assert pool.names() == set()
     assert pool.restore("v1") == GIB // 8
-    assert pool.owner("vol-v1") == ("vo.example.org", "/DC=org/CN=Jo Doe")  # tags kept
+    assert pool.owner("vol-v1") == ("vo.example.org", "/DC=org/CN=Jo Doe", "v1")  # tags kept
     with pytest.raises(BackendFailure, match="exists already"):
         pool.restore("v1")

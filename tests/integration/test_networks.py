@@ -131,7 +131,7 @@ def lease(spaces: Namespaces) -> str | None:
 def test_a_network_is_a_bridge_with_its_gateway_and_dhcp(client: Client,
                                                         namespaces: Namespaces) -> None:
     network = create_network(client)
-    bridge = bridge_name(network.rpartition("/")[2])
+    bridge = bridge_name(client.stored(network))
     shown = link_of(namespaces, bridge)
     assert "bridge" in shown and "inet 10.77.0.1/24" in shown and "UP" in shown.split(">")[0]
     attributes = client.attributes(network)
@@ -149,7 +149,7 @@ def test_the_guest_obtains_the_address_the_api_reported(client: Client,
     nic = interface(client, compute, network)
     assert nic["occi.networkinterface.address"] == "10.77.0.2"
     assert nic["occi.networkinterface.gateway"] == "10.77.0.1"
-    bridge = bridge_name(network.rpartition("/")[2])
+    bridge = bridge_name(client.stored(network))
     plug_guest(namespaces, bridge, "vtest0", nic["occi.networkinterface.mac"])
     assert lease(namespaces) == "10.77.0.2"
     # An interface the service did not create gets nothing (static DHCP).
@@ -170,7 +170,7 @@ def test_the_guest_obtains_the_address_the_api_reported(client: Client,
 
 def test_up_and_down_follow_the_real_link(client: Client, namespaces: Namespaces) -> None:
     network = create_network(client)
-    bridge = bridge_name(network.rpartition("/")[2])
+    bridge = bridge_name(client.stored(network))
     down = client.post_text(f"{network}?action=down", [category(NETWORK_ACTION + "down",
                                                                 "action")])
     assert down.status_code == 200, down.get_data(as_text=True)
@@ -205,7 +205,7 @@ def test_a_restart_adopts_bridges_and_dhcp_servers(make_app, client: Client,
     assert Reconciler(restarted.app.extensions["occi.service"], 1,
                       Path("/dev/null")).run_once() == 0
     assert dnsmasq_pids(namespaces) == before  # no second server
-    plug_guest(namespaces, bridge_name(network.rpartition("/")[2]), "vtest0",
+    plug_guest(namespaces, bridge_name(client.stored(network)), "vtest0",
                nic["occi.networkinterface.mac"])
     assert lease(namespaces) == nic["occi.networkinterface.address"]
 
@@ -231,10 +231,10 @@ def test_a_vlan_network_has_a_tagged_port_on_the_uplink(client: Client,
                                                         namespaces: Namespaces) -> None:
     network = create_network(client, "10.78.0.0/24", "10.78.0.1",
                              "X-OCCI-Attribute: occi.network.vlan=42")
-    port = vlan_port_name(network.rpartition("/")[2])
+    port = vlan_port_name(client.stored(network))
     shown = link_of(namespaces, port)
     assert "vlan protocol 802.1Q id 42" in shown and "@uplink0" in shown
-    assert f"master {bridge_name(network.rpartition('/')[2])}" in shown
+    assert f"master {bridge_name(client.stored(network))}" in shown
     assert client.request("DELETE", network).status_code == 200
     assert run("ip", "-n", namespaces.host, "link", "show", port, check=False).returncode != 0
 
@@ -255,12 +255,12 @@ def test_a_site_without_uplink_refuses_vlans_and_public_networks(
 def test_a_public_network_is_masqueraded_to_the_uplink(client: Client,
                                                        namespaces: Namespaces) -> None:
     network = create_network(client, "10.80.0.0/24", "10.80.0.1", mixins=(IPNETWORK, PUBLIC))
-    table = f"occi_{bridge_name(network.rpartition('/')[2])}"
+    table = f"occi_{bridge_name(client.stored(network))}"
     rules = in_host(namespaces, "nft", "list", "table", "ip", table).stdout
     assert 'ip saddr 10.80.0.0/24 oifname "uplink0" masquerade' in rules
     assert in_host(namespaces, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
     service = client.app.extensions["occi.service"]
-    service.backends.network.nat.apply(bridge_name(network.rpartition("/")[2]), "10.80.0.0/24")
+    service.backends.network.nat.apply(bridge_name(client.stored(network)), "10.80.0.0/24")
     assert in_host(namespaces, "nft", "list", "tables").stdout.count(table) == 1  # idempotent
     assert in_host(namespaces, "nft", "list", "table", "ip", table).stdout == rules
     assert client.request("DELETE", network).status_code == 200
@@ -278,7 +278,7 @@ def test_the_tiny_guest_obtains_its_lease_the_same_way(client: Client, namespace
     nic = interface(client, compute, network)
     run("ip", "-n", namespaces.host, "tuntap", "add", "dev", "tapguest0", "mode", "tap")
     run("ip", "-n", namespaces.host, "link", "set", "tapguest0", "master",
-        bridge_name(network.rpartition("/")[2]), "up")
+        bridge_name(client.stored(network)), "up")
     console = tmp_path / "console.log"
     guest = subprocess.Popen([
         "ip", "netns", "exec", namespaces.host, "qemu-system-x86_64", "-accel", "tcg",
@@ -305,7 +305,7 @@ def test_the_tiny_guest_obtains_its_lease_the_same_way(client: Client, namespace
 
 def test_bridges_the_store_does_not_know_are_cleaned(make_app, namespaces: Namespaces,
                                                      networks_dir: Path) -> None:
-    stray, foreign = bridge_name("gone-network"), "br-foreign"
+    stray, foreign = "ob0000deadbeef", "br-foreign"
     for name in (stray, foreign):
         run("ip", "-n", namespaces.host, "link", "add", name, "type", "bridge")
     client = Client(make_app(network_backend="bridge", network_namespace=namespaces.host,
@@ -315,6 +315,6 @@ def test_bridges_the_store_does_not_know_are_cleaned(make_app, namespaces: Names
     shown = run("ip", "-n", namespaces.host, "link", "show").stdout
     assert stray not in shown  # removed at start-up
     assert foreign in shown  # not ours: left alone
-    assert bridge_name(kept.rpartition("/")[2]) in shown
+    assert bridge_name(client.stored(kept)) in shown
     service = client.app.extensions["occi.service"]
-    assert service.backends.network.orphans([]) == [bridge_name(kept.rpartition("/")[2])]
+    assert service.backends.network.orphans([]) == [bridge_name(client.stored(kept))]

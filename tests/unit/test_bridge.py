@@ -62,7 +62,7 @@ class FakeNetlink:
 
 
 def vlan_network(vlan: int = 42) -> Entity:
-    return Entity(id="n1", kind=NETWORK, location="/network/n1", attributes={
+    return Entity(id="n1", key="0123456789ab", kind=NETWORK, location="/network/n1", attributes={
         "occi.network.vlan": vlan, "occi.network.address": "10.5.0.0/24",
         "occi.network.gateway": "10.5.0.1", "occi.network.allocation": "static"})
 
@@ -76,7 +76,7 @@ def test_a_vlan_port_is_tagged_on_the_uplink_and_joins_the_bridge(
         netlink: FakeNetlink, tmp_path: Path) -> None:
     backend = BridgeNetwork(netlink, DhcpServers(tmp_path), uplink="eth1")
     state = backend.create(vlan_network())
-    bridge, port = bridge_name("n1"), vlan_port_name("n1")
+    bridge, port = bridge_name(vlan_network()), vlan_port_name(vlan_network())
     assert state["occi.network.state"] == "active"
     assert ("add", {"ifname": bridge, "kind": "bridge"}) in netlink.calls
     assert ("add", {"ifname": port, "kind": "vlan", "link": 2, "vlan_id": 42}) in netlink.calls
@@ -102,5 +102,10 @@ def test_no_uplink_no_vlans(netlink: FakeNetlink, tmp_path: Path) -> None:
 
 def test_interface_names_fit_linux_and_never_come_from_the_client() -> None:
     for network_id in ("n1", "x" * 200, "../../etc;reboot"):
-        for name in (bridge_name(network_id), vlan_port_name(network_id)):
-            assert len(name) <= 15 and name.isalnum()
+        network = Entity(id=network_id, key="00ff00ff00ff", kind=NETWORK,
+                         location=f"/network/{network_id}")
+        assert bridge_name(network) == "ob00ff00ff00ff"
+        assert vlan_port_name(network) == "ov00ff00ff00ff"
+    for key in ("", "n1", "x" * 12, "0123456789abc", "0123456789a;"):
+        with pytest.raises(BackendFailure, match="not a network key"):
+            bridge_name(Entity(id="n1", key=key, kind=NETWORK, location="/network/n1"))

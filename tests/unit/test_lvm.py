@@ -57,8 +57,9 @@ class FakeLvm:
         return ""
 
 
-def storage(volume_id: str, size: float = 1.0) -> Entity:
-    return Entity(id=volume_id, kind="http://schemas.ogf.org/occi/infrastructure#storage",
+def storage(volume_id: str, size: float = 1.0, key: str | None = None) -> Entity:
+    return Entity(id=volume_id, key=key or volume_id,
+                  kind="http://schemas.ogf.org/occi/infrastructure#storage",
                   location=f"/storage/{volume_id}",
                   attributes={"occi.storage.size": size, "occi.storage.state": "online"})
 
@@ -116,23 +117,28 @@ def test_quarantine_reap_and_restore(pool: LvmStorage, lvm: FakeLvm) -> None:
 def test_whose_volume_it_is_follows_it_through_quarantine_and_adoption(
         pool: LvmStorage, lvm: FakeLvm) -> None:
     tenant, owner = "vo.example.org", "/DC=org/DC=example/CN=Jo Doe, Ünï"
-    pool.create(Entity(id="v1", kind=STORAGE_KIND.type_id, location="/storage/v1", tenant=tenant,
-                       owner=owner, attributes={"occi.storage.size": 1.0}))
-    assert pool.owner("vol-v1") == (tenant, owner)
-    pool.delete(storage("v1"))
+    pool.create(Entity(id="my.data", key="v1", kind=STORAGE_KIND.type_id,
+                       location="/storage/my.data", tenant=tenant, owner=owner,
+                       attributes={"occi.storage.size": 1.0}))
+    assert pool.owner("vol-v1") == (tenant, owner, "my.data")
+    pool.delete(storage("my.data", key="v1"))
     pool.restore("v1")
     adopted = pool.adopt_orphan("vol-v1")
-    assert adopted is not None and (adopted.tenant, adopted.owner) == (tenant, owner)
+    assert adopted is not None
+    assert (adopted.tenant, adopted.owner, adopted.id, adopted.key) == (
+        tenant, owner, "my.data", "v1")
     pool.create(storage("v2"))  # no tenant given (a contract test): nothing kept
-    assert pool.owner("vol-v2") == (None, None)
+    assert pool.owner("vol-v2") == (None, None, None)
     assert not any(c[0] == "lvchange" and c[-1] == "vg0/vol-v2" for c in lvm.commands)
 
 
 def test_hostile_ids_never_reach_a_command_line(pool: LvmStorage, lvm: FakeLvm) -> None:
-    pool.create(storage("--help; rm -rf /", 0.5))
+    pool.create(storage("--help; rm -rf /", 0.5, key="5eed5eed5eed"))
     created = next(c for c in lvm.commands if c[0] == "lvcreate")
-    name = created[created.index("--name") + 1]
-    assert name.startswith("vol-") and ";" not in name and " " not in name
+    assert created[created.index("--name") + 1] == "vol-5eed5eed5eed"
+    with pytest.raises(BackendFailure, match="not a volume key"):
+        pool.create(storage("v2", 0.5, key="--help; rm -rf /"))
+    assert [c for c in lvm.commands if c[0] == "lvcreate"] == [created]
 
 
 def test_volume_group_names_are_checked(tmp_path: Path) -> None:

@@ -1,11 +1,12 @@
 """Compute on libvirt (QEMU/KVM or TCG).
 
-Each compute is a persistent domain named `occi-<id>` whose boot disk is a
-qcow2 overlay on its image, with a NoCloud seed and a serial console log in
-`<instances>/<id>/`. States are read back from libvirt after every operation,
-never assumed. A site may have several hypervisor hosts: a new guest goes to
-the one running the fewest guests (hosts.py); the instances and images
-directories are then on storage every host mounts at the same path."""
+Each compute is a persistent domain named `occi-<key>` (the key the store
+gave it, never the client's id) whose boot disk is a qcow2 overlay on its
+image, with a NoCloud seed and a serial console log in `<instances>/<key>/`.
+States are read back from libvirt after every operation, never assumed. A
+site may have several hypervisor hosts: a new guest goes to the one running
+the fewest guests (hosts.py); the instances and images directories are then
+on storage every host mounts at the same path."""
 
 from __future__ import annotations
 
@@ -125,7 +126,7 @@ class LibvirtCompute(ComputeBackend):
         return f"{', '.join(answers)}, QEMU with {self.accelerator.label}"
 
     def _domain(self, compute: Entity) -> libvirt.virDomain | None:
-        return self.hosts.domain(PREFIX + compute.id)
+        return self.hosts.domain(PREFIX + compute.key)
 
     def _existing(self, compute: Entity) -> libvirt.virDomain:
         domain = self._domain(compute)
@@ -134,7 +135,7 @@ class LibvirtCompute(ComputeBackend):
         return domain
 
     def _directory(self, compute: Entity) -> Path:
-        return self.instances / compute.id
+        return self.instances / compute.key
 
     # ------------------------------------------------------------ images
     def images(self) -> list[Image]:
@@ -156,8 +157,8 @@ class LibvirtCompute(ComputeBackend):
             self._overlay(Path(image.info["disk"]), image.info.get("format", "qcow2"), disk,
                           compute.attributes.get("occi.compute.ephemeral_storage.size"))
             seed = directory / "seed.iso"
-            hostname = context.hostname or f"vm-{compute.id[:8]}"
-            write_seed(seed, compute.id, hostname, context)
+            hostname = context.hostname or f"vm-{compute.key[:8]}"
+            write_seed(seed, compute.key, hostname, context)
             spec = self._spec(compute, image, disk, seed, host)
             domain = connection.defineXML(domain_xml(spec))
             self.hosts.placed(spec.name, host)
@@ -179,7 +180,7 @@ class LibvirtCompute(ComputeBackend):
               host: Host) -> DomainSpec:
         values = compute.attributes
         return DomainSpec(
-            name=PREFIX + compute.id,
+            name=PREFIX + compute.key,
             title=str(values.get("occi.core.title") or compute.id),
             location=compute.location, tenant=compute.tenant, owner=compute.owner,
             memory_gib=float(values.get("occi.compute.memory") or 1.0),
@@ -279,7 +280,7 @@ class LibvirtCompute(ComputeBackend):
     def _save_image(self, compute: Entity, domain: libvirt.virDomain,
                     params: Attributes) -> Image:
         """Copy the boot disk, flattened, into the catalogue as a new image."""
-        term = str(params.get("term") or f"saved-{compute.id[:8]}-{int(time.time())}")
+        term = str(params.get("term") or f"saved-{compute.key}-{int(time.time())}")
         target = self.catalogue.directory / f"{term}.qcow2"
         paused = domain.isActive() and domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         if paused:
@@ -352,7 +353,7 @@ class LibvirtCompute(ComputeBackend):
         if source is None:
             raise BackendFailure(f"{storage.location} has no volume a guest can attach")
         device = str(link.attributes.get("occi.storagelink.deviceid", "/dev/vdb"))
-        dev, serial = device.rpartition("/")[2], link.id[:20]
+        dev, serial = device.rpartition("/")[2], link.key[:20]
         if source.path is not None and self.volume_access == "local":
             self._attach(compute, disk_xml(Path(source.path), source.format, dev, serial))
             return {"occi.storagelink.state": "active"}
@@ -373,7 +374,7 @@ class LibvirtCompute(ComputeBackend):
     def detach_storage(self, compute: Entity, link: Entity) -> None:
         domain = self._domain(compute)
         detached = self._detach_matching(compute, "disk",
-                                         lambda e: e.findtext("serial") == link.id[:20])
+                                         lambda e: e.findtext("serial") == link.key[:20])
         if domain is not None:
             self._undefine_secrets(domain.connect(), [u for device in detached
                                                       for u in secret_usages(device)])
@@ -486,17 +487,18 @@ class LibvirtCompute(ComputeBackend):
     def orphans(self, known: list[Entity]) -> list[str]:
         """Our domains (their instance directory is in our instances directory)
         that no stored compute accounts for."""
-        ids = {compute.id for compute in known}
+        keys = {compute.key for compute in known}
         domains = self.hosts.domains()
         return sorted(name for domain in domains
                       if (name := domain.name()).startswith(PREFIX)
-                      and name[len(PREFIX):] not in ids
+                      and name[len(PREFIX):] not in keys
                       and (self.instances / name[len(PREFIX):]).is_dir())
 
     def _orphan_entity(self, name: str, location: str | None = None) -> Entity:
-        guest_id = name.removeprefix(PREFIX)
-        return Entity(id=guest_id, kind=COMPUTE.type_id,
-                      location=location or f"{COMPUTE.location}{guest_id}")
+        key = name.removeprefix(PREFIX)
+        location = location or f"{COMPUTE.location}{key}"
+        return Entity(id=location.rpartition("/")[2], key=key, kind=COMPUTE.type_id,
+                      location=location)
 
     def discard_orphan(self, name: str) -> None:
         self.delete(self._orphan_entity(name))
@@ -511,7 +513,7 @@ class LibvirtCompute(ComputeBackend):
         except (libvirt.libvirtError, BackendUnavailable):
             return None
         location = location_of(xml)
-        if location is None or location.rpartition("/")[2] != name.removeprefix(PREFIX):
+        if location is None or not location.startswith(COMPUTE.location):
             return None
         guest = self._orphan_entity(name, location)
         guest.tenant, guest.owner = ownership_of(xml)
