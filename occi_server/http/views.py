@@ -213,10 +213,7 @@ class Exchange:
             if outside:
                 raise BadRequest(f"not in {self.target.path}: {', '.join(outside)}")
             members = listed
-        # Links first, so that deleting resources never trips over them.
-        for entity in sorted(members, key=lambda e: not e.is_link):
-            if self.work.repo.get(entity.id) is not None:
-                self.work.delete(entity)
+        self.work.delete_all(members)
         return Result(200, self.renderer.empty())
 
     def mixin_post(self) -> Result:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from occi_server.core import Entity
-from occi_server.errors import OCCIError
+from occi_server.errors import BackendUnavailable, OCCIError
 from occi_server.metrics import JOBS
 from occi_server.store import Repository, Store
 
@@ -36,6 +37,12 @@ class Step:
     undo: Callable[[], None]  # when the entity went away meanwhile
     restore: Attributes | None = None  # an action's entity on a refusal; None: a create
     finish: Callable[[Repository], None] | None = None  # stores more, with the outcome
+    # The answer to a request still waiting when the step leaves its entity in
+    # `error` (an action or delete the infrastructure failed); None: the entity says it.
+    failure: Callable[[str], OCCIError] | None = None
+    # Another job still at work on the entity is waited for first (a delete of
+    # a resource in the middle of an action).
+    after_others: bool = False
 
 
 @dataclass
@@ -79,11 +86,48 @@ def run_job(store: Store, job: Job, wait: float) -> None:
 
 
 def _work(store: Store, job: Job, outcome: _Outcome) -> None:
+    """Every job ends: whatever goes wrong, it is recorded as failed and what it
+    worked on says `error`."""
+    try:
+        _steps(store, job, outcome)
+    except Exception as exc:
+        log.exception("job %s ended by a defect", job.id)
+        _fail(store, job, f"internal error: {exc}")
+
+
+def _fail(store: Store, job: Job, message: str) -> None:
+    try:
+        with store.transaction(write=True) as repo:
+            for step in job.steps:
+                stored = repo.get(step.entity.id)
+                if stored is not None and stored.attributes.get(
+                        state_attribute(stored)) == "waiting":
+                    stored.attributes.update(error_state(state_attribute(stored), message))
+                    repo.update(stored)
+            repo.update_job(job.id, state="failed", progress="ended by an error", error=message)
+        JOBS.labels(job.operation, "failed").inc()
+    except Exception:  # the store itself fails: a restart's recovery ends the job
+        log.exception("job %s could not be recorded as failed", job.id)
+
+
+def _wait_for_others(store: Store, job: Job, entity_id: str, limit: float = 3600) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        with store.transaction(write=False) as repo:
+            if not [other for other in repo.running_jobs(entity_id) if other["id"] != job.id]:
+                return
+        time.sleep(0.2)
+    raise BackendUnavailable(f"another job on {entity_id} did not end within {limit:g} s")
+
+
+def _steps(store: Store, job: Job, outcome: _Outcome) -> None:
     failed = []
     for number, step in enumerate(job.steps):
         with store.transaction(write=True) as repo:
             repo.update_job(job.id, progress=step.description)
         try:
+            if step.after_others:
+                _wait_for_others(store, job, step.entity.id)
             attributes = step.run()
         except OCCIError as exc:  # the infrastructure refused: 507, 503, 409…
             with outcome.lock:
@@ -92,12 +136,15 @@ def _work(store: Store, job: Job, outcome: _Outcome) -> None:
                     outcome.refusal = exc
             if answered:  # the request answers with the refusal; nothing it made stays
                 with store.transaction(write=True) as repo:
-                    stored = repo.get(job.entity.id)
-                    if step.restore is None or stored is None:
-                        repo.delete(job.entity.id)
-                    else:
-                        stored.attributes.update(step.restore)
-                        repo.update(stored)
+                    for planned in job.steps:  # none of the steps after it runs either
+                        stored = repo.get(planned.entity.id)
+                        if stored is None:
+                            continue
+                        if planned.restore is None:
+                            repo.delete(stored.id)
+                        else:
+                            stored.attributes.update(planned.restore)
+                            repo.update(stored)
                     repo.update_job(job.id, state="failed", progress="refused",
                                     error=exc.message)
                 JOBS.labels(job.operation, "refused").inc()
@@ -107,17 +154,26 @@ def _work(store: Store, job: Job, outcome: _Outcome) -> None:
             log.exception("job %s: %s failed", job.id, step.description)
             attributes = error_state(state_attribute(step.entity), f"internal error: {exc}")
         if attributes.get(state_attribute(step.entity)) == "error":
-            failed.append(f"{step.description}: "
-                          f"{attributes.get(state_attribute(step.entity) + '.message', '')}")
+            why = attributes.get(state_attribute(step.entity) + ".message", "")
+            failed.append(f"{step.description}: {why}")
+            if step.failure is not None:
+                with outcome.lock:
+                    if not outcome.handed_off and outcome.refusal is None:
+                        outcome.refusal = step.failure(why)
         with store.transaction(write=True) as repo:
             stored = repo.get(step.entity.id)
-            if stored is None:
+            if stored is not None:
+                stored.attributes.update(attributes)
+                repo.update(stored)
+                if step.finish is not None and \
+                        attributes.get(state_attribute(step.entity)) != "error":
+                    step.finish(repo)
+        if stored is None:  # deleted meanwhile: what the step made goes too (no lock held)
+            try:
                 step.undo()
-                continue
-            stored.attributes.update(attributes)
-            repo.update(stored)
-            if step.finish is not None and attributes.get(state_attribute(step.entity)) != "error":
-                step.finish(repo)
+            except Exception:
+                log.exception("job %s: undoing %s failed", job.id, step.description)
+            continue
         step.entity.attributes.update(attributes)
     with store.transaction(write=True) as repo:
         repo.update_job(job.id, state="failed" if failed else "done", progress="finished",

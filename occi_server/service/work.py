@@ -1,20 +1,21 @@
 """One request's operations on entities, inside one store transaction.
 
-Validates against the model, drives the backends and persists the result. A
-backend failure during an action or delete is recorded on the entity (state
-`error` plus message) and reported to the client after the transaction
-commits, so what the infrastructure did is never forgotten."""
+Validates everything against the model and the store first, then stores the
+entities `waiting` and leaves the infrastructure's part (creates, actions,
+deletes, attaches) to the request's job, which runs after the commit: no
+write lock is held while the infrastructure works, and a refused request
+changes nothing. A backend failure is recorded on the entity (state `error`
+plus message) and reported to a client still waiting for it."""
 
 from __future__ import annotations
 
 import secrets
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from occi_server.backends.base import GIB, ActionOutcome, Backends, Context, Image
+from occi_server.backends.base import GIB, Backends, Context, Image
 from occi_server.core import Action, Attribute, Entity, Kind, Mixin, Model
 from occi_server.core.model import RESOURCE
 from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
@@ -104,8 +105,6 @@ class Work:
         self.backends = backends
         self.settings = settings
         self.local_path = local_path  # location or URL -> path on this server
-        # An infrastructure failure to report once the transaction has committed.
-        self.failure: OCCIError | None = None
         # The infrastructure's work of this request's creates, run after the commit.
         self.job: Job | None = None
         self._legal: dict[tuple[str, tuple[str, ...], Any], list[str]] = {}
@@ -324,7 +323,10 @@ class Work:
 
     def _check_network(self, network: Entity) -> None:
         """IPv4, a gateway inside, no overlap with another network; public ones need an address."""
-        others = [(other.location, other.attributes["occi.network.address"])
+        # Every network of the site counts; the caller learns only of those it may see.
+        visible = {other.id for other in self.repo.list(kinds=[NETWORK.type_id])}
+        others = [(other.location if other.id in visible else None,
+                   other.attributes["occi.network.address"])
                   for other in self.repo.everywhere().list(kinds=[NETWORK.type_id])
                   if other.id != network.id and other.attributes.get("occi.network.address")]
         cidr = network.attributes.get("occi.network.address")
@@ -414,17 +416,21 @@ class Work:
 
     def _defer(self, entity: Entity, description: str, run: Callable[[], dict[str, Any]],
                undo: Callable[[], None], restore: dict[str, Any] | None = None,
-               finish: Callable[[Repository], None] | None = None) -> None:
+               finish: Callable[[Repository], None] | None = None,
+               failure: Callable[[str], OCCIError] | None = None,
+               after_others: bool = False) -> None:
         """Mark the entity `waiting` and leave the work to this request's job.
         `restore`: what the entity goes back to if the infrastructure refuses
-        (an action's); without it a refusal removes the new entity (a create's)."""
+        (an action's); without it a refusal removes the new entity (a create's).
+        `failure`: the answer when the infrastructure fails the entity meanwhile."""
         state = state_attribute(entity)
         entity.attributes[state] = "waiting"
         entity.attributes[f"{state}.message"] = description
         if self.job is None:
             self.job = Job(entity, description.split(" ", 1)[0])
             self.repo.insert_job(self.job.id, entity, self.job.operation)
-        self.job.steps.append(Step(entity, description, run, undo, restore, finish))
+        self.job.steps.append(Step(entity, description, run, undo, restore, finish, failure,
+                                   after_others))
 
     def _backed_up(self, storage: Entity, before: dict[str, Any]) -> dict[str, Any]:
         """Copy the volume to the backup area (in its job)."""
@@ -583,7 +589,8 @@ class Work:
                 raise BadRequest(f"{requested} is a multicast MAC; an interface needs a "
                                  "unicast one")
             if not self.repo.allocate_mac(mac, link.id):
-                raise Conflict(f"MAC {mac} is already in use by another interface")
+                raise Conflict(f"MAC {mac} cannot be given to this interface; choose another, "
+                               "or leave occi.networkinterface.mac out to get one")
         else:
             # QEMU's locally administered prefix, as libvirt assigns; retried if taken.
             mac = next(candidate for candidate in (
@@ -622,9 +629,72 @@ class Work:
             self.backends.compute.detach_network(source, link)
             self.backends.network.unbind(link, target)
 
-    def _detach(self, link: Entity) -> None:
-        source = self.repo.by_location(link.source or "")
-        target = self.repo.by_location(link.target or "")
+    # ------------------------------------------------------------ delete
+    def delete(self, entity: Entity) -> None:
+        self.delete_all([entity])
+
+    def delete_all(self, entities: Sequence[Entity]) -> None:
+        """Delete entities: every one is checked before any is touched, then each
+        is stored `waiting` and its job tears the infrastructure down and removes
+        the record (a refusal leaves all of them as they were)."""
+        going = {entity.id for entity in entities}
+        for entity in entities:
+            self._writable(entity)
+            if entity.is_link:
+                continue
+            for link in self.repo.links_to(entity.id):
+                source = self.repo.by_location(link.source or "")
+                if link.source != entity.location and link.id not in going and (
+                        source is None or source.id not in going):
+                    raise Conflict(f"{entity.location} is in use by {link.source} through "
+                                   f"{link.location}; delete that link first"
+                                   + ("; nothing was deleted" if len(entities) > 1 else ""))
+        # Links first: a resource's teardown then finds none of them plugged in.
+        for entity in sorted(entities, key=lambda e: not e.is_link):
+            self._plan_delete(entity)
+
+    def _plan_delete(self, entity: Entity) -> None:
+        kind = self.kind_of(entity)
+        if entity.attributes.get(state_attribute(entity)) == "waiting":
+            running = self.repo.running_jobs(entity.id)
+            if any(job["operation"] == "creating" for job in running):
+                # Cancelled: its create job finds the record gone and undoes its work.
+                self.repo.delete(entity.id)
+                return
+        before = _state_of(entity)
+        if entity.is_link:
+            source = self.repo.by_location(entity.source or "")
+            target = self.repo.by_location(entity.target or "")
+
+            def teardown() -> None:
+                self._detach(entity, source, target)
+        else:
+            links = [(link, self.repo.by_location(link.target or ""))
+                     for link in self.repo.links_from([entity.id])[entity.id]]
+
+            def teardown() -> None:
+                for link, target in links:
+                    self._detach(link, entity, target)
+                self._destroy(kind, entity)
+                checkpoint("delete.destroyed")
+
+        def run() -> dict[str, Any]:
+            try:
+                teardown()
+            except BackendFailure as exc:
+                return self._error_state(kind, exc)
+            return {}
+
+        def gone(repo: Repository) -> None:
+            repo.delete(entity.id)
+
+        self._defer(entity, f"deleting {entity.location}", run, lambda: None, restore=before,
+                    finish=gone, after_others=True, failure=lambda why: OperationFailed(
+                        f"the infrastructure could not delete {entity.location}: {why}; it is "
+                        "kept in state error"))
+        self.repo.update(entity)
+
+    def _detach(self, link: Entity, source: Entity | None, target: Entity | None) -> None:
         if source is None:
             return
         if target is None and link.kind != STORAGELINK.type_id:
@@ -632,49 +702,10 @@ class Work:
             return
         self._unplug(link, source, target)
 
-    # ------------------------------------------------------------ delete
-    def delete(self, entity: Entity) -> None:
-        self._writable(entity)
-        if entity.attributes.get(state_attribute(entity)) == "waiting":
-            raise Conflict(f"{entity.location} is still being set up (see GET /jobs/); delete "
-                           "it once it is ready")
-        kind = self.kind_of(entity)
-        if entity.is_link:
-            self._undo(kind, entity, lambda: self._detach(entity))
-            if self.failure is None:
-                self.repo.delete(entity.id)
-            return
-        for link in self.repo.links_to(entity.id):
-            if link.source != entity.location:
-                raise Conflict(f"{entity.location} is in use by {link.source} through "
-                               f"{link.location}; delete that link first")
-        for link in self.repo.links_from([entity.id])[entity.id]:
-            self._undo(self.kind_of(link), link, lambda link=link: self._detach(link))
-            if self.failure is not None:
-                return
-        self._undo(kind, entity, lambda: self._destroy(kind, entity))
-        checkpoint("delete.destroyed")
-        if self.failure is None:
-            self.repo.delete(entity.id)
-
     def _destroy(self, kind: Kind, entity: Entity) -> None:
-        if kind.type_id == COMPUTE.type_id:
-            self.backends.compute.delete(entity)
-        elif kind.type_id == STORAGE.type_id:
-            self.backends.storage.delete(entity)
-        elif kind.type_id == NETWORK.type_id:
-            self.backends.network.delete(entity)
-
-    def _undo(self, kind: Kind, entity: Entity, operation: Any) -> None:
-        """Run a teardown; on failure keep the entity, in state error."""
-        try:
-            operation()
-        except BackendFailure as exc:
-            entity.attributes.update(self._error_state(kind, exc))
-            self.repo.update(entity)
-            self.failure = OperationFailed(
-                f"the infrastructure could not delete {entity.location}: {exc}; it is kept in "
-                "state error")
+        backend = self.backends.for_kind(kind.type_id)
+        if backend is not None:
+            backend.delete(entity)
 
     # ------------------------------------------------------------ update
     def update(self, entity: Entity, spec: EntitySpec, *, full: bool) -> Entity:
@@ -906,28 +937,32 @@ class Work:
                         lambda: self._backed_up(entity, before), lambda: None, restore=before)
             self.repo.update(entity)
             return entity
-        try:
-            if kind.type_id == COMPUTE.type_id:
-                outcome = self.backends.compute.act(entity, action.term, params)
-            elif kind.type_id == STORAGE.type_id:
-                outcome = self.backends.storage.act(entity, action.term, params)
-            elif kind.type_id == NETWORK.type_id:
-                outcome = self.backends.network.act(entity, action.term, params)
-            else:
-                raise BadRequest(f"{action.type_id} is not implemented for {kind.term}")
-        except BackendFailure as exc:
-            outcome = ActionOutcome(self._error_state(kind, exc))
-            self.failure = OperationFailed(
-                f"{action.term} failed on {entity.location}: {exc}; it is now in state error")
-        checkpoint("action.performed")
-        entity.attributes.update(outcome.attributes)
+        backend = self.backends.for_kind(kind.type_id)
+        if backend is None:
+            raise BadRequest(f"{action.type_id} is not implemented for {kind.term}")
+        before = _state_of(entity)
+        # The backend sees the resource as it was, not `waiting`.
+        as_it_was = replace(entity, attributes={**entity.attributes})
+
+        def act() -> dict[str, Any]:
+            try:
+                outcome = backend.act(as_it_was, action.term, params)
+            except BackendFailure as exc:
+                return self._error_state(kind, exc)
+            checkpoint("action.performed")
+            return outcome.attributes
+
+        self._defer(entity, f"{action.term} on {entity.location}", act, lambda: None,
+                    restore=before, failure=lambda why: OperationFailed(
+                        f"{action.term} failed on {entity.location}: {why}; it is now in state "
+                        "error"))
         self.repo.update(entity)
         return entity
 
     def _save(self, compute: Entity, params: dict[str, Any]) -> Mixin:
         """Save the guest's disk as a new os_tpl (in the compute's job); answers
         with the os_tpl it will be."""
-        term = f"saved-{compute.id[:8]}-{int(time.time())}"
+        term = f"saved-{secrets.token_hex(6)}"  # the server's name, never the client's
         title = str(params.get("name") or f"Saved from {compute.title or compute.id}")
         made: list[Image] = []
         before = _state_of(compute)

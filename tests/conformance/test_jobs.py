@@ -30,7 +30,6 @@ def test_a_long_create_answers_at_once_and_shows_its_job(make_app) -> None:
     assert shown["occi.compute.state.message"] == f"creating {compute}"
     [job] = client.get("/jobs/").get_json()["jobs"]
     assert (job["location"], job["state"], job["operation"]) == (compute, "running", "creating")
-    assert client.request("DELETE", compute).status_code == 409  # not while it is set up
     stop = client.post_text(f"{compute}?action=stop", [category(
         "http://schemas.ogf.org/occi/infrastructure/compute/action#stop", "action")])
     assert stop.status_code == 409
@@ -38,6 +37,32 @@ def test_a_long_create_answers_at_once_and_shows_its_job(make_app) -> None:
     done = client.get(f"/jobs/{job['id']}").get_json()
     assert (done["state"], done["progress"], done["error"]) == ("done", "finished", None)
     assert client.request("DELETE", compute).status_code == 200
+
+
+def test_a_create_in_progress_can_be_deleted(make_app) -> None:
+    """Deleting an entity still being set up cancels its create: the record goes
+    at once and the job, finding it gone, undoes what it made, and ends."""
+    client = slow_site(make_app)
+    compute = client.compute()
+    [job] = client.get("/jobs/").get_json()["jobs"]
+    assert client.request("DELETE", compute).status_code == 200
+    assert client.get(compute).status_code == 404
+    wait_for(lambda: client.get(f"/jobs/{job['id']}").get_json()["state"] != "running")
+
+
+def test_an_action_in_progress_is_waited_for_by_a_delete(make_app) -> None:
+    client = slow_site(make_app)
+    compute = client.compute()
+    wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
+    stop = client.post_text(f"{compute}?action=stop", [category(
+        "http://schemas.ogf.org/occi/infrastructure/compute/action#stop", "action")])
+    assert stop.status_code == 200
+    assert client.attributes(compute)["occi.compute.state"] == "waiting"
+    assert client.request("DELETE", compute).status_code == 200
+    wait_for(lambda: client.get(compute).status_code == 404)
+    jobs = client.get("/jobs/").get_json()["jobs"]
+    assert [(j["operation"], j["state"]) for j in jobs] == [
+        ("deleting", "done"), ("stop", "done"), ("creating", "done")]
 
 
 def test_a_short_create_answers_with_its_outcome(client: Client) -> None:
@@ -62,8 +87,15 @@ def test_a_refusal_after_the_answer_shows_on_the_entity(make_app) -> None:
     storage = client.storage(1.0)
     wait_for(lambda: client.attributes(storage)["occi.storage.state"] == "error")
     assert "unreachable" in client.attributes(storage)["occi.storage.state.message"]
-    assert client.request("DELETE", storage).status_code == 503  # still unreachable
+    # A delete that outlasts the wait is answered at once; still unreachable, its
+    # job gives up and the volume stays as it was.
+    assert client.request("DELETE", storage).status_code == 200
+    wait_for(lambda: client.attributes(storage)["occi.storage.state"] != "waiting")
+    assert "unreachable" in client.attributes(storage)["occi.storage.state.message"]
     assert storage in client.get("/storage/").get_data(as_text=True)
+    deleting = [j for j in client.get("/jobs/").get_json()["jobs"]
+                if j["operation"] == "deleting"]
+    assert [(j["state"], "unreachable" in j["error"]) for j in deleting] == [("failed", True)]
 
 
 def test_links_created_with_a_compute_wait_for_it(make_app) -> None:

@@ -42,7 +42,7 @@ def client(make_app, tmp_path: Path, prefix: str) -> Iterator[Client]:
 
 def target_of(client: Client, path: str) -> IscsiTarget:
     storage = client.app.extensions["occi.service"].backends.storage
-    return storage.target(Entity(id=path.rpartition("/")[2], kind=STORAGE, location=path))
+    return storage.target(client.stored(path))
 
 
 def read_capacity(url: str) -> subprocess.CompletedProcess[str]:
@@ -70,7 +70,7 @@ def test_the_lun_carries_the_volumes_bytes(client: Client, tmp_path: Path) -> No
         pytest.skip("qemu-io is not installed")
     path = client.storage(0.25)
     file = Path(client.app.extensions["occi.config"].volumes_path) / volume_name(
-        path.rpartition("/")[2])
+        client.key(path))
     with file.open("r+b") as handle:
         handle.write(b"occi-over-iscsi!")
     result = subprocess.run(["qemu-io", "-f", "raw", "-c", "read -v 0 16",
@@ -114,14 +114,14 @@ def test_a_failed_export_leaves_no_volume(tmp_path: Path, prefix: str) -> None:
     pool = FilePoolStorage(tmp_path / "pool", tmp_path / "q",
                            exporter=Refusing(Credentials(tmp_path / "key", prefix), PORTAL))
     with pytest.raises(BackendFailure):
-        pool.create(Entity(id="v1", kind=STORAGE, location="/storage/v1",
+        pool.create(Entity(id="v1", key="v1", kind=STORAGE, location="/storage/v1",
                            attributes={"occi.storage.size": 0.01}))
     assert list((tmp_path / "pool").glob("vol-*")) == []
 
 
 def test_an_operator_restore_exports_the_volume_again(client: Client, prefix: str) -> None:
     path = client.storage(0.25)
-    volume_id = path.rpartition("/")[2]
+    volume_id = client.key(path)  # the quarantine knows volumes by their keys
     target = target_of(client, path)
     assert client.request("DELETE", path).status_code == 200
     config = client.app.extensions["occi.config"]
@@ -133,3 +133,20 @@ def test_an_operator_restore_exports_the_volume_again(client: Client, prefix: st
                                config.data_dir], env=env, capture_output=True, text=True)
     assert restored.returncode == 0, restored.stderr
     assert f"Total size:{GIB // 4}" in read_capacity(target.url()).stdout
+
+
+def test_a_refused_collection_delete_changes_nothing(client: Client) -> None:
+    """Every member is checked before any is torn down: one attached volume makes
+    DELETE /storage/ a 409, and the others keep their files and targets."""
+    idle, attached = client.storage(0.25), client.storage(0.25)
+    client.compute(f'Link: <{attached}>; rel="http://schemas.ogf.org/occi/infrastructure#storage"')
+    pool = Path(client.app.extensions["occi.config"].volumes_path)
+    files = {path: pool / volume_name(client.key(path)) for path in (idle, attached)}
+    targets = {path: target_of(client, path) for path in (idle, attached)}
+    refused = client.request("DELETE", "/storage/")
+    assert refused.status_code == 409
+    assert "nothing was deleted" in refused.get_data(as_text=True)
+    for path in (idle, attached):
+        assert client.attributes(path)["occi.storage.state"] == "online"
+        assert files[path].exists()
+        assert read_capacity(targets[path].url()).returncode == 0
