@@ -53,13 +53,13 @@ def _check_ip(value: str) -> str:
 
 def _check_mac(value: str) -> str:
     mac = value.lower().replace("-", ":")
-    if not _MAC.match(mac):
+    if not _MAC.fullmatch(mac):
         raise ValueError(f"{value!r} is not a MAC address like 52:54:00:12:34:56")
     return mac
 
 
 def _check_hostname(value: str) -> str:
-    if not _HOSTNAME.match(value):
+    if not _HOSTNAME.fullmatch(value):
         raise ValueError(
             f"{value!r} is not a valid host name (letters, digits, '-' and '.', "
             "labels of at most 63 characters)"

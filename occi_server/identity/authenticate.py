@@ -104,6 +104,9 @@ class Authenticator:
             user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise self._refuse("malformed basic credentials") from None
+        if any(ord(c) < 32 or ord(c) == 127 for c in user + password):
+            # The password hashes stop at a NUL: "pw\0" would pass for "pw".
+            raise self._refuse("malformed basic credentials: control characters")
         record = self._user(user)
         hashed = record.get("password_hash") if record else None
         if not hashed:

@@ -33,9 +33,10 @@ def choose_address(cidr: str, gateway: str | None, taken: Iterable[str],
 
 
 def check_network(cidr: str | None, gateway: str | None,
-                  others: Iterable[tuple[str, str]]) -> None:
+                  others: Iterable[tuple[str | None, str]]) -> None:
     """An IP network the site can serve: IPv4, room for hosts, the gateway one
-    of its host addresses, no overlap with `others` ((location, CIDR) pairs)."""
+    of its host addresses, no overlap with `others` ((location, CIDR) pairs; a
+    location of None is a network the caller may not see, named by neither)."""
     if not cidr:
         if gateway:
             raise BadRequest("occi.network.gateway needs occi.network.address (the CIDR)")
@@ -52,4 +53,6 @@ def check_network(cidr: str | None, gateway: str | None,
             raise BadRequest(f"gateway {gateway} is not a host address of {cidr}")
     for location, other in others:
         if network.overlaps(ipaddress.ip_network(other, strict=False)):
+            if location is None:
+                raise Conflict(f"{cidr} overlaps a network of this site; choose another range")
             raise Conflict(f"{cidr} overlaps {other} of {location}")

@@ -90,6 +90,8 @@ def test_basic_users_from_the_configuration_and_from_the_store(app: Flask, tmp_p
     assert whoami(app, Authorization=basic("alice")).get_json()["tenants"] == ["tenant-a"]
     assert whoami(app, Authorization=basic("alice", "wrong")).status_code == 401
     assert whoami(app, Authorization="Basic !!!").status_code == 401
+    for near in ("alice-pw\0", "alice-pw\n", "\0alice-pw"):  # exactly the password, no more
+        assert whoami(app, Authorization=basic("alice", near)).status_code == 401
     monkeypatch.setattr("sys.stdin", io.StringIO("dave-pw\n"))
     assert occi_server(["user", "add", "dave", "--tenant", "tenant-d", "--tenant", "tenant-e",
                         "--data-dir", str(tmp_path / "data")]) == 0

@@ -255,3 +255,39 @@ def test_a_saved_image_in_the_catalogue_is_offered_to_its_tenant_only(make_app) 
     assert "golden" not in bob.get("/-/").get_data(as_text=True)
     assert bob.get("/mixin/os_tpl/debian-12/").status_code == 200
     assert root.get("/mixin/os_tpl/golden/").status_code == 200
+
+
+def test_refusals_name_nothing_of_another_tenant(app: Flask, bob_world: dict[str, str]) -> None:
+    alice = client_of(app, "alice")
+    overlap = alice.post_text("/network/", [category(NETWORK, "kind"), category(IPNETWORK, "mixin"),
+                                            'X-OCCI-Attribute: occi.network.address="0.0.0.0/1"'])
+    said = overlap.get_data(as_text=True)
+    assert overlap.status_code == 409 and "overlaps a network of this site" in said
+    assert bob_world["network"] not in said and "10.20.0" not in said
+    tag = alice.post_text("/-/", [TAG])  # bob's tag's name and location
+    said = tag.get_data(as_text=True)
+    assert tag.status_code == 409 and "UNIQUE" not in said and "categories" not in said
+    mine = alice.network("10.30.0.0/24", "10.30.0.1")
+    compute = alice.compute()
+    bobs_mac = client_of(app, "bob").json(bob_world["networkinterface"])["attributes"][
+        "occi.networkinterface.mac"]
+    taken = alice.create_response(NETWORKINTERFACE,
+                                  f'X-OCCI-Attribute: occi.core.source="{compute}"',
+                                  f'X-OCCI-Attribute: occi.core.target="{mine}"',
+                                  f'X-OCCI-Attribute: occi.networkinterface.mac="{bobs_mac}"')
+    assert taken.status_code == 409 and "in use" not in taken.get_data(as_text=True)
+
+
+def test_values_with_a_trailing_newline_are_refused(app: Flask) -> None:
+    client = client_of(app, "alice")
+    network = client.network("10.31.0.0/24", "10.31.0.1")
+    compute = client.compute()
+    for attribute in ('occi.networkinterface.mac="52:54:00:aa:bb:cc\\n"',):
+        refused = client.create_response(NETWORKINTERFACE,
+                                         f'X-OCCI-Attribute: occi.core.source="{compute}"',
+                                         f'X-OCCI-Attribute: occi.core.target="{network}"',
+                                         f"X-OCCI-Attribute: {attribute}")
+        assert refused.status_code == 400, refused.get_data(as_text=True)
+    hostname = client.post_text("/compute/", [category(COMPUTE, "kind"),
+                                              'X-OCCI-Attribute: occi.compute.hostname="vm1\\n"'])
+    assert hostname.status_code == 400
