@@ -44,6 +44,7 @@ from occi_server.backends.libvirt.domain import (
     iscsi_secret_xml,
     location_of,
     ownership_of,
+    parse,
     resized,
     secret_usages,
 )
@@ -517,7 +518,7 @@ class LibvirtCompute(ComputeBackend):
             return None
         guest = self._orphan_entity(name, location)
         guest.tenant, guest.owner = ownership_of(xml)
-        title = ET.fromstring(xml).findtext("title") or ""
+        title = parse(xml).findtext("title") or ""
         guest.attributes = {"occi.core.id": guest.id, "occi.core.title": title,
                             "occi.compute.cores": vcpus,
                             "occi.compute.memory": round(max_kib / KIB_PER_GIB, 3),
