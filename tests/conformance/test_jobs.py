@@ -176,3 +176,29 @@ def test_a_long_save_names_its_os_template_at_once(make_app) -> None:
     assert f"Category: {term};" not in client.get("/-/").get_data(as_text=True)  # not yet
     wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
     assert f"Category: {term};" in client.get("/-/").get_data(as_text=True)
+
+
+def test_a_job_that_breaks_ends_and_leaves_its_entity_deletable(make_app,
+                                                                 monkeypatch) -> None:
+    """Whatever goes wrong in a job (here: storing its outcome fails, as a name
+    taken meanwhile would make it), the job ends as failed, its entity shows
+    error, and the entity can be deleted."""
+    from occi_server.errors import Conflict
+    from occi_server.store import Repository
+
+    client = Client(make_app())
+    compute = client.compute()
+
+    def taken(*_args, **_kwargs) -> None:
+        raise Conflict("the name was taken meanwhile")
+
+    monkeypatch.setattr(Repository, "insert_mixin", taken)
+    client.post_text(f"{compute}?action=save", [category(
+        "http://schemas.ogf.org/occi/infrastructure/compute/action#save", "action")])
+    wait_for(lambda: client.attributes(compute)["occi.compute.state"] != "waiting")
+    shown = client.attributes(compute)
+    assert shown["occi.compute.state"] == "error"
+    assert "taken meanwhile" in shown["occi.compute.state.message"]
+    [job] = [j for j in client.get("/jobs/").get_json()["jobs"] if j["operation"] == "saving"]
+    assert job["state"] == "failed" and "taken meanwhile" in job["error"]
+    assert client.request("DELETE", compute).status_code == 200

@@ -17,7 +17,7 @@ from occi_server.backends.filepool import FilePoolStorage, volume_name
 from occi_server.backends.iscsi import Credentials, IscsiTarget, TgtExporter
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure
-from tests.conftest import STORAGE, Client
+from tests.conftest import STORAGE, Client, category
 from tests.support.iscsi import PORTAL, tgt_unavailable_reason
 
 pytestmark = pytest.mark.skipif(tgt_unavailable_reason() is not None,
@@ -150,3 +150,38 @@ def test_a_refused_collection_delete_changes_nothing(client: Client) -> None:
         assert client.attributes(path)["occi.storage.state"] == "online"
         assert files[path].exists()
         assert read_capacity(targets[path].url()).returncode == 0
+
+
+def test_every_refusal_leaves_the_volume_and_its_target_as_they_were(
+        make_app, tmp_path: Path, prefix: str) -> None:
+    app = make_app(storage_backend="filepool", volumes_dir=str(tmp_path / "pool"),
+                   storage_capacity_gib=1, iscsi_exporter="tgt", iscsi_portal=PORTAL,
+                   iscsi_iqn_prefix=prefix)
+    client = Client(app)
+    try:
+        volume = client.storage(0.5)
+        client.compute(f'Link: <{volume}>; rel="http://schemas.ogf.org/occi/infrastructure#'
+                       'storage"')
+        file = tmp_path / "pool" / volume_name(client.key(volume))
+        target = target_of(client, volume)
+
+        def seen() -> tuple:
+            return (file.stat().st_size, client.attributes(volume),
+                    read_capacity(target.url()).stdout)
+
+        before = seen()
+        for method, body, status in (
+                ("POST", ["X-OCCI-Attribute: occi.storage.size=0.25"], 409),  # volumes grow
+                ("POST", ["X-OCCI-Attribute: occi.storage.size=2.0"], 507),  # past the pool
+                ("PUT", [category(STORAGE, "kind"),
+                         "X-OCCI-Attribute: occi.storage.size=2.0"], 507),
+                ("DELETE", [], 409)):  # attached
+            response = client.post_text(volume, body, method=method)
+            assert response.status_code == status, (method, body, response.get_data())
+            assert seen() == before
+        offline = client.post_text(f"{volume}?action=offline", [])
+        assert offline.status_code == 409 and seen() == before
+    finally:
+        exporter = app.extensions["occi.service"].backends.storage.exporter
+        for name in exporter.exported():
+            exporter.unexport(name)
