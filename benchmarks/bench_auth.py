@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jwt
 import requests
-from bench_http import KIND, RESULTS, SERVER, free_port, timed, wait_until_up
+from bench_http import KIND, RESULTS, SERVER, UNLIMITED, free_port, timed, wait_until_up
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from werkzeug.security import generate_password_hash
@@ -33,7 +33,7 @@ ISSUER, AUDIENCE = "https://issuer.bench", "occi-bench"
 def start(data: str, **settings: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_RECONCILE_SECONDS": "0",
-           "OCCI_LOG_LEVEL": "warning",
+           "OCCI_LOG_LEVEL": "warning", **UNLIMITED,
            **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
     server = subprocess.Popen(
         [str(SERVER), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,

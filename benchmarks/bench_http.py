@@ -11,6 +11,7 @@ Prints a Markdown table and writes it to benchmarks/results/bench_http.md."""
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import signal
@@ -25,6 +26,11 @@ from pathlib import Path
 
 import requests
 from flask import Flask, Response
+
+from occi_server.kinds.tenancy import QUOTAS
+
+# A load that is the point of the run is not stopped by the built-in quotas.
+UNLIMITED = {"OCCI_QUOTAS": json.dumps({"default": dict.fromkeys(QUOTAS, -1)})}
 
 KIND = 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
 SERVER = Path(sys.executable).parent / "occi-server"
@@ -116,7 +122,8 @@ def main() -> None:
         server = subprocess.Popen(
             [str(SERVER), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
              "--workers", "1"], env={**os.environ, "OCCI_BACKEND": "simulated",
-                                     "OCCI_RECONCILE_SECONDS": "0", "OCCI_LOG_LEVEL": "warning"},
+                                     "OCCI_RECONCILE_SECONDS": "0", "OCCI_LOG_LEVEL": "warning",
+                                     "OCCI_DEFAULT_PAGE_SIZE": "0", **UNLIMITED},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_until_up(url + "/-/")

@@ -11,6 +11,7 @@ tests/integration/test_soak.py runs it for a shorter time."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -27,9 +28,13 @@ from pathlib import Path
 
 import requests
 
+from occi_server.kinds.tenancy import QUOTAS
+
 SERVER = Path(sys.executable).parent / "occi-server"
 KIND = 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
 ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
+# The load is the point of the run: the built-in quotas are lifted.
+UNLIMITED_QUOTAS = json.dumps({"default": dict.fromkeys(QUOTAS, -1)})
 
 
 @dataclass
@@ -113,8 +118,11 @@ def soak(url: str, master: int, seconds: float, clients: int) -> Report:
         for future in futures:
             future.result()
     report.end = resources(master)
-    listing = requests.get(url + "/compute/", headers={"Accept": "text/uri-list"}, timeout=120)
-    report.listed = [line for line in listing.text.split() if line]
+    page: str | None = url + "/compute/"
+    while page is not None:  # the collection comes in pages; the next one is named
+        listing = requests.get(page, headers={"Accept": "text/uri-list"}, timeout=120)
+        report.listed.extend(line for line in listing.text.split() if line)
+        page = listing.headers.get("X-OCCI-Next-Page")
     return report
 
 
@@ -127,7 +135,8 @@ class Service:
         self.process = subprocess.Popen(
             [str(SERVER), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
              data_dir, "--workers", str(workers)],
-            env={**os.environ, "OCCI_BACKEND": "simulated", "OCCI_LOG_LEVEL": "warning"},
+            env={**os.environ, "OCCI_BACKEND": "simulated", "OCCI_LOG_LEVEL": "warning",
+                 "OCCI_QUOTAS": UNLIMITED_QUOTAS},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

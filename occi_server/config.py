@@ -125,6 +125,8 @@ class Config:
     threads: int = 4
     max_body_bytes: int = 4 * 1024 * 1024
     max_page_size: int = 1000
+    default_page_size: int = 1000  # a collection without page or number: its first page
+    max_entities_per_request: int = 100
     default_flavour: str = "small"
     flavours: list[dict[str, Any]] = field(default_factory=list)  # empty: the CRTP set
     simulated_images: list[dict[str, Any]] = field(default_factory=lambda: [
@@ -282,6 +284,10 @@ class Config:
                 if isinstance(limit, bool) or not isinstance(limit, int | float):
                     raise ConfigError(f"quotas.{tenant}.{name} must be a number (negative: "
                                       "unlimited)")
+        if self.default_page_size < 0:
+            raise ConfigError("default_page_size must be 0 (whole collections) or more")
+        if self.max_entities_per_request < 1:
+            raise ConfigError("max_entities_per_request must be at least 1")
         for setting in ("rate_limit_anonymous", "rate_limit_authenticated"):
             value = getattr(self, setting)
             if value and not RATE_LIMIT.fullmatch(value):

@@ -216,8 +216,13 @@ class OcciClient:
         if filters:
             headers["Category"] = ", ".join(
                 f'{c.term}; scheme="{c.scheme}"; class="{c.category_class}"' for c in filters)
-        response = self._request("GET", location, headers=headers)
-        return [self.url(loc) for loc in self._locations(response)]
+        found: list[str] = []
+        page: str | None = location
+        while page is not None:  # a long collection comes in pages; each names the next
+            response = self._request("GET", page, headers=headers)
+            found.extend(self.url(loc) for loc in self._locations(response))
+            page = response.headers.get("X-OCCI-Next-Page")
+        return found
 
     def _collection_location(self, collection: str) -> str:
         if collection.startswith(("/", "http://", "https://")):

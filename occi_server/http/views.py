@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from flask import Response, current_app, g, request
 
@@ -181,12 +182,16 @@ class Exchange:
         delete_user_mixins(self.work, specs)
         return Result(200, self.renderer.empty())
 
-    def _members(self) -> list[Entity]:
-        page, number = self.page()
-        return self.work.members(self.target, self.filter(), page, number)
-
     def kind_get(self) -> Result:
-        return self.collection_result(self._members())
+        page, number = self.page()
+        members, following = self.work.listing(self.target, self.filter(), page, number)
+        result = self.collection_result(members)
+        if following is not None:  # the rest of the collection is a request away
+            query = {**request.args.to_dict(flat=True), "page": str(following),
+                     "number": str(number or self.work.settings.default_page_size)}
+            result.headers.append(("X-OCCI-Next-Page", self.ctx.absolute(
+                f"{request.path}?{urlencode(query)}")))
+        return result
 
     mixin_get = kind_get
     unbound_get = kind_get
@@ -200,13 +205,13 @@ class Exchange:
         return self.created_result(created)
 
     def _collection_action(self) -> Result:
-        members = self.work.changeable(self.work.members(self.target, Filter(), None, None))
+        members = self.work.changeable(self.work.members(self.target, Filter()))
         done = self.work.trigger_all(members, self.action_spec(), str(self.action))
         return self.collection_result(done)
 
     def kind_delete(self) -> Result:
         listed = self.listed_entities()
-        members = self.work.changeable(self.work.members(self.target, self.filter(), None, None))
+        members = self.work.changeable(self.work.members(self.target, self.filter()))
         if listed is not None:
             member_ids = {m.id for m in members}
             outside = [e.location for e in listed if e.id not in member_ids]
@@ -221,28 +226,28 @@ class Exchange:
             return self._collection_action()
         assert isinstance(self.target.category, Mixin)
         self.work.associate(self.target.category, self.entities_in_body())
-        return self.collection_result(self.work.members(self.target, Filter(), None, None))
+        return self.collection_result(self.work.members(self.target, Filter()))
 
     def mixin_put(self) -> Result:
         mixin = self.target.category
         assert isinstance(mixin, Mixin)
         wanted = self.entities_in_body()
         wanted_ids = {e.id for e in wanted}
-        current = self.work.changeable(self.work.members(self.target, Filter(), None, None))
+        current = self.work.changeable(self.work.members(self.target, Filter()))
         self.work.dissociate(mixin, [e for e in current if e.id not in wanted_ids])
         self.work.associate(mixin, wanted)
-        return self.collection_result(self.work.members(self.target, Filter(), None, None))
+        return self.collection_result(self.work.members(self.target, Filter()))
 
     def mixin_delete(self) -> Result:
         mixin = self.target.category
         assert isinstance(mixin, Mixin)
         listed = self.listed_entities()
-        current = self.work.changeable(self.work.members(self.target, Filter(), None, None))
+        current = self.work.changeable(self.work.members(self.target, Filter()))
         if listed is not None:
             listed_ids = {e.id for e in listed}
             current = [e for e in current if e.id in listed_ids]
         self.work.dissociate(mixin, current)
-        return self.collection_result(self.work.members(self.target, Filter(), None, None))
+        return self.collection_result(self.work.members(self.target, Filter()))
 
     def entity_get(self) -> Result:
         assert self.target.entity is not None

@@ -17,6 +17,14 @@ QUOTAS = {
     "public_ips": "network interfaces on public networks",
 }
 
+# What every tenant may use when the configuration says nothing else (the
+# "default" entry of `quotas` overrides these, a tenant's own entry overrides
+# both; a negative limit is unlimited): no tenant can fill the site by accident.
+BUILTIN_LIMITS = {
+    "instances": 20, "cores": 40, "memory": 80, "volumes": 40, "storage": 2000,
+    "networks": 10, "public_ips": 10,
+}
+
 QUOTA = Kind(
     "http://schemas.occi-server.org/occi/infrastructure#", "quota",
     title="Quotas of a tenant: limits and current usage (read-only; set by operators)",

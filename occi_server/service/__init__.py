@@ -84,6 +84,8 @@ class Service:
             default_sizes={"occi.compute.cores": default.cores,
                            "occi.compute.memory": float(default.memory)},
             max_page_size=config.max_page_size,
+            default_page_size=min(config.default_page_size, config.max_page_size),
+            max_entities_per_request=config.max_entities_per_request,
             backend_mixins=by_kind,
             monitoring_mixin=monitoring.type_id if monitoring else None,
             job_wait_seconds=config.job_wait_seconds,

@@ -15,16 +15,16 @@ from occi_server.kinds.infrastructure import (
     PUBLIC_NETWORK,
     STORAGE,
 )
-from occi_server.kinds.tenancy import QUOTA, QUOTAS
+from occi_server.kinds.tenancy import BUILTIN_LIMITS, QUOTA, QUOTAS
 from occi_server.store import DEFAULT_TENANT, Repository
 
 CORES, MEMORY, SIZE = "occi.compute.cores", "occi.compute.memory", "occi.storage.size"
 
 
 def limits_of(quotas: dict[str, dict[str, float]], tenant: str) -> dict[str, float]:
-    """The tenant's limits: its own entry over the "default" one; absent or negative
-    means unlimited."""
-    merged = {**quotas.get(DEFAULT_TENANT, {}), **quotas.get(tenant, {})}
+    """The tenant's limits: its own entry over the "default" one over the built-in
+    limits; negative means unlimited."""
+    merged = {**BUILTIN_LIMITS, **quotas.get(DEFAULT_TENANT, {}), **quotas.get(tenant, {})}
     return {name: float(limit) for name, limit in merged.items() if float(limit) >= 0}
 
 

@@ -27,6 +27,7 @@ from occi_server.errors import (
     Forbidden,
     NotFound,
     OCCIError,
+    PayloadTooLarge,
 )
 from occi_server.errors import InternalError as OperationFailed
 from occi_server.faults import checkpoint
@@ -92,6 +93,8 @@ class Settings:
     backend_mixins: dict[str, str]  # kind -> the managed mixin naming its backend
     monitoring_mixin: str | None  # set when the compute backend reports usage
     job_wait_seconds: float = 10.0  # how long a request waits for its job
+    default_page_size: int = 1000  # members listed without page or number (0: all)
+    max_entities_per_request: int = 100  # entities (and their links) one request creates
     # Tenant -> quota -> limit; the "default" entry applies to every tenant.
     quotas: dict[str, dict[str, float]] = field(default_factory=dict)
     tenants: tuple[str, ...] = ()  # the tenants the configuration names
@@ -218,7 +221,8 @@ class Work:
         compute = self.backends.compute
         if entity.kind == COMPUTE.type_id and compute.observes:
             try:
-                entity.attributes.update(compute.current_state(entity) or {})
+                if entity.attributes.get("occi.compute.state") != "waiting":  # a job's to say
+                    entity.attributes.update(compute.current_state(entity) or {})
                 entity.attributes.update(compute.stats(entity))
             except BackendUnavailable:
                 pass  # its hypervisor does not answer: the stored state is the last known
@@ -230,8 +234,21 @@ class Work:
             raise NotFound(f"{entity.location} has no console log")
         return text
 
-    def members(self, target: Target, query: Filter, page: int | None,
-                number: int | None) -> list[Entity]:
+    def listing(self, target: Target, query: Filter, page: int | None,
+                number: int | None) -> tuple[list[Entity], int | None]:
+        """The page of a collection a client asked for (without page or number:
+        the first `default_page_size` members), and the next page's number if
+        there are more members."""
+        size = number or self.settings.default_page_size
+        found = self.members(target, query)
+        if page is None and not size:  # nothing asked, no default: the whole collection
+            return found, None
+        size, page = size or self.settings.max_page_size, page or 1
+        start = (page - 1) * size
+        return found[start:start + size], page + 1 if len(found) > start + size else None
+
+    def members(self, target: Target, query: Filter) -> list[Entity]:
+        """Every member of a collection that `query` selects."""
         if target.shape == "kind" and isinstance(target.category, Kind):
             kinds = [k.type_id for k in self.model.descendant_kinds(target.category)]
             found = self.repo.list(kinds=kinds)
@@ -239,12 +256,7 @@ class Work:
             found = self.repo.list(mixins_any=self.mixin_family(target.category))
         else:
             found = self.repo.list(location_prefix=target.path)
-        found = [e for e in found if self._matches(e, query)]
-        if page is not None or number is not None:
-            size = number or self.settings.max_page_size
-            start = ((page or 1) - 1) * size
-            found = found[start:start + size]
-        return found
+        return [e for e in found if self._matches(e, query)]
 
     def mixin_family(self, mixin: Mixin) -> list[str]:
         """The mixin and every mixin that depends on it (its collection's members carry one)."""
@@ -275,6 +287,11 @@ class Work:
             raise BadRequest(f"the request carries no entity to create; send at least "
                              f"Category: {collection.term}; scheme=\"{collection.scheme}\"; "
                              'class="kind"')
+        count = sum(1 + len(spec.links) for spec in specs)
+        if count > self.settings.max_entities_per_request:
+            raise PayloadTooLarge(f"the request would create {count} entities; this server "
+                                  f"takes at most {self.settings.max_entities_per_request} in "
+                                  "one request")
         # Nothing of the infrastructure exists before the transaction commits
         # (the job creates it), so a refusal here needs no undoing.
         return [self._create_one(collection, spec, entity_id) for spec in specs]

@@ -72,3 +72,16 @@ def test_unreachable_site() -> None:
     with pytest.raises(ClientError, match="cannot reach") as error:
         OcciClient("http://127.0.0.1:9", timeout=2).discover()
     assert error.value.status is None
+
+
+def test_a_listing_follows_the_pages_of_a_long_collection(tmp_path) -> None:
+    server = Server(tmp_path / "data")
+    server.start(workers=1, default_page_size="2")
+    try:
+        for media_type in MEDIA_TYPES:
+            client = OcciClient(server.url, media_type=media_type)
+            if media_type == MEDIA_TYPES[0]:
+                made = [client.create(client.discover().kind("network")) for _ in range(5)]
+            assert sorted(client.list("network")) == sorted(made)
+    finally:
+        server.stop()

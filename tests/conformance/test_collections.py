@@ -72,6 +72,28 @@ def test_paging(client: Client, three: list[str]) -> None:
     assert client.get("/compute/?page=0").status_code == 400
 
 
+def test_a_collection_comes_in_pages_of_a_default_size(make_app) -> None:
+    client = Client(make_app(default_page_size=2))
+    made = [client.compute() for _ in range(3)]
+    first = client.get("/compute/", accept="text/uri-list")
+    assert first.get_data(as_text=True).split() == [f"http://localhost{p}" for p in made[:2]]
+    following = first.headers["X-OCCI-Next-Page"]
+    assert following == "http://localhost/compute/?page=2&number=2"
+    rest = client.get(following.removeprefix("http://localhost"), accept="text/uri-list")
+    assert rest.get_data(as_text=True).split() == [f"http://localhost{made[2]}"]
+    assert "X-OCCI-Next-Page" not in rest.headers
+    assert "X-OCCI-Next-Page" not in client.get("/compute/?number=3").headers
+
+
+def test_one_request_creates_a_bounded_number_of_entities(make_app) -> None:
+    client = Client(make_app(max_entities_per_request=3))
+    response = client.post_json("/compute/", {"resources": [
+        {"kind": COMPUTE, "title": str(n)} for n in range(4)]})
+    assert response.status_code == 413
+    assert "at most 3" in response.get_data(as_text=True)
+    assert client.get("/compute/").get_data() == b""
+
+
 def test_delete_collection_deletes_members(client: Client, three: list[str]) -> None:
     assert client.request("DELETE", "/compute/").status_code == 200
     assert client.get("/compute/").get_data() == b""

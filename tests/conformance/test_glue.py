@@ -11,6 +11,7 @@ from flask import Flask
 
 from occi_server import SERVER_HEADER
 from occi_server.cli import main as occi_server
+from occi_server.kinds.tenancy import BUILTIN_LIMITS
 from tests.support.tenants import client_of, site_users
 
 CLASSES = {"CloudComputingService", "CloudComputingManager", "CloudComputingEndpoint",
@@ -42,7 +43,9 @@ def test_the_endpoint_describes_itself(app: Flask) -> None:
     assert (service["TotalVM"], service["RunningVM"]) == (2, 2)
     shares = {share["ProjectID"]: share for share in glue["Share"]}
     assert {"tenant-a", "tenant-b", "ops"} <= set(shares)
-    assert shares["tenant-b"]["OtherInfo"]["quotas"] == {"instances": 4, "cores": 8}
+    # The configured limits over the built-in ones every tenant has.
+    assert shares["tenant-b"]["OtherInfo"]["quotas"] == {**BUILTIN_LIMITS, "instances": 4,
+                                                         "cores": 8}
     assert shares["tenant-a"]["MaxVM"] == 4 and shares["tenant-a"]["TotalVM"] == 1
     policies = {p["Associations"]["Share"][0]: p["Rule"] for p in glue["MappingPolicy"]}
     assert policies[shares["tenant-a"]["ID"]] == ["VO:vo.example.org"]

@@ -35,6 +35,20 @@ def test_creates_beyond_a_quota_are_refused_with_the_quota_and_the_excess(app: F
     alice.compute()  # room again
 
 
+def test_without_configured_quotas_every_tenant_has_the_built_in_ones(make_app) -> None:
+    from occi_server.kinds.tenancy import BUILTIN_LIMITS
+    from tests.conftest import Client
+
+    client = Client(make_app())
+    created = client.post_json("/compute/", {"resources": [
+        {"kind": COMPUTE} for _ in range(BUILTIN_LIMITS["instances"])]})
+    assert created.status_code == 201
+    refused = client.post_text("/compute/", [category(COMPUTE, "kind")])
+    assert refused.status_code == 403 and "quota instances" in refused.get_data(as_text=True)
+    lifted = Client(make_app(quotas={"default": {"instances": -1}}))
+    assert lifted.post_text("/compute/", [category(COMPUTE, "kind")]).status_code == 201
+
+
 def test_a_resize_beyond_a_quota_is_refused_and_changes_nothing(app: Flask) -> None:
     alice = client_of(app, "alice")
     compute = alice.compute()  # small: 1 core

@@ -13,6 +13,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -32,6 +33,10 @@ USER_DATA = b"#cloud-config\nruncmd:\n  - echo hello from user data\n"
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOcci test@occi-server"
 
 
+# Guests larger than any host, so that the hypervisor refuses them, are not
+# refused by the quotas first.
+OVERSIZE_ALLOWED = {"default": {"cores": -1, "memory": -1}}
+
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
                                 reason=unavailable_reason() or "")
 
@@ -49,11 +54,17 @@ def data_dir(tiny_image_dir: Path) -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def libvirt_app(data_dir: Path, **settings: Any) -> Flask:
+    """A site whose computes are real guests (TCG), with the reconciler off."""
+    return create_app(load_config(
+        environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
+        site_scheme=SITE, accelerator="tcg", reconcile_seconds=0,
+        **{"shutdown_timeout": 30, **settings}))
+
+
 @pytest.fixture
 def client(data_dir: Path) -> Iterator[Client]:
-    app = create_app(load_config(
-        environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
-        site_scheme=SITE, accelerator="tcg", reconcile_seconds=0, shutdown_timeout=30))
+    app = libvirt_app(data_dir, quotas=OVERSIZE_ALLOWED)
     yield Client(app)
     remove_guests(data_dir)
     app.extensions["occi.store"].dispose()
@@ -214,10 +225,7 @@ def test_reconciler_notices_what_happens_outside(client: Client) -> None:
 def test_an_adopted_guest_goes_back_to_its_tenant_and_owner(data_dir: Path) -> None:
     from tests.support.tenants import client_of, site_users
 
-    app = create_app(load_config(
-        environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
-        site_scheme=SITE, accelerator="tcg", reconcile_seconds=0, shutdown_timeout=30,
-        auth="basic", users=site_users()))
+    app = libvirt_app(data_dir, auth="basic", users=site_users())
     alice, bob = client_of(app, "alice"), client_of(app, "bob")
     try:
         adopt_lost_guest(app, alice, bob)
@@ -361,4 +369,45 @@ def test_a_volume_cloned_from_an_image_reaches_the_guest_over_iscsi(data_dir: Pa
     finally:
         for name in exporter.exported():
             exporter.unexport(name)
+        app.extensions["occi.store"].dispose()
+
+
+def test_a_long_graceful_stop_holds_no_other_tenant_back(data_dir: Path) -> None:
+    """A guest that ignores the power button (no ACPI) makes a graceful stop wait
+    its whole timeout; meanwhile another tenant's creates are answered at once:
+    the stop runs in its job, outside the store's write transaction."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.support.tenants import client_of, site_users
+
+    tiny = json.loads((data_dir / "images" / "tiny.json").read_text())
+    (data_dir / "images" / "deaf.json").write_text(json.dumps(
+        {**tiny, "title": "The tiny guest without ACPI", "cmdline": tiny["cmdline"] +
+         " acpi=off"}))
+    app = libvirt_app(data_dir, shutdown_timeout=15, auth="basic", users=site_users())
+    alice, bob = client_of(app, "alice"), client_of(app, "bob")
+    try:
+        guest = alice.compute("X-OCCI-Attribute: occi.compute.memory=0.25",
+                              mixins=(SITE + "os_tpl#deaf",))
+        console_until(alice, guest, "occi-tiny: ready")
+        stop = [category(COMPUTE_ACTION + "stop", "action"), 'X-OCCI-Attribute: method="acpioff"']
+        pressed = time.monotonic()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            stopping = pool.submit(alice.post_text, f"{guest}?action=stop", stop)
+            time.sleep(2)  # the guest has had its power button pressed, and ignores it
+            delays = []
+            for _ in range(3):
+                started = time.monotonic()
+                assert bob.storage(0.5).startswith("/storage/")
+                delays.append(time.monotonic() - started)
+            assert max(delays) < 1.0, delays
+            assert stopping.result().status_code == 200
+        wait = time.monotonic() + 60
+        while alice.attributes(guest)["occi.compute.state"] == "waiting":
+            assert time.monotonic() < wait
+            time.sleep(0.5)
+        assert alice.attributes(guest)["occi.compute.state"] == "inactive"
+        assert time.monotonic() - pressed >= 15  # it waited for the guest, then powered off
+    finally:
+        remove_guests(data_dir)
         app.extensions["occi.store"].dispose()

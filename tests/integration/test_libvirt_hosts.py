@@ -21,7 +21,14 @@ from occi_server.http import create_app
 from occi_server.kinds.infrastructure import COMPUTE as COMPUTE_KIND
 from occi_server.service import Reconciler
 from tests.conftest import COMPUTE_ACTION, SITE, Client, category
-from tests.integration.test_libvirt import TINY, boot, console_until, remove_guests, state
+from tests.integration.test_libvirt import (
+    OVERSIZE_ALLOWED,
+    TINY,
+    boot,
+    console_until,
+    remove_guests,
+    state,
+)
 from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
@@ -38,7 +45,7 @@ def make_client(data_dir: Path, hosts: list[str]) -> Client:
     return Client(create_app(load_config(
         environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
         site_scheme=SITE, accelerator="tcg", reconcile_seconds=0, shutdown_timeout=30,
-        libvirt_hosts=hosts)))
+        libvirt_hosts=hosts, quotas=OVERSIZE_ALLOWED)))
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ between them, state kept across a restart."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -103,7 +104,16 @@ def test_curl_as_in_the_readme(server: Server) -> None:
     assert result.stdout.startswith("HTTP/1.1 201 Created")
 
 
-def test_parallel_creates_lose_nothing(server: Server) -> None:
+def test_parallel_creates_lose_nothing(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data")
+    server.start(quotas=json.dumps({"default": {"instances": 60, "cores": 60}}))
+    try:
+        parallel_creates(server)
+    finally:
+        server.stop()
+
+
+def parallel_creates(server: Server) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         responses = list(pool.map(lambda i: create(server.url, f"vm{i}"), range(60)))
     assert [r.status_code for r in responses] == [201] * 60
