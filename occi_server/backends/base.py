@@ -76,6 +76,9 @@ class Backend(ABC):
     name: str
     simulated = False
     observes = False  # whether current_state (and a compute's stats and console) tell anything
+    # The attributes whose change update() carries out on the infrastructure;
+    # other changes are the store's alone.
+    takes: frozenset[str] = frozenset()
 
     @property
     def label(self) -> str:
@@ -109,6 +112,7 @@ class Backend(ABC):
 
 class ComputeBackend(Backend):
     requires_image = False  # whether a compute needs an os_tpl
+    takes = frozenset({"occi.compute.cores", "occi.compute.memory"})
 
     @abstractmethod
     def images(self) -> list[Image]:
@@ -165,6 +169,8 @@ class ComputeBackend(Backend):
 
 
 class StorageBackend(Backend):
+    takes = frozenset({"occi.storage.size"})
+
     @abstractmethod
     def create(self, storage: Entity, image: Image | None = None) -> Attributes:
         """Allocate the volume of occi.storage.size GiB, empty or a copy-on-write
@@ -195,6 +201,9 @@ class StorageBackend(Backend):
 
 
 class NetworkBackend(Backend):
+    takes = frozenset({"occi.network.address", "occi.network.gateway",
+                       "occi.network.allocation", "occi.network.vlan"})
+
     @abstractmethod
     def create(self, network: Entity) -> Attributes:
         """Create the network (bridge, DHCP); returns occi.network.state."""

@@ -43,6 +43,7 @@ class Step:
     # Another job still at work on the entity is waited for first (a delete of
     # a resource in the middle of an action).
     after_others: bool = False
+    restore_mixins: list[str] | None = None  # a change's entity on a refusal
 
 
 @dataclass
@@ -110,6 +111,25 @@ def _fail(store: Store, job: Job, message: str) -> None:
         log.exception("job %s could not be recorded as failed", job.id)
 
 
+def _put_back(repo: Repository, step: Step, why: str | None = None) -> None:
+    """Undo what storing the step's entity `waiting` did: a new entity goes, a
+    changed one gets back what it had."""
+    stored = repo.get(step.entity.id)
+    if stored is None:
+        return
+    if step.restore is None:
+        repo.delete(stored.id)
+        return
+    stored.attributes = {name: value for name, value in {**stored.attributes,
+                                                          **step.restore}.items()
+                         if value is not None}
+    if step.restore_mixins is not None:
+        stored.mixins = list(step.restore_mixins)
+    if why is not None:
+        stored.attributes[f"{state_attribute(stored)}.message"] = why
+    repo.update(stored)
+
+
 def _wait_for_others(store: Store, job: Job, entity_id: str, limit: float = 3600) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -137,18 +157,16 @@ def _steps(store: Store, job: Job, outcome: _Outcome) -> None:
             if answered:  # the request answers with the refusal; nothing it made stays
                 with store.transaction(write=True) as repo:
                     for planned in job.steps:  # none of the steps after it runs either
-                        stored = repo.get(planned.entity.id)
-                        if stored is None:
-                            continue
-                        if planned.restore is None:
-                            repo.delete(stored.id)
-                        else:
-                            stored.attributes.update(planned.restore)
-                            repo.update(stored)
+                        _put_back(repo, planned)
                     repo.update_job(job.id, state="failed", progress="refused",
                                     error=exc.message)
                 JOBS.labels(job.operation, "refused").inc()
                 return
+            if step.restore is not None:  # nothing changed: the entity is as it was, and says why
+                with store.transaction(write=True) as repo:
+                    _put_back(repo, step, why=f"refused: {exc.message}")
+                failed.append(f"{step.description}: {exc.message}")
+                continue
             attributes = error_state(state_attribute(step.entity), exc.message)
         except Exception as exc:  # a defect: shown on the entity, logged in full
             log.exception("job %s: %s failed", job.id, step.description)

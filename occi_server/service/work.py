@@ -435,7 +435,7 @@ class Work:
                undo: Callable[[], None], restore: dict[str, Any] | None = None,
                finish: Callable[[Repository], None] | None = None,
                failure: Callable[[str], OCCIError] | None = None,
-               after_others: bool = False) -> None:
+               after_others: bool = False, restore_mixins: list[str] | None = None) -> None:
         """Mark the entity `waiting` and leave the work to this request's job.
         `restore`: what the entity goes back to if the infrastructure refuses
         (an action's); without it a refusal removes the new entity (a create's).
@@ -447,7 +447,7 @@ class Work:
             self.job = Job(entity, description.split(" ", 1)[0])
             self.repo.insert_job(self.job.id, entity, self.job.operation)
         self.job.steps.append(Step(entity, description, run, undo, restore, finish, failure,
-                                   after_others))
+                                   after_others, restore_mixins))
 
     def _backed_up(self, storage: Entity, before: dict[str, Any]) -> dict[str, Any]:
         """Copy the volume to the backup area (in its job)."""
@@ -743,6 +743,7 @@ class Work:
         if SHARED.type_id in mixins and SHARED.type_id not in entity.mixins:
             self._may_share(mixins)
         self.quota.admit(replace(entity, mixins=mixins, attributes=attributes))
+        before = replace(entity, mixins=list(entity.mixins), attributes=dict(entity.attributes))
         entity.mixins = mixins
         entity.attributes = attributes
         if kind.type_id == NETWORK.type_id and ADDRESSING.intersection(changes):
@@ -750,8 +751,7 @@ class Work:
                 raise Conflict(f"{entity.location} has interfaces; its addresses cannot change "
                                "under them (delete them first, or create another network)")
             self._check_network(entity)
-        if changes:
-            entity.attributes.update(self._apply(kind, entity, changes))
+        self._change(kind, entity, changes, before)
         self.repo.update(entity)
         for link_spec in new_links:
             self._create_link(link_spec, source=entity)
@@ -841,19 +841,29 @@ class Work:
         check_required(definitions, attributes, what=f"a {kind.term}")
         return attributes
 
-    def _apply(self, kind: Kind, entity: Entity, changes: dict[str, Any]) -> dict[str, Any]:
-        """Have the infrastructure take changed attributes (resize, rename, …)."""
-        try:
-            if kind.type_id == COMPUTE.type_id:
-                return self.backends.compute.update(entity, changes)
-            if kind.type_id == STORAGE.type_id:
-                return self.backends.storage.update(entity, changes)
-            if kind.type_id == NETWORK.type_id:
-                return self.backends.network.update(entity, changes)
-        except BackendFailure as exc:
-            raise Conflict(f"the infrastructure refused the change to {entity.location}: "
-                           f"{exc}") from None
-        return {}
+    def _change(self, kind: Kind, entity: Entity, changes: dict[str, Any],
+                before: Entity) -> None:
+        """Have the infrastructure take changed attributes (a resize, new addresses)
+        in the request's job; a refusal (409) puts the entity back as it was."""
+        backend = self.backends.for_kind(kind.type_id)
+        if backend is None or not backend.takes.intersection(changes):
+            return  # the store's alone
+        state = _state_of(before)
+        if state[state_attribute(entity)] == "waiting":
+            raise Conflict(f"{entity.location} is busy with a job (GET /jobs/ shows it); change "
+                           "it once that is done")
+        as_changed = replace(entity, attributes=dict(entity.attributes))
+
+        def apply() -> dict[str, Any]:
+            try:
+                return {**state, **backend.update(as_changed, changes)}
+            except BackendFailure as exc:
+                raise Conflict(f"the infrastructure refused the change to {entity.location}: "
+                               f"{exc}") from None
+
+        self._defer(entity, f"changing {entity.location}", apply, lambda: None,
+                    restore={**dict.fromkeys(entity.attributes), **before.attributes},
+                    restore_mixins=before.mixins)
 
     # ------------------------------------------------------------ mixin membership
     def associate(self, mixin: Mixin, entities: Sequence[Entity]) -> None:
@@ -876,9 +886,10 @@ class Work:
             definitions = self.model.attributes(kind, mixins)
             attributes = {n: v for n, v in entity.attributes.items() if n in definitions}
             changes = {n: None for n in entity.attributes if n not in attributes}
+            before = replace(entity, mixins=list(entity.mixins),
+                             attributes=dict(entity.attributes))
             entity.mixins, entity.attributes = mixins, attributes
-            if changes:
-                entity.attributes.update(self._apply(kind, entity, changes))
+            self._change(kind, entity, changes, before)
             self.repo.update(entity)
 
     # ------------------------------------------------------------ actions

@@ -202,3 +202,23 @@ def test_a_job_that_breaks_ends_and_leaves_its_entity_deletable(make_app,
     [job] = [j for j in client.get("/jobs/").get_json()["jobs"] if j["operation"] == "saving"]
     assert job["state"] == "failed" and "taken meanwhile" in job["error"]
     assert client.request("DELETE", compute).status_code == 200
+
+
+def test_a_resize_runs_in_a_job_and_a_refusal_puts_everything_back(make_app) -> None:
+    client = slow_site(make_app)
+    volume = client.storage(1.0)
+    wait_for(lambda: client.attributes(volume)["occi.storage.state"] == "online")
+    assert client.post_text(volume, ["X-OCCI-Attribute: occi.storage.size=2.0"]
+                            ).status_code == 200
+    assert client.attributes(volume)["occi.storage.state"] == "waiting"
+    wait_for(lambda: client.attributes(volume)["occi.storage.state"] == "online")
+    assert client.attributes(volume)["occi.storage.size"] == 2.0
+    refusing = slow_site(make_app, simulated_failures=["storage.update"])
+    assert refusing.post_text(volume, ["X-OCCI-Attribute: occi.storage.size=3.0",
+                                       'X-OCCI-Attribute: occi.core.title="bigger"']
+                              ).status_code == 200  # answered before the refusal came
+    wait_for(lambda: refusing.attributes(volume)["occi.storage.state"] != "waiting")
+    shown = refusing.attributes(volume)
+    assert (shown["occi.storage.state"], shown["occi.storage.size"]) == ("online", 2.0)
+    assert "occi.core.title" not in shown
+    assert shown["occi.storage.state.message"].startswith("refused: ")
