@@ -91,7 +91,10 @@ class Exchange:
     def collection_result(self, entities: Sequence[Entity]) -> Result:
         if not self.renderer.listings_only and self.negotiated.media_type.endswith("json"):
             self.work.detailed(entities)  # JSON carries full renderings
-        return Result(200, self.renderer.collection(entities, self.ctx))
+        category = self.target.category
+        holds_links = self.work.model.is_link_kind(category.type_id) \
+            if self.target.shape == "kind" and isinstance(category, Kind) else None
+        return Result(200, self.renderer.collection(entities, self.ctx, links=holds_links))
 
     def created_result(self, created: Sequence[Entity]) -> Result:
         self.work.detailed(created)
@@ -257,7 +260,7 @@ class Exchange:
         """Quotas (an extension: the read-only quota kind)."""
         if self.target.entity is not None:
             return Result(200, self.renderer.entity(self.target.entity, self.ctx))
-        return Result(200, self.renderer.collection(self.work.quotas(), self.ctx))
+        return Result(200, self.renderer.collection(self.work.quotas(), self.ctx, links=False))
 
     def console_get(self) -> Result:
         """The serial console log of a compute (an extension: text/plain only)."""

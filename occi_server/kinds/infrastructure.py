@@ -183,7 +183,7 @@ PUBLIC_NETWORK = Mixin(
 
 SHARED = Mixin(
     "http://schemas.occi-server.org/occi/infrastructure#", "shared",
-    title="Shared: visible to every tenant, which may link to it; set by operators only",
+    title="Shared: visible to every tenant who may link to it (set by operators only)",
     applies=(COMPUTE.type_id, STORAGE.type_id, NETWORK.type_id), location="/mixin/shared/")
 
 OS_TPL = Mixin(INFRA, "os_tpl", title="OS template", applies=(COMPUTE.type_id,),

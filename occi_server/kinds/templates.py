@@ -22,12 +22,12 @@ class Flavour:
 
 
 DEFAULT_FLAVOURS = (
-    Flavour("small", 1, 1.0, 10.0, "Small: 1 core, 1 GiB memory, 10 GiB disk"),
-    Flavour("medium", 2, 2.0, 20.0, "Medium: 2 cores, 2 GiB memory, 20 GiB disk"),
-    Flavour("large", 4, 4.0, 40.0, "Large: 4 cores, 4 GiB memory, 40 GiB disk"),
-    Flavour("mem_small", 1, 4.0, 10.0, "Memory small: 1 core, 4 GiB memory, 10 GiB disk"),
-    Flavour("mem_medium", 2, 8.0, 20.0, "Memory medium: 2 cores, 8 GiB memory, 20 GiB disk"),
-    Flavour("mem_large", 4, 16.0, 40.0, "Memory large: 4 cores, 16 GiB memory, 40 GiB disk"),
+    Flavour("small", 1, 1.0, 10.0, "Small: 1 core with 1 GiB memory and 10 GiB disk"),
+    Flavour("medium", 2, 2.0, 20.0, "Medium: 2 cores with 2 GiB memory and 20 GiB disk"),
+    Flavour("large", 4, 4.0, 40.0, "Large: 4 cores with 4 GiB memory and 40 GiB disk"),
+    Flavour("mem_small", 1, 4.0, 10.0, "Memory small: 1 core with 4 GiB memory and 10 GiB disk"),
+    Flavour("mem_medium", 2, 8.0, 20.0, "Memory medium: 2 cores with 8 GiB memory and 20 GiB disk"),
+    Flavour("mem_large", 4, 16.0, 40.0, "Memory large: 4 cores with 16 GiB memory and 40 GiB disk"),
 )
 
 

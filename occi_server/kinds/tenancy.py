@@ -27,7 +27,7 @@ BUILTIN_LIMITS = {
 
 QUOTA = Kind(
     "http://schemas.occi-server.org/occi/infrastructure#", "quota",
-    title="Quotas of a tenant: limits and current usage (read-only; set by operators)",
+    title="Quotas of a tenant: limits and current usage (read-only and set by operators)",
     parent=ENTITY.type_id, location="/quota/",
     attributes=(
         Attribute("occi_server.quota.tenant", mutable=False, description="The tenant"),

@@ -68,8 +68,10 @@ class Renderer(ABC):
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered: ...
 
     @abstractmethod
-    def collection(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        """A GET on a collection."""
+    def collection(self, entities: Sequence[Entity], ctx: RenderContext,
+                   links: bool | None = None) -> Rendered:
+        """A GET on a collection of links (True), of resources (False) or of
+        either (None)."""
 
     @abstractmethod
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:

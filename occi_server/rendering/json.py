@@ -123,11 +123,16 @@ class JsonRenderer(Renderer):
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
         return Rendered(body=_dump(entity_json(entity, ctx)))
 
-    def collection(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        return Rendered(body=_dump({
-            "resources": [entity_json(e, ctx) for e in entities if not e.is_link],
-            "links": [entity_json(e, ctx) for e in entities if e.is_link],
-        }))
+    def collection(self, entities: Sequence[Entity], ctx: RenderContext,
+                   links: bool | None = None) -> Rendered:
+        """Only the key of the members' type (GFD.226's entity collections); both
+        where a collection holds resources and links at once."""
+        found = {"resources": [entity_json(e, ctx) for e in entities if not e.is_link],
+                 "links": [entity_json(e, ctx) for e in entities if e.is_link]}
+        wanted = {"resources": links is False or (links is None and not found["links"]) or
+                  bool(found["resources"]),
+                  "links": links is True or bool(found["links"])}
+        return Rendered(body=_dump({key: found[key] for key in found if wanted[key]}))
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
         if len(entities) == 1:

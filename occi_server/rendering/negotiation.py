@@ -106,11 +106,15 @@ def fallback_renderer() -> Negotiated:
 
 def choose_parser(content_type: str | None) -> Parser:
     """The parser for a request's Content-Type. Without one, OCCI data may
-    still come in headers (text/occi style) or a text/plain body."""
-    media = (content_type or "").split(";")[0].strip().lower()
-    if not media:
+    still come in headers (text/occi style) or a text/plain body. A list of
+    types (IM sends `text/plain,text/occi`) is read as its first supported one,
+    as rOCCI and ooi do; parameters and case do not matter."""
+    types = [item.split(";")[0].strip().lower() for item in (content_type or "").split(",")]
+    types = [media for media in types if media]
+    if not types:
         return _PARSERS["text/occi"]
-    parser = _PARSERS.get(media)
+    parser = next((_PARSERS[media] for media in types if media in _PARSERS), None)
+    media = ", ".join(types)
     if parser is None:
         raise UnsupportedMediaType(
             f"cannot read a {media} body; send Content-Type: text/plain, text/occi or "

@@ -221,7 +221,8 @@ class _TextRenderer(Renderer):
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
         return self.emit(entity_pairs(entity, ctx, ascii_only=self.ascii_only))
 
-    def collection(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
+    def collection(self, entities: Sequence[Entity], ctx: RenderContext,
+                   links: bool | None = None) -> Rendered:
         return self.locations(entities, ctx)
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
@@ -234,12 +235,14 @@ class _TextRenderer(Renderer):
 
 
 class TextPlainRenderer(_TextRenderer):
-    """text/plain: one `Name: value` line per value, in the body."""
+    """text/plain: one `Name: value` line per value, in the body. No newline
+    follows the last line, as ooi renders it: IM takes the new entity's id from
+    the end of a create's body without stripping it."""
 
     media_type = "text/plain"
 
     def emit(self, pairs: list[tuple[str, str]]) -> Rendered:
-        return Rendered(body="".join(f"{name}: {value}\n" for name, value in pairs))
+        return Rendered(body="\n".join(f"{name}: {value}" for name, value in pairs))
 
     def empty(self) -> Rendered:
         return Rendered()

@@ -22,7 +22,8 @@ class UriListRenderer(Renderer):
     def categories(self, categories: Sequence[Category], ctx: RenderContext) -> Rendered:
         raise BadRequest(ONLY_LISTINGS)
 
-    def collection(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
+    def collection(self, entities: Sequence[Entity], ctx: RenderContext,
+                   links: bool | None = None) -> Rendered:
         return self.locations(entities, ctx)
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:

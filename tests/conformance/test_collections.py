@@ -16,7 +16,8 @@ def three(client: Client) -> list[str]:
 
 def test_listing_in_text_renderings(client: Client, three: list[str]) -> None:
     plain = client.get("/compute/").get_data(as_text=True)
-    assert plain == "".join(f"X-OCCI-Location: http://localhost{p}\n" for p in three)
+    # No newline after the last line (IM reads a created id from the body's end).
+    assert plain == "\n".join(f"X-OCCI-Location: http://localhost{p}" for p in three)
     uris = client.get("/compute/", accept="text/uri-list").get_data(as_text=True)
     assert uris.split() == [f"http://localhost{p}" for p in three]
     occi = client.get("/compute/", accept="text/occi")
@@ -30,12 +31,15 @@ def test_json_listing_carries_full_renderings(client: Client, three: list[str]) 
     assert [r["attributes"]["occi.core.title"] for r in document["resources"]] == \
         ["vm0", "vm1", "vm2"]
     assert all("actions" in r for r in document["resources"])
+    assert set(document) == {"resources"}
 
 
 def test_empty_collection_is_200(client: Client) -> None:
     response = client.get("/storage/")
     assert response.status_code == 200 and response.get_data() == b""
-    assert client.json("/storage/") == {"resources": [], "links": []}
+    # Only the key of the members' type (GFD.226).
+    assert client.json("/storage/") == {"resources": []}
+    assert client.json("/link/storagelink/") == {"links": []}
 
 
 def test_core_resource_collection_holds_every_resource(client: Client, three: list[str]) -> None:
@@ -142,6 +146,12 @@ def test_association_respects_applies(client: Client) -> None:
 
 def test_unbound_root_lists_everything(client: Client, three: list[str]) -> None:
     assert client.get("/", accept="text/uri-list").get_data(as_text=True).count("http") == 3
+    network = client.network()
+    client.create("http://schemas.ogf.org/occi/infrastructure#networkinterface",
+                  f'X-OCCI-Attribute: occi.core.source="{three[0]}"',
+                  f'X-OCCI-Attribute: occi.core.target="{network}"')
+    mixed = client.json("/")  # resources and links at once: both keys
+    assert (len(mixed["resources"]), len(mixed["links"])) == (4, 1)
 
 
 def test_text_occi_delete_of_listed_members_only(client: Client, three: list[str]) -> None:

@@ -112,3 +112,16 @@ def test_location_header_alias_for_mixin_association(client: Client) -> None:
         "Content-Type": "text/occi", "Location": f"http://localhost{compute}"})
     assert response.status_code == 200
     assert compute in response.get_data(as_text=True)
+
+
+def test_titles_the_server_chooses_hold_nothing_naive_parsers_split_on(app) -> None:
+    """pOCCI splits category parameters on ';' even inside quotes; others split
+    on ','. No title this server declares gives them the chance."""
+    service = app.extensions["occi.service"]
+    with service.store.transaction(write=False) as repo:
+        served = service.model(repo).categories()
+    titles = {c.type_id: c.title or "" for c in served}
+    assert len(titles) >= 40  # kinds, mixins, actions, flavours, images, backend tags
+    offending = {type_id: title for type_id, title in titles.items()
+                 if any(c in title for c in ';,"\\') or any(ord(c) < 32 for c in title)}
+    assert offending == {}

@@ -47,6 +47,9 @@ def test_uri_list_for_a_non_listing_is_400() -> None:
     ("text/plain", TextPlainParser), ("text/plain; charset=utf-8", TextPlainParser),
     ("text/occi", TextOcciParser), ("application/occi+json", JsonParser),
     ("application/json", JsonParser), (None, TextOcciParser),
+    # A list, as IM's OCCI connector sends: its first type this server reads.
+    ("text/plain,text/occi", TextPlainParser), ("Text/OCCI; charset=UTF-8", TextOcciParser),
+    ("application/xml, application/occi+json", JsonParser),
 ])
 def test_parser_choice(content_type: str | None, parser: type) -> None:
     assert isinstance(choose_parser(content_type), parser)
