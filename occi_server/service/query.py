@@ -63,15 +63,12 @@ def _user_mixin(work: Work, spec: CategorySpec) -> Mixin:
         raise BadRequest("user-defined mixins are tags: they cannot declare attributes or "
                          "actions")
     location = _user_location(work, spec)
+    # A user mixin may depend on any mixin (GFD.221 sets no limit; pOCCI's
+    # CORE/CREATE/006 makes one depend on resource_tpl). It is then listed in
+    # that mixin's collection, and stays a tag: never a template (service.validation).
     for parent in spec.rel:
-        depended = model.mixin(parent)
-        if depended is None:
-            if model.kind(parent) is not None:
-                continue  # 1.1 clients put the applicable kind into rel
+        if model.mixin(parent) is None and model.kind(parent) is None:
             raise BadRequest(f"{spec.type_id} depends on unknown mixin {parent}")
-        if depended.origin != "user":
-            raise BadRequest(f"a user-defined mixin may depend only on other user-defined "
-                             f"mixins, not on {parent}")
     depends = tuple(p for p in spec.rel if model.mixin(p) is not None)
     applies = tuple(spec.applies) + tuple(p for p in spec.rel if model.kind(p) is not None)
     for kind_id in applies:

@@ -33,6 +33,11 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:-]{0,127}")
 
 
 def template_family(model: Model, mixin: Mixin) -> str | None:
+    """The template family (os_tpl, resource_tpl, …) a provider's mixin belongs to.
+    A user-defined tag is never a template, whatever it depends on: it sets no
+    sizes or image and does not replace an entity's template."""
+    if mixin.origin == "user":
+        return None
     for family in TEMPLATE_FAMILIES:
         if mixin.type_id != family and model.is_mixin_of(mixin.type_id, family):
             return family
@@ -40,6 +45,8 @@ def template_family(model: Model, mixin: Mixin) -> str | None:
 
 
 def is_creation_only(model: Model, mixin: Mixin) -> bool:
+    if mixin.origin == "user":
+        return False  # a tag comes and goes, whatever it depends on
     return any(model.is_mixin_of(mixin.type_id, fixed) for fixed in CREATION_ONLY)
 
 

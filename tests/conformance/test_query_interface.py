@@ -8,7 +8,7 @@ import pytest
 
 from occi_server.rendering.json import validator
 from occi_server.rendering.textcodec import parse_category, split_outside_quotes
-from tests.conftest import COMPUTE, INFRA, Client
+from tests.conftest import COMPUTE, CRTP, INFRA, Client
 
 USER_MIXIN = ('Category: my_stuff; scheme="http://example.com/tags#"; class="mixin"; '
               'title="My stuff"; location="/my_stuff/"')
@@ -162,3 +162,23 @@ def test_unknown_mixin_delete_is_404(client: Client) -> None:
     response = client.post_text("/-/", ['Category: nope; scheme="http://example.com/x#"; '
                                         'class="mixin"'], method="DELETE")
     assert response.status_code == 404
+
+
+def test_a_user_mixin_may_depend_on_a_template_and_stays_a_tag(client: Client) -> None:
+    """pOCCI's CORE/CREATE/006, as it sends it: the tag is listed with the
+    templates it depends on, and tagging a compute leaves its size template and
+    sizes as they were."""
+    created = client.post_text("/-/", [
+        'Category: stufik; scheme="http://example.com/occi/my_stuff#"; class="mixin"; '
+        'location="/mixin/resource_tpl/extra_large/"; '
+        'rel="http://schemas.ogf.org/occi/infrastructure#resource_tpl"'])
+    assert created.status_code == 200, created.get_data(as_text=True)
+    large = CRTP + "large"
+    compute = client.compute(mixins=(large,))
+    assert client.post_text("/mixin/resource_tpl/extra_large/",
+                            [f"X-OCCI-Location: {compute}"]).status_code == 200
+    shown = client.json(compute)
+    assert {large, "http://example.com/occi/my_stuff#stufik"} <= set(shown["mixins"])
+    assert shown["attributes"]["occi.compute.cores"] == 4
+    assert compute in client.get("/mixin/resource_tpl/", accept="text/uri-list").get_data(
+        as_text=True)
