@@ -392,6 +392,8 @@ def _serve(config: Any, *, debug: bool) -> int:
         "threads": config.threads,
         "timeout": 120,
         "graceful_timeout": 30,
+        # A longer header line is 431 (text/occi clients send user data in one).
+        "limit_request_field_size": config.max_header_bytes,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": config.log_level,

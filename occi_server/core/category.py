@@ -37,6 +37,29 @@ _HOSTNAME = re.compile(
 )
 
 
+# What no stored text may hold: lone UTF-16 surrogates (no encoding can write
+# them out again) and control characters but tab, newline and carriage return
+# (response headers and naive parsers break on them).
+_UNWRITABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def check_text(value: Any) -> None:
+    """Refuse (ValueError) text, also inside lists and objects, that could not be
+    rendered back in every rendering."""
+    if isinstance(value, str):
+        found = _UNWRITABLE.search(value)
+        if found:
+            raise ValueError(f"the character U+{ord(found.group()):04X} is not allowed in text "
+                             "(no control characters or lone surrogates)")
+    elif isinstance(value, list):
+        for item in value:
+            check_text(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key)
+            check_text(item)
+
+
 def _check_cidr(value: str) -> str:
     try:
         return str(ipaddress.ip_network(value, strict=True))
@@ -98,6 +121,7 @@ class Attribute:
         with a message naming the attribute and what was expected."""
         try:
             converted = self._convert(value)
+            check_text(converted)
             self._check(converted)
         except ValueError as exc:
             raise ValueError(f"attribute {self.name}: {exc}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -100,8 +101,10 @@ def create_app(config: Config, *, backends: Backends | None = None,
         route = route_of(request.path)
         REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         LATENCY.labels(request.method, route).observe(seconds)
-        log.info('request method=%s path="%s" status=%d duration_ms=%.1f',
-                 request.method, request.path, response.status_code, seconds * 1000,
+        # The path as a JSON string: a %0A in it cannot start a forged log line.
+        log.info("request method=%s path=%s status=%d duration_ms=%.1f",
+                 request.method, json.dumps(request.path), response.status_code,
+                 seconds * 1000,
                  extra={"fields": {"method": request.method, "path": request.path,
                                    "route": route, "status": response.status_code,
                                    "duration_ms": round(seconds * 1000, 1)}})

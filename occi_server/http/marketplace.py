@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from occi_server.errors import BadRequest
+from occi_server.http.numbers import whole_number
 from occi_server.http.tenancy import require_operator
 from occi_server.marketplace import SORT_KEYS, STATUSES, Marketplace
 
@@ -92,10 +93,7 @@ def _marketplace() -> Marketplace:
 
 
 def _integer(name: str, default: int) -> int:
-    value = request.args.get(name, str(default))
-    if not value.isdigit():
-        raise BadRequest(f"{name} must be a whole number, not {value!r}")
-    return int(value)
+    return whole_number(name, request.args.get(name, str(default)))
 
 
 @blueprint.get("/api/entries")

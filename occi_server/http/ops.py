@@ -14,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from occi_server.errors import BadRequest, NotFound, OCCIError
+from occi_server.http.numbers import whole_number
 from occi_server.http.tenancy import require_operator
 from occi_server.kinds.infrastructure import COMPUTE
 from occi_server.kinds.templates import MONITORING_COUNTERS
@@ -88,12 +89,10 @@ def jobs() -> Response:
     state = request.args.get("state") or None
     if state not in (None, "running", "done", "failed"):
         raise BadRequest("state must be running, done or failed")
-    limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
-        raise BadRequest("limit must be 1-1000")
+    limit = whole_number("limit", request.args.get("limit", "100"), least=1, most=1000)
     service: Service = current_app.extensions["occi.service"]
     with service.store.transaction(write=False, scope=g.scope) as repo:
-        found = repo.jobs(state=state, limit=int(limit))
+        found = repo.jobs(state=state, limit=limit)
     return jsonify({"jobs": [_job(row) for row in found]})
 
 

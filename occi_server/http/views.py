@@ -18,6 +18,7 @@ from occi_server.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from occi_server.http.numbers import whole_number
 from occi_server.rendering import (
     RenderContext,
     Rendered,
@@ -55,8 +56,10 @@ class Result:
 class Exchange:
     """One request being answered."""
 
-    def __init__(self, work: Work, ctx: RenderContext, target: Target) -> None:
+    def __init__(self, work: Work, ctx: RenderContext, target: Target,
+                 data: RequestData) -> None:
         self.work = work
+        self.data = data  # read before the transaction opened
         self.ctx = ctx
         self.target = target
         self.method = "GET" if request.method == "HEAD" else request.method
@@ -77,8 +80,7 @@ class Exchange:
         return self.negotiated.renderer
 
     def body(self) -> RequestData:
-        return RequestData(body=request.get_data(cache=True),
-                           headers=list(request.headers.items()))
+        return self.data
 
     def parser(self) -> Parser:
         return choose_parser(request.headers.get("Content-Type"))
@@ -132,9 +134,7 @@ class Exchange:
             if raw is None:
                 values.append(None)
                 continue
-            if not raw.isdigit() or int(raw) < 1:
-                raise BadRequest(f"{name} must be a whole number of at least 1, not {raw!r}")
-            values.append(int(raw))
+            values.append(whole_number(name, raw, least=1))
         page, number = values
         limit = self.work.settings.max_page_size
         if number is not None and number > limit:
@@ -302,9 +302,12 @@ def dispatch(path: str = "") -> Response:
     base_url = request.host_url.rstrip("/") + request.script_root
     write = request.method in ("POST", "PUT", "DELETE")
     ctx = RenderContext(model=service.builtin, base_url=base_url)
+    data = RequestData(body=request.get_data(cache=True), headers=list(request.headers.items()))
+    if request.method in ("POST", "PUT"):  # the syntax is checked before any lock is taken
+        choose_parser(request.headers.get("Content-Type")).read(data)
     with service.work(write=write, local_path=ctx.local_path, scope=g.scope) as work:
         ctx.model = work.model
-        exchange = Exchange(work, ctx, work.resolve(request.path))
+        exchange = Exchange(work, ctx, work.resolve(request.path), data)
         result = exchange.answer()
     rendered = result.rendered() if callable(result.rendered) else result.rendered
     response = Response(rendered.body, status=result.status,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from occi_server.core import Category, Entity, Model
@@ -46,10 +47,17 @@ class Rendered:
 
 @dataclass
 class RequestData:
-    """The parts of an HTTP request a parser may read."""
+    """The parts of an HTTP request a parser may read, and what a parser made
+    of them (kept, so the request is read once, before any transaction opens)."""
 
     body: bytes
     headers: list[tuple[str, str]]
+    read: dict[str, Any] = field(default_factory=dict)
+
+    def once(self, what: str, make: Callable[[], Any]) -> Any:
+        if what not in self.read:
+            self.read[what] = make()
+        return self.read[what]
 
     def text(self) -> str:
         try:
@@ -92,6 +100,12 @@ class Parser(ABC):
     """Parses request bodies (and, for text/occi, headers) of one media type."""
 
     media_type: str
+
+    @abstractmethod
+    def read(self, request: RequestData) -> None:
+        """Parse what needs no model (the syntax), keeping the result in `request`.
+        The service calls this before its transaction opens, so a large or
+        malformed body never holds the store's lock."""
 
     @abstractmethod
     def entities(self, request: RequestData, ctx: RenderContext) -> list[EntitySpec]: ...

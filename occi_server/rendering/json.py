@@ -232,15 +232,12 @@ def _entity_spec(document: dict[str, Any]) -> EntitySpec:
 class JsonParser(Parser):
     media_type = "application/occi+json"
 
+    def read(self, request: RequestData) -> None:
+        self._load(request)
+
     @staticmethod
     def _load(request: RequestData) -> Any:
-        text = request.text()
-        if not text.strip():
-            return None
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+        return request.once("json", lambda: _json_document(request))
 
     def entities(self, request: RequestData, ctx: RenderContext) -> list[EntitySpec]:
         document = self._load(request)
@@ -317,3 +314,15 @@ class JsonParser(Parser):
                 raise BadRequest("each entity in a location list needs a known kind and an id")
             locations.append(kind.location + str(entity_id))
         return locations
+
+
+def _json_document(request: RequestData) -> Any:
+    text = request.text()
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # including integers of more digits than Python reads
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("the request body's JSON is nested too deeply") from None

@@ -108,8 +108,14 @@ def body_pairs(text: str) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- parsing
 class _TextParser(Parser):
+    def read(self, request: RequestData) -> None:
+        self.message(request)
+
+    def message(self, request: RequestData) -> TextMessage:
+        return request.once("text", lambda: self._read(request))
+
     @abstractmethod
-    def message(self, request: RequestData) -> TextMessage: ...
+    def _read(self, request: RequestData) -> TextMessage: ...
 
     def entities(self, request: RequestData, ctx: RenderContext) -> list[EntitySpec]:
         message = self.message(request)
@@ -152,14 +158,14 @@ class _TextParser(Parser):
 class TextPlainParser(_TextParser):
     media_type = "text/plain"
 
-    def message(self, request: RequestData) -> TextMessage:
+    def _read(self, request: RequestData) -> TextMessage:
         return read_pairs(body_pairs(request.text()), strict=True)
 
 
 class TextOcciParser(_TextParser):
     media_type = "text/occi"
 
-    def message(self, request: RequestData) -> TextMessage:
+    def _read(self, request: RequestData) -> TextMessage:
         message = read_pairs(_decode_headers(request.headers), strict=False)
         if not message and request.body.strip():
             # Some clients label a text/plain body as text/occi.

@@ -22,40 +22,42 @@ _ATTRIBUTE_DEF = re.compile(r"([^\s{}]+)(?:\{([^}]*)\})?")
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def split_outside_quotes(value: str, separator: str) -> list[str]:
-    """Split on `separator` except inside quoted strings and a leading <URI>."""
+    """Split on `separator` except inside quoted strings and a leading <URI>.
+    One pass, in time linear in the value's length."""
     parts: list[str] = []
     buffer: list[str] = []
+    last = ""  # the part's last character that is not white space
     quote: str | None = None
     in_angle = False
     escaped = False
     for char in value:
         if escaped:
-            buffer.append(char)
             escaped = False
         elif quote:
-            buffer.append(char)
             if char == "\\":
                 escaped = True
             elif char == quote:
                 quote = None
         elif in_angle:
-            buffer.append(char)
             in_angle = char != ">"
         elif char == separator:
             parts.append("".join(buffer))
-            buffer = []
-        else:
-            stripped = "".join(buffer).rstrip()
-            if char == '"' or (char == "'" and stripped.endswith("=")):
-                quote = char
-            elif char == "<" and not stripped:
-                in_angle = True
-            buffer.append(char)
+            buffer, last = [], ""
+            continue
+        elif char == '"' or (char == "'" and last == "="):
+            quote = char
+        elif char == "<" and not last:
+            in_angle = True
+        buffer.append(char)
+        if not char.isspace():
+            last = char
     if quote or in_angle:
-        raise BadRequest(f"unterminated {'quoted string' if quote else '<URI>'} in: {value}")
+        raise BadRequest(f"unterminated {'quoted string' if quote else '<URI>'} in: "
+                         f"{value[:200]}")
     parts.append("".join(buffer))
     return [part.strip() for part in parts if part.strip()]
 
@@ -79,13 +81,19 @@ def unescape(text: str) -> str:
         out.append(char)
         index += 1
     # Re-join UTF-16 surrogate pairs written by quote(ascii_only=True).
-    return "".join(out).encode("utf-16", "surrogatepass").decode("utf-16")
+    try:
+        return "".join(out).encode("utf-16", "surrogatepass").decode("utf-16")
+    except UnicodeDecodeError:
+        raise BadRequest("a \\u escape names a lone UTF-16 surrogate (U+D800 to U+DFFF), "
+                         "which is no character") from None
 
 
 def quote(text: str, *, ascii_only: bool = False) -> str:
-    """A double-quoted string; newlines are escaped so a value stays on one line."""
+    """A double-quoted string; newlines are escaped so a value stays on one line,
+    and any other control character as \\uXXXX (none ever reaches a header raw)."""
     escaped = (text.replace("\\", "\\\\").replace('"', '\\"')
                .replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t"))
+    escaped = _CONTROL.sub(lambda found: f"\\u{ord(found.group()):04x}", escaped)
     if ascii_only and not escaped.isascii():
         escaped = "".join(
             char if char.isascii() else "".join(
@@ -107,7 +115,10 @@ def parse_value(raw: str) -> Any:
     if raw in ("true", "false"):
         return raw == "true"
     if _INT.fullmatch(raw):
-        return int(raw)
+        try:
+            return int(raw)
+        except ValueError:  # more digits than Python converts (4300)
+            raise BadRequest(f"the number {raw[:20]}… has too many digits") from None
     if _FLOAT.fullmatch(raw):
         return float(raw)
     if not raw:

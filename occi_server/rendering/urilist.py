@@ -39,9 +39,17 @@ class UriListRenderer(Renderer):
 class UriListParser(Parser):
     media_type = "text/uri-list"
 
+    def read(self, request: RequestData) -> None:
+        self._uris(request)
+
     def locations(self, request: RequestData, ctx: RenderContext) -> list[str]:
-        return [line.strip() for line in request.text().splitlines()
-                if line.strip() and not line.lstrip().startswith("#")]
+        return self._uris(request)
+
+    @staticmethod
+    def _uris(request: RequestData) -> list[str]:
+        return request.once("uris", lambda: [
+            line.strip() for line in request.text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")])
 
     def entities(self, request: RequestData, ctx: RenderContext) -> list[EntitySpec]:
         raise BadRequest("text/uri-list carries only location lists, not entity renderings")

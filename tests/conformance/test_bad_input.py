@@ -120,3 +120,53 @@ def test_errors_come_in_the_clients_rendering(client: Client, accept: str) -> No
         assert response.get_json() == {"code": 404, "message": "nothing at /compute/nope"}
     else:
         assert "nothing at /compute/nope" in response.get_data(as_text=True)
+
+
+# ---------------------------------------------------------------- what a fuzzer found
+KIND_LINE = category(COMPUTE, "kind")
+
+
+@pytest.mark.parametrize(("content_type", "body", "message"), [
+    ("application/occi+json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("application/occi+json", json.dumps({"kind": COMPUTE}).replace(
+        "}", ', "attributes": {"occi.compute.cores": ' + "9" * 5000 + "}}"), "not valid JSON"),
+    ("text/plain", f"{KIND_LINE}\nX-OCCI-Attribute: occi.compute.cores={'9' * 5000}",
+     "too many digits"),
+    ("text/plain", f'{KIND_LINE}\nX-OCCI-Attribute: occi.core.title="x\\ud800y"', "surrogate"),
+    ("text/plain", f'{KIND_LINE}\nX-OCCI-Attribute: occi.core.title="a\\u0001b"', "U+0001"),
+    ("application/occi+json", json.dumps({"kind": COMPUTE, "attributes": {
+        "occi.core.title": "x\ud800y"}}), "U+D800"),
+    ("application/occi+json", json.dumps({"kind": COMPUTE, "attributes": {
+        "occi.core.title": "bell\u0007"}}), "U+0007"),
+])
+def test_hostile_bodies_are_400_and_store_nothing(client: Client, stored, content_type: str,
+                                                  body: str, message: str) -> None:
+    before = snapshot(client)
+    response = client.request("POST", "/compute/", data=body.encode("utf-8", "surrogatepass"),
+                              headers={"Content-Type": content_type})
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert message in response.get_data(as_text=True)
+    assert snapshot(client) == before
+
+
+@pytest.mark.parametrize("query", ["/compute/?page=²", "/compute/?number=¹", "/jobs/?limit=¹",
+                                   "/compute/?page=99999999999999999999"])
+def test_numbers_in_query_strings_are_ascii_digits(client: Client, query: str) -> None:
+    response = client.get(query)
+    assert response.status_code == 400 and "whole number" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/compute/a%01b", "/compute/a%0Ab", "/a%7Fb/"])
+def test_no_header_carries_a_control_character(client: Client, path: str) -> None:
+    response = client.get(path, accept="text/occi")
+    assert response.status_code == 404
+    for name, value in response.headers.items():
+        assert not any(ord(c) < 32 or ord(c) == 127 for c in name + value), (name, value)
+    assert response.headers["X-OCCI-Error"]
+
+
+def test_request_paths_are_logged_escaped(client: Client, caplog) -> None:
+    with caplog.at_level("INFO", logger="occi_server.http"):
+        client.get("/compute/x%0A2026-01-01 00:00:00 INFO forged")
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("request ")]
+    assert "\n" not in line and 'path="/compute/x\\n2026' in line
