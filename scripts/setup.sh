@@ -41,6 +41,8 @@ if [ "$extras" = test ]; then
   # The marketplace's web page is tested in a real headless browser.
   command -v chromium >/dev/null || need+=(chromium)
   command -v chromedriver >/dev/null || need+=(chromium-driver)
+  # pOCCI, a Python 2 client, is converted with 2to3 (tests/support/pocci.py).
+  python3 -c 'import lib2to3' 2>/dev/null || need+=(python3-lib2to3)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -65,4 +67,9 @@ if [ ! -e "$stamp" ]; then
   .venv/bin/pip install -q -e ".[$extras]"
   rm -f .venv/.installed-*
   touch "$stamp"
+fi
+
+if [ "$extras" = test ]; then
+  # The OCCI clients the tests run as they are (from PyPI; see tests/support/).
+  .venv/bin/python -m tests.support.pocci
 fi
