@@ -13,6 +13,7 @@ naming of its own: locations, schemes and terms all come from the site."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,7 +170,13 @@ class OcciClient:
         elif isinstance(auth, TokenAuth):
             self.session.headers["Authorization"] = f"Bearer {auth.token}"
         elif isinstance(auth, CertificateAuth):
+            for what, path in (("certificate", auth.certificate), ("key", auth.key)):
+                if path is not None and not os.access(path, os.R_OK):
+                    why = "no such file" if not os.path.exists(path) else "no permission"
+                    raise ClientError(f"the client {what} file {path} cannot be read: {why}")
             self.session.cert = (auth.certificate, auth.key) if auth.key else auth.certificate
+        if isinstance(verify, str) and not os.access(verify, os.R_OK):
+            raise ClientError(f"the CA file {verify} cannot be read")
         self._model: Model | None = None
 
     # -------------------------------------------------------------- plumbing
@@ -183,7 +190,7 @@ class OcciClient:
             response = self.session.request(method, self.url(location), headers=all_headers,
                                             data=body.encode() if body is not None else None,
                                             timeout=self.timeout, verify=self.verify)
-        except requests.RequestException as exc:
+        except (requests.RequestException, OSError) as exc:  # OSError: TLS files gone meanwhile
             raise ClientError(f"cannot reach {self.endpoint}: {exc}") from None
         if response.status_code >= 400:
             raise ClientError(f"{method} {location}: {response.status_code} {response.reason}: "

@@ -22,7 +22,7 @@ from occi_server.client.api import MEDIA_TYPES, ClientError, Entity, Model, Occi
 from occi_server.client.profiles import AUTH_KINDS, Site, load_sites
 from occi_server.core.specs import CategorySpec
 
-REFUSED, UNREACHABLE, FAILED = 3, 4, 5
+REFUSED, UNREACHABLE, FAILED, SOME_SITES_FAILED = 3, 4, 5, 6
 
 
 class Context:
@@ -252,11 +252,11 @@ def list_(context: Context, resource: str, attributes: tuple[str, ...],
     sites = list(context.sites.values()) if all_sites else [context.site]
     if all_sites and not sites:
         raise ClientError("--all-sites needs sites in the profile file")
-    rows = []
+    rows, failing = [], []
     for site in sites:
-        client = context.client if site is context.site else site.client()
-        filters = [client.discover().mixin(m) for m in mixins]
         try:
+            client = context.client if site is context.site else site.client()
+            filters = [client.discover().mixin(m) for m in mixins]
             for location in client.list(resource, attributes=_attributes(attributes),
                                         categories=filters):
                 rows.append((site.name, location))
@@ -264,9 +264,12 @@ def list_(context: Context, resource: str, attributes: tuple[str, ...],
             if not all_sites:
                 raise
             click.echo(f"occi: site {site.name}: {exc.message}", err=True)
+            failing.append(site.name)
     if all_sites:
         _emit(context, [{"site": s, "location": loc} for s, loc in rows], rows,
               ("site", "location"))
+        if failing:  # the others' answers are out; say that some are missing
+            sys.exit(SOME_SITES_FAILED)
     else:
         _emit(context, [loc for _, loc in rows], ((loc,) for _, loc in rows), ("location",))
 
@@ -347,11 +350,18 @@ def delete(context: Context, locations: tuple[str, ...]) -> None:
 @click.argument("action")
 @click.option("--attribute", "-A", "attributes", multiple=True, metavar="NAME=VALUE",
               help="Action parameter, e.g. method=graceful.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the action is done (the site may answer while it runs).")
+@click.option("--timeout", type=float, default=600, show_default=True,
+              help="Seconds --wait waits at most.")
 @click.pass_obj
 @handles_errors
-def trigger(context: Context, location: str, action: str, attributes: tuple[str, ...]) -> None:
+def trigger(context: Context, location: str, action: str, attributes: tuple[str, ...],
+            wait: bool, timeout: float) -> None:
     """Trigger an action (start, stop, restart, suspend, save, up, down, online, …)."""
     entity = context.client.trigger(location, action, _attributes(attributes))
+    if wait:
+        entity = _settled(context, location, timeout)
     _emit(context, _entity_json(entity), [(entity.location, entity.state)],
           ("location", "state"))
 
@@ -442,6 +452,20 @@ def _network(client: OcciClient, wanted: str) -> str:
         if location.rstrip("/").rpartition("/")[2] == wanted:
             return location
     raise ClientError(f"no network titled or identified {wanted!r}; `occi list network`")
+
+
+def _settled(context: Context, location: str, timeout: float) -> Entity:
+    """The entity once its job is done: no longer `waiting` (a graceful stop may
+    take the guest's whole shutdown timeout)."""
+    deadline = time.monotonic() + timeout
+    entity = context.client.describe(location)
+    while entity.state == "waiting":
+        if time.monotonic() > deadline:
+            click.echo(f"occi: {location} is still waiting after {timeout:g} s", err=True)
+            sys.exit(FAILED)
+        time.sleep(1)
+        entity = context.client.describe(location)
+    return entity
 
 
 def _wait_active(context: Context, location: str, timeout: float) -> Entity:

@@ -130,3 +130,50 @@ def test_help_on_every_verb_and_completion() -> None:
         assert result.exit_code == 0 and "Usage: " in result.output, verb
     script = runner.invoke(cli, ["completion", "bash"], env=ISOLATED)
     assert script.exit_code == 0 and "_OCCI_COMPLETE" in script.output
+
+
+def test_a_site_whose_certificate_is_missing_hides_no_other(server: Server,
+                                                            tmp_path: Path) -> None:
+    """The README's profile with a grid site whose certificate file is gone: that
+    site is named on stderr with the reason, the others are listed, exit 6."""
+    sites = tmp_path / "sites.toml"
+    sites.write_text(f'default = "local"\n[sites.local]\nendpoint = "{server.url}"\n'
+                     '[sites.cesnet]\nendpoint = "https://127.0.0.1:9"\n'
+                     f'auth = "x509"\ncertificate = "{tmp_path}/x509up_u1000"\n')
+    runner = CliRunner()
+    created = runner.invoke(cli, ["--sites-file", str(sites), "-o", "json", "create", "-r",
+                                  "storage", "-A", "occi.storage.size=1"])
+    location = json.loads(created.output)["location"]
+    everywhere = runner.invoke(cli, ["--sites-file", str(sites), "-o", "json", "list",
+                                     "storage", "--all-sites"], catch_exceptions=False)
+    assert everywhere.exit_code == 6
+    assert "site cesnet: the client certificate file" in everywhere.stderr
+    assert "no such file" in everywhere.stderr and "Traceback" not in everywhere.output
+    assert location in everywhere.stdout
+    one = runner.invoke(cli, ["--sites-file", str(sites), "--site", "cesnet", "list",
+                              "storage"], catch_exceptions=False)
+    assert one.exit_code == 3 and "certificate file" in one.stderr
+
+
+def test_trigger_waits_until_the_action_is_done(tmp_path: Path) -> None:
+    """A site that answers before its action is done (each step takes 1.5 s, the
+    requests wait 0.1 s): trigger shows the outcome, --no-wait the job under way."""
+    slow = Server(tmp_path / "data")
+    slow.start(workers=1, simulated_delay_seconds="1.5", job_wait_seconds="0.1")
+    try:
+        runner = CliRunner()
+
+        def occi(*args: str) -> Result:
+            return runner.invoke(cli, ["--endpoint", slow.url, "-o", "json", *args],
+                                 catch_exceptions=False, env=ISOLATED)
+
+        booted = occi("run", "debian-12", "--wait", "--timeout", "30")
+        assert booted.exit_code == 0, booted.output
+        compute = json.loads(booted.stdout)["location"]
+        stopped = occi("trigger", compute, "stop", "-A", "method=acpioff")
+        assert stopped.exit_code == 0, stopped.output
+        assert json.loads(stopped.stdout)["attributes"]["occi.compute.state"] == "inactive"
+        started = occi("trigger", compute, "start", "--no-wait")
+        assert json.loads(started.stdout)["attributes"]["occi.compute.state"] == "waiting"
+    finally:
+        slow.stop()
