@@ -12,12 +12,13 @@ from http import HTTPStatus
 from pathlib import Path
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
 
 from occi_server import OCCI_VERSION, SERVER_HEADER
 from occi_server.backends import load_backends
 from occi_server.backends.base import Backends
 from occi_server.config import Config
-from occi_server.errors import NotImplementedFeature, TooManyRequests, Unauthorized
+from occi_server.errors import BadRequest, NotImplementedFeature, TooManyRequests, Unauthorized
 from occi_server.http.errors import register_error_handlers
 from occi_server.http.logs import request_id
 from occi_server.http.marketplace import blueprint as marketplace_blueprint
@@ -89,6 +90,7 @@ def create_app(config: Config, *, backends: Backends | None = None,
         g.started = time.perf_counter()
         _check_version(request.headers.get("User-Agent", ""))
         _identify(authenticator, limiter, limits)
+        _read_body()
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -111,6 +113,19 @@ def create_app(config: Config, *, backends: Backends | None = None,
         return response
 
     return app
+
+
+def _read_body() -> None:
+    """Read the whole body now (werkzeug keeps it): a broken chunked framing
+    shows here as the WSGI server's parse error (gunicorn's ParseException) and
+    is the client's 400, not a 500; a body too large stays a 413."""
+    try:
+        request.get_data(cache=True)
+    except HTTPException:
+        raise
+    except Exception as exc:  # whatever the WSGI server's reader raises
+        raise BadRequest(f"the request body could not be read: {exc or 'broken framing'}"
+                         ) from None
 
 
 def _check_version(user_agent: str) -> None:

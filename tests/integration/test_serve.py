@@ -222,3 +222,33 @@ def test_a_restart_fails_the_jobs_it_interrupted(tmp_path: Path) -> None:
         assert requests.delete(location, timeout=30).status_code == 200
     finally:
         server.stop()
+
+
+def raw_request(server: Server, data: bytes) -> bytes:
+    """Send bytes as they are to the server on loopback; its answer's first line."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+        connection.sendall(data)
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    # Chunked bodies whose framing is broken.
+    (b"POST /compute/ HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", b"400"),
+    (b"POST /compute/ HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+     b"Transfer-Encoding: chunked\r\n\r\n5\r\nabc\r\n0\r\n\r\n", b"400"),
+    # A header line past max_header_bytes (128 KiB).
+    (b"GET /-/ HTTP/1.1\r\nHost: x\r\nX-OCCI-Attribute: " + b"a" * 200_000 + b"\r\n\r\n",
+     b"431"),
+])
+def test_malformed_framing_and_huge_headers_are_refused(server: Server, request_bytes: bytes,
+                                                        status: bytes) -> None:
+    line = raw_request(server, request_bytes)
+    assert line.split(b" ")[1] == status, line
+    assert requests.get(server.url + "/compute/", timeout=10).text == ""  # nothing stored
