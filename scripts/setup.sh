@@ -72,4 +72,5 @@ fi
 if [ "$extras" = test ]; then
   # The OCCI clients the tests run as they are (from PyPI; see tests/support/).
   .venv/bin/python -m tests.support.pocci
+  .venv/bin/python -m tests.support.im
 fi
