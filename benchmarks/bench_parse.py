@@ -10,9 +10,8 @@ Prints microseconds per KiB for both and their ratio, size by size."""
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
+
+from bench_requests import timed
 
 from occi_server.rendering.base import RequestData
 from occi_server.rendering.text import TextPlainParser
@@ -29,26 +28,17 @@ def body_of(kib: int) -> bytes:
             f'X-OCCI-Attribute: occi.core.summary="{"b" * half}"\n').encode()
 
 
-def median_seconds(call: Callable[[], object], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
 def measure(repeat: int) -> list[tuple[int, float, float]]:
     """(KiB, parser µs per KiB, baseline µs per KiB) per size."""
     rows = []
     for kib in SIZES_KIB:
         body = body_of(kib)
-        ours = median_seconds(lambda body=body: TextPlainParser().read(
+        ours = timed(lambda body=body: TextPlainParser().read(
             RequestData(body=body, headers=[])), repeat)
-        baseline = median_seconds(lambda body=body: [
+        baseline = timed(lambda body=body: [
             line.partition(":") for line in body.decode().splitlines()], repeat)
         size = len(body) / 1024
-        rows.append((kib, ours / size * 1e6, baseline / size * 1e6))
+        rows.append((kib, ours / size, baseline / size))
     return rows
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import STORAGE, Client, category
+from werkzeug.test import TestResponse
+
+from tests.conftest import COMPUTE_ACTION, STORAGE, Client, category
 
 
 def wait_for(check, timeout: float = 10) -> None:
@@ -13,6 +15,12 @@ def wait_for(check, timeout: float = 10) -> None:
     while not check():
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def act(client: Client, compute: str, term: str) -> TestResponse:
+    """POST a compute action, as text/plain."""
+    return client.post_text(f"{compute}?action={term}", [category(COMPUTE_ACTION + term,
+                                                                  "action")])
 
 
 def slow_site(make_app, **settings) -> Client:
@@ -30,8 +38,7 @@ def test_a_long_create_answers_at_once_and_shows_its_job(make_app) -> None:
     assert shown["occi.compute.state.message"] == f"creating {compute}"
     [job] = client.get("/jobs/").get_json()["jobs"]
     assert (job["location"], job["state"], job["operation"]) == (compute, "running", "creating")
-    stop = client.post_text(f"{compute}?action=stop", [category(
-        "http://schemas.ogf.org/occi/infrastructure/compute/action#stop", "action")])
+    stop = act(client, compute, "stop")
     assert stop.status_code == 409
     wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
     done = client.get(f"/jobs/{job['id']}").get_json()
@@ -54,8 +61,7 @@ def test_an_action_in_progress_is_waited_for_by_a_delete(make_app) -> None:
     client = slow_site(make_app)
     compute = client.compute()
     wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
-    stop = client.post_text(f"{compute}?action=stop", [category(
-        "http://schemas.ogf.org/occi/infrastructure/compute/action#stop", "action")])
+    stop = act(client, compute, "stop")
     assert stop.status_code == 200
     assert client.attributes(compute)["occi.compute.state"] == "waiting"
     assert client.request("DELETE", compute).status_code == 200
@@ -168,8 +174,7 @@ def test_a_long_save_names_its_os_template_at_once(make_app) -> None:
     client = slow_site(make_app)
     compute = client.compute()
     wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
-    response = client.post_text(f"{compute}?action=save", [category(
-        "http://schemas.ogf.org/occi/infrastructure/compute/action#save", "action")])
+    response = act(client, compute, "save")
     term = response.get_data(as_text=True).split(";")[0].split()[-1]
     assert term.startswith("saved-")
     assert client.attributes(compute)["occi.compute.state"] == "waiting"
@@ -193,8 +198,7 @@ def test_a_job_that_breaks_ends_and_leaves_its_entity_deletable(make_app,
         raise Conflict("the name was taken meanwhile")
 
     monkeypatch.setattr(Repository, "insert_mixin", taken)
-    client.post_text(f"{compute}?action=save", [category(
-        "http://schemas.ogf.org/occi/infrastructure/compute/action#save", "action")])
+    act(client, compute, "save")
     wait_for(lambda: client.attributes(compute)["occi.compute.state"] != "waiting")
     shown = client.attributes(compute)
     assert shown["occi.compute.state"] == "error"
