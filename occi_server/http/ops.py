@@ -13,10 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from occi_server.errors import BadRequest, NotFound, OCCIError
+from occi_server.errors import BadRequest
 from occi_server.http.numbers import whole_number
 from occi_server.http.tenancy import require_operator
-from occi_server.kinds.infrastructure import COMPUTE
 from occi_server.kinds.templates import MONITORING_COUNTERS
 from occi_server.service import Service
 
@@ -32,16 +31,11 @@ class GuestCollector:
     def collect(self) -> Iterator[Metric]:
         families = {name: GaugeMetricFamily(f"occi_guest_{name}", text, labels=["compute"])
                     for name, _kind, text in MONITORING_COUNTERS}
-        compute = self.service.backends.compute
-        if compute.observes:
-            with self.service.store.transaction(write=False) as repo:
-                guests = [g for g in repo.list(kinds=[COMPUTE.type_id])
-                          if g.attributes.get("occi.compute.state") == "active"]
-            for guest in guests:
-                for name, value in compute.stats(guest).items():
-                    family = families.get(name.removeprefix("occi_server.monitoring."))
-                    if family is not None:
-                        family.add_metric([guest.location], float(value))
+        for location, counters in self.service.guest_usage().items():
+            for name, value in counters.items():
+                family = families.get(name.removeprefix("occi_server.monitoring."))
+                if family is not None:
+                    family.add_metric([location], float(value))
         yield from families.values()
 
 
@@ -62,18 +56,7 @@ def metrics() -> Response:
 @blueprint.get("/health")
 def health() -> Response:
     service: Service = current_app.extensions["occi.service"]
-    checks: dict[str, dict[str, str]] = {}
-    try:
-        with service.store.transaction(write=False) as repo:
-            checks["store"] = {"status": "ok", "detail": f"{repo.count()} entities"}
-    except OCCIError as exc:
-        checks["store"] = {"status": "failing", "detail": exc.message}
-    for kind, backend in service.backends.areas():
-        try:
-            checks[kind.term] = {"status": "ok", "detail": backend.health()}
-        except Exception as exc:  # whatever the infrastructure raises, the check reports it
-            checks[kind.term] = {"status": "failing",
-                            "detail": getattr(exc, "message", None) or str(exc)}
+    checks = service.health()
     healthy = all(check["status"] == "ok" for check in checks.values())
     response = jsonify({"status": "ok" if healthy else "failing", "checks": checks})
     response.status_code = 200 if healthy else 503
@@ -91,16 +74,11 @@ def jobs() -> Response:
         raise BadRequest("state must be running, done or failed")
     limit = whole_number("limit", request.args.get("limit", "100"), least=1, most=1000)
     service: Service = current_app.extensions["occi.service"]
-    with service.store.transaction(write=False, scope=g.scope) as repo:
-        found = repo.jobs(state=state, limit=limit)
+    found = service.jobs(g.scope, state=state, limit=limit)
     return jsonify({"jobs": [_job(row) for row in found]})
 
 
 @blueprint.get("/jobs/<job_id>")
 def job(job_id: str) -> Response:
     service: Service = current_app.extensions["occi.service"]
-    with service.store.transaction(write=False, scope=g.scope) as repo:
-        found = repo.job(job_id)
-    if found is None:
-        raise NotFound(f"no job {job_id}")
-    return jsonify(_job(found))
+    return jsonify(_job(service.job(g.scope, job_id)))

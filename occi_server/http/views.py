@@ -29,19 +29,8 @@ from occi_server.rendering import (
 from occi_server.rendering.base import Parser, Renderer, split_type_id
 from occi_server.rendering.negotiation import Negotiated
 from occi_server.rendering.text import read_pairs
-from occi_server.service import Service, Target, Work
+from occi_server.service import Service, Shape, Target, Work
 from occi_server.service.query import add_user_mixins, delete_user_mixins, discover
-
-ALLOWED = {
-    "query": ["GET", "HEAD", "POST", "DELETE"],
-    "kind": ["GET", "HEAD", "POST", "DELETE"],
-    "mixin": ["GET", "HEAD", "POST", "PUT", "DELETE"],
-    "entity": ["GET", "HEAD", "POST", "PUT", "DELETE"],
-    "new": ["PUT"],
-    "unbound": ["GET", "HEAD"],
-    "console": ["GET", "HEAD"],
-    "quota": ["GET", "HEAD"],
-}
 
 
 @dataclass
@@ -69,11 +58,11 @@ class Exchange:
 
     def _is_listing(self) -> bool:
         shape = self.target.shape
-        if shape in ("kind", "mixin", "unbound"):
+        if shape in (Shape.KIND, Shape.MIXIN, Shape.UNBOUND):
             return True
-        if shape == "quota":
+        if shape is Shape.QUOTA:
             return self.target.entity is None
-        return shape == "new"
+        return shape is Shape.NEW
 
     @property
     def renderer(self) -> Renderer:
@@ -95,7 +84,7 @@ class Exchange:
             self.work.detailed(entities)  # JSON carries full renderings
         category = self.target.category
         holds_links = self.work.model.is_link_kind(category.type_id) \
-            if self.target.shape == "kind" and isinstance(category, Kind) else None
+            if self.target.shape is Shape.KIND and isinstance(category, Kind) else None
         return Result(200, self.renderer.collection(entities, self.ctx, links=holds_links))
 
     def created_result(self, created: Sequence[Entity]) -> Result:
@@ -163,12 +152,13 @@ class Exchange:
         if method == "OPTIONS":
             return Result(200, self.renderer.empty(),
                           [("Allow", ", ".join([*ALLOWED[shape], "OPTIONS"]))])
-        if method not in ALLOWED[shape]:
-            if shape == "new":
+        handler = HANDLERS[shape].get(method)
+        if handler is None:
+            if shape is Shape.NEW:
                 raise NotFound(f"nothing at {self.target.path}")
             raise MethodNotAllowed(f"{request.method} is not defined on {self.target.path}",
                                    ALLOWED[shape])
-        return getattr(self, f"{shape}_{method.lower()}")()
+        return handler(self)
 
     def query_get(self) -> Result:
         return Result(200, self.renderer.categories(discover(self.work, self.filter().categories),
@@ -195,9 +185,6 @@ class Exchange:
             result.headers.append(("X-OCCI-Next-Page", self.ctx.absolute(
                 f"{request.path}?{urlencode(query)}")))
         return result
-
-    mixin_get = kind_get
-    unbound_get = kind_get
 
     def kind_post(self) -> Result:
         if self.action is not None:
@@ -295,6 +282,26 @@ class Exchange:
         entity_id = self.target.path.rpartition("/")[2]
         created = self.work.create(kind, [self.one_entity_spec()], entity_id=entity_id)
         return self.created_result(created)
+
+
+# What each shape of path answers, method by method (HEAD is answered as GET).
+HANDLERS: dict[Shape, dict[str, Callable[[Exchange], Result]]] = {
+    Shape.QUERY: {"GET": Exchange.query_get, "POST": Exchange.query_post,
+                  "DELETE": Exchange.query_delete},
+    Shape.KIND: {"GET": Exchange.kind_get, "POST": Exchange.kind_post,
+                 "DELETE": Exchange.kind_delete},
+    Shape.MIXIN: {"GET": Exchange.kind_get, "POST": Exchange.mixin_post,
+                  "PUT": Exchange.mixin_put, "DELETE": Exchange.mixin_delete},
+    Shape.ENTITY: {"GET": Exchange.entity_get, "POST": Exchange.entity_post,
+                   "PUT": Exchange.entity_put, "DELETE": Exchange.entity_delete},
+    Shape.NEW: {"PUT": Exchange.new_put},
+    Shape.UNBOUND: {"GET": Exchange.kind_get},
+    Shape.CONSOLE: {"GET": Exchange.console_get},
+    Shape.QUOTA: {"GET": Exchange.quota_get},
+}
+ALLOWED = {shape: [allowed for method in methods
+                   for allowed in ((method, "HEAD") if method == "GET" else (method,))]
+           for shape, methods in HANDLERS.items()}
 
 
 def dispatch(path: str = "") -> Response:

@@ -18,7 +18,7 @@ from occi_server import __version__
 from occi_server.backends.base import Backend, Backends
 from occi_server.config import Config, ConfigError
 from occi_server.core import Entity, Kind, Mixin, Model
-from occi_server.errors import BackendUnavailable, NotFound
+from occi_server.errors import BackendUnavailable, NotFound, OCCIError
 from occi_server.faults import checkpoint
 from occi_server.kinds import (
     DEFAULT_FLAVOURS,
@@ -35,6 +35,7 @@ from occi_server.service.jobs import recover, run_job, state_attribute
 from occi_server.service.quotas import limits_of, report, visible_tenants
 from occi_server.service.work import (
     Settings,
+    Shape,
     Target,
     Work,
     image_mixin,
@@ -43,7 +44,7 @@ from occi_server.service.work import (
 )
 from occi_server.store import DEFAULT_TENANT, Repository, Scope, Store
 
-__all__ = ["Reconciler", "Service", "Target", "Work"]
+__all__ = ["Reconciler", "Service", "Shape", "Target", "Work"]
 
 log = logging.getLogger("occi_server.service")
 
@@ -156,6 +157,45 @@ class Service:
             if tenant not in visible_tenants(repo, self.settings.tenants):
                 raise NotFound(f"no tenant {tenant} is visible to you")
             return report(repo, self.settings.quotas, tenant)
+
+    # ------------------------------------------------------------ what operations read
+    def health(self) -> dict[str, dict[str, str]]:
+        """Each part checked now: the store, and every area's backend."""
+        checks: dict[str, dict[str, str]] = {}
+        try:
+            with self.store.transaction(write=False) as repo:
+                checks["store"] = {"status": "ok", "detail": f"{repo.count()} entities"}
+        except OCCIError as exc:
+            checks["store"] = {"status": "failing", "detail": exc.message}
+        for kind, backend in self.backends.areas():
+            try:
+                checks[kind.term] = {"status": "ok", "detail": backend.health()}
+            except Exception as exc:  # whatever the infrastructure raises, the check says it
+                checks[kind.term] = {"status": "failing",
+                                     "detail": getattr(exc, "message", None) or str(exc)}
+        return checks
+
+    def jobs(self, scope: Scope | None, *, state: str | None, limit: int) -> list[dict[str, Any]]:
+        with self.store.transaction(write=False, scope=scope) as repo:
+            return repo.jobs(state=state, limit=limit)
+
+    def job(self, scope: Scope | None, job_id: str) -> dict[str, Any]:
+        with self.store.transaction(write=False, scope=scope) as repo:
+            found = repo.job(job_id)
+        if found is None:
+            raise NotFound(f"no job {job_id}")
+        return found
+
+    def guest_usage(self) -> dict[str, dict[str, Any]]:
+        """Usage counters of every active guest (location -> counters), read from
+        the hypervisor now; empty where the compute backend reports none."""
+        compute = self.backends.compute
+        if not compute.observes:
+            return {}
+        with self.store.transaction(write=False) as repo:
+            guests = [guest for guest in repo.list(kinds=[COMPUTE.type_id])
+                      if guest.attributes.get("occi.compute.state") == "active"]
+        return {guest.location: compute.stats(guest) for guest in guests}
 
     def recover_jobs(self) -> list[str]:
         """Jobs a restart interrupted: their entities get the real state back."""

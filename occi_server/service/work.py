@@ -13,6 +13,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from occi_server.backends.base import GIB, Backends, Context, Image
@@ -75,11 +76,24 @@ LINK_ENDS = {NETWORKINTERFACE.type_id: (COMPUTE.type_id, NETWORK.type_id),
              STORAGELINK.type_id: (COMPUTE.type_id, STORAGE.type_id)}
 
 
+class Shape(StrEnum):
+    """What a request path can name."""
+
+    QUERY = "query"  # the query interface, /-/
+    KIND = "kind"  # a kind's collection
+    MIXIN = "mixin"  # a mixin's collection
+    ENTITY = "entity"  # a resource or link
+    NEW = "new"  # a free path in a kind's collection (PUT creates there)
+    UNBOUND = "unbound"  # a path above collections, such as /
+    CONSOLE = "console"  # a compute's console log
+    QUOTA = "quota"  # the quotas, or one tenant's
+
+
 @dataclass
 class Target:
     """What a request path names."""
 
-    shape: str  # query | kind | mixin | entity | new | unbound
+    shape: Shape
     path: str
     category: Kind | Mixin | None = None
     entity: Entity | None = None
@@ -136,32 +150,32 @@ class Work:
     # ------------------------------------------------------------ paths
     def resolve(self, path: str) -> Target:
         if path in QUERY_PATHS:
-            return Target("query", path)
+            return Target(Shape.QUERY, path)
         if path.startswith(QUOTA.location.rstrip("/")):
             return self._quota_target(path)
         category = self.model.by_location(path)
         if category is None and not path.endswith("/"):
             category = self.model.by_location(path + "/")
         if category is not None:
-            shape = "kind" if isinstance(category, Kind) else "mixin"
+            shape = Shape.KIND if isinstance(category, Kind) else Shape.MIXIN
             return Target(shape, category.location or path, category=category)
         if not path.endswith("/"):
             entity = self.repo.by_location(path)
             if entity is not None:
-                return Target("entity", path, entity=entity)
+                return Target(Shape.ENTITY, path, entity=entity)
             if path.endswith("/console"):
                 owner = self.repo.by_location(path.removesuffix("/console"))
                 if owner is not None and owner.kind == COMPUTE.type_id:
-                    return Target("console", path, entity=owner)
+                    return Target(Shape.CONSOLE, path, entity=owner)
             parent, _, last = path.rpartition("/")
             kind = self.model.by_location(parent + "/")
             if isinstance(kind, Kind) and last:
                 if self.repo.everywhere().by_location(path) is not None:
                     raise NotFound(f"nothing at {path}")  # another tenant's
-                return Target("new", path, category=kind)
+                return Target(Shape.NEW, path, category=kind)
             raise NotFound(f"nothing at {path}")
         if path == "/" or any(loc.startswith(path) for loc in self.model.locations()):
-            return Target("unbound", path)
+            return Target(Shape.UNBOUND, path)
         raise NotFound(f"nothing at {path}")
 
     def _quota_target(self, path: str) -> Target:
@@ -169,10 +183,10 @@ class Work:
         tenant = path.removeprefix(QUOTA.location.rstrip("/")).strip("/")
         visible = visible_tenants(self.repo, self.settings.tenants)
         if not tenant:
-            return Target("quota", QUOTA.location, category=QUOTA)
+            return Target(Shape.QUOTA, QUOTA.location, category=QUOTA)
         if "/" in tenant or tenant not in visible:
             raise NotFound(f"nothing at {path}")
-        return Target("quota", path, category=QUOTA,
+        return Target(Shape.QUOTA, path, category=QUOTA,
                       entity=quota_entity(self.repo, self.settings.quotas, tenant))
 
     def quotas(self) -> list[Entity]:
@@ -249,10 +263,10 @@ class Work:
 
     def members(self, target: Target, query: Filter) -> list[Entity]:
         """Every member of a collection that `query` selects."""
-        if target.shape == "kind" and isinstance(target.category, Kind):
+        if target.shape is Shape.KIND and isinstance(target.category, Kind):
             kinds = [k.type_id for k in self.model.descendant_kinds(target.category)]
             found = self.repo.list(kinds=kinds)
-        elif target.shape == "mixin" and isinstance(target.category, Mixin):
+        elif target.shape is Shape.MIXIN and isinstance(target.category, Mixin):
             found = self.repo.list(mixins_any=self.mixin_family(target.category))
         else:
             found = self.repo.list(location_prefix=target.path)
