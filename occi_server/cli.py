@@ -356,9 +356,10 @@ def _serve(config: Any, *, debug: bool) -> int:
     app = create_app(config, background=debug)
     host, _, port = config.listen.rpartition(":")
     logging.getLogger("occi_server").info(
-        "%s listening on %s://%s:%s/ (backend %s, store %s)", SERVER_HEADER,
-        "https" if config.tls_cert else "http", host, port,
-        config.backend, config.effective_database_url.split("://")[0])
+        "%s listening on %s://%s:%s/ (compute %s, storage %s, network %s, store %s)",
+        SERVER_HEADER, "https" if config.tls_cert else "http", host, port,
+        *(config.backend_for(area) for area in ("compute", "storage", "network")),
+        config.effective_database_url.split("://")[0])
     if debug:
         app.run(host=host.strip("[]"), port=int(port), debug=False, use_reloader=False)
         return 0

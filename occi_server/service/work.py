@@ -334,7 +334,8 @@ class Work:
         if kind.type_id == COMPUTE.type_id and self.backends.compute.requires_image and not any(
                 template_family(self.model, m) == OS_TPL.type_id for m in mixins):
             raise BadRequest("a compute needs an OS template: add one of the os_tpl mixins "
-                             "(GET /mixin/os_tpl/ or /-/ lists them)")
+                             "(GET /-/?category=http://schemas.ogf.org/occi/infrastructure%23"
+                             "os_tpl lists them)")
         self._check_architecture(spec.attributes.get("occi.compute.architecture"), mixins)
         new_id = self._new_id(spec.attributes, entity_id)
         entity = Entity(id=new_id, kind=kind.type_id, location=f"{kind.location}{new_id}",

@@ -179,7 +179,10 @@ def test_save_makes_a_bootable_os_template(client: Client) -> None:
 def test_compute_needs_an_os_template(client: Client) -> None:
     response = client.post_text("/compute/", [category(COMPUTE, "kind")])
     assert response.status_code == 400
-    assert "OS template" in response.get_data(as_text=True)
+    said = response.get_data(as_text=True)
+    assert "OS template" in said
+    listing = said.split("GET ")[1].split(" lists")[0]  # the advice works as given
+    assert 'Category: tiny; scheme="' in client.get(listing).get_data(as_text=True)
 
 
 def test_hostile_title_reaches_libvirt_as_text(client: Client) -> None:
