@@ -17,7 +17,7 @@ from typing import Any
 
 from occi_server.core import Entity, Kind
 from occi_server.errors import BackendFailure
-from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
+from occi_server.kinds.infrastructure import COMPUTE, NETWORK, NETWORK_ADDRESSING, STORAGE
 
 Attributes = dict[str, Any]
 GIB = 1024 ** 3  # OCCI sizes are in GiB
@@ -201,8 +201,7 @@ class StorageBackend(Backend):
 
 
 class NetworkBackend(Backend):
-    takes = frozenset({"occi.network.address", "occi.network.gateway",
-                       "occi.network.allocation", "occi.network.vlan"})
+    takes = NETWORK_ADDRESSING
 
     @abstractmethod
     def create(self, network: Entity) -> Attributes:

@@ -159,8 +159,7 @@ class BridgeNetwork(NetworkBackend):
 
     def update(self, network: Entity, changes: Attributes) -> Attributes:
         # The service lets addresses change only on networks without interfaces.
-        if not {"occi.network.address", "occi.network.gateway", "occi.network.allocation",
-                "occi.network.vlan"} & set(changes):
+        if not self.takes.intersection(changes):
             return {}
         self.delete(network)
         return self.create(network)

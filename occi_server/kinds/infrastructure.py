@@ -80,6 +80,11 @@ COMPUTE = Kind(
     ),
 )
 
+# The attributes that say which addresses a network hands out (and on which
+# VLAN): changing them remakes its bridge and DHCP server.
+NETWORK_ADDRESSING = frozenset({"occi.network.address", "occi.network.gateway",
+                                "occi.network.allocation", "occi.network.vlan"})
+
 UP = Action(NETWORK_ACTION, "up", title="Bring the network up")
 DOWN = Action(NETWORK_ACTION, "down", title="Take the network down")
 NETWORK = Kind(

@@ -39,6 +39,7 @@ from occi_server.kinds.infrastructure import (
     IPNETWORK,
     IPNETWORKINTERFACE,
     NETWORK,
+    NETWORK_ADDRESSING,
     NETWORKINTERFACE,
     OS_TPL,
     PUBLIC_NETWORK,
@@ -67,9 +68,6 @@ QUERY_PATHS = ("/-/", "/-", "/.well-known/org/ogf/occi/-/", "/.well-known/org/og
 CREATABLE = (COMPUTE.type_id, STORAGE.type_id, NETWORK.type_id, NETWORKINTERFACE.type_id,
              STORAGELINK.type_id)
 STORAGE_SIZE = "occi.storage.size"
-# Attributes that say which addresses a network hands out.
-ADDRESSING = frozenset({"occi.network.address", "occi.network.gateway",
-                        "occi.network.allocation", "occi.network.vlan"})
 
 # Which resources a link kind joins: (source kind, target kind).
 LINK_ENDS = {NETWORKINTERFACE.type_id: (COMPUTE.type_id, NETWORK.type_id),
@@ -761,7 +759,7 @@ class Work:
         before = replace(entity, mixins=list(entity.mixins), attributes=dict(entity.attributes))
         entity.mixins = mixins
         entity.attributes = attributes
-        if kind.type_id == NETWORK.type_id and ADDRESSING.intersection(changes):
+        if kind.type_id == NETWORK.type_id and NETWORK_ADDRESSING.intersection(changes):
             if self.repo.links_to(entity.id):
                 raise Conflict(f"{entity.location} has interfaces; its addresses cannot change "
                                "under them (delete them first, or create another network)")

@@ -26,6 +26,7 @@ from tests.integration.test_libvirt import (
     TINY,
     boot,
     console_until,
+    key_of,
     remove_guests,
     state,
 )
@@ -57,13 +58,8 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(directory, ignore_errors=True)
 
 
-KEYS: dict[str, str] = {}  # location -> key, remembered for after a delete
-
-
 def domain_name(client: Client, path: str) -> str:
-    if path not in KEYS:
-        KEYS[path] = client.key(path)
-    return "occi-" + KEYS[path]
+    return "occi-" + key_of(client, path)
 
 
 def host_of(client: Client, path: str) -> str | None:
