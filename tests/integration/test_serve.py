@@ -243,9 +243,10 @@ def raw_request(server: Server, data: bytes) -> bytes:
      b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", b"400"),
     (b"POST /compute/ HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
      b"Transfer-Encoding: chunked\r\n\r\n5\r\nabc\r\n0\r\n\r\n", b"400"),
-    # A header line past max_header_bytes (128 KiB).
+    # A header line past max_header_bytes (128 KiB), a request line past 8190 bytes.
     (b"GET /-/ HTTP/1.1\r\nHost: x\r\nX-OCCI-Attribute: " + b"a" * 200_000 + b"\r\n\r\n",
      b"431"),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414"),
 ])
 def test_malformed_framing_and_huge_headers_are_refused(server: Server, request_bytes: bytes,
                                                         status: bytes) -> None:
