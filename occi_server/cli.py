@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import logging
+import shlex
 import sys
 from typing import Any
 
@@ -99,6 +101,30 @@ def main(argv: list[str] | None = None) -> int:
     records.add_argument("--spool", help="the APEL SSM sender's outgoing directory (a "
                                          "dirq queue); default: standard output")
 
+    image = commands.add_parser("image", help="add images to the catalogue (os_tpl mixins)")
+    image_actions = image.add_subparsers(dest="image_command", required=True)
+    build = image_actions.add_parser("build", help="build an image from the apt repositories "
+                                                   "(cached: nothing is redone when unchanged)")
+    build.add_argument("name", choices=("debian-12", "tiny"),
+                       help="debian-12: Debian with cloud-init and sshd (log in as 'debian'); "
+                            "tiny: the busybox test guest")
+    build.add_argument("--mirror", default="http://deb.debian.org/debian",
+                       help="the Debian archive debootstrap fetches from")
+    add_image = image_actions.add_parser("import", help="add a qcow2 or raw disk image")
+    add_image.add_argument("file", help="the disk image (qcow2 or raw, no backing file)")
+    add_image.add_argument("name", help="its os_tpl term (lower-case letters, digits, . _ -)")
+    add_image.add_argument("--title", default="")
+    add_image.add_argument("--sha256", default="", help="refuse the file unless it has this "
+                                                        "checksum")
+    add_image.add_argument("--kernel", help="a kernel for direct boot (else the disk boots)")
+    add_image.add_argument("--initrd")
+    add_image.add_argument("--cmdline", default="")
+    add_image.add_argument("--os", default="linux")
+    add_image.add_argument("--architecture", default="x64")
+    for command in (build, add_image):
+        command.add_argument("--data-dir")
+        command.add_argument("--config")
+
     glue = commands.add_parser("glue-info", help="print the GLUE 2.1 description of this "
                                                  "endpoint (JSON, as cloud-info-provider)")
     for command in (add_user, list_users, remove_user, records, glue):
@@ -122,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             return _sync_image_lists(config)
         if args.command in ("quarantine", "restore-volume"):
             return _volumes(config, getattr(args, "volume_id", None))
+        if args.command == "image":
+            return _image(config, args)
         if args.command == "copy-store":
             return _copy_store(config, args.target_url)
         if args.command == "user":
@@ -175,6 +203,39 @@ def _sign_metadata(args: argparse.Namespace) -> int:
         Path(args.output).write_text(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _image(config: Any, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from occi_server.backends.libvirt.tinyimage import BuildError
+    images, cache = config.images_path, config.data_path / "cache"
+    try:
+        if args.image_command == "import":
+            from occi_server.backends.libvirt.imageimport import import_image
+            metadata = import_image(
+                images, Path(args.file), args.name, title=args.title, sha256=args.sha256,
+                kernel=Path(args.kernel) if args.kernel else None,
+                initrd=Path(args.initrd) if args.initrd else None, cmdline=args.cmdline,
+                os_name=args.os, architecture=args.architecture)
+        elif args.name == "tiny":
+            from occi_server.backends.libvirt import tinyimage
+            metadata = tinyimage.build(images, cache)
+        else:
+            from occi_server.backends.libvirt import debianimage
+            print("building debian-12 with debootstrap (about 90 s the first time)",
+                  file=sys.stderr)
+            metadata = debianimage.build(images, cache, args.mirror)
+    except BuildError as exc:
+        print(f"occi-server: {exc}", file=sys.stderr)
+        return 1
+    entry = json.loads(metadata.read_text())
+    disk = images / entry["disk"]
+    print(f"os_tpl {metadata.stem}: {entry['title']} ({disk})")
+    print("endorse it in the marketplace: " + shlex.join([
+        "occi-server", "sign-metadata", str(disk), "--key", "KEY.pem", "--cert", "CERT.pem",
+        "--title", entry["title"], "--os", entry.get("os", "linux")]))
     return 0
 
 

@@ -3,7 +3,9 @@
 # in the data directory, compute on the local libvirt/QEMU, storage in a file
 # pool exported over iSCSI by tgt, networks as local Linux bridges with dnsmasq,
 # a default network (NATed to the host's uplink when it has a default route),
-# and the tiny test image as an os_tpl. It prints the curl line that boots it.
+# and two OS templates: the tiny test image and Debian 12 with cloud-init and
+# sshd (built from the apt repositories the first time, about 90 s). It prints
+# how to boot them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -11,9 +13,8 @@ scripts/daemons.sh
 data="${OCCI_DATA_DIR:-$PWD/data}"
 mkdir -p "$data"
 chmod 755 "$data"  # QEMU (user libvirt-qemu) reads images and disks below it
-.venv/bin/python -c 'import sys; from pathlib import Path
-from occi_server.backends.libvirt.tinyimage import build
-build(Path(sys.argv[1]) / "images", Path(sys.argv[1]) / "cache")' "$data"
+.venv/bin/occi-server image build tiny --data-dir "$data" >/dev/null
+.venv/bin/occi-server image build debian-12 --data-dir "$data" >/dev/null
 export OCCI_BACKEND="${OCCI_BACKEND:-simulated}"
 export OCCI_COMPUTE_BACKEND="${OCCI_COMPUTE_BACKEND:-libvirt}"
 export OCCI_STORAGE_BACKEND="${OCCI_STORAGE_BACKEND:-filepool}"
@@ -52,5 +53,7 @@ Boot the tiny test guest on it:
   curl -i -X POST http://$listen/compute/ -H 'Content-Type: text/plain' --data-binary 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"
 Category: tiny; scheme="http://$(hostname)/occi/os_tpl#"; class="mixin"
 Link: </network/default>; rel="http://schemas.ogf.org/occi/infrastructure#network"'
+Or start Debian 12 with your SSH key and log in to it:
+  .venv/bin/occi -e http://$listen run debian-12 --ssh-key ~/.ssh/id_ed25519.pub --network default --ssh
 EOT
 wait "$server"

@@ -10,7 +10,8 @@ extras="postgresql,libvirt,lio"
 
 # System packages, installed only when missing so that a prepared host is not
 # touched: Python with venv, libvirt + QEMU (compute), genisoimage (cloud-init
-# seeds), busybox-static and cpio (the tiny test image), tgt and libiscsi
+# seeds), busybox-static and cpio (the tiny test image), debootstrap and
+# e2fsprogs (the Debian cloud image), openssh-client, tgt and libiscsi
 # (iSCSI), lvm2, dnsmasq and nftables (networks), and what libvirt-python
 # compiles with and against (a C compiler, libc and Python headers: a minimal
 # Debian has none of them).
@@ -21,8 +22,8 @@ for pair in curl:curl libvirtd:libvirt-daemon virsh:libvirt-clients \
             qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils genisoimage:genisoimage \
             cpio:cpio pkg-config:pkg-config tgtd:tgt iscsi-readcapacity16:libiscsi-bin \
             lvcreate:lvm2 dnsmasq:dnsmasq-base dhcp_release:dnsmasq-utils \
-            nft:nftables openssl:openssl \
-            ip:iproute2 gcc:gcc; do
+            nft:nftables openssl:openssl debootstrap:debootstrap mke2fs:e2fsprogs \
+            ssh:openssh-client ip:iproute2 gcc:gcc; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 [ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] \

@@ -37,6 +37,7 @@ from occi_server.backends.libvirt.domain import (
     KIB_PER_GIB,
     DomainSpec,
     devices_matching,
+    direct_boot,
     disk_xml,
     domain_xml,
     interface_xml,
@@ -293,9 +294,20 @@ class LibvirtCompute(ComputeBackend):
             if paused:
                 domain.resume()
         title = str(params.get("name") or f"Saved from {compute.title or compute.id}")
-        (self.catalogue.directory / f"{term}.json").write_text(json.dumps({
-            "title": title, "disk": target.name, "format": "qcow2",
-            "description": f"saved from {compute.location}"}, indent=2) + "\n")
+        metadata: dict[str, str] = {"title": title, "disk": target.name, "format": "qcow2",
+                                    "description": f"saved from {compute.location}"}
+        # A guest booted directly keeps booting so: its kernel and initrd are
+        # copied beside the new image (the original image may go away).
+        boot = direct_boot(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        for key, suffix in (("kernel", "vmlinuz"), ("initrd", "initrd")):
+            if key in boot:
+                copy = self.catalogue.directory / f"{term}-{suffix}"
+                shutil.copyfile(boot[key], copy)
+                metadata[key] = copy.name
+        if "cmdline" in boot:
+            metadata["cmdline"] = boot["cmdline"]
+        (self.catalogue.directory / f"{term}.json").write_text(
+            json.dumps(metadata, indent=2) + "\n")
         image = self.catalogue.find(term)
         if image is None:
             raise BackendFailure("the saved image did not enter the catalogue")
@@ -379,6 +391,23 @@ class LibvirtCompute(ComputeBackend):
         if domain is not None:
             self._undefine_secrets(domain.connect(), [u for device in detached
                                                       for u in secret_usages(device)])
+
+    def storage_grown(self, compute: Entity, link: Entity, size_bytes: int) -> None:
+        domain = self._existing(compute)
+        if not domain.isActive():
+            return  # QEMU reads the size when the guest starts
+        serial = link.key[:20]
+        for device in devices_matching(domain.XMLDesc(0), "disk",
+                                       lambda e: e.findtext("serial") == serial):
+            target = parse(device).find("target")
+            if target is None:
+                continue
+            try:
+                domain.blockResize(target.get("dev"), size_bytes,
+                                   libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+            except libvirt.libvirtError as exc:
+                raise BackendFailure(f"the guest could not be told the new size: "
+                                     f"{message(exc)}") from None
 
     @staticmethod
     def _define_secret(connection: libvirt.virConnect, usage: str, value: str,

@@ -174,6 +174,16 @@ def _metadata(xml: str) -> dict[str, str]:
     return {} if entity is None else dict(entity.attrib)
 
 
+def direct_boot(xml: str) -> dict[str, str]:
+    """The kernel, initrd and command line a domain boots with directly (empty
+    when it boots from its disk)."""
+    os_element = parse(xml).find("os")
+    if os_element is None:
+        return {}
+    return {tag: element.text for tag in ("kernel", "initrd", "cmdline")
+            if (element := os_element.find(tag)) is not None and element.text}
+
+
 def resized(xml: str, vcpus: int, memory_gib: float) -> str:
     """A domain definition with other vCPU and memory sizes."""
     domain = parse(xml)

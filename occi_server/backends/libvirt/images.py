@@ -23,7 +23,7 @@ from occi_server.backends.base import Image
 from occi_server.backends.diskfile import virtual_size
 
 log = logging.getLogger("occi_server.images")
-_TERM = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
+TERM = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
 _FORMATS = ("qcow2", "raw")
 
 
@@ -67,7 +67,7 @@ class ImageCatalogue:
 
     def _load(self, path: Path) -> Image:
         term = path.stem
-        if not _TERM.fullmatch(term):
+        if not TERM.fullmatch(term):
             raise ValueError(f"{term!r} is not a valid image name (lower-case letters, digits, "
                              "'.', '_', '-')")
         metadata: dict[str, Any] = json.loads(path.read_text())

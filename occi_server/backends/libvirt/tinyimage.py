@@ -29,7 +29,7 @@ class BuildError(Exception):
     pass
 
 
-def _run(*args: str, cwd: Path | None = None, data: bytes | None = None) -> bytes:
+def run(*args: str, cwd: Path | None = None, data: bytes | None = None) -> bytes:
     try:
         result = subprocess.run(list(args), cwd=cwd, input=data, capture_output=True,
                                 check=True, timeout=600)
@@ -43,7 +43,7 @@ def _run(*args: str, cwd: Path | None = None, data: bytes | None = None) -> byte
 
 def kernel_package() -> str:
     """The versioned kernel package the cloud meta-package depends on."""
-    output = _run("apt-cache", "depends", KERNEL_META_PACKAGE).decode()
+    output = run("apt-cache", "depends", KERNEL_META_PACKAGE).decode()
     match = re.search(r"Depends:\s*(linux-image-\S+)", output)
     if not match:
         raise BuildError(f"no kernel package found behind {KERNEL_META_PACKAGE}; run apt-get "
@@ -85,7 +85,7 @@ def _is_static(executable: Path) -> bool:
 
 def _cpio_gzip(root: Path, destination: Path) -> None:
     paths = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
-    archive = _run("cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0", cwd=root,
+    archive = run("cpio", "--quiet", "-o", "-H", "newc", "-R", "0:0", cwd=root,
                    data=("\n".join([".", *paths]) + "\n").encode())
     with gzip.open(destination, "wb", compresslevel=6) as handle:
         handle.write(archive)
@@ -107,7 +107,7 @@ def build(images_dir: Path, cache_dir: Path) -> Path:
         return metadata
     debs = sorted(cache_dir.glob(f"{package}_*.deb"))
     if not debs:
-        _run("apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", package,
+        run("apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", package,
              cwd=cache_dir)
         debs = sorted(cache_dir.glob(f"{package}_*.deb"))
     busybox = shutil.which("busybox")
@@ -115,7 +115,7 @@ def build(images_dir: Path, cache_dir: Path) -> Path:
         raise BuildError("a static busybox is needed: apt-get install busybox-static")
     with tempfile.TemporaryDirectory(dir=cache_dir) as work:
         unpacked = Path(work) / "kernel"
-        _run("dpkg-deb", "-x", str(debs[-1]), str(unpacked))
+        run("dpkg-deb", "-x", str(debs[-1]), str(unpacked))
         [vmlinuz] = list((unpacked / "boot").glob("vmlinuz-*"))
         [modules_dir] = list((unpacked / "lib" / "modules").iterdir())
         root = Path(work) / "initramfs"
