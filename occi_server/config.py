@@ -74,6 +74,7 @@ class Config:
     iscsi_portal: str = "127.0.0.1:3260"
     iscsi_iqn_prefix: str = ""  # default: iqn.2026-11.local.<hostname>.pool-<digest of the pool>
     iscsi_initiators: str = "ALL"  # initiator addresses tgt admits (CHAP still applies)
+    iscsi_tgt_control_port: int = 0  # which tgtd tgtadm drives (tgtd -C N)
     networks_dir: str = ""  # DHCP configuration and leases; default: data_dir/networks
     # The network namespace bridges, DHCP servers and NAT rules live in ("": the host's).
     network_namespace: str = ""

@@ -68,7 +68,7 @@ def load_pool(config: Config):  # -> PoolStorage | None
     exporter = iscsi.choose_exporter(
         config.iscsi_exporter,
         iscsi.Credentials(config.data_path / "iscsi-site.key", config.effective_iqn_prefix),
-        config.iscsi_portal, config.iscsi_initiators)
+        config.iscsi_portal, config.iscsi_initiators, config.iscsi_tgt_control_port)
     if config.backend_for("storage") == "lvm":
         return import_module("occi_server.backends.lvm").LvmStorage(
             config.lvm_volume_group, config.data_path / "backups",

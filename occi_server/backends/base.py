@@ -146,6 +146,12 @@ class ComputeBackend(Backend):
     def detach_storage(self, compute: Entity, link: Entity) -> None: ...
 
     @abstractmethod
+    def storage_grown(self, compute: Entity, link: Entity, size_bytes: int) -> None:
+        """The volume `link` attaches grew to `size_bytes` (the storage backend
+        has grown it): a running guest sees the new size now; one that is off
+        sees it when it starts. BackendFailure if the guest could not be told."""
+
+    @abstractmethod
     def attach_network(self, compute: Entity, link: Entity, network: Entity,
                        bridge: str | None) -> Attributes:
         """Plug an interface into the network backend's `bridge`; returns

@@ -73,6 +73,11 @@ class Exporter(ABC):
     def exported(self) -> set[str]:
         """Names of the volumes currently exported under our IQN prefix."""
 
+    @abstractmethod
+    def resized(self, name: str, path: Path) -> None:
+        """The volume grew: its target reports the new capacity from now on,
+        to initiators connected already too (they see a unit attention)."""
+
     def _ours(self, iqn: str) -> str | None:
         prefix = self.credentials.iqn_prefix + ":"
         return iqn[len(prefix):] if iqn.startswith(prefix) else None
@@ -84,13 +89,18 @@ class TgtExporter(Exporter):
     name = "tgt"
     LUN = 1  # LUN 0 is tgt's controller
 
-    def __init__(self, credentials: Credentials, portal: str, initiators: str = "ALL") -> None:
+    def __init__(self, credentials: Credentials, portal: str, initiators: str = "ALL",
+                 control_port: int = 0) -> None:
         super().__init__(credentials, portal)
         self.initiators = initiators
+        # Which tgtd answers (tgtd -C N): several may run on one host, e.g. one
+        # serving inside a network namespace.
+        self.control_port = control_port
 
     def _tgtadm(self, *args: str) -> str:
         try:
-            result = subprocess.run(["tgtadm", "--lld", "iscsi", *args], capture_output=True,
+            result = subprocess.run(["tgtadm", "-C", str(self.control_port), "--lld", "iscsi",
+                                     *args], capture_output=True,
                                     text=True, timeout=60)
         except FileNotFoundError:
             raise BackendUnavailable("tgtadm is not installed on this host") from None
@@ -150,6 +160,16 @@ class TgtExporter(Exporter):
     def exported(self) -> set[str]:
         return {name for iqn in self._targets() if (name := self._ours(iqn)) is not None}
 
+    def resized(self, name: str, path: Path) -> None:
+        # tgt reads a backing file's size when its logical unit is made and cannot
+        # change it: the unit is made again, the target and its sessions stay.
+        tid = self._targets().get(self.target(name, self.LUN).iqn)
+        if tid is None:
+            return  # not exported: an export made later has the new size
+        unit = ("--mode", "logicalunit", "--tid", str(tid), "--lun", str(self.LUN))
+        self._tgtadm("--op", "delete", *unit)
+        self._tgtadm("--op", "new", *unit, "-b", str(path))
+
 
 class LioExporter(Exporter):
     """The kernel target (LIO) through rtslib-fb: a fileio backstore, an iSCSI
@@ -203,12 +223,32 @@ class LioExporter(Exporter):
             if storage.name == name:
                 storage.delete()
 
+    def resized(self, name: str, path: Path) -> None:
+        # A fileio backstore on a block device (an LV) follows its size; on a
+        # file its size is fixed when made, so the backstore and LUN are made again.
+        if path.is_block_device():
+            return
+        target = self._find_target(self.credentials.iqn(name))
+        if target is None:
+            return  # not exported: an export made later has the new size
+        rts = self.rtslib
+        try:
+            tpg = next(iter(target.tpgs))
+            for lun in list(tpg.luns):
+                lun.delete()
+            for storage in list(self.root.storage_objects):
+                if storage.name == name:
+                    storage.delete()
+            rts.LUN(tpg, self.LUN, rts.FileIOStorageObject(name, dev=str(path)))
+        except Exception as exc:
+            raise BackendFailure(f"LIO could not resize {name}: {exc}") from None
+
     def exported(self) -> set[str]:
         return {name for t in self.root.targets if (name := self._ours(t.wwn)) is not None}
 
 
 def choose_exporter(setting: str, credentials: Credentials, portal: str,
-                    initiators: str) -> Exporter | None:
+                    initiators: str, tgt_control_port: int = 0) -> Exporter | None:
     """`auto`: LIO where the kernel offers it, else tgt; `none` exports nothing."""
     if setting == "none":
         return None
@@ -219,4 +259,4 @@ def choose_exporter(setting: str, credentials: Credentials, portal: str,
             if setting == "lio":
                 raise
             log.info("%s; exporting with tgt", exc.message)
-    return TgtExporter(credentials, portal, initiators)
+    return TgtExporter(credentials, portal, initiators, tgt_control_port)

@@ -223,6 +223,8 @@ class PoolStorage(StorageBackend):
         with self._allocating():
             self._reserve(wanted - current)
             self.grow(name, wanted)
+        if self.exporter is not None:
+            self.exporter.resized(name, self.device(name))
         return {"occi.storage.state.message": f"resized to {wanted / GIB:g} GiB"}
 
     def delete(self, storage: Entity) -> None:

@@ -124,6 +124,9 @@ class SimulatedCompute(_Simulation, ComputeBackend):
     def detach_storage(self, compute: Entity, link: Entity) -> None:
         self.failures.check("compute.detach_storage")
 
+    def storage_grown(self, compute: Entity, link: Entity, size_bytes: int) -> None:
+        self.failures.check("compute.storage_grown")
+
     def attach_network(self, compute: Entity, link: Entity, network: Entity,
                        bridge: str | None) -> Attributes:
         self.failures.check("compute.attach_network")

@@ -9,6 +9,7 @@ plus message) and reported to a client still waiting for it."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
@@ -63,6 +64,8 @@ from occi_server.service.validation import (
     template_family,
 )
 from occi_server.store import Repository
+
+log = logging.getLogger("occi_server.service")
 
 QUERY_PATHS = ("/-/", "/-", "/.well-known/org/ogf/occi/-/", "/.well-known/org/ogf/occi/-")
 CREATABLE = (COMPUTE.type_id, STORAGE.type_id, NETWORK.type_id, NETWORKINTERFACE.type_id,
@@ -866,17 +869,48 @@ class Work:
             raise Conflict(f"{entity.location} is busy with a job (GET /jobs/ shows it); change "
                            "it once that is done")
         as_changed = replace(entity, attributes=dict(entity.attributes))
+        grows = kind.type_id == STORAGE.type_id and changes.get(STORAGE_SIZE) is not None
+        guests = self._attached_guests(entity) if grows else []
 
         def apply() -> dict[str, Any]:
             try:
-                return {**state, **backend.update(as_changed, changes)}
+                done = {**state, **backend.update(as_changed, changes)}
             except BackendFailure as exc:
                 raise Conflict(f"the infrastructure refused the change to {entity.location}: "
                                f"{exc}") from None
+            return {**done, **self._tell_guests(guests, as_changed, done)} if guests else done
 
         self._defer(entity, f"changing {entity.location}", apply, lambda: None,
                     restore={**dict.fromkeys(entity.attributes), **before.attributes},
                     restore_mixins=before.mixins)
+
+    def _attached_guests(self, storage: Entity) -> list[tuple[Entity, Entity]]:
+        """(compute, storagelink) for each guest the volume is attached to."""
+        pairs = []
+        for link in self.repo.links_to(storage.id):
+            compute = self.repo.by_location(link.source or "")
+            if compute is not None and link.kind == STORAGELINK.type_id:
+                pairs.append((compute, link))
+        return pairs
+
+    def _tell_guests(self, guests: list[tuple[Entity, Entity]], storage: Entity,
+                     done: dict[str, Any]) -> dict[str, Any]:
+        """A grown volume reaches the guests it is attached to (in the change's
+        job); one that cannot be told is named in the state message."""
+        size = int(float(storage.attributes[STORAGE_SIZE]) * GIB)
+        missed = []
+        for compute, link in guests:
+            try:
+                self.backends.compute.storage_grown(compute, link, size)
+            except BackendFailure as exc:
+                log.warning("%s did not see %s grow: %s", compute.location,
+                            storage.location, exc)
+                missed.append(compute.location)
+        if not missed:
+            return {}
+        message = done.get("occi.storage.state.message") or "resized"
+        return {"occi.storage.state.message": f"{message}; {', '.join(missed)} sees the new "
+                                              "size once the volume is attached again"}
 
     # ------------------------------------------------------------ mixin membership
     def associate(self, mixin: Mixin, entities: Sequence[Entity]) -> None:

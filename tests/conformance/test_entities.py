@@ -177,6 +177,20 @@ def test_storage_resize_by_update(client: Client) -> None:
     assert client.attributes(path)["occi.storage.size"] == 3.0
 
 
+def test_a_guest_that_cannot_see_its_grown_volume_is_named(make_app) -> None:
+    """The volume grows regardless; the state message says which guest sees the
+    new size only once the volume is attached again."""
+    client = Client(make_app(simulated_failures=["compute.storage_grown"]))
+    path = client.storage(1.0)
+    compute = client.compute(f'Link: <{path}>; rel="http://schemas.ogf.org/occi/'
+                             'infrastructure#storage"')
+    assert client.post_text(path, ["X-OCCI-Attribute: occi.storage.size=2.0"]).status_code == 200
+    attributes = client.attributes(path)
+    assert attributes["occi.storage.size"] == 2.0
+    assert f"{compute} sees the new size once the volume is attached again" in \
+        attributes["occi.storage.state.message"]
+
+
 def test_hostname_injection_is_refused(client: Client) -> None:
     response = client.post_text("/compute/", [
         KIND, "X-OCCI-Attribute: occi.compute.hostname=\"a'><disk\""])

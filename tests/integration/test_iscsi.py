@@ -185,3 +185,24 @@ def test_every_refusal_leaves_the_volume_and_its_target_as_they_were(
         exporter = app.extensions["occi.service"].backends.storage.exporter
         for name in exporter.exported():
             exporter.unexport(name)
+
+
+def test_a_grown_volume_reports_its_new_capacity_to_a_connected_initiator(
+        client: Client, tmp_path: Path) -> None:
+    """tgt cannot resize a logical unit in place; the exporter makes it again
+    under a live session, which goes on reading and sees the new capacity."""
+    if not shutil.which("qemu-io"):
+        pytest.skip("qemu-io is not installed")
+    path = client.storage(0.25)
+    url = target_of(client, path).url()
+    session = subprocess.Popen(["qemu-io", "-f", "raw", "-c", "sleep 3000", "-c",
+                                "read -v 0 16", url], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        resized = client.post_text(path, ["X-OCCI-Attribute: occi.storage.size=0.5"])
+        assert resized.status_code == 200, resized.get_data(as_text=True)
+        out, err = session.communicate(timeout=60)
+    finally:
+        session.kill()
+    assert session.returncode == 0 and "read 16/16 bytes" in out, out + err
+    assert f"Total size:{GIB // 2}" in read_capacity(url).stdout

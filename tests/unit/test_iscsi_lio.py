@@ -48,11 +48,23 @@ class FakeRtslib:
                 self.attributes: dict[str, str] = {}
                 self.chap_userid = self.chap_password = None
                 self.enable = False
+                self.luns: list[LUN] = []
+                target.tpgs = [self]
                 fake.tpg = self
                 fake.calls.append(("tpg", tag))
 
             def set_attribute(self, name: str, value: str) -> None:
                 self.attributes[name] = value
+
+        class LUN:
+            def __init__(self, tpg: TPG, lun: int, storage: Any) -> None:
+                self.name, self.tpg = f"lun{lun}", tpg
+                tpg.luns.append(self)
+                fake.calls.append(("lun", (lun, storage.name)))
+
+            def delete(self) -> None:
+                self.tpg.luns.remove(self)
+                fake.calls.append(("delete", self.name))
 
         def network_portal(tpg: TPG, ip: str, port: int) -> None:
             if fake.fail_portal:
@@ -63,7 +75,7 @@ class FakeRtslib:
         self.Target = Target
         self.TPG = TPG
         self.FabricModule = lambda name: f"fabric:{name}"
-        self.LUN = lambda tpg, lun, storage: fake.calls.append(("lun", (lun, storage.name)))
+        self.LUN = LUN
         self.NetworkPortal = network_portal
         self.RTSRoot = lambda: fake.root
 
@@ -121,3 +133,22 @@ def test_secrets_are_stable_per_volume_and_differ_between_volumes(tmp_path: Path
     again = Credentials(tmp_path / "key", "iqn.x")
     assert first.secret("vol-1") == again.secret("vol-1") != first.secret("vol-2")
     assert len(first.secret("vol-1")) == 16 and (tmp_path / "key").stat().st_mode & 0o077 == 0
+
+
+def test_a_grown_file_volume_gets_a_backstore_of_its_new_size(credentials: Credentials,
+                                                              tmp_path: Path) -> None:
+    """A fileio backstore on a file keeps the size it was made with: the LUN
+    and backstore are made again on the same target and TPG (sessions stay)."""
+    rtslib = FakeRtslib()
+    exporter = LioExporter(credentials, "192.0.2.10:3260", rtslib=rtslib)
+    volume = tmp_path / "vol-1.img"
+    volume.write_bytes(b"\0" * 4096)
+    exporter.export("vol-1", volume)
+    tpg, before = rtslib.tpg, len(rtslib.root.targets)
+    rtslib.calls.clear()
+    exporter.resized("vol-1", volume)
+    assert rtslib.calls == [("delete", "lun0"), ("delete", "vol-1"),
+                            ("fileio", ("vol-1", str(volume))), ("lun", (0, "vol-1"))]
+    assert rtslib.tpg is tpg and len(tpg.luns) == 1 and len(rtslib.root.targets) == before
+    exporter.resized("vol-2", volume)  # not exported: nothing to refresh
+    assert len(rtslib.calls) == 4
