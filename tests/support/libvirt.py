@@ -41,10 +41,25 @@ def tiny_images() -> Path:
     return IMAGE_CACHE / "images"
 
 
-def link_images(into: Path) -> Path:
-    """An image catalogue of its own (saves write into it) sharing the tiny image's files."""
+def debian_images() -> Path:
+    """The Debian 12 cloud image, built once per machine into the same cache
+    (about 90 s the first time)."""
+    from occi_server.backends.libvirt.debianimage import build
+    IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
+    IMAGE_CACHE.chmod(0o755)
+    build(IMAGE_CACHE / "images", IMAGE_CACHE / "cache")
+    return IMAGE_CACHE / "images"
+
+
+def link_images(into: Path, *, debian: bool = False) -> Path:
+    """An image catalogue of its own (saves write into it) sharing the cached
+    images' files: the tiny image, and the Debian one if asked for."""
     images = into / "images"
     images.mkdir()
-    for source in tiny_images().iterdir():
-        os.link(source, images / source.name)
+    tiny_images()
+    if debian:
+        debian_images()
+    for source in (IMAGE_CACHE / "images").iterdir():
+        if debian or not source.name.startswith("debian-"):
+            os.link(source, images / source.name)
     return images

@@ -1,0 +1,125 @@
+"""A whole hypervisor host inside a network namespace the test creates: its
+own libvirt daemon (so that guests' taps land on bridges in that namespace),
+its own tgtd (so that QEMU's iSCSI initiator reaches a portal on the
+namespace's loopback), and the namespace for the service's bridges and DHCP
+servers. Nothing of it touches the machine's own network: a guest's traffic
+stays on the namespace's bridges.
+
+The libvirt daemon runs in a private mount namespace too, where its runtime,
+state and domain definitions are directories of the test; the service reaches
+it through its socket (qemu+unix:///system?socket=…)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.libvirt import reachable_dir
+
+# Directories the private libvirt daemon sees as its own.
+PRIVATE = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "log": "/var/log/libvirt",
+           "qemu": "/etc/libvirt/qemu", "secrets": "/etc/libvirt/secrets"}
+START = """set -e
+mount --make-rprivate /
+{mounts}
+virtlogd -d -p "$1/virtlogd.pid"
+libvirtd -d -p "$1/libvirtd.pid"
+"""
+
+
+def unavailable_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "a host in a network namespace needs root"
+    for command in ("ip", "unshare", "libvirtd", "virtlogd", "tgtd", "tgtadm", "dnsmasq",
+                    "ssh", "ssh-keygen", "debootstrap"):
+        if shutil.which(command) is None:
+            return f"{command} is not installed (scripts/setup.sh installs it)"
+    return None
+
+
+def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check,
+                          timeout=timeout)
+
+
+@dataclass
+class NamespaceHost:
+    namespace: str
+    directory: Path
+    tgt_control_port: int
+
+    @property
+    def libvirt_uri(self) -> str:
+        return f"qemu+unix:///system?socket={self.directory / 'run' / 'libvirt-sock'}"
+
+    def exec(self, *args: str, check: bool = True,
+             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run a command inside the namespace (where the guests' network is)."""
+        return run("ip", "netns", "exec", self.namespace, *args, check=check, timeout=timeout)
+
+    @classmethod
+    def start(cls) -> NamespaceHost:
+        suffix = uuid.uuid4().hex[:6]
+        host = cls(f"occi-nshost-{suffix}", reachable_dir("occi-nshost-"),
+                   tgt_control_port=100 + int(suffix[:3], 16) % 800)
+        run("ip", "netns", "add", host.namespace)
+        try:
+            run("ip", "-n", host.namespace, "link", "set", "lo", "up")
+            host._start_libvirt()
+            host._start_tgt()
+        except BaseException:
+            host.stop()
+            raise
+        return host
+
+    def _start_libvirt(self) -> None:
+        for name in PRIVATE:
+            (self.directory / name).mkdir()
+        mounts = "\n".join(f'mount --bind "$1/{name}" {target}'
+                           for name, target in PRIVATE.items())
+        script = self.directory / "start.sh"
+        script.write_text(START.format(mounts=mounts))
+        self.exec("unshare", "--mount", "sh", str(script), str(self.directory))
+        socket = self.directory / "run" / "libvirt-sock"
+        deadline = time.monotonic() + 30
+        while not socket.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the namespace's libvirt daemon did not start")
+            time.sleep(0.1)
+        run("virsh", "-c", self.libvirt_uri, "version")
+
+    def _start_tgt(self) -> None:
+        self.exec("tgtd", "-C", str(self.tgt_control_port), "--iscsi", "portal=127.0.0.1:3260")
+        deadline = time.monotonic() + 10
+        while self._tgtadm("--op", "show", "--mode", "target").returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the namespace's tgtd did not start")
+            time.sleep(0.1)
+
+    def _tgtadm(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run("tgtadm", "-C", str(self.tgt_control_port), "--lld", "iscsi", *args,
+                   check=False)
+
+    def stop(self) -> None:
+        """Guests off, every process of the namespace (daemons, QEMU) gone, the
+        namespace deleted; the private mounts go with their last process."""
+        if (self.directory / "run" / "libvirt-sock").exists():
+            listed = run("virsh", "-c", self.libvirt_uri, "list", "--all", "--name",
+                         check=False).stdout.split()
+            for name in listed:
+                run("virsh", "-c", self.libvirt_uri, "destroy", name, check=False)
+        # tgtd ignores SIGTERM while it has targets.
+        self._tgtadm("--op", "delete", "--mode", "system")
+        for pid in run("ip", "netns", "pids", self.namespace, check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+        run("ip", "netns", "del", self.namespace, check=False)
+        shutil.rmtree(self.directory, ignore_errors=True)
