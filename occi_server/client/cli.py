@@ -1,14 +1,19 @@
 """occi: the command line for any OCCI 1.2 site.
 
 Exit codes: 0 done; 2 wrong usage; 3 the site refused the request (4xx);
-4 the site could not be reached or failed (5xx); 5 `--wait` saw the resource
+4 the site could not be reached or failed (5xx); 5 `--wait` (or `--ssh`) saw the resource
 fail or time out."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
+import os
+import shlex
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -398,16 +403,22 @@ def unlink(context: Context, link_location: str) -> None:
 @click.option("--title", help="Name of the machine.")
 @click.option("--ssh-key", type=click.Path(dir_okay=False), help="Public key to install.")
 @click.option("--user-data", type=click.Path(dir_okay=False), help="cloud-init user data file.")
-@click.option("--volume", type=float, metavar="GIB", help="Attach a new volume of this size.")
+@click.option("--volume", metavar="NAME|GIB",
+              help="Attach this volume (its title, id or location), or a new one of GIB.")
 @click.option("--network", help="Attach to this network (its title, id or location).")
 @click.option("--wait", is_flag=True, help="Show progress until the machine is active.")
+@click.option("--ssh", "ssh", is_flag=True,
+              help="Wait until the machine answers SSH, then log in (from a terminal) or "
+                   "print the ssh command line.")
+@click.option("--ssh-user", default="debian", show_default=True,
+              help="The image's login user, for --ssh.")
 @click.option("--timeout", type=float, default=600, show_default=True,
-              help="Seconds --wait waits.")
+              help="Seconds --wait and --ssh wait.")
 @click.pass_obj
 @handles_errors
 def run(context: Context, image: str, flavour: str | None, title: str | None,
-        ssh_key: str | None, user_data: str | None, volume: float | None,
-        network: str | None, wait: bool, timeout: float) -> None:
+        ssh_key: str | None, user_data: str | None, volume: str | None,
+        network: str | None, wait: bool, ssh: bool, ssh_user: str, timeout: float) -> None:
     """Start a machine from IMAGE (an os_tpl term), StratusLab-style."""
     client = context.client
     model = client.discover()
@@ -421,37 +432,85 @@ def run(context: Context, image: str, flavour: str | None, title: str | None,
         values["occi.core.title"] = title
     links: list[tuple[str, None]] = []
     if network:
-        links.append((_network(client, network), None))
+        links.append((_find(client, "network", network), None))
     if volume:
-        storage = client.create(model.kind("storage"), attributes={"occi.storage.size": volume,
-                                                                   "occi.core.title": f"volume "
-                                                                   f"of {title or image}"})
-        links.append((storage, None))
+        links.append((_volume(client, model, volume, title or image), None))
     location = client.create(model.kind("compute"), mixins=[*mixins, *context_mixins],
                              attributes=values, links=links)
-    if not wait:
+    if not (wait or ssh):
         _emit(context, {"location": location}, [(location,)], ("location",))
         return
     entity = _wait_active(context, location, timeout)
     addresses = entity.addresses
-    _emit(context, {"location": location, "state": entity.state, "addresses": addresses},
-          [(location, entity.state, " ".join(addresses) or "(none)")],
-          ("location", "state", "addresses"))
+    if not ssh:
+        _emit(context, {"location": location, "state": entity.state, "addresses": addresses},
+              [(location, entity.state, " ".join(addresses) or "(none)")],
+              ("location", "state", "addresses"))
+        return
+    if not addresses:
+        raise ClientError(f"{location} has no address to log in to; give it a --network")
+    command = ["ssh", *_identity(ssh_key), f"{ssh_user}@{addresses[0]}"]
+    _wait_ssh(command, addresses[0], timeout)
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        os.execvp("ssh", command)  # noqa: S606 - an argument list; the user asked to log in
+    click.echo(shlex.join(command))
 
 
-def _network(client: OcciClient, wanted: str) -> str:
-    """A network by location, title (one filtered listing) or id."""
+def _volume(client: OcciClient, model: Model, wanted: str, owner: str) -> str:
+    """An existing volume by title, id or location; a number is the size of a new one."""
+    try:
+        size = float(wanted)
+    except ValueError:
+        return _find(client, "storage", wanted)
+    return client.create(model.kind("storage"), attributes={
+        "occi.storage.size": size, "occi.core.title": f"volume of {owner}"})
+
+
+def _identity(ssh_key: str | None) -> list[str]:
+    """`-i PRIVATE` when the public key given has its private key beside it."""
+    if ssh_key and ssh_key.endswith(".pub") and Path(ssh_key[:-4]).is_file():
+        return ["-i", ssh_key[:-4]]
+    return []
+
+
+def _wait_ssh(command: list[str], address: str, timeout: float) -> None:
+    """Until `command` logs in without asking anything: sshd answers before
+    cloud-init has installed the key, so a banner is not enough. Without a
+    private key at hand (ssh-agent may hold it), until sshd sends its banner."""
+    click.echo(f"waiting for SSH on {address}", err=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if "-i" in command:
+            # The probe runs `true` and records no host key: the address may have
+            # served an earlier machine, and the user's ssh asks about it as usual.
+            probe = [command[0], "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+                     "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                     "-o", "LogLevel=ERROR", *command[1:], "true"]
+            if subprocess.run(probe, capture_output=True, timeout=60).returncode == 0:
+                return
+        else:
+            with contextlib.suppress(OSError), socket.create_connection(
+                    (address, 22), timeout=5) as connection:
+                if connection.recv(4).startswith(b"SSH-"):
+                    return
+        time.sleep(2)
+    click.echo(f"occi: {address} does not answer SSH after {timeout:g} s", err=True)
+    sys.exit(FAILED)
+
+
+def _find(client: OcciClient, kind: str, wanted: str) -> str:
+    """A network or storage by location, title (one filtered listing) or id."""
     if wanted.startswith(("/", "http://", "https://")):
         return wanted
-    titled = client.list("network", attributes={"occi.core.title": wanted})
+    titled = client.list(kind, attributes={"occi.core.title": wanted})
     if len(titled) > 1:
-        raise ClientError(f"several networks are titled {wanted!r}; give a location")
+        raise ClientError(f"several {kind} resources are titled {wanted!r}; give a location")
     if titled:
         return titled[0]
-    for location in client.list("network"):
+    for location in client.list(kind):
         if location.rstrip("/").rpartition("/")[2] == wanted:
             return location
-    raise ClientError(f"no network titled or identified {wanted!r}; `occi list network`")
+    raise ClientError(f"no {kind} titled or identified {wanted!r}; `occi list {kind}`")
 
 
 def _settled(context: Context, location: str, timeout: float) -> Entity:
