@@ -75,6 +75,23 @@ def test_run_waits_and_prints_the_address(occi, tmp_path: Path) -> None:
     assert len(described["links"]) == 2
 
 
+def test_run_attaches_an_existing_volume_by_its_title(occi) -> None:
+    volume = located(occi("-o", "json", "create", "-r", "storage", "-A", "occi.storage.size=2",
+                          "-A", "occi.core.title=results"))
+    result = occi("-o", "json", "run", "alpine-3", "--volume", "results", "--wait")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{"):])
+    described = json.loads(occi("-o", "json", "describe", summary["location"]).output)[0]
+    assert [link["target"] for link in described["links"]] == [volume[volume.index("/storage/"):]]
+    missing = occi("run", "alpine-3", "--volume", "no-such-volume")
+    assert missing.exit_code == 3 and "no storage titled or identified" in missing.output
+
+
+def test_run_ssh_needs_an_address(occi) -> None:
+    result = occi("run", "alpine-3", "--ssh", "--timeout", "30")
+    assert result.exit_code == 3 and "no address to log in to" in result.output
+
+
 def test_discover_filters(occi) -> None:
     kinds = occi("discover", "--kinds").output
     assert "compute" in kinds and "ssh_key" not in kinds
