@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from occi_server.backends.libvirt.tinyimage import build
 from occi_server.config import load_config
 from occi_server.http import create_app
+from occi_server.images.tiny import build
 
 MARKER = b"occi-tiny: booted"
 SITE = "http://bench.local/occi/"

@@ -209,24 +209,24 @@ def _sign_metadata(args: argparse.Namespace) -> int:
 def _image(config: Any, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from occi_server.backends.libvirt.tinyimage import BuildError
+    from occi_server.images.build import BuildError
     images, cache = config.images_path, config.data_path / "cache"
     try:
         if args.image_command == "import":
-            from occi_server.backends.libvirt.imageimport import import_image
+            from occi_server.images.importing import import_image
             metadata = import_image(
                 images, Path(args.file), args.name, title=args.title, sha256=args.sha256,
                 kernel=Path(args.kernel) if args.kernel else None,
                 initrd=Path(args.initrd) if args.initrd else None, cmdline=args.cmdline,
                 os_name=args.os, architecture=args.architecture)
         elif args.name == "tiny":
-            from occi_server.backends.libvirt import tinyimage
-            metadata = tinyimage.build(images, cache)
+            from occi_server.images import tiny
+            metadata = tiny.build(images, cache)
         else:
-            from occi_server.backends.libvirt import debianimage
+            from occi_server.images import debian
             print("building debian-12 with debootstrap (about 90 s the first time)",
                   file=sys.stderr)
-            metadata = debianimage.build(images, cache, args.mirror)
+            metadata = debian.build(images, cache, args.mirror)
     except BuildError as exc:
         print(f"occi-server: {exc}", file=sys.stderr)
         return 1
@@ -369,11 +369,10 @@ def _volumes(config: Any, volume_id: str | None) -> int:
     from datetime import UTC, datetime
 
     from occi_server.backends import load_pool
-    from occi_server.backends.base import GIB
     from occi_server.backends.pool import stem_of_key
     from occi_server.core import Entity
     from occi_server.errors import BackendFailure, BackendUnavailable
-    from occi_server.kinds.infrastructure import STORAGE
+    from occi_server.kinds.infrastructure import GIB, STORAGE
     from occi_server.store import Store
 
     try:

@@ -62,8 +62,10 @@ if sys.version_info < (3, 11):
 PY
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
-stamp=".venv/.installed-$extras-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -e "$stamp" ]; then
+# The test extras hold the service's own, so a test install serves both commands.
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+stamp=".venv/.installed-$extras-$hash"
+if [ ! -e "$stamp" ] && [ ! -e ".venv/.installed-test-$hash" ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[$extras]"
   rm -f .venv/.installed-*

@@ -10,6 +10,7 @@ from pathlib import Path
 from occi_server.backends.base import Backends
 from occi_server.config import Config
 from occi_server.errors import BackendUnavailable
+from occi_server.images.catalogue import ImageCatalogue
 
 log = logging.getLogger("occi_server.backends")
 
@@ -18,9 +19,13 @@ def load_backends(config: Config) -> Backends:
     """The compute, storage and network backends the configuration chooses."""
     simulated = import_module("occi_server.backends.simulated").simulated_backends(
         config.simulated_images, config.simulated_failures, config.simulated_delay_seconds)
+    # Images have disks as soon as guests or volumes are real: the site's
+    # directory catalogue. A wholly simulated site declares its images.
+    catalogue = ImageCatalogue(config.images_path)
+    real = {config.backend_for("compute"), config.backend_for("storage")} != {"simulated"}
     compute = simulated.compute
     if config.backend_for("compute") == "libvirt":
-        compute = import_module("occi_server.backends.libvirt").libvirt_compute(config)
+        compute = import_module("occi_server.backends.libvirt").libvirt_compute(config, catalogue)
     storage = load_pool(config)
     if storage is not None:
         try:
@@ -30,7 +35,8 @@ def load_backends(config: Config) -> Backends:
     network = simulated.network
     if config.backend_for("network") == "bridge":
         network = bridge_network(config)
-    return Backends(compute, storage or simulated.storage, network)
+    return Backends(compute, storage or simulated.storage, network,
+                    catalogue if real else simulated.images)
 
 
 def bridge_network(config: Config):  # -> BridgeNetwork

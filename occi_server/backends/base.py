@@ -12,26 +12,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from occi_server.core import Entity, Kind
 from occi_server.errors import BackendFailure
+from occi_server.images import Catalogue, Image
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, NETWORK_ADDRESSING, STORAGE
 
 Attributes = dict[str, Any]
-GIB = 1024 ** 3  # OCCI sizes are in GiB
-
-
-@dataclass(frozen=True)
-class Image:
-    """A bootable image, published as an os_tpl mixin."""
-
-    term: str
-    title: str
-    os: str = "linux"
-    architecture: str = "x64"
-    info: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,10 +102,6 @@ class Backend(ABC):
 class ComputeBackend(Backend):
     requires_image = False  # whether a compute needs an os_tpl
     takes = frozenset({"occi.compute.cores", "occi.compute.memory"})
-
-    @abstractmethod
-    def images(self) -> list[Image]:
-        """Images a compute can boot, in a stable order."""
 
     @abstractmethod
     def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
@@ -243,6 +228,7 @@ class Backends:
     compute: ComputeBackend
     storage: StorageBackend
     network: NetworkBackend
+    images: Catalogue  # the site's: computes boot them, volumes are cloned from them
 
     def areas(self) -> list[tuple[Kind, Backend]]:
         """Each resource kind with the backend that serves it."""

@@ -15,11 +15,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from occi_server.backends.diskfile import qemu_img, virtual_size
 from occi_server.backends.iscsi import Exporter
-from occi_server.backends.pool import GIB, PoolStorage, stem_of_key
+from occi_server.backends.pool import PoolStorage, stem_of_key
 from occi_server.backends.rawview import RawViews
 from occi_server.errors import BackendFailure
+from occi_server.images.diskfile import qemu_img, virtual_size
+from occi_server.kinds.infrastructure import GIB
 
 SUFFIX = ".img"
 OVERLAY = ".qcow2"

@@ -16,10 +16,10 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from occi_server.backends.diskfile import qemu_img
 from occi_server.backends.iscsi import Exporter
 from occi_server.backends.pool import PoolStorage
 from occi_server.errors import BackendFailure, BackendUnavailable
+from occi_server.images.diskfile import qemu_img
 
 _VG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}")
 _ASIDE = re.compile(r"^(vol-[A-Za-z0-9_-]+)\.q(\d+)$")

@@ -15,10 +15,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from occi_server.backends.base import (
-    GIB,
     ActionOutcome,
     Attributes,
-    Image,
     IscsiTarget,
     StorageBackend,
     VolumeSource,
@@ -27,7 +25,8 @@ from occi_server.backends.iscsi import Exporter
 from occi_server.backends.locks import file_lock
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, InsufficientStorage
-from occi_server.kinds.infrastructure import STORAGE
+from occi_server.images import Image
+from occi_server.kinds.infrastructure import GIB, STORAGE
 
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,100}")
 

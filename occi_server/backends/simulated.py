@@ -16,19 +16,19 @@ from collections.abc import Iterable
 from typing import Any
 
 from occi_server.backends.base import (
-    GIB,
     ActionOutcome,
     Attributes,
     Backends,
     ComputeBackend,
     Context,
-    Image,
     NetworkBackend,
     StorageBackend,
     VolumeSource,
 )
 from occi_server.core import Entity, Kind
 from occi_server.errors import BackendFailure, BackendUnavailable
+from occi_server.images import Image
+from occi_server.images.declared import DeclaredCatalogue
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
 
 
@@ -68,27 +68,7 @@ class _Simulation:
         return ActionOutcome({attribute: state, f"{attribute}.message": f"{text} (simulated)"})
 
 
-def _image_info(image: dict[str, Any]) -> dict[str, Any]:
-    """What a catalogue would know of an image: its size and checksum, when given."""
-    info: dict[str, Any] = {}
-    if image.get("size_gib"):
-        info["virtual_size"] = int(image["size_gib"] * GIB)
-    if image.get("sha256"):
-        info["sha256"] = str(image["sha256"]).lower()
-    return info
-
-
 class SimulatedCompute(_Simulation, ComputeBackend):
-    def __init__(self, images: list[dict[str, Any]], failures: _Behaviour) -> None:
-        super().__init__(failures)
-        self._images = [Image(term=i["term"], title=i.get("title", i["term"]),
-                              os=i.get("os", "linux"), architecture=i.get("architecture", "x64"),
-                              info=_image_info(i))
-                        for i in images]
-
-    def images(self) -> list[Image]:
-        return list(self._images)
-
     def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
         self.failures.check("compute.create")
         return {
@@ -198,5 +178,5 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
 def simulated_backends(images: list[dict[str, Any]], failures: Iterable[str],
                        delay: float = 0.0) -> Backends:
     failing = _Behaviour(failures, delay)
-    return Backends(SimulatedCompute(images, failing), SimulatedStorage(failing),
-                    SimulatedNetwork(failing))
+    return Backends(SimulatedCompute(failing), SimulatedStorage(failing),
+                    SimulatedNetwork(failing), DeclaredCatalogue(images))

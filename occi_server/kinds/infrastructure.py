@@ -14,6 +14,7 @@ NETWORK_ACTION = "http://schemas.ogf.org/occi/infrastructure/network/action#"
 STORAGE_ACTION = "http://schemas.ogf.org/occi/infrastructure/storage/action#"
 
 # Decoded user data above this size is refused: cloud-init seeds are small.
+GIB = 1024 ** 3  # occi.compute.memory and occi.storage.size are in GiB
 USER_DATA_MAX_BYTES = 64 * 1024
 _USER_DATA_MAX_CHARS = 4 * ((USER_DATA_MAX_BYTES + 2) // 3)  # its Base64 length
 

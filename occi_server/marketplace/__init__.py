@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from occi_server.backends.base import Image
 from occi_server.errors import BadRequest, NotFound
+from occi_server.images import Image
 from occi_server.marketplace.entries import Entry, entry_from_metadata, identifier, parse_time
 from occi_server.marketplace.signing import TrustStore, verify
 from occi_server.store import Store

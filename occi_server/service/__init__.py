@@ -107,7 +107,7 @@ class Service:
         own = {mixin.type_id for mixin in run_time}
         published = [(image, marketplace, image_mixin(self.site_scheme, image, marketplace))
                      for image, marketplace
-                     in self.marketplace.publishable(self.backends.compute.images())]
+                     in self.marketplace.publishable(self.backends.images.images())]
         published = [entry for entry in published if entry[2].type_id not in hidden]
         return self.builtin.extended([
             *(os_tpl for _, _, os_tpl in published if os_tpl.type_id not in own),

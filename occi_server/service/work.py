@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from occi_server.backends.base import GIB, Backends, Context, Image
+from occi_server.backends.base import Backends, Context
 from occi_server.core import Action, Attribute, Entity, Kind, Mixin, Model
 from occi_server.core.model import RESOURCE
 from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
@@ -33,9 +33,11 @@ from occi_server.errors import (
 )
 from occi_server.errors import InternalError as OperationFailed
 from occi_server.faults import checkpoint
+from occi_server.images import Image
 from occi_server.kinds.infrastructure import (
     COMPUTE,
     COMPUTE_ARCHITECTURE,
+    GIB,
     IMAGE_TPL,
     IPNETWORK,
     IPNETWORKINTERFACE,
@@ -483,10 +485,8 @@ class Work:
             mixin = self.model.mixin(mixin_id)
             if mixin is None or template_family(self.model, mixin) != family:
                 continue
-            for image in self.backends.compute.images():
-                if image.term == mixin.term:
-                    return image
-            return Image(term=mixin.term, title=mixin.title, info=dict(mixin.info))
+            return self.backends.images.find(mixin.term) or Image(
+                term=mixin.term, title=mixin.title, info=dict(mixin.info))
         return None
 
     @staticmethod

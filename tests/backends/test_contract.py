@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from occi_server.backends.base import Backends, Context, Image, VolumeSource
+from occi_server.backends.base import Backends, Context, VolumeSource
 from occi_server.backends.simulated import simulated_backends
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure
+from occi_server.images import Image
 from tests.conftest import COMPUTE, NETWORK, NETWORKINTERFACE, STORAGE, STORAGELINK
 from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
 
@@ -30,13 +31,13 @@ def libvirt_compute() -> Iterator[Backends]:
         pytest.skip(reason)
     from occi_server.backends.libvirt.accel import Accelerator
     from occi_server.backends.libvirt.backend import LibvirtCompute
-    from occi_server.backends.libvirt.images import ImageCatalogue
+    from occi_server.images.catalogue import ImageCatalogue
     base = reachable_dir("occi-contract-")
-    compute_backend = LibvirtCompute(["qemu:///system"], base / "instances",
-                                     ImageCatalogue(link_images(base)),
+    catalogue = ImageCatalogue(link_images(base))
+    compute_backend = LibvirtCompute(["qemu:///system"], base / "instances", catalogue,
                                      Accelerator("qemu", "contract tests"), shutdown_timeout=20)
     rest = simulated()
-    yield Backends(compute_backend, rest.storage, rest.network)
+    yield Backends(compute_backend, rest.storage, rest.network, catalogue)
     compute_backend.delete(compute())
     shutil.rmtree(base, ignore_errors=True)
 
@@ -49,7 +50,7 @@ def filepool_storage() -> Iterator[Backends]:
     base = reachable_dir("occi-pool-")
     rest = simulated()
     yield Backends(rest.compute, FilePoolStorage(base / "pool", base / "quarantine"),
-                   rest.network)
+                   rest.network, rest.images)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -65,7 +66,7 @@ def bridge_network() -> Iterator[Backends]:
     try:
         yield Backends(rest.compute, rest.storage, load_bridge_network(load_config(
             environ={}, backend="simulated", network_namespace=namespace,
-            networks_dir=str(base))))
+            networks_dir=str(base))), rest.images)
     finally:
         subprocess.run(["ip", "netns", "del", namespace], check=False)
         shutil.rmtree(base, ignore_errors=True)
@@ -116,7 +117,7 @@ def storage() -> Entity:
 
 def test_compute_lifecycle(backends: Backends) -> None:
     guest = compute()
-    image = next(i for i in backends.compute.images() if i.term in ("img", "tiny"))
+    image = next(i for i in backends.images.images() if i.term in ("img", "tiny"))
     created = backends.compute.create(guest, image, Context(ssh_keys=("ssh-ed25519 AAAA",),
                                                             user_data=b"#!/bin/sh\n"))
     assert created["occi.compute.state"] == "active"
@@ -140,7 +141,7 @@ def test_save_produces_an_image(backends: Backends) -> None:
 
 def running(backends: Backends) -> Entity:
     guest = compute()
-    image = next(i for i in backends.compute.images() if i.term in ("img", "tiny"))
+    image = next(i for i in backends.images.images() if i.term in ("img", "tiny"))
     guest.attributes.update(backends.compute.create(guest, image, Context()))
     return guest
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from occi_server.backends.base import Image
+from occi_server.images import Image
 from occi_server.service.work import image_mixin
 from occi_server.store import Scope
 from tests.conftest import (

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from occi_server.backends.base import Image
 from occi_server.backends.filepool import FilePoolStorage, volume_name
 from occi_server.backends.rawview import RawViews
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure
+from occi_server.images import Image
 from tests.conftest import STORAGE, Client, category
 
 pytestmark = pytest.mark.skipif(shutil.which("qemu-img") is None,
@@ -349,3 +349,27 @@ def test_volumes_made_before_server_keys_are_found_after_migrate(make_app,
     assert (pool / "vol-data1.img").stat().st_size == GIB // 4
     assert client.request("DELETE", "/storage/data1").status_code == 200
     assert sorted(p.name for p in pool.glob("vol-*.img")) == [f"vol-{digest}.img"]
+
+
+def test_the_site_catalogue_serves_volumes_when_guests_are_simulated(
+        make_app, tmp_path: Path) -> None:
+    """Images belong to the site, not to the compute backend: a site with real
+    volumes and simulated guests offers its imported images and clones them."""
+    from occi_server.images.importing import import_image
+
+    _, image = make_clone_pool(tmp_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    import_image(images, Path(image.info["disk"]), "golden", title="Golden")
+    client = Client(make_app(storage_backend="filepool", volumes_dir=str(tmp_path / "pool"),
+                             images_dir=str(images), iscsi_exporter="none"))
+    mixins = {m["scheme"] + m["term"] for m in client.json("/-/")["mixins"]}
+    golden = next(m for m in mixins if m.endswith("image_tpl#golden"))
+    assert not any(m.endswith("#debian-12") for m in mixins)  # no declared, disk-less images
+    clone = client.create(STORAGE, mixins=(golden,))
+    assert client.attributes(clone)["occi.storage.size"] == 1.0
+    assert head(volume_file(client, clone)) == b"\x5a" * 8
+    response = client.request("DELETE", clone)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert client.get(clone).status_code == 404
+    assert not list((tmp_path / "pool").glob("vol-*")), "the clone and its view are gone"

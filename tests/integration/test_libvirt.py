@@ -261,7 +261,7 @@ def adopt_lost_guest(app: Flask, alice: Client, bob: Client) -> None:
 
 def test_kvm_probe_decides_and_explains(tiny_image_dir: Path, tmp_path: Path) -> None:
     from occi_server.backends.libvirt.accel import choose
-    from occi_server.backends.libvirt.images import ImageCatalogue
+    from occi_server.images.catalogue import ImageCatalogue
     accelerator = choose("auto", ImageCatalogue(tiny_image_dir).find("tiny"), tmp_path / "a.json")
     assert accelerator.domain_type in ("kvm", "qemu") and accelerator.reason
     again = choose("auto", ImageCatalogue(tiny_image_dir).find("tiny"), tmp_path / "a.json")

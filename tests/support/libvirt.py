@@ -34,7 +34,7 @@ def reachable_dir(prefix: str) -> Path:
 
 def tiny_images() -> Path:
     """The tiny image, built once per machine into a cache."""
-    from occi_server.backends.libvirt.tinyimage import build
+    from occi_server.images.tiny import build
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     IMAGE_CACHE.chmod(0o755)
     build(IMAGE_CACHE / "images", IMAGE_CACHE / "cache")
@@ -44,7 +44,7 @@ def tiny_images() -> Path:
 def debian_images() -> Path:
     """The Debian 12 cloud image, built once per machine into the same cache
     (about 90 s the first time)."""
-    from occi_server.backends.libvirt.debianimage import build
+    from occi_server.images.debian import build
     IMAGE_CACHE.mkdir(parents=True, exist_ok=True)
     IMAGE_CACHE.chmod(0o755)
     build(IMAGE_CACHE / "images", IMAGE_CACHE / "cache")

@@ -22,8 +22,8 @@ from occi_server.backends.libvirt.domain import (
     resized,
     secret_usages,
 )
-from occi_server.backends.libvirt.images import ImageCatalogue
 from occi_server.backends.libvirt.seed import meta_data
+from occi_server.images.catalogue import ImageCatalogue
 
 HOSTILE = "a'><disk type=\"file\"><source file=\"/etc/shadow\"/></disk><x a='"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from occi_server.backends.base import Image
 from occi_server.backends.lvm import LvmStorage
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, InsufficientStorage
+from occi_server.images import Image
 from occi_server.kinds.infrastructure import STORAGE as STORAGE_KIND
 
 GIB = 1024 ** 3

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 
 from occi_server.config import Config
+from occi_server.images.catalogue import ImageCatalogue
 
 log = logging.getLogger("occi_server.libvirt")
 
 
-def libvirt_compute(config: Config):  # -> LibvirtCompute
+def libvirt_compute(config: Config, catalogue: ImageCatalogue):  # -> LibvirtCompute
+    """Guests on the configured hosts, booted from the site's catalogue (saves go into it)."""
     from occi_server.backends.libvirt.accel import choose
     from occi_server.backends.libvirt.backend import LibvirtCompute
-    from occi_server.backends.libvirt.images import ImageCatalogue
 
-    catalogue = ImageCatalogue(config.images_path)
     accelerator = choose(config.accelerator, catalogue.find("tiny"),
                          config.data_path / "accelerator.json")
     log.info("guests run with %s: %s", accelerator.label, accelerator.reason)

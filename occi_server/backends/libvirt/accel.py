@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from occi_server.backends.base import Image
+from occi_server.images import Image
 
 log = logging.getLogger("occi_server.libvirt")
 PROBE_SECONDS = 20

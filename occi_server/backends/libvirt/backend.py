@@ -23,15 +23,12 @@ from typing import Any
 import libvirt
 
 from occi_server.backends.base import (
-    GIB,
     ActionOutcome,
     Attributes,
     ComputeBackend,
     Context,
-    Image,
     VolumeSource,
 )
-from occi_server.backends.diskfile import qemu_img, virtual_size
 from occi_server.backends.libvirt.accel import Accelerator
 from occi_server.backends.libvirt.domain import (
     KIB_PER_GIB,
@@ -50,12 +47,14 @@ from occi_server.backends.libvirt.domain import (
     secret_usages,
 )
 from occi_server.backends.libvirt.hosts import Host, Hosts, message
-from occi_server.backends.libvirt.images import ImageCatalogue
 from occi_server.backends.libvirt.seed import write_seed
 from occi_server.config import CHOICES
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, BackendUnavailable
-from occi_server.kinds.infrastructure import COMPUTE
+from occi_server.images import Image
+from occi_server.images.catalogue import ImageCatalogue
+from occi_server.images.diskfile import qemu_img, virtual_size
+from occi_server.kinds.infrastructure import COMPUTE, GIB
 
 log = logging.getLogger("occi_server.libvirt")
 PREFIX = "occi-"
@@ -138,10 +137,6 @@ class LibvirtCompute(ComputeBackend):
 
     def _directory(self, compute: Entity) -> Path:
         return self.instances / compute.key
-
-    # ------------------------------------------------------------ images
-    def images(self) -> list[Image]:
-        return self.catalogue.images()
 
     # ------------------------------------------------------------ lifecycle
     def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:

@@ -22,8 +22,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from occi_server.backends.libvirt.images import sha256_of
-from occi_server.backends.libvirt.tinyimage import BuildError, run
+from occi_server.images.build import BuildError, run
+from occi_server.images.catalogue import sha256_of
 
 IMAGE = "debian-12"
 SUITE = "bookworm"

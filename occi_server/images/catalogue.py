@@ -19,8 +19,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from occi_server.backends.base import Image
-from occi_server.backends.diskfile import virtual_size
+from occi_server.images import Image
+from occi_server.images.diskfile import virtual_size
 
 log = logging.getLogger("occi_server.images")
 TERM = re.compile(r"[a-z][a-z0-9_.-]{0,62}")

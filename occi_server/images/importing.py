@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from occi_server.backends.libvirt.images import TERM, sha256_of
-from occi_server.backends.libvirt.tinyimage import BuildError, run
+from occi_server.images.build import BuildError, run
+from occi_server.images.catalogue import TERM, sha256_of
 
 
 def import_image(images_dir: Path, source: Path, term: str, *, title: str = "",

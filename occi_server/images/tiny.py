@@ -13,32 +13,17 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 from importlib import resources
 from pathlib import Path
+
+from occi_server.images.build import BuildError, run
 
 MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_balloon", "isofs", "button",
            "evdev", "ata_piix", "sr_mod")
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 DISK_BYTES = 64 * 1024 * 1024
 IMAGE = "tiny"
-
-
-class BuildError(Exception):
-    pass
-
-
-def run(*args: str, cwd: Path | None = None, data: bytes | None = None) -> bytes:
-    try:
-        result = subprocess.run(list(args), cwd=cwd, input=data, capture_output=True,
-                                check=True, timeout=600)
-    except FileNotFoundError as exc:
-        raise BuildError(f"{args[0]} is not installed") from exc
-    except subprocess.CalledProcessError as exc:
-        raise BuildError(f"{' '.join(args)} failed: {exc.stderr.decode(errors='replace')}") \
-            from exc
-    return result.stdout
 
 
 def kernel_package() -> str:
@@ -95,7 +80,7 @@ def build(images_dir: Path, cache_dir: Path) -> Path:
     """Build (or reuse) the tiny image in `images_dir`; returns its metadata file."""
     images_dir.mkdir(parents=True, exist_ok=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    package_files = resources.files("occi_server.backends.libvirt")
+    package_files = resources.files("occi_server.images")
     scripts = {name: package_files.joinpath(name).read_text()
                for name in ("tiny-init.sh", "tiny-dhcp-event.sh")}
     # The image changes with the kernel package, the guest's scripts and its drivers.
