@@ -137,3 +137,31 @@ def test_an_iscsi_disk_names_its_target_and_secret() -> None:
     secret = ET.fromstring(iscsi_secret_xml("occi-x", 'a "title" <b>'))
     assert secret.findtext("usage/target") == "occi-x"
     assert secret.findtext("description") == 'a "title" <b>'
+
+
+class _LateGuest:
+    """A guest whose OS listens for the power button only from its second press on."""
+
+    def __init__(self) -> None:
+        self.presses = 0
+
+    def shutdownFlags(self, flags: int) -> None:
+        self.presses += 1
+
+    def isActive(self) -> bool:
+        return self.presses < 2
+
+
+def test_a_graceful_stop_presses_the_button_again(monkeypatch) -> None:
+    """A press early in the guest's boot is lost; the stop presses again rather
+    than wait out the whole shutdown timeout and pull the plug."""
+    from occi_server.backends.libvirt import backend
+
+    monkeypatch.setattr(backend, "SHUTDOWN_RETRY_SECONDS", 0.3)
+    guest = _LateGuest()
+    assert backend.LibvirtCompute._shut_down(guest, 0, timeout=5)
+    assert guest.presses == 2
+    stubborn = _LateGuest()
+    stubborn.isActive = lambda: True  # never obeys: the caller powers it off
+    assert not backend.LibvirtCompute._shut_down(stubborn, 0, timeout=1)
+    assert stubborn.presses >= 3

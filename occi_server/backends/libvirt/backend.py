@@ -10,6 +10,7 @@ on storage every host mounts at the same path."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -58,6 +59,7 @@ from occi_server.kinds.infrastructure import COMPUTE, GIB
 
 log = logging.getLogger("occi_server.libvirt")
 PREFIX = "occi-"
+SHUTDOWN_RETRY_SECONDS = 10.0  # Nova's shutdown_retry_interval
 # How guests reach volumes: the local file or device (storage on this host), or
 # iSCSI (storage on another host; QEMU opens the target with libiscsi).
 VOLUME_ACCESS = CHOICES["volume_access"]
@@ -248,8 +250,7 @@ class LibvirtCompute(ComputeBackend):
         flags = libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN if method == "acpioff" else 0
         if domain.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
             domain.resume()
-        domain.shutdownFlags(flags)
-        if self._wait_inactive(domain, self.shutdown_timeout):
+        if self._shut_down(domain, flags, self.shutdown_timeout):
             return None
         domain.destroy()
         return f"did not shut down within {self.shutdown_timeout:g} s; powered off"
@@ -309,11 +310,20 @@ class LibvirtCompute(ComputeBackend):
         return image
 
     @staticmethod
-    def _wait_inactive(domain: libvirt.virDomain, timeout: float) -> bool:
+    def _shut_down(domain: libvirt.virDomain, flags: int, timeout: float) -> bool:
+        """Ask the guest to shut down, again every SHUTDOWN_RETRY_SECONDS (as
+        Nova does): a press of the power button before the guest's OS listens
+        for it, early in its boot, is lost. True once the guest is off."""
         deadline = time.monotonic() + timeout
+        domain.shutdownFlags(flags)
+        asked = time.monotonic()
         while time.monotonic() < deadline:
             if not domain.isActive():
                 return True
+            if time.monotonic() - asked >= SHUTDOWN_RETRY_SECONDS:
+                with contextlib.suppress(libvirt.libvirtError):  # it may have gone off meanwhile
+                    domain.shutdownFlags(flags)
+                asked = time.monotonic()
             time.sleep(0.2)
         return not domain.isActive()
 
