@@ -62,6 +62,7 @@ class Config:
     # How long a request waits for the infrastructure's part of a create (a job)
     # before it answers and leaves the entity `waiting`.
     job_wait_seconds: float = 10.0
+    job_wait_max_seconds: float = 300.0  # the longest a client's `Prefer: wait=N` holds one
     # What to do with guests, volumes and bridges the store does not know
     # (report, clean or adopt), once seen for orphan_grace_seconds.
     orphans: str = "report"

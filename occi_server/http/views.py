@@ -19,6 +19,7 @@ from occi_server.errors import (
     PayloadTooLarge,
 )
 from occi_server.http.numbers import whole_number
+from occi_server.http.prefer import preferred_wait
 from occi_server.rendering import (
     RenderContext,
     Rendered,
@@ -312,7 +313,9 @@ def dispatch(path: str = "") -> Response:
     data = RequestData(body=request.get_data(cache=True), headers=list(request.headers.items()))
     if request.method in ("POST", "PUT"):  # the syntax is checked before any lock is taken
         choose_parser(request.headers.get("Content-Type")).read(data)
-    with service.work(write=write, local_path=ctx.local_path, scope=g.scope) as work:
+    wait = preferred_wait(request.headers.get("Prefer"), service.settings.job_wait_max_seconds)
+    with service.work(write=write, local_path=ctx.local_path, scope=g.scope,
+                      wait=wait) as work:
         ctx.model = work.model
         exchange = Exchange(work, ctx, work.resolve(request.path), data)
         result = exchange.answer()
@@ -321,4 +324,6 @@ def dispatch(path: str = "") -> Response:
                         content_type=exchange.negotiated.media_type)
     for name, value in [*rendered.headers, *result.headers]:
         response.headers.add(name, value)
+    if wait is not None and work.job is not None:
+        response.headers["Preference-Applied"] = f"wait={wait:g}" if wait else "respond-async"
     return response

@@ -90,6 +90,7 @@ class Service:
             backend_mixins=by_kind,
             monitoring_mixin=monitoring.type_id if monitoring else None,
             job_wait_seconds=config.job_wait_seconds,
+            job_wait_max_seconds=config.job_wait_max_seconds,
             quotas=config.quotas,
             tenants=tuple(sorted({
                 *config.oidc_tenants.values(), *config.x509_vos.values(),
@@ -210,17 +211,19 @@ class Service:
 
     @contextmanager
     def work(self, *, write: bool, local_path: Callable[[str], str],
-             scope: Scope | None = None) -> Iterator[Work]:
+             scope: Scope | None = None, wait: float | None = None) -> Iterator[Work]:
         """A unit of work in one transaction, on behalf of `scope` (None: the
         service itself). The infrastructure's part runs in the work's job after
-        the commit; a failure it ends with while the request waits is raised."""
+        the commit, waited for up to `wait` seconds (default: job_wait_seconds);
+        a failure it ends with while the request waits is raised."""
         with self.store.transaction(write=write, scope=scope) as repo:
             work = Work(repo, self.model(repo), self.backends, self.settings, local_path)
             yield work
         if write:
             checkpoint("write.committed")
         if work.job is not None:
-            run_job(self.store, work.job, self.settings.job_wait_seconds)
+            run_job(self.store, work.job,
+                    self.settings.job_wait_seconds if wait is None else wait)
 
 
 class Reconciler:

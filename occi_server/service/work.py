@@ -110,6 +110,7 @@ class Settings:
     backend_mixins: dict[str, str]  # kind -> the managed mixin naming its backend
     monitoring_mixin: str | None  # set when the compute backend reports usage
     job_wait_seconds: float = 10.0  # how long a request waits for its job
+    job_wait_max_seconds: float = 300.0  # the longest a client may ask it to (Prefer: wait)
     default_page_size: int = 1000  # members listed without page or number (0: all)
     max_entities_per_request: int = 100  # entities (and their links) one request creates
     # Tenant -> quota -> limit; the "default" entry applies to every tenant.

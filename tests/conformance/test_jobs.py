@@ -226,3 +226,46 @@ def test_a_resize_runs_in_a_job_and_a_refusal_puts_everything_back(make_app) -> 
     assert (shown["occi.storage.state"], shown["occi.storage.size"]) == ("online", 2.0)
     assert "occi.core.title" not in shown
     assert shown["occi.storage.state.message"].startswith("refused: ")
+
+
+def test_prefer_wait_holds_the_answer_until_the_job_is_done(make_app) -> None:
+    """RFC 7240: `Prefer: wait=N` trades the short default wait for up to N
+    seconds, so one step can follow the other without polling."""
+    client = slow_site(make_app, job_wait_max_seconds=3)
+    lines = [category("http://schemas.ogf.org/occi/infrastructure#compute", "kind")]
+    waited = client.http.post("/compute/", data="\n".join(lines) + "\n", headers={
+        "Content-Type": "text/plain", "Prefer": "wait=60"})
+    assert waited.status_code == 201 and waited.headers["Preference-Applied"] == "wait=3"
+    compute = waited.headers["Location"].removeprefix("http://localhost")
+    assert client.attributes(compute)["occi.compute.state"] == "active"
+    stopped = client.http.post(f"{compute}?action=stop", headers={
+        "Content-Type": "text/plain", "Prefer": "return=minimal, wait=5"})
+    assert stopped.status_code == 200 and stopped.headers["Preference-Applied"] == "wait=3"
+    assert client.attributes(compute)["occi.compute.state"] == "inactive"
+    assert act(client, compute, "start").status_code == 200  # not 409: nothing is waiting
+
+
+def test_prefer_respond_async_answers_at_once(make_app) -> None:
+    client = Client(make_app(simulated_delay_seconds=1.5, job_wait_seconds=10))
+    lines = [category("http://schemas.ogf.org/occi/infrastructure#compute", "kind")]
+    started = time.monotonic()
+    answered = client.http.post("/compute/", data="\n".join(lines) + "\n", headers={
+        "Content-Type": "text/plain", "Prefer": "respond-async"})
+    assert time.monotonic() - started < 1.0
+    assert answered.status_code == 201 and answered.headers["Preference-Applied"] == \
+        "respond-async"
+    compute = answered.headers["Location"].removeprefix("http://localhost")
+    assert client.attributes(compute)["occi.compute.state"] == "waiting"
+    wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
+    plain = client.get(compute)
+    assert "Preference-Applied" not in plain.headers  # a read has no job to wait for
+
+
+def test_a_preference_not_understood_is_ignored(make_app) -> None:
+    client = slow_site(make_app)
+    lines = [category("http://schemas.ogf.org/occi/infrastructure#compute", "kind")]
+    for prefer in ("wait=soon", "wait=-1", "handling=strict", "wait=99999999999"):
+        answered = client.http.post("/compute/", data="\n".join(lines) + "\n", headers={
+            "Content-Type": "text/plain", "Prefer": prefer})
+        assert answered.status_code == 201, prefer
+        assert "Preference-Applied" not in answered.headers, prefer
