@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -299,32 +297,14 @@ def test_a_scientists_day(site: Client, host: nshost.NamespaceHost, key: Path) -
 
 @pytest.fixture
 def served(host: nshost.NamespaceHost) -> Iterator[tuple[str, Path]]:
-    """`occi-server serve` inside the namespace, on its loopback, with the same
-    real backends; yields its URL and data directory."""
+    """The service as scripts/run.sh starts it, inside the namespace, with
+    volumes reached over iSCSI; yields its URL and data directory."""
     directory = reachable_dir("occi-day-served-")
     link_images(directory, debian=True)
-    settings = {"backend": "simulated", "compute_backend": "libvirt",
-                "storage_backend": "filepool", "network_backend": "bridge",
-                "libvirt_uri": host.libvirt_uri, "network_namespace": host.namespace,
-                "iscsi_exporter": "tgt", "iscsi_tgt_control_port": str(host.tgt_control_port),
-                "volume_access": "iscsi", "shutdown_timeout": "120"}
-    env = {**os.environ, **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
-    url = "http://127.0.0.1:8080"
-    server = subprocess.Popen(
-        ["ip", "netns", "exec", host.namespace, str(BIN / "occi-server"), "serve",
-         "--listen", "127.0.0.1:8080", "--data-dir", str(directory), "--workers", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while host.exec("curl", "-fsS", "-o", "/dev/null", f"{url}/-/",
-                        check=False).returncode != 0:
-            assert server.poll() is None, server.stderr.read().decode()
-            assert time.monotonic() < deadline, "occi-server did not answer within 60 s"
-            time.sleep(0.5)
-        yield url, directory
+        with host.serve(directory, volume_access="iscsi", shutdown_timeout="120") as url:
+            yield url, directory
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
         shutil.rmtree(directory, ignore_errors=True)
 
 

@@ -1,17 +1,19 @@
-"""The README's curl examples, run exactly as written against a fresh server:
-documentation that drifts from behaviour fails here."""
+"""The README's curl examples, run exactly as written against the cloud the
+run command starts: documentation that drifts from behaviour fails here."""
 
 from __future__ import annotations
 
 import re
 import shlex
 import shutil
-import subprocess
+import socket
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_serve import Server
+from tests.support import nshost
+from tests.support.libvirt import link_images, reachable_dir
+from tests.support.libvirt import unavailable_reason as libvirt_unavailable
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -42,16 +44,29 @@ def test_the_readme_has_examples_for_every_verb() -> None:
     assert methods == {"GET", "HEAD", "POST", "PUT", "DELETE"}
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_readme_examples_work_in_order(tmp_path: Path) -> None:
-    server = Server(tmp_path / "data")
-    server.start(workers=1)
+@pytest.mark.skipif((nshost.unavailable_reason() or libvirt_unavailable()) is not None,
+                    reason=nshost.unavailable_reason() or libvirt_unavailable() or "")
+def test_readme_examples_work_in_order_right_after_the_run_command() -> None:
+    """Against the service as scripts/run.sh starts it (libvirt guests of the
+    tiny image, a file pool, bridges with DHCP), on a host of the test's own."""
+    host, data = nshost.NamespaceHost.start(), reachable_dir("occi-readme-")
+    images = link_images(data)
+    site = f"http://{socket.gethostname()}/occi/"
     try:
-        for words in curl_commands():
-            assert words[0] == "curl"
-            argv = ["curl", "--fail-with-body", "-sS",
-                    *(w.replace("$OCCI", server.url) for w in words[1:])]
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-            assert result.returncode == 0, (shlex.join(words), result.stdout, result.stderr)
+        with host.serve(data) as url:
+            for words in curl_commands():
+                assert words[0] == "curl"
+                argv = ["curl", "--fail-with-body", "-sS",
+                        *(w.replace("$OCCI", url).replace("${SITE}", site).replace("$SITE", site)
+                          for w in words[1:])]
+                result = host.exec(*argv, check=False, timeout=300)
+                assert result.returncode == 0, (shlex.join(words), result.stdout, result.stderr)
+            # It all happened for real: the worker still runs (vm1 was deleted),
+            # vm1's save is in the catalogue, and the volumes went with `DELETE /storage/`.
+            running = nshost.run("virsh", "-c", host.libvirt_uri, "list", "--name").stdout
+            assert len(running.split()) == 1, running
+            assert len(list(images.glob("saved-*.json"))) == 1
+            assert not list((data / "volumes").glob("vol-*"))
     finally:
-        server.stop()
+        host.stop()
+        shutil.rmtree(data, ignore_errors=True)

@@ -15,8 +15,11 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +34,12 @@ mount --make-rprivate /
 virtlogd -d -p "$1/virtlogd.pid"
 libvirtd -d -p "$1/libvirtd.pid"
 """
+
+
+SERVER = Path(sys.executable).parent / "occi-server"
+# What scripts/run.sh starts: every area real, with the service's embedded defaults.
+RUN_SH_BACKENDS = {"backend": "simulated", "compute_backend": "libvirt",
+                   "storage_backend": "filepool", "network_backend": "bridge"}
 
 
 def unavailable_reason() -> str | None:
@@ -62,6 +71,34 @@ class NamespaceHost:
              timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace (where the guests' network is)."""
         return run("ip", "netns", "exec", self.namespace, *args, check=check, timeout=timeout)
+
+    @contextmanager
+    def serve(self, data_dir: Path, **settings: str) -> Iterator[str]:
+        """`occi-server serve` inside the namespace on its loopback, with the
+        backends scripts/run.sh chooses, reaching this host's libvirt and tgtd;
+        yields its URL (reached from inside the namespace only)."""
+        settings = {**RUN_SH_BACKENDS, "libvirt_uri": self.libvirt_uri,
+                    "network_namespace": self.namespace, "iscsi_exporter": "tgt",
+                    "iscsi_tgt_control_port": str(self.tgt_control_port), **settings}
+        env = {**os.environ, **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
+        url = "http://127.0.0.1:8080"
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", self.namespace, str(SERVER), "serve",
+             "--listen", "127.0.0.1:8080", "--data-dir", str(data_dir), "--workers", "2"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while self.exec("curl", "-fsS", "-o", "/dev/null", f"{url}/-/",
+                            check=False).returncode != 0:
+                if server.poll() is not None:
+                    raise RuntimeError(server.stderr.read().decode() if server.stderr else "")
+                if time.monotonic() > deadline:
+                    raise RuntimeError("occi-server did not answer within 60 s")
+                time.sleep(0.5)
+            yield url
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
 
     @classmethod
     def start(cls) -> NamespaceHost:
