@@ -6,6 +6,7 @@ owns it."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,3 +30,6 @@ class Catalogue(Protocol):
 
     def find(self, term: str) -> Image | None:
         """The image published as `term`; None when there is none."""
+
+    def stamp(self) -> Hashable:
+        """A value that changes whenever the published images may have (cheap to ask)."""

@@ -38,7 +38,7 @@ class ImageCatalogue:
 
     def images(self) -> list[Image]:
         with self._lock:
-            stamp = self._current_stamp()
+            stamp = self.stamp()
             if stamp != self._stamp:
                 self._images = self._scan()
                 self._stamp = stamp
@@ -47,7 +47,8 @@ class ImageCatalogue:
     def find(self, term: str) -> Image | None:
         return next((image for image in self.images() if image.term == term), None)
 
-    def _current_stamp(self) -> tuple[float, int]:
+    def stamp(self) -> tuple[float, int]:
+        """The directory's latest change and its number of files."""
         if not self.directory.is_dir():
             return (0.0, 0)
         entries = list(self.directory.iterdir())

@@ -32,3 +32,6 @@ class DeclaredCatalogue:
 
     def find(self, term: str) -> Image | None:
         return next((image for image in self._images if image.term == term), None)
+
+    def stamp(self) -> int:
+        return 0  # declared once, at start

@@ -13,7 +13,7 @@ from occi_server.errors import BadRequest, NotFound
 from occi_server.images import Image
 from occi_server.marketplace.entries import Entry, entry_from_metadata, identifier, parse_time
 from occi_server.marketplace.signing import TrustStore, verify
-from occi_server.store import Store
+from occi_server.store import Repository, Store
 
 __all__ = ["Entry", "Marketplace", "Policy", "identifier"]
 SORT_KEYS = ("created", "title", "identifier", "endorser", "kind", "status", "valid_until")
@@ -51,10 +51,12 @@ class Marketplace:
                                            document)
         return entry, stored
 
-    def all_entries(self) -> list[Entry]:
-        with self.store.transaction(write=False) as repo:
-            rows = repo.endorsements()
-        return [_entry(document, deprecated) for document, deprecated in rows]
+    def all_entries(self, repo: Repository | None = None) -> list[Entry]:
+        """Every stored entry, read in `repo`'s transaction (or one of its own)."""
+        if repo is None:
+            with self.store.transaction(write=False) as own:
+                return self.all_entries(own)
+        return [_entry(document, deprecated) for document, deprecated in repo.endorsements()]
 
     def entries(self, *, text: str = "", status: str = "", endorser: str = "", kind: str = "",
                 sort: str = "-created", limit: int = 25, offset: int = 0,
@@ -93,14 +95,13 @@ class Marketplace:
                 raise NotFound(f"no marketplace entry {image_id}")
 
     # ------------------------------------------------------------ policy
-    def publishable(self, images: Iterable[Image], now: datetime | None = None
+    def publishable(self, images: Iterable[Image], entries: list[Entry], now: datetime
                     ) -> list[tuple[Image, dict[str, str]]]:
         """The images the policy lets the site publish, each with what vouches
-        for its bytes (valid entries of trusted endorsers, or the signed image
+        for its bytes (valid `entries` of trusted endorsers, or the signed image
         list it came from) as marketplace attributes ({} when nothing does)."""
-        now = now or datetime.now(UTC)
         vouching: dict[str, list[Entry]] = {}
-        for entry in self.all_entries():
+        for entry in entries:
             if entry.status(now) == "valid" and self.policy.trusts_subject(entry.endorser):
                 vouching.setdefault(entry.checksums["sha256"], []).append(entry)
         published = []
@@ -129,6 +130,16 @@ class Marketplace:
                     attributes["image_list"] = str(listed.get("image_list", ""))
             published.append((image, attributes))
         return published
+
+
+def next_change(images: Iterable[Image], entries: list[Entry], now: datetime
+                ) -> datetime | None:
+    """When what publishable() answers may next change by time alone: the
+    first validity still to end (of an entry, or of an image list's endorsement)."""
+    ends = [entry.valid_until for entry in entries if not entry.deprecated]
+    ends += [parse_time(image.info["endorsement"]["valid_until"], "valid_until")
+             for image in images if image.info.get("endorsement")]
+    return min((end for end in ends if end > now), default=None)
 
 
 def _entry(document: dict[str, Any], deprecated_here: bool) -> Entry:

@@ -28,10 +28,11 @@ from occi_server.kinds import (
     monitoring_mixin,
 )
 from occi_server.kinds.infrastructure import COMPUTE
-from occi_server.marketplace import Marketplace, Policy
+from occi_server.marketplace import Marketplace, Policy, next_change
 from occi_server.service.accounting import Site, cloud_records
 from occi_server.service.glue import Share, glue_document
 from occi_server.service.jobs import recover, run_job, state_attribute
+from occi_server.service.models import ModelCache
 from occi_server.service.quotas import limits_of, report, visible_tenants
 from occi_server.service.work import (
     Settings,
@@ -80,6 +81,7 @@ class Service:
         monitoring = monitoring_mixin(self.site_scheme) if backends.compute.observes else None
         self.builtin = Model([*builtin_categories(), *flavour_mixins(flavours), *tags.values(),
                               *([monitoring] if monitoring else [])])
+        self._models = ModelCache(self._build_model, backends.images.stamp)
         self.settings = Settings(
             site_scheme=self.site_scheme,
             default_sizes={"occi.compute.cores": default.cores,
@@ -100,20 +102,25 @@ class Service:
         )
 
     def model(self, repo: Repository) -> Model:
-        """The model in force: built-in categories, images as os_tpl and image_tpl mixins,
-        and the mixins created at run time."""
+        """The model in force for `repo`'s audience (kept while it holds)."""
+        return self._models.model(repo)
+
+    def _build_model(self, repo: Repository, now: datetime) -> tuple[Model, datetime | None]:
+        """Built-in categories, images as os_tpl and image_tpl mixins, and the
+        mixins created at run time; with the moment an endorsement ends."""
         # A saved image the catalogue lists is its tenant's alone: that tenant's
         # os_tpl comes from the store, the image_tpl of its volumes from the catalogue.
         run_time, hidden = repo.mixins()
         own = {mixin.type_id for mixin in run_time}
+        images, entries = self.backends.images.images(), self.marketplace.all_entries(repo)
         published = [(image, marketplace, image_mixin(self.site_scheme, image, marketplace))
                      for image, marketplace
-                     in self.marketplace.publishable(self.backends.images.images())]
+                     in self.marketplace.publishable(images, entries, now)]
         published = [entry for entry in published if entry[2].type_id not in hidden]
         return self.builtin.extended([
             *(os_tpl for _, _, os_tpl in published if os_tpl.type_id not in own),
             *(volume_image_mixin(self.site_scheme, image) for image, _, _ in published),
-            *run_time])
+            *run_time]), next_change(images, entries, now)
 
     def vo_of(self, tenant: str) -> str:
         """The VO whose members act for a tenant (the tenant's name if none)."""

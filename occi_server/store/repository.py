@@ -26,6 +26,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import update as sql_update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from occi_server.core import Entity, Mixin
@@ -40,6 +41,7 @@ from occi_server.store.tables import (
     mac_allocations,
     marketplace_entries,
     metadata,
+    model_generation,
     usage_events,
     users,
 )
@@ -49,6 +51,8 @@ from occi_server.store.tables import (
 KEY_BYTES = 6
 log = logging.getLogger("occi_server.store")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The stores supported, each with its INSERT … ON CONFLICT.
+_UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def _now() -> datetime:
@@ -504,6 +508,7 @@ class Repository:
         self.connection.execute(insert(table).values(
             identifier=identifier, endorser=endorser, created=created, deprecated=False,
             document=document))
+        self._model_changed()
         return True
 
     def endorsements(self, identifier: str | None = None) -> list[tuple[dict[str, Any], bool]]:
@@ -515,8 +520,31 @@ class Repository:
             query.order_by(marketplace_entries.c.created.desc()))]
 
     def deprecate_image(self, identifier: str) -> int:
-        return self.connection.execute(sql_update(marketplace_entries).where(
+        changed = self.connection.execute(sql_update(marketplace_entries).where(
             marketplace_entries.c.identifier == identifier).values(deprecated=True)).rowcount
+        if changed:
+            self._model_changed()
+        return changed
+
+    # ------------------------------------------------------------ model
+    def model_generation(self) -> int:
+        """The number every change of run-time mixins and marketplace entries increases."""
+        return self.connection.execute(select(model_generation.c.generation)).scalar() or 0
+
+    def _model_changed(self) -> None:
+        table = model_generation
+        upsert = _UPSERT[self.connection.dialect.name](table).values(id=1, generation=1)
+        self.connection.execute(upsert.on_conflict_do_update(
+            index_elements=[table.c.id], set_={"generation": table.c.generation + 1}))
+
+    @property
+    def audience(self) -> str | None:
+        """Whom this transaction's model is for: None for whoever sees every
+        tenant, else the tenant (run-time mixins are offered per tenant)."""
+        if self.sees_everything:
+            return None
+        assert self.scope is not None
+        return self.scope.tenant
 
     def mixins(self) -> tuple[list[Mixin], set[str]]:
         """Run-time mixins this transaction's scope is offered (the site's and its
@@ -541,10 +569,12 @@ class Repository:
             location=mixin.location, depends=list(mixin.depends), applies=list(mixin.applies),
             origin=mixin.origin, info=dict(mixin.info), created=_now(),
             tenant=tenant or self._stamp()[0]))
+        self._model_changed()
 
     def delete_mixin(self, type_id: str) -> None:
         self.remove_mixin_everywhere(type_id)
         self.connection.execute(delete(categories).where(categories.c.type_id == type_id))
+        self._model_changed()
 
 
 class _ReadLog:

@@ -145,3 +145,14 @@ usage_events = Table(
     Column("state", String(32), nullable=True),
     Column("details", JSON, nullable=False),
 )
+
+# A number every change the OCCI model is built from (run-time categories,
+# marketplace entries) increases: each worker keeps the model it built while
+# the number holds, instead of building it for every request. One row, made
+# by the first change.
+model_generation = Table(
+    "model_generation",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", Integer, nullable=False),
+)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -173,6 +175,20 @@ def test_a_deprecated_endorsement_no_longer_vouches(site, image: Path, alice: Id
     client = site(require_endorsement=True)
     upload(client, entry(image, alice))
     client.http.post(f"/marketplace/api/entries/{identifier(DEBIAN_SHA256)}/deprecate")
+    assert set(os_templates(client)) == set()
+
+
+def test_an_endorsement_that_ends_unpublishes_its_image_then(site, image: Path,
+                                                             alice: Identity) -> None:
+    """The model each worker keeps lasts no longer than the first validity to end."""
+    client = site(require_endorsement=True)
+    ends = datetime.now(UTC) + timedelta(seconds=1.5)
+    metadata = new_metadata(image, title="Debian 12", valid_days=30, os="linux",
+                            now=ends - timedelta(days=30))
+    assert upload(client, sign(metadata, alice.key_pem, [alice.cert_pem])).status_code == 201
+    assert set(os_templates(client)) == {"debian"}
+    assert set(os_templates(client)) == {"debian"}  # kept, still valid
+    time.sleep(max(0.0, (ends - datetime.now(UTC)).total_seconds()) + 0.1)
     assert set(os_templates(client)) == set()
 
 

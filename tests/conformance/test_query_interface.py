@@ -182,3 +182,32 @@ def test_a_user_mixin_may_depend_on_a_template_and_stays_a_tag(client: Client) -
     assert shown["attributes"]["occi.compute.cores"] == 4
     assert compute in client.get("/mixin/resource_tpl/", accept="text/uri-list").get_data(
         as_text=True)
+
+
+def test_workers_sharing_a_store_see_each_others_mixins_at_once(make_app, tmp_path) -> None:
+    """Each worker keeps the model it built; a mixin another worker adds or
+    removes shows in the next request all the same (the store's model
+    generation changes with it)."""
+    data = {"data_dir": str(tmp_path / "shared")}
+    first, second = Client(make_app(**data)), Client(make_app(**data))
+    mixin = "http://example.com/tags#my_stuff"
+    assert mixin not in categories(first)
+    assert second.post_text("/-/", [USER_MIXIN]).status_code == 200
+    assert mixin in categories(first)
+    assert first.get("/my_stuff/").status_code == 200
+    deleted = second.post_text("/-/", [USER_MIXIN.split("; title")[0]], method="DELETE")
+    assert deleted.status_code == 200
+    assert mixin not in categories(first)
+    assert first.get("/my_stuff/").status_code == 404
+
+
+def test_discovery_and_reads_take_one_transaction(client: Client) -> None:
+    from sqlalchemy import event
+
+    begun = []
+    event.listen(client.app.extensions["occi.store"].engine, "begin", begun.append)
+    compute = client.compute()
+    for path in ("/-/", "/-/", compute, "/compute/"):
+        begun.clear()
+        assert client.get(path).status_code == 200
+        assert len(begun) == 1, path

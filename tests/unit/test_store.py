@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,26 @@ def test_run_time_mixins_persist(store: Store) -> None:
     with store.transaction(write=False) as repo:
         assert [(m.type_id, m.location, m.origin) for m in repo.mixins()[0]] == [
             ("http://example.com/t#tag", "/tag/", "user")]
+
+
+def test_every_change_the_model_is_built_from_moves_its_generation(store: Store) -> None:
+    def generation() -> int:
+        with store.transaction(write=False) as repo:
+            return repo.model_generation()
+
+    mixin = Mixin("http://example.com/t#", "tag", title="Tag", location="/tag/", origin="user")
+    seen = [generation()]
+    for change in (lambda repo: repo.insert_mixin(mixin),
+                   lambda repo: repo.delete_mixin(mixin.type_id),
+                   lambda repo: repo.save_endorsement("i", "CN=A", datetime.now(UTC), {}),
+                   lambda repo: repo.deprecate_image("i")):
+        with store.transaction(write=True) as repo:
+            change(repo)
+        seen.append(generation())
+    assert seen == sorted(set(seen)), seen  # each one moved it on
+    with store.transaction(write=True) as repo:
+        repo.deprecate_image("unknown")  # changes nothing
+    assert generation() == seen[-1]
 
 
 def test_state_survives_a_restart(make_app) -> None:

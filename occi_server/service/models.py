@@ -1,0 +1,44 @@
+"""The OCCI model in force, built once and kept while what it is built from
+holds: the store's model generation (run-time mixins, marketplace entries),
+the image catalogue's stamp and whom it is for; and never past the moment an
+endorsement's validity ends. A request then reads one number instead of every
+run-time mixin, marketplace entry and image."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from datetime import UTC, datetime
+
+from occi_server.core import Model
+from occi_server.store import Repository
+
+# Builds the model for a transaction's audience: the model, and until when it
+# holds by time alone (None: until something it is built from changes).
+Builder = Callable[[Repository, datetime], tuple[Model, datetime | None]]
+
+
+class ModelCache:
+    def __init__(self, build: Builder, stamp: Callable[[], Hashable], size: int = 64) -> None:
+        self._build = build
+        self._stamp = stamp
+        self._size = size  # audiences (tenants) kept; the least recently asked goes first
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[Hashable, tuple[Model, datetime | None]] = OrderedDict()
+
+    def model(self, repo: Repository) -> Model:
+        now = datetime.now(UTC)
+        key = (repo.model_generation(), self._stamp(), repo.audience)
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and (kept[1] is None or kept[1] > now):
+                self._kept.move_to_end(key)
+                return kept[0]
+        model, until = self._build(repo, now)  # outside the lock: requests build in parallel
+        with self._lock:
+            self._kept[key] = (model, until)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return model
