@@ -31,18 +31,11 @@ from occi_server.kinds.infrastructure import COMPUTE
 from occi_server.marketplace import Marketplace, Policy, next_change
 from occi_server.service.accounting import Site, cloud_records
 from occi_server.service.glue import Share, glue_document
+from occi_server.service.imagemixins import image_mixin, volume_image_mixin
 from occi_server.service.jobs import recover, run_job, state_attribute
 from occi_server.service.models import ModelCache
 from occi_server.service.quotas import limits_of, report, visible_tenants
-from occi_server.service.work import (
-    Settings,
-    Shape,
-    Target,
-    Work,
-    image_mixin,
-    server_mixins,
-    volume_image_mixin,
-)
+from occi_server.service.work import Settings, Shape, Target, Work, server_mixins
 from occi_server.store import DEFAULT_TENANT, Repository, Scope, Store
 
 __all__ = ["Reconciler", "Service", "Shape", "Target", "Work"]

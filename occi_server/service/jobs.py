@@ -62,7 +62,12 @@ class _Outcome:
 
 
 def state_attribute(entity: Entity) -> str:
-    return f"occi.{entity.kind.rpartition('#')[2]}.state"
+    return state_attribute_of(entity.kind)
+
+
+def state_attribute_of(kind_id: str) -> str:
+    """Where a kind keeps its state (occi.compute.state, occi.storagelink.state, …)."""
+    return f"occi.{kind_id.rpartition('#')[2]}.state"
 
 
 def error_state(state: str, message: str) -> Attributes:
@@ -220,3 +225,9 @@ def recover(store: Store, current_state: Callable[[Entity], Attributes | None]) 
                             error="the service restarted while the job ran")
             recovered.append(job["location"])
     return recovered
+
+
+def state_of(entity: Entity) -> dict[str, Any]:
+    """The entity's state and its message, to go back to if an action is refused."""
+    state = state_attribute(entity)
+    return {name: entity.attributes.get(name) for name in (state, f"{state}.message")}

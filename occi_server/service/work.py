@@ -10,15 +10,14 @@ plus message) and reported to a client still waiting for it."""
 from __future__ import annotations
 
 import logging
-import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from occi_server.backends.base import Backends, Context
-from occi_server.core import Action, Attribute, Entity, Kind, Mixin, Model
+from occi_server.backends.base import Backends
+from occi_server.core import Action, Entity, Kind, Mixin, Model
 from occi_server.core.model import RESOURCE
 from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
 from occi_server.errors import (
@@ -34,33 +33,23 @@ from occi_server.errors import (
 from occi_server.errors import InternalError as OperationFailed
 from occi_server.faults import checkpoint
 from occi_server.images import Image
-from occi_server.kinds.infrastructure import (
-    COMPUTE,
-    COMPUTE_ARCHITECTURE,
-    GIB,
-    IMAGE_TPL,
-    IPNETWORK,
-    IPNETWORKINTERFACE,
-    NETWORK,
-    NETWORK_ADDRESSING,
-    NETWORKINTERFACE,
-    OS_TPL,
-    PUBLIC_NETWORK,
-    RESOURCE_TPL,
-    SHARED,
-    STORAGE,
-    STORAGELINK,
-)
+from occi_server.kinds.infrastructure import COMPUTE, RESOURCE_TPL, SHARED
 from occi_server.kinds.tenancy import QUOTA
 from occi_server.metrics import BACKEND_ERRORS
-from occi_server.service.ipam import check_network, choose_address
-from occi_server.service.jobs import Job, Step, error_state, state_attribute
+from occi_server.service.jobs import (
+    Job,
+    Step,
+    error_state,
+    state_attribute,
+    state_attribute_of,
+    state_of,
+)
 from occi_server.service.quotas import QuotaCheck, quota_entity, visible_tenants
+from occi_server.service.rooms import LINK_ROOMS, ROOMS, LinkRoom, room_of
 from occi_server.service.validation import (
     check_entity_id,
     check_required,
     coerce_attributes,
-    decode_user_data,
     is_creation_only,
     resolve_mixins,
     template_family,
@@ -70,13 +59,7 @@ from occi_server.store import Repository
 log = logging.getLogger("occi_server.service")
 
 QUERY_PATHS = ("/-/", "/-", "/.well-known/org/ogf/occi/-/", "/.well-known/org/ogf/occi/-")
-CREATABLE = (COMPUTE.type_id, STORAGE.type_id, NETWORK.type_id, NETWORKINTERFACE.type_id,
-             STORAGELINK.type_id)
 STORAGE_SIZE = "occi.storage.size"
-
-# Which resources a link kind joins: (source kind, target kind).
-LINK_ENDS = {NETWORKINTERFACE.type_id: (COMPUTE.type_id, NETWORK.type_id),
-             STORAGELINK.type_id: (COMPUTE.type_id, STORAGE.type_id)}
 
 
 class Shape(StrEnum):
@@ -324,7 +307,7 @@ class Work:
         if not self.model.is_kind_of(kind.type_id, collection.type_id):
             raise BadRequest(f"a {kind.term} cannot be created in {collection.location}; "
                              f"POST it to {kind.location}")
-        if kind.type_id not in CREATABLE:
+        if kind.type_id not in ROOMS:
             raise BadRequest(f"{kind.term} is abstract here; create a compute, storage, network, "
                              "networkinterface or storagelink")
         if self.model.is_link_kind(kind.type_id):
@@ -335,20 +318,13 @@ class Work:
                 attributes=spec.attributes, target_kind=spec.target_kind, source=spec.source,
             ), source=None, entity_id=entity_id)
         mixins = resolve_mixins(self.model, kind, spec.mixins)
-        if kind.type_id == COMPUTE.type_id and self.backends.compute.requires_image and not any(
-                template_family(self.model, m) == OS_TPL.type_id for m in mixins):
-            raise BadRequest("a compute needs an OS template: add one of the os_tpl mixins "
-                             "(GET /-/?category=http://schemas.ogf.org/occi/infrastructure%23"
-                             "os_tpl lists them)")
-        self._check_architecture(spec.attributes.get("occi.compute.architecture"), mixins)
+        room = room_of(kind.type_id)
+        room.check_mixins(self, mixins, spec.attributes)
         new_id = self._new_id(spec.attributes, entity_id)
         entity = Entity(id=new_id, kind=kind.type_id, location=f"{kind.location}{new_id}",
                         mixins=[m.type_id for m in mixins])
         entity.attributes = self._initial_attributes(kind, mixins, spec.attributes, new_id)
-        if kind.type_id == STORAGE.type_id:
-            self._check_clone_size(entity)
-        if kind.type_id == NETWORK.type_id:
-            self._check_network(entity)
+        room.check_new(self, entity)
         self._may_share(entity.mixins)
         self.quota.admit(entity)
         self._provision(kind, entity)
@@ -356,38 +332,6 @@ class Work:
         for link_spec in spec.links:
             entity.links.append(self._create_link(link_spec, source=entity))
         return entity
-
-    def _check_network(self, network: Entity) -> None:
-        """IPv4, a gateway inside, no overlap with another network; public ones need an address."""
-        # Every network of the site counts; the caller learns only of those it may see.
-        visible = {other.id for other in self.repo.list(kinds=[NETWORK.type_id])}
-        others = [(other.location if other.id in visible else None,
-                   other.attributes["occi.network.address"])
-                  for other in self.repo.everywhere().list(kinds=[NETWORK.type_id])
-                  if other.id != network.id and other.attributes.get("occi.network.address")]
-        cidr = network.attributes.get("occi.network.address")
-        check_network(cidr, network.attributes.get("occi.network.gateway"), others)
-        if PUBLIC_NETWORK.type_id in network.mixins and not cidr:
-            raise BadRequest("a public network needs occi.network.address (the CIDR to "
-                             "masquerade)")
-
-    def _check_clone_size(self, storage: Entity) -> None:
-        """A volume cloned from an image is at least as large as the image."""
-        image = self._image(storage, IMAGE_TPL.type_id)
-        needed = image.info.get("virtual_size") if image else None
-        if image and needed and float(storage.attributes[STORAGE_SIZE]) * GIB < needed:
-            raise BadRequest(f"image {image.term} holds {needed / GIB:g} GiB; "
-                             f"{STORAGE_SIZE} must be at least that (leave it out to get "
-                             "exactly the image's size)")
-
-    def _check_architecture(self, requested: Any, mixins: list[Mixin]) -> None:
-        """A 64-bit image does not run on a 32-bit (x86) compute."""
-        wanted = COMPUTE_ARCHITECTURE.aliases.get(requested, requested)
-        for mixin in mixins:
-            if template_family(self.model, mixin) == OS_TPL.type_id and wanted == "x86" \
-                    and mixin.info.get("architecture") == "x64":
-                raise BadRequest(f"the OS template {mixin.term} is an x64 image; it cannot run "
-                                 "on an x86 compute")
 
     def _new_id(self, attributes: dict[str, Any], entity_id: str | None) -> str:
         proposed = attributes.get("occi.core.id")
@@ -414,43 +358,33 @@ class Work:
             for attribute in self.model.mixin_attributes(template):
                 if attribute.default is not None:
                     attributes[attribute.name] = attribute.default
-        if kind.type_id == COMPUTE.type_id and not templates:
-            for name, value in self.settings.default_sizes.items():
-                attributes.setdefault(name, value)
+        room_of(kind.type_id).defaults(self, attributes, templated=bool(templates))
         attributes["occi.core.id"] = entity_id
         check_required(definitions, attributes, what=f"a {kind.term}")
         return attributes
 
     def _provision(self, kind: Kind, entity: Entity) -> None:
         """Store the new resource as `waiting`; its job creates the infrastructure."""
-        entity.mixins.extend(t for t in self._server_mixins(kind) if t not in entity.mixins)
-        self._defer(entity, f"creating {entity.location}",
-                    lambda: self._provisioned(kind, entity),
-                    lambda: self._destroy(kind, entity))
+        entity.mixins.extend(t for t in self.server_mixins(kind) if t not in entity.mixins)
+        self.defer(entity, f"creating {entity.location}",
+                   lambda: self._provisioned(kind, entity),
+                   lambda: self._destroy(kind, entity))
 
     def _provisioned(self, kind: Kind, entity: Entity) -> dict[str, Any]:
         """Create the infrastructure behind a new resource (in its job). A
         refusal leaves the entity in state `error` with the backend's message."""
-        def create() -> dict[str, Any]:
-            if kind.type_id == COMPUTE.type_id:
-                return self.backends.compute.create(
-                    entity, self._image(entity, OS_TPL.type_id), self._context(entity))
-            if kind.type_id == STORAGE.type_id:
-                return self.backends.storage.create(
-                    entity, self._image(entity, IMAGE_TPL.type_id))
-            return self.backends.network.create(entity)
-        result = self._or_error(kind, create)
+        result = self.or_error(kind, lambda: room_of(kind.type_id).provision(self, entity))
         checkpoint("create.provisioned")
         return result
 
-    def _or_error(self, kind: Kind, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def or_error(self, kind: Kind, call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """What the infrastructure answers, or the entity's `error` state if it fails."""
         try:
             return call()
         except BackendFailure as exc:
             return self._error_state(kind, exc)
 
-    def _defer(self, entity: Entity, description: str, run: Callable[[], dict[str, Any]],
+    def defer(self, entity: Entity, description: str, run: Callable[[], dict[str, Any]],
                undo: Callable[[], None], restore: dict[str, Any] | None = None,
                finish: Callable[[Repository], None] | None = None,
                failure: Callable[[str], OCCIError] | None = None,
@@ -468,19 +402,15 @@ class Work:
         self.job.steps.append(Step(entity, description, run, undo, restore, finish, failure,
                                    after_others, restore_mixins))
 
-    def _backed_up(self, storage: Entity, before: dict[str, Any]) -> dict[str, Any]:
-        """Copy the volume to the backup area (in its job)."""
-        return self._or_error(STORAGE, lambda: {**before, **self.backends.storage.backup(storage)})
-
-    def _server_mixins(self, kind: Kind) -> list[str]:
+    def server_mixins(self, kind: Kind) -> list[str]:
         return server_mixins(self.settings, kind)
 
     def _error_state(self, kind: Kind, exc: BackendFailure) -> dict[str, Any]:
         """What an entity shows when the infrastructure failed it (and counted)."""
         BACKEND_ERRORS.labels(kind.term).inc()
-        return error_state(f"occi.{kind.term}.state", str(exc))
+        return error_state(state_attribute_of(kind.type_id), str(exc))
 
-    def _image(self, entity: Entity, family: str) -> Image | None:
+    def image(self, entity: Entity, family: str) -> Image | None:
         """The catalogue image a compute boots (os_tpl) or a volume is cloned from (image_tpl)."""
         for mixin_id in entity.mixins:
             mixin = self.model.mixin(mixin_id)
@@ -489,17 +419,6 @@ class Work:
             return self.backends.images.find(mixin.term) or Image(
                 term=mixin.term, title=mixin.title, info=dict(mixin.info))
         return None
-
-    @staticmethod
-    def _context(compute: Entity) -> Context:
-        values = compute.attributes
-        keys = [k for k in (values.get("occi.credentials.ssh.publickey"),
-                            values.get("org.openstack.credentials.publickey.data")) if k]
-        name = next((n for n in ("occi.compute.userdata", "org.openstack.compute.user_data")
-                     if values.get(n)), None)
-        return Context(ssh_keys=tuple(keys),
-                       user_data=decode_user_data(name, values[name]) if name else None,
-                       hostname=values.get("occi.compute.hostname"))
 
     # ------------------------------------------------------------ links
     def _create_link(self, spec: LinkSpec, source: Entity | None,
@@ -520,19 +439,17 @@ class Work:
         if not given_target:
             raise BadRequest("a link needs occi.core.target (the resource it leads to)")
         target = self.entity_at(str(given_target), "target")
-        kind = self._link_kind(spec.kind, target)
-        expected_source, expected_target = LINK_ENDS[kind.type_id]
-        if source.kind != expected_source or target.kind != expected_target:
-            raise BadRequest(f"a {kind.term} joins a {expected_source.rpartition('#')[2]} to a "
-                             f"{expected_target.rpartition('#')[2]}, not {source.location} to "
+        room = self._link_room(spec.kind, target)
+        kind = room.kind
+        if source.kind != room.source_kind.type_id or target.kind != room.target_kind.type_id:
+            raise BadRequest(f"a {kind.term} joins a {room.source_kind.term} to a "
+                             f"{room.target_kind.term}, not {source.location} to "
                              f"{target.location}")
         if spec.target_kind and spec.target_kind not in (target.kind, RESOURCE):
             raise BadRequest(f"rel names {spec.target_kind} but {target.location} is a "
                              f"{target.kind}")
         mixin_ids = list(spec.mixins)
-        if (kind.type_id == NETWORKINTERFACE.type_id and IPNETWORK.type_id in target.mixins
-                and IPNETWORKINTERFACE.type_id not in mixin_ids):
-            mixin_ids.append(IPNETWORKINTERFACE.type_id)
+        mixin_ids += [m for m in room.implied_mixins(target) if m not in mixin_ids]
         mixins = resolve_mixins(self.model, kind, mixin_ids)
         new_id = self._new_id(attributes, entity_id)
         link = Entity(id=new_id, kind=kind.type_id, location=f"{kind.location}{new_id}",
@@ -547,121 +464,29 @@ class Work:
                                 "occi.core.target.kind": target.kind})
         siblings = [s for s in self.repo.links_from([source.id])[source.id]
                     if s.kind == kind.type_id]
-        if kind.type_id == STORAGELINK.type_id:
-            self._plan_storagelink(link, target, siblings)
-        else:
-            self._plan_networkinterface(link, target, siblings)
+        room.plan(self, link, target, siblings)
         self.quota.admit(link, target)
-        self._attach(kind, link, source, target)
+        self.defer(link, f"attaching {target.location} to {source.location}",
+                   lambda: self.or_error(kind, lambda: room.plug(self, link, source, target)),
+                   lambda: room.unplug(self, link, source, target))
         self.repo.insert(link, source_id=source.id, target_id=target.id)
         link.actions = self.legal_actions(link)
         return link
 
-    def _link_kind(self, kind_id: str | None, target: Entity) -> Kind:
+    def _link_room(self, kind_id: str | None, target: Entity) -> LinkRoom:
+        """The room of the link kind named, or of the one that leads to `target`."""
         if kind_id is None:
-            for link_kind, (_, target_kind) in LINK_ENDS.items():
-                if target.kind == target_kind:
-                    kind_id = link_kind
+            kind_id = next((kind for kind, room in LINK_ROOMS.items()
+                            if room.target_kind.type_id == target.kind), None)
             if kind_id is None:
                 raise BadRequest(f"name the kind of the link to {target.location}")
         kind = self.model.kind(kind_id)
         if kind is None or not self.model.is_link_kind(kind_id):
             raise BadRequest(f"{kind_id} is not a link kind")
-        if kind.type_id not in LINK_ENDS:
-            raise BadRequest(f"{kind.term} is abstract here; create a networkinterface or "
-                             "storagelink")
-        return kind
-
-    def _plan_storagelink(self, link: Entity, storage: Entity, siblings: list[Entity]) -> None:
-        if storage.attributes.get("occi.storage.state") == "offline":
-            raise Conflict(f"{storage.location} is offline; bring it online before attaching it")
-        for existing in self.repo.links_to(storage.id):
-            raise Conflict(f"{storage.location} is already attached to {existing.source} "
-                           f"({existing.location}); detach it first")
-        used = {s.attributes.get("occi.storagelink.deviceid") for s in siblings}
-        if not link.attributes.get("occi.storagelink.deviceid"):
-            link.attributes["occi.storagelink.deviceid"] = next(
-                f"/dev/vd{letter}" for letter in "bcdefghijklmnopqrstuvwxyz"
-                if f"/dev/vd{letter}" not in used)
-        elif link.attributes["occi.storagelink.deviceid"] in used:
-            raise Conflict(f"device {link.attributes['occi.storagelink.deviceid']} is already "
-                           f"in use on {link.source}")
-
-    def _plan_networkinterface(self, link: Entity, network: Entity,
-                               siblings: list[Entity]) -> None:
-        """A unique MAC, and on an IP network an address no other interface holds
-        (the store refuses a second holder, however many requests race)."""
-        link.attributes["occi.networkinterface.interface"] = f"eth{len(siblings)}"
-        self._allocate_mac(link)
-        cidr = network.attributes.get("occi.network.address")
-        if not cidr:
-            return
-        values = link.attributes
-        allocation = values.get("occi.networkinterface.allocation") or "dynamic"
-        requested = values.get("occi.networkinterface.address")
-        if allocation == "static" and not requested:
-            raise BadRequest("static allocation needs occi.networkinterface.address")
-        gateway = network.attributes.get("occi.network.gateway")
-        taken = self.repo.allocated_addresses(network.id)
-        while True:
-            address = choose_address(cidr, gateway, taken, requested)
-            if self.repo.allocate_address(network.id, address, link.id):
-                break
-            if requested:
-                raise Conflict(f"address {requested} is already in use on {cidr}")
-            taken.add(address)
-        values["occi.networkinterface.address"] = address
-        if gateway:
-            values["occi.networkinterface.gateway"] = gateway
-        values["occi.networkinterface.allocation"] = allocation
-
-    def _allocate_mac(self, link: Entity) -> None:
-        requested = link.attributes.get("occi.networkinterface.mac")
-        if requested:
-            mac = str(requested).lower().replace("-", ":")
-            if int(mac[:2], 16) & 1:
-                raise BadRequest(f"{requested} is a multicast MAC; an interface needs a "
-                                 "unicast one")
-            if not self.repo.allocate_mac(mac, link.id):
-                raise Conflict(f"MAC {mac} cannot be given to this interface; choose another, "
-                               "or leave occi.networkinterface.mac out to get one")
-        else:
-            # QEMU's locally administered prefix, as libvirt assigns; retried if taken.
-            mac = next(candidate for candidate in (
-                "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
-                for _ in range(1000)) if self.repo.allocate_mac(candidate, link.id))
-        link.attributes["occi.networkinterface.mac"] = mac
-
-    def _attach(self, kind: Kind, link: Entity, source: Entity, target: Entity) -> None:
-        self._defer(link, f"attaching {target.location} to {source.location}",
-                    lambda: self._attached(kind, link, source, target),
-                    lambda: self._unplug(link, source, target))
-
-    def _attached(self, kind: Kind, link: Entity, source: Entity,
-                  target: Entity) -> dict[str, Any]:
-        """Plug the link's target into its compute (in the link's job)."""
-        compute = self.backends.compute
-
-        def attach() -> dict[str, Any]:
-            if kind.type_id == STORAGELINK.type_id:
-                return compute.attach_storage(source, link, target,
-                                              self.backends.storage.source(target))
-            bound = self.backends.network.bind(link, target)
-            link.attributes.update(bound)
-            try:
-                return {**bound, **compute.attach_network(
-                    source, link, target, self.backends.network.bridge(target))}
-            except BackendFailure:
-                self.backends.network.unbind(link, target)
-                raise
-        return self._or_error(kind, attach)
-
-    def _unplug(self, link: Entity, source: Entity, target: Entity) -> None:
-        if link.kind == STORAGELINK.type_id:
-            self.backends.compute.detach_storage(source, link)
-        else:
-            self.backends.compute.detach_network(source, link)
-            self.backends.network.unbind(link, target)
+        if kind.type_id not in LINK_ROOMS:
+            raise BadRequest(f"{kind.term} is abstract here; create a "
+                             + " or ".join(room.kind.term for room in LINK_ROOMS.values()))
+        return LINK_ROOMS[kind.type_id]
 
     # ------------------------------------------------------------ delete
     def delete(self, entity: Entity) -> None:
@@ -695,7 +520,7 @@ class Work:
                 # Cancelled: its create job finds the record gone and undoes its work.
                 self.repo.delete(entity.id)
                 return
-        before = _state_of(entity)
+        before = state_of(entity)
         if entity.is_link:
             source = self.repo.by_location(entity.source or "")
             target = self.repo.by_location(entity.target or "")
@@ -722,19 +547,16 @@ class Work:
         def gone(repo: Repository) -> None:
             repo.delete(entity.id)
 
-        self._defer(entity, f"deleting {entity.location}", run, lambda: None, restore=before,
-                    finish=gone, after_others=True, failure=lambda why: OperationFailed(
-                        f"the infrastructure could not delete {entity.location}: {why}; it is "
-                        "kept in state error"))
+        self.defer(entity, f"deleting {entity.location}", run, lambda: None, restore=before,
+                   finish=gone, after_others=True, failure=lambda why: OperationFailed(
+                       f"the infrastructure could not delete {entity.location}: {why}; it is "
+                       "kept in state error"))
         self.repo.update(entity)
 
     def _detach(self, link: Entity, source: Entity | None, target: Entity | None) -> None:
-        if source is None:
-            return
-        if target is None and link.kind != STORAGELINK.type_id:
-            self.backends.compute.detach_network(source, link)
-            return
-        self._unplug(link, source, target)
+        room = LINK_ROOMS.get(link.kind)
+        if source is not None and room is not None:
+            room.unplug(self, link, source, target)
 
     def _destroy(self, kind: Kind, entity: Entity) -> None:
         backend = self.backends.for_kind(kind.type_id)
@@ -763,11 +585,7 @@ class Work:
         before = replace(entity, mixins=list(entity.mixins), attributes=dict(entity.attributes))
         entity.mixins = mixins
         entity.attributes = attributes
-        if kind.type_id == NETWORK.type_id and NETWORK_ADDRESSING.intersection(changes):
-            if self.repo.links_to(entity.id):
-                raise Conflict(f"{entity.location} has interfaces; its addresses cannot change "
-                               "under them (delete them first, or create another network)")
-            self._check_network(entity)
+        room_of(kind.type_id).check_change(self, entity, changes)
         self._change(kind, entity, changes, before)
         self.repo.update(entity)
         for link_spec in new_links:
@@ -865,13 +683,12 @@ class Work:
         backend = self.backends.for_kind(kind.type_id)
         if backend is None or not backend.takes.intersection(changes):
             return  # the store's alone
-        state = _state_of(before)
+        state = state_of(before)
         if state[state_attribute(entity)] == "waiting":
             raise Conflict(f"{entity.location} is busy with a job (GET /jobs/ shows it); change "
                            "it once that is done")
         as_changed = replace(entity, attributes=dict(entity.attributes))
-        grows = kind.type_id == STORAGE.type_id and changes.get(STORAGE_SIZE) is not None
-        guests = self._attached_guests(entity) if grows else []
+        after = room_of(kind.type_id).after_change(self, entity, changes)
 
         def apply() -> dict[str, Any]:
             try:
@@ -879,39 +696,11 @@ class Work:
             except BackendFailure as exc:
                 raise Conflict(f"the infrastructure refused the change to {entity.location}: "
                                f"{exc}") from None
-            return {**done, **self._tell_guests(guests, as_changed, done)} if guests else done
+            return {**done, **after(as_changed, done)} if after else done
 
-        self._defer(entity, f"changing {entity.location}", apply, lambda: None,
-                    restore={**dict.fromkeys(entity.attributes), **before.attributes},
-                    restore_mixins=before.mixins)
-
-    def _attached_guests(self, storage: Entity) -> list[tuple[Entity, Entity]]:
-        """(compute, storagelink) for each guest the volume is attached to."""
-        pairs = []
-        for link in self.repo.links_to(storage.id):
-            compute = self.repo.by_location(link.source or "")
-            if compute is not None and link.kind == STORAGELINK.type_id:
-                pairs.append((compute, link))
-        return pairs
-
-    def _tell_guests(self, guests: list[tuple[Entity, Entity]], storage: Entity,
-                     done: dict[str, Any]) -> dict[str, Any]:
-        """A grown volume reaches the guests it is attached to (in the change's
-        job); one that cannot be told is named in the state message."""
-        size = int(float(storage.attributes[STORAGE_SIZE]) * GIB)
-        missed = []
-        for compute, link in guests:
-            try:
-                self.backends.compute.storage_grown(compute, link, size)
-            except BackendFailure as exc:
-                log.warning("%s did not see %s grow: %s", compute.location,
-                            storage.location, exc)
-                missed.append(compute.location)
-        if not missed:
-            return {}
-        message = done.get("occi.storage.state.message") or "resized"
-        return {"occi.storage.state.message": f"{message}; {', '.join(missed)} sees the new "
-                                              "size once the volume is attached again"}
+        self.defer(entity, f"changing {entity.location}", apply, lambda: None,
+                   restore={**dict.fromkeys(entity.attributes), **before.attributes},
+                   restore_mixins=before.mixins)
 
     # ------------------------------------------------------------ mixin membership
     def associate(self, mixin: Mixin, entities: Sequence[Entity]) -> None:
@@ -944,17 +733,20 @@ class Work:
     def trigger(self, entity: Entity, spec: ActionSpec, term: str) -> Entity | Mixin:
         kind = self.kind_of(entity)
         action, params = self.prepare_action(entity, spec, term)
+        self._check_action(kind, entity, action, among_others=False)
+        return self.perform(kind, entity, action, params)
+
+    def _check_action(self, kind: Kind, entity: Entity, action: Action, *,
+                      among_others: bool) -> None:
+        """The entity's state allows the action, and so does its kind's room."""
         machine = self.model.state_machine(kind)
         state = entity.attributes.get(machine.attribute) if machine else None
         if machine is not None and not machine.allowed(action.term, state):
             legal = ", ".join(machine.legal_actions(state)) or "none"
             raise Conflict(f"{action.term} is not possible while {entity.location} is {state} "
-                           f"(possible now: {legal})")
-        if kind.type_id == STORAGE.type_id and action.term == "offline":
-            for link in self.repo.links_to(entity.id):
-                raise Conflict(f"{entity.location} is attached to {link.source} through "
-                               f"{link.location}; detach it before taking it offline")
-        return self.perform(kind, entity, action, params)
+                           + ("; nothing was done" if among_others
+                              else f"(possible now: {legal})"))
+        room_of(kind.type_id).check_action(self, entity, action)
 
     def prepare_action(self, entity: Entity, spec: ActionSpec, term: str
                        ) -> tuple[Action, dict[str, Any]]:
@@ -991,11 +783,7 @@ class Work:
         for entity in entities:
             kind = self.kind_of(entity)
             action, params = self.prepare_action(entity, spec, term)
-            machine = self.model.state_machine(kind)
-            state = entity.attributes.get(machine.attribute) if machine else None
-            if machine is not None and not machine.allowed(action.term, state):
-                raise Conflict(f"{action.term} is not possible while {entity.location} is "
-                               f"{state}; nothing was done")
+            self._check_action(kind, entity, action, among_others=True)
             planned.append((kind, entity, action, params))
         for kind, entity, action, params in planned:
             self.perform(kind, entity, action, params)
@@ -1003,20 +791,13 @@ class Work:
 
     def perform(self, kind: Kind, entity: Entity, action: Action,
                 params: dict[str, Any]) -> Entity | Mixin:
-        if kind.type_id == STORAGE.type_id and action.term == "snapshot":
-            return self._snapshot(entity, params)
-        if kind.type_id == COMPUTE.type_id and action.term == "save":
-            return self._save(entity, params)
-        if kind.type_id == STORAGE.type_id and action.term == "backup":
-            before = _state_of(entity)
-            self._defer(entity, f"backing up {entity.location}",
-                        lambda: self._backed_up(entity, before), lambda: None, restore=before)
-            self.repo.update(entity)
-            return entity
+        own = room_of(kind.type_id).actions.get(action.term)
+        if own is not None:
+            return own(self, entity, params)
         backend = self.backends.for_kind(kind.type_id)
         if backend is None:
             raise BadRequest(f"{action.type_id} is not implemented for {kind.term}")
-        before = _state_of(entity)
+        before = state_of(entity)
         # The backend sees the resource as it was, not `waiting`.
         as_it_was = replace(entity, attributes={**entity.attributes})
 
@@ -1028,67 +809,12 @@ class Work:
             checkpoint("action.performed")
             return outcome.attributes
 
-        self._defer(entity, f"{action.term} on {entity.location}", act, lambda: None,
-                    restore=before, failure=lambda why: OperationFailed(
-                        f"{action.term} failed on {entity.location}: {why}; it is now in state "
-                        "error"))
+        self.defer(entity, f"{action.term} on {entity.location}", act, lambda: None,
+                   restore=before, failure=lambda why: OperationFailed(
+                       f"{action.term} failed on {entity.location}: {why}; it is now in state "
+                       "error"))
         self.repo.update(entity)
         return entity
-
-    def _save(self, compute: Entity, params: dict[str, Any]) -> Mixin:
-        """Save the guest's disk as a new os_tpl (in the compute's job); answers
-        with the os_tpl it will be."""
-        term = f"saved-{secrets.token_hex(6)}"  # the server's name, never the client's
-        title = str(params.get("name") or f"Saved from {compute.title or compute.id}")
-        made: list[Image] = []
-        before = _state_of(compute)
-
-        def save() -> dict[str, Any]:
-            # The backend sees the guest as it was, not `waiting`.
-            as_it_was = replace(compute, attributes={**compute.attributes, **before})
-            outcome = self.backends.compute.act(as_it_was, "save", {**params, "term": term})
-            made.extend([outcome.image] if outcome.image else [])
-            return outcome.attributes
-
-        def publish(repo: Repository) -> None:
-            """The saved image is the compute's tenant's own os_tpl (the catalogue lists
-            it too; the service's model keeps it from other tenants)."""
-            for image in made:
-                repo.insert_mixin(image_mixin(self.settings.site_scheme, image,
-                                              source=compute.location), tenant=compute.tenant)
-
-        self._defer(compute, f"saving {compute.location} as os_tpl {term}",
-                    lambda: self._or_error(COMPUTE, save), lambda: None, restore=before,
-                    finish=publish)
-        self.repo.update(compute)
-        return image_mixin(self.settings.site_scheme, Image(term=term, title=title),
-                           source=compute.location)
-
-    def _snapshot(self, storage: Entity, params: dict[str, Any]) -> Entity:
-        """A new storage resource holding a copy of the volume."""
-        copy_id = str(uuid.uuid4())
-        title = params.get("name") or f"snapshot of {storage.title or storage.id}"
-        copy = Entity(id=copy_id, kind=STORAGE.type_id, location=f"{STORAGE.location}{copy_id}",
-                      mixins=self._server_mixins(STORAGE),
-                      attributes={"occi.core.id": copy_id, "occi.core.title": title,
-                                  STORAGE_SIZE: storage.attributes[STORAGE_SIZE]})
-        self.quota.admit(copy)
-        self._defer(copy, f"copying {storage.location} into {copy.location}",
-                    lambda: self._copied(storage, copy),
-                    lambda: self.backends.storage.delete(copy))
-        self.repo.insert(copy)
-        return copy
-
-    def _copied(self, storage: Entity, copy: Entity) -> dict[str, Any]:
-        """Copy a volume into its snapshot (in the snapshot's job)."""
-        return self._or_error(STORAGE, lambda: self.backends.storage.snapshot(storage, copy))
-
-
-def _state_of(entity: Entity) -> dict[str, Any]:
-    """The entity's state and its message, to go back to if an action is refused."""
-    state = state_attribute(entity)
-    return {name: entity.attributes.get(name) for name in (state, f"{state}.message")}
-
 
 def server_mixins(settings: Settings, kind: Kind) -> list[str]:
     """The mixins the server sets on a new resource: its backend, and usage counters."""
@@ -1096,47 +822,6 @@ def server_mixins(settings: Settings, kind: Kind) -> list[str]:
     if kind.type_id == COMPUTE.type_id and settings.monitoring_mixin:
         tags.append(settings.monitoring_mixin)
     return tags
-
-
-def volume_image_mixin(site_scheme: str, image: Image) -> Mixin:
-    """An image as the source of volumes: a child of image_tpl whose default
-    occi.storage.size is the image's own size."""
-    attributes = []
-    if image.info.get("virtual_size"):
-        size = next(a for a in STORAGE.attributes if a.name == STORAGE_SIZE)
-        attributes.append(size.with_default(image.info["virtual_size"] / GIB))
-    return Mixin(
-        site_scheme + "image_tpl#", image.term, title=image.title,
-        depends=(IMAGE_TPL.type_id,), applies=(STORAGE.type_id,),
-        location=f"/mixin/image_tpl/{image.term}/", origin="provider",
-        attributes=tuple(attributes),
-        info={"os": image.os, "architecture": image.architecture},
-    )
-
-
-MARKETPLACE_ATTRIBUTES = {
-    "identifier": "Marketplace identifier of the image (from its SHA-256)",
-    "endorsers": "Certificate subjects of the endorsers who vouch for the image",
-    "valid_until": "When the latest endorsement expires",
-    "sha256": "SHA-256 of the image",
-    "image_list": "The signed image list the image came from",
-}
-
-
-def image_mixin(site_scheme: str, image: Image, marketplace: dict[str, str] | None = None,
-                **info: Any) -> Mixin:
-    """An image as an OS template: a child of os_tpl in the site's scheme. An
-    image the marketplace vouches for carries the marketplace attributes."""
-    attributes = tuple(
-        Attribute(f"occi_server.marketplace.{name}", mutable=False, default=value,
-                  description=MARKETPLACE_ATTRIBUTES[name])
-        for name, value in (marketplace or {}).items() if value)
-    return Mixin(
-        site_scheme + "os_tpl#", image.term, title=image.title,
-        depends=(OS_TPL.type_id,), applies=(COMPUTE.type_id,),
-        location=f"/mixin/os_tpl/{image.term}/", origin="provider", attributes=attributes,
-        info={"os": image.os, "architecture": image.architecture, **info},
-    )
 
 
 def _coerced(definition: Any, value: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import COMPUTE_ACTION, SITE, Client, category
+from tests.conftest import COMPUTE_ACTION, SITE, STORAGELINK, Client, category
 
 STOP = category(COMPUTE_ACTION + "stop", "action")
 
@@ -89,6 +89,19 @@ def test_network_and_storage_actions(client: Client) -> None:
     assert client.post_text(f"{storage}?action=offline", []).status_code == 200
     assert client.attributes(storage)["occi.storage.state"] == "offline"
     assert client.post_text(f"{storage}?action=offline", []).status_code == 409
+
+
+def test_an_attached_volume_is_never_taken_offline_not_even_with_its_collection(
+        client: Client) -> None:
+    attached, free = client.storage(), client.storage()
+    compute = client.compute()
+    client.create(STORAGELINK, f'X-OCCI-Attribute: occi.core.source="{compute}"',
+                  f'X-OCCI-Attribute: occi.core.target="{attached}"')
+    for path in (attached, "/storage/"):
+        refused = client.post_text(f"{path}?action=offline", [])
+        assert refused.status_code == 409, path
+        assert "detach it" in refused.get_data(as_text=True)
+    assert {client.attributes(p)["occi.storage.state"] for p in (attached, free)} == {"online"}
 
 
 def test_backend_failure_leaves_the_entity_in_error(make_app) -> None:

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from occi_server.images import Image
-from occi_server.service.work import image_mixin
+from occi_server.service.imagemixins import image_mixin
 from occi_server.store import Scope
 from tests.conftest import (
     COMPUTE,
