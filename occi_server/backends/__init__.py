@@ -18,7 +18,8 @@ log = logging.getLogger("occi_server.backends")
 def load_backends(config: Config) -> Backends:
     """The compute, storage and network backends the configuration chooses."""
     simulated = import_module("occi_server.backends.simulated").simulated_backends(
-        config.simulated_images, config.simulated_failures, config.simulated_delay_seconds)
+        config.simulated_images, config.simulated_failures, config.simulated_delay_seconds,
+        config.data_path / "simulated")
     # Images have disks as soon as guests or volumes are real: the site's
     # directory catalogue. A wholly simulated site declares its images.
     catalogue = ImageCatalogue(config.images_path)

@@ -5,7 +5,8 @@ Contracts shared by all methods:
 - A method that raises leaves nothing behind on the infrastructure.
 - Methods return the attribute values the infrastructure owns (states,
   addresses, device names); the service stores them.
-- Deleting or detaching something that no longer exists succeeds.
+- Deleting or detaching something that no longer exists succeeds; acting on
+  it, or plugging anything into it, fails.
 - Failures are reported by raising BackendFailure with a message for the user."""
 
 from __future__ import annotations
@@ -128,7 +129,9 @@ class ComputeBackend(Backend):
         occi.storagelink.state."""
 
     @abstractmethod
-    def detach_storage(self, compute: Entity, link: Entity) -> None: ...
+    def detach_storage(self, compute: Entity, link: Entity) -> None:
+        """Unplug the volume `link` attached (from a running guest at once, and
+        from its definition); succeeds if it is not attached, or the guest is gone."""
 
     @abstractmethod
     def storage_grown(self, compute: Entity, link: Entity, size_bytes: int) -> None:
@@ -143,7 +146,9 @@ class ComputeBackend(Backend):
         occi.networkinterface.state."""
 
     @abstractmethod
-    def detach_network(self, compute: Entity, link: Entity) -> None: ...
+    def detach_network(self, compute: Entity, link: Entity) -> None:
+        """Unplug the interface `link` made; succeeds if it is not plugged in,
+        or the guest is gone."""
 
     # Observation, for backends whose guests change state on their own.
     def watch(self, wake: Callable[[], None]) -> None:
@@ -168,14 +173,19 @@ class StorageBackend(Backend):
         clone of `image` (never smaller than it); returns its state."""
 
     @abstractmethod
-    def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome: ...
+    def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
+        """Carry out online/offline (an offline volume has no `source`);
+        BackendFailure if the volume does not exist."""
 
     @abstractmethod
     def update(self, storage: Entity, changes: Attributes) -> Attributes:
-        """Apply changed attributes; a new occi.storage.size resizes the volume."""
+        """Apply changed attributes; a new occi.storage.size grows the volume
+        (BackendFailure for a smaller one: volumes only grow)."""
 
     @abstractmethod
-    def delete(self, storage: Entity) -> None: ...
+    def delete(self, storage: Entity) -> None:
+        """Remove the volume (pools keep it in quarantine for a while first);
+        succeeds if it does not exist."""
 
     @abstractmethod
     def snapshot(self, storage: Entity, copy: Entity) -> Attributes:
@@ -207,7 +217,8 @@ class NetworkBackend(Backend):
         """Apply changed attributes (label, addresses…)."""
 
     @abstractmethod
-    def delete(self, network: Entity) -> None: ...
+    def delete(self, network: Entity) -> None:
+        """Remove the bridge and its DHCP server; succeeds if they do not exist."""
 
     @abstractmethod
     def bind(self, link: Entity, network: Entity) -> Attributes:
@@ -216,7 +227,9 @@ class NetworkBackend(Backend):
         and made unique by the service); returns attributes to update."""
 
     @abstractmethod
-    def unbind(self, link: Entity, network: Entity) -> None: ...
+    def unbind(self, link: Entity, network: Entity) -> None:
+        """Stop serving the interface (its lease and host entry go); succeeds
+        if it is not served."""
 
     @abstractmethod
     def bridge(self, network: Entity) -> str | None:

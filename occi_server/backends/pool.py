@@ -63,9 +63,11 @@ class PoolStorage(StorageBackend):
         """The live volumes and their sizes in bytes, read at once."""
 
     @abstractmethod
-    def size(self, name: str) -> int: ...
+    def size(self, name: str) -> int:
+        """The live volume's size in bytes; BackendFailure if there is none."""
 
     def names(self) -> set[str]:
+        """The names of the live volumes."""
         return set(self.volumes())
 
     @abstractmethod
@@ -73,7 +75,9 @@ class PoolStorage(StorageBackend):
         """What the pool could hold at most, in bytes."""
 
     @abstractmethod
-    def allocate(self, name: str, size: int) -> None: ...
+    def allocate(self, name: str, size: int) -> None:
+        """A new, empty volume of `size` bytes (thin where the pool can);
+        BackendFailure if the name is taken."""
 
     @abstractmethod
     def clone(self, name: str, disk: Path, disk_format: str, size: int) -> None:
@@ -81,7 +85,8 @@ class PoolStorage(StorageBackend):
         where the pool can)."""
 
     @abstractmethod
-    def grow(self, name: str, size: int) -> None: ...
+    def grow(self, name: str, size: int) -> None:
+        """Make the live volume `size` bytes, keeping its bytes (never smaller)."""
 
     @abstractmethod
     def discard(self, name: str) -> None:
@@ -108,10 +113,12 @@ class PoolStorage(StorageBackend):
         """(name, deletion time) of every quarantined volume, oldest first."""
 
     @abstractmethod
-    def wipe(self, name: str, stamp: int) -> None: ...
+    def wipe(self, name: str, stamp: int) -> None:
+        """Remove the quarantined volume set aside at `stamp` for good."""
 
     @abstractmethod
-    def bring_back(self, name: str, stamp: int) -> None: ...
+    def bring_back(self, name: str, stamp: int) -> None:
+        """Make the quarantined volume set aside at `stamp` live again, under its name."""
 
     @abstractmethod
     def set_owner(self, name: str, tenant: str, owner: str, volume_id: str) -> None:

@@ -1,18 +1,29 @@
-"""The simulated backend: compute, storage and network carried out in process.
+"""The simulated backend: a fake infrastructure that keeps what it made.
 
-No guest, volume or bridge exists: state transitions, device names and MAC
-addresses are produced as a real backend would report them, so the whole
-protocol can be exercised without a hypervisor. Every entity it serves carries
-the `backend#simulated` mixin, and the service logs that it runs simulated.
+No guest, volume or bridge exists, but the fake remembers each one it made
+(its state, the disks and interfaces plugged into a guest, the interfaces
+bound to a network) and refuses what a real backend refuses: acting on, or
+attaching to, something it never made or already removed; making a name twice;
+shrinking a volume; plugging a link in twice. State transitions, device names
+and MAC addresses are produced as a real backend would report them, so the
+whole protocol can be exercised without a hypervisor, and the contract suite
+can fail against it. Every entity it serves carries the `backend#simulated`
+mixin, and the service logs that it runs simulated.
 
-It keeps no state of its own (the store has it all), so several server
-processes can share one database."""
+What it made is kept as one small JSON file per object, named by the server's
+key, in a directory of the data directory: every process of the service sees
+the same infrastructure, as it would a real one. Without a directory (tests of
+one process) it keeps it in memory."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from occi_server.backends.base import (
@@ -30,6 +41,8 @@ from occi_server.errors import BackendFailure, BackendUnavailable
 from occi_server.images import Image
 from occi_server.images.declared import DeclaredCatalogue
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
+
+Record = dict[str, Any]
 
 
 class _Behaviour:
@@ -50,27 +63,92 @@ class _Behaviour:
             raise BackendFailure(f"simulated failure of {operation} (configured)")
 
 
+class _Objects:
+    """The objects of one area (guests, volumes, bridges) by key: files in
+    `directory`, or a dict when there is none."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self._memory: dict[str, Record] = {}
+        self._lock = threading.Lock()
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def get(self, key: str) -> Record | None:
+        if self.directory is None:
+            with self._lock:
+                found = self._memory.get(key)
+                return json.loads(json.dumps(found)) if found is not None else None
+        try:
+            return json.loads((self.directory / f"{key}.json").read_text())
+        except FileNotFoundError:
+            return None
+
+    def put(self, key: str, record: Record) -> None:
+        if self.directory is None:
+            with self._lock:
+                self._memory[key] = json.loads(json.dumps(record))
+            return
+        temporary = self.directory / f".{key}.{secrets.token_hex(4)}"
+        temporary.write_text(json.dumps(record))
+        os.replace(temporary, self.directory / f"{key}.json")  # readers see old or new
+
+    def remove(self, key: str) -> None:
+        if self.directory is None:
+            with self._lock:
+                self._memory.pop(key, None)
+            return
+        (self.directory / f"{key}.json").unlink(missing_ok=True)
+
+
 class _Simulation:
     name = "simulated"
     simulated = True
+    kind: Kind
+    what = "object"  # what the area calls its objects, in messages
 
-    def __init__(self, failures: _Behaviour) -> None:
+    def __init__(self, failures: _Behaviour, directory: Path | None) -> None:
         self.failures = failures
+        self.objects = _Objects(directory)
 
     @staticmethod
-    def transition(kind: Kind, entity: Entity, action: str,
-                   wording: dict[str, str] | None = None) -> ActionOutcome:
-        """The state the kind's state machine leads to, as a real backend reports it."""
-        attribute = kind.states.attribute
-        current = entity.attributes.get(attribute)
-        state = kind.states.target(action) or current
+    def _key(entity: Entity) -> str:
+        return entity.key or entity.id
+
+    def _made(self, entity: Entity, record: Record) -> None:
+        if self.objects.get(self._key(entity)) is not None:
+            raise BackendFailure(f"a {self.what} named {self._key(entity)} exists already")
+        self.objects.put(self._key(entity), record)
+
+    def _existing(self, entity: Entity) -> Record:
+        record = self.objects.get(self._key(entity))
+        if record is None:
+            raise BackendFailure(f"the {self.what} of {entity.location} does not exist")
+        return record
+
+    def _transition(self, entity: Entity, action: str,
+                    wording: dict[str, str] | None = None) -> ActionOutcome:
+        """Move the object along its kind's state machine, as a real backend reports it."""
+        record = self._existing(entity)
+        attribute = self.kind.states.attribute
+        state = self.kind.states.target(action) or record["state"]
+        record["state"] = state
+        self.objects.put(self._key(entity), record)
         text = (wording or {}).get(state, state)
         return ActionOutcome({attribute: state, f"{attribute}.message": f"{text} (simulated)"})
 
+    def delete(self, entity: Entity) -> None:
+        self.failures.check(f"{self.kind.term}.delete")
+        self.objects.remove(self._key(entity))
+
 
 class SimulatedCompute(_Simulation, ComputeBackend):
+    kind, what = COMPUTE, "guest"
+
     def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
         self.failures.check("compute.create")
+        self._made(compute, {"state": "active", "disks": {}, "interfaces": {},
+                             "image": image.term if image else None})
         return {
             "occi.compute.state": "active",
             "occi.compute.state.message": "running (simulated)",
@@ -80,8 +158,7 @@ class SimulatedCompute(_Simulation, ComputeBackend):
 
     def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:
         self.failures.check(f"compute.act.{action}")
-        outcome = self.transition(COMPUTE, compute, action,
-                                  {"active": "running", "inactive": "stopped"})
+        outcome = self._transition(compute, action, {"active": "running", "inactive": "stopped"})
         if action == "save":
             title = params.get("name") or f"Saved from {compute.title or compute.id}"
             term = params.get("term") or f"saved-{secrets.token_hex(6)}"
@@ -91,92 +168,136 @@ class SimulatedCompute(_Simulation, ComputeBackend):
 
     def update(self, compute: Entity, changes: Attributes) -> Attributes:
         self.failures.check("compute.update")
+        self._existing(compute)
         return {}
 
-    def delete(self, compute: Entity) -> None:
-        self.failures.check("compute.delete")
+    def _plug(self, compute: Entity, link: Entity, where: str, what: Record) -> None:
+        guest = self._existing(compute)
+        if self._key(link) in guest[where]:
+            raise BackendFailure(f"{link.location} is plugged into {compute.location} already")
+        guest[where][self._key(link)] = what
+        self.objects.put(self._key(compute), guest)
+
+    def _unplug(self, compute: Entity, link: Entity, where: str) -> None:
+        guest = self.objects.get(self._key(compute))
+        if guest is not None and guest[where].pop(self._key(link), None) is not None:
+            self.objects.put(self._key(compute), guest)
 
     def attach_storage(self, compute: Entity, link: Entity, storage: Entity,
                        source: VolumeSource | None) -> Attributes:
         self.failures.check("compute.attach_storage")
+        self._plug(compute, link, "disks",
+                   {"volume": storage.location,
+                    "device": link.attributes.get("occi.storagelink.deviceid")})
         return {"occi.storagelink.state": "active"}
 
     def detach_storage(self, compute: Entity, link: Entity) -> None:
         self.failures.check("compute.detach_storage")
+        self._unplug(compute, link, "disks")
 
     def storage_grown(self, compute: Entity, link: Entity, size_bytes: int) -> None:
         self.failures.check("compute.storage_grown")
+        if self._key(link) not in self._existing(compute)["disks"]:
+            raise BackendFailure(f"{link.location} is not plugged into {compute.location}")
 
     def attach_network(self, compute: Entity, link: Entity, network: Entity,
                        bridge: str | None) -> Attributes:
         self.failures.check("compute.attach_network")
+        self._plug(compute, link, "interfaces",
+                   {"network": network.location,
+                    "mac": link.attributes.get("occi.networkinterface.mac")})
         return {"occi.networkinterface.state": "active"}
 
     def detach_network(self, compute: Entity, link: Entity) -> None:
         self.failures.check("compute.detach_network")
+        self._unplug(compute, link, "interfaces")
 
 
 class SimulatedStorage(_Simulation, StorageBackend):
+    kind, what = STORAGE, "volume"
+
     def create(self, storage: Entity, image: Image | None = None) -> Attributes:
         self.failures.check("storage.create")
+        self._made(storage, {"state": "online", "size": storage.attributes.get(
+            "occi.storage.size"), "image": image.term if image else None})
         origin = f"clone of image {image.term}" if image else "volume ready"
         return {"occi.storage.state": "online",
                 "occi.storage.state.message": f"{origin} (simulated)"}
 
     def act(self, storage: Entity, action: str, params: Attributes) -> ActionOutcome:
         self.failures.check(f"storage.act.{action}")
-        return self.transition(STORAGE, storage, action)
+        return self._transition(storage, action)
 
     def update(self, storage: Entity, changes: Attributes) -> Attributes:
         self.failures.check("storage.update")
+        volume = self._existing(storage)
+        size = changes.get("occi.storage.size")
+        if size is not None:
+            if volume["size"] is not None and float(size) < float(volume["size"]):
+                raise BackendFailure(f"a volume can only grow ({volume['size']:g} GiB now)")
+            volume["size"] = size
+            self.objects.put(self._key(storage), volume)
         return {}
-
-    def delete(self, storage: Entity) -> None:
-        self.failures.check("storage.delete")
 
     def snapshot(self, storage: Entity, copy: Entity) -> Attributes:
         self.failures.check("storage.snapshot")
+        volume = self._existing(storage)
+        self._made(copy, {**volume, "state": "online"})
         return {"occi.storage.state": "online",
                 "occi.storage.state.message": f"copy of {storage.location} (simulated)"}
 
     def backup(self, storage: Entity) -> Attributes:
         self.failures.check("storage.backup")
+        self._existing(storage)
         return {"occi.storage.state.message": "backed up (simulated)"}
 
     def source(self, storage: Entity) -> VolumeSource | None:
-        return None  # no volume exists
+        return None  # no bytes exist to be reached
 
 
 class SimulatedNetwork(_Simulation, NetworkBackend):
+    kind, what = NETWORK, "bridge"
+
     def create(self, network: Entity) -> Attributes:
         self.failures.check("network.create")
+        self._made(network, {"state": "active", "bound": {}})
         return {"occi.network.state": "active",
                 "occi.network.state.message": "bridge up (simulated)"}
 
     def act(self, network: Entity, action: str, params: Attributes) -> ActionOutcome:
         self.failures.check(f"network.act.{action}")
-        return self.transition(NETWORK, network, action)
+        return self._transition(network, action)
 
     def update(self, network: Entity, changes: Attributes) -> Attributes:
         self.failures.check("network.update")
+        self._existing(network)
         return {}
-
-    def delete(self, network: Entity) -> None:
-        self.failures.check("network.delete")
 
     def bind(self, link: Entity, network: Entity) -> Attributes:
         self.failures.check("network.bind")
+        bridge = self._existing(network)
+        bridge["bound"][self._key(link)] = link.attributes.get("occi.networkinterface.address")
+        self.objects.put(self._key(network), bridge)
         return {}
 
     def unbind(self, link: Entity, network: Entity) -> None:
         self.failures.check("network.unbind")
+        bridge = self.objects.get(self._key(network))
+        if bridge is not None and bridge["bound"].pop(self._key(link), None) is not None:
+            self.objects.put(self._key(network), bridge)
 
     def bridge(self, network: Entity) -> str | None:
         return None  # no bridge exists
 
 
 def simulated_backends(images: list[dict[str, Any]], failures: Iterable[str],
-                       delay: float = 0.0) -> Backends:
+                       delay: float = 0.0, directory: Path | None = None) -> Backends:
+    """The fake infrastructure; `directory` keeps what it made (None: this process's memory)."""
     failing = _Behaviour(failures, delay)
-    return Backends(SimulatedCompute(failing), SimulatedStorage(failing),
-                    SimulatedNetwork(failing), DeclaredCatalogue(images))
+
+    def area(name: str) -> Path | None:
+        return directory / name if directory is not None else None
+
+    return Backends(SimulatedCompute(failing, area("guests")),
+                    SimulatedStorage(failing, area("volumes")),
+                    SimulatedNetwork(failing, area("bridges")), DeclaredCatalogue(images))

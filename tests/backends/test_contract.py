@@ -17,6 +17,7 @@ from occi_server.core import Entity
 from occi_server.errors import BackendFailure
 from occi_server.images import Image
 from tests.conftest import COMPUTE, NETWORK, NETWORKINTERFACE, STORAGE, STORAGELINK
+from tests.support.fakelvm import FakeLvm
 from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
 
 
@@ -54,6 +55,20 @@ def filepool_storage() -> Iterator[Backends]:
     shutil.rmtree(base, ignore_errors=True)
 
 
+def lvm_storage(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backends]:
+    """Storage in an LVM volume group, at its command boundary (tests/support/fakelvm.py:
+    device-mapper is missing here; tests/integration/test_lvm.py runs lvm2 where it works).
+    With no block devices, copies (backups, clones) are recorded, not made."""
+    from occi_server.backends import lvm
+    from occi_server.backends.lvm import LvmStorage
+    monkeypatch.setattr(lvm, "qemu_img", lambda *args, **kwargs: "")
+    base = reachable_dir("occi-lvm-")
+    rest = simulated()
+    yield Backends(rest.compute, LvmStorage("vg0", base / "backups", runner=FakeLvm()),
+                   rest.network, rest.images)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 def bridge_network() -> Iterator[Backends]:
     """The network on Linux bridges in a namespace of its own; compute and storage simulated."""
     if os.geteuid() != 0 or shutil.which("dnsmasq") is None:
@@ -72,7 +87,7 @@ def bridge_network() -> Iterator[Backends]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(params=["simulated", "libvirt", "filepool", "bridge"])
+@pytest.fixture(params=["simulated", "libvirt", "filepool", "lvm", "bridge"])
 def backends(request) -> Iterator[Backends]:
     if request.param == "simulated":
         yield simulated()
@@ -80,6 +95,8 @@ def backends(request) -> Iterator[Backends]:
         yield from libvirt_compute()
     elif request.param == "filepool":
         yield from filepool_storage()
+    elif request.param == "lvm":
+        yield from lvm_storage(request.getfixturevalue("monkeypatch"))
     else:
         yield from bridge_network()
 
@@ -165,7 +182,11 @@ def test_storage_lifecycle(backends: Backends) -> None:
         backends.storage.delete(gone)
 
 
-def test_storage_cloned_from_an_image(backends: Backends, volume_dir: Path) -> None:
+def test_storage_cloned_from_an_image(backends: Backends, volume_dir: Path,
+                                      request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["backends"] == "lvm":
+        pytest.skip("the LVM stand-in has no block device to copy an image into "
+                    "(tests/unit/test_lvm.py checks the copy's command)")
     disk = volume_dir / "golden.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "64M"], check=True)
     subprocess.run(["qemu-io", "-c", "write -P 0x5a 0 1M", str(disk)], check=True,
@@ -242,3 +263,45 @@ def test_failures_are_reported_as_backend_failure(operation: str) -> None:
 
 def test_simulated_backends_say_so() -> None:
     assert simulated().simulated
+
+
+def test_acting_on_what_was_never_made_fails(backends: Backends) -> None:
+    """A real backend cannot stop a guest, take a volume offline or bring a
+    network down that does not exist; neither may the fake."""
+    for area, entity, action in ((backends.compute, compute("active"), "stop"),
+                                 (backends.storage, storage(), "offline"),
+                                 (backends.network, network(), "down")):
+        with pytest.raises(BackendFailure):
+            area.act(entity, action, {"method": None})
+
+
+def test_volumes_only_grow(backends: Backends) -> None:
+    volume = storage()
+    volume.attributes.update(backends.storage.create(volume))
+    try:
+        with pytest.raises(BackendFailure, match="grow"):
+            backends.storage.update(volume, {"occi.storage.size": 0.5})
+        backends.storage.update(volume, {"occi.storage.size": 2.0})
+    finally:
+        backends.storage.delete(volume)
+
+
+def test_nothing_plugs_into_a_guest_that_was_never_made(backends: Backends) -> None:
+    guest, volume = compute("active"), storage()
+    link = Entity(id="contract-l3", key="c0417ac71003", kind=STORAGELINK,
+                  location="/link/storagelink/contract-l3", source=guest.location,
+                  target=volume.location, attributes={"occi.storagelink.deviceid": "/dev/vdb"})
+    with pytest.raises(BackendFailure):
+        backends.compute.attach_storage(guest, link, volume, None)
+    backends.compute.detach_storage(guest, link)  # detaching from nothing succeeds
+
+
+def test_a_volume_is_made_once(backends: Backends) -> None:
+    """Making a volume over one that exists would lose its bytes: refused."""
+    volume = storage()
+    volume.attributes.update(backends.storage.create(volume))
+    try:
+        with pytest.raises(BackendFailure):
+            backends.storage.create(volume)
+    finally:
+        backends.storage.delete(volume)
