@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from occi_server.backends.registry import BACKENDS
 from occi_server.kinds.tenancy import QUOTAS
 
 INTERFACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
@@ -26,9 +27,6 @@ CHOICES = {"iscsi_exporter": ("auto", "lio", "tgt", "none"), "accelerator": ("au
            "log_format": ("text", "json"), "orphans": ("report", "clean", "adopt")}
 AUTH_METHODS = ("basic", "oidc", "x509")
 RATE_LIMIT = re.compile(r"\s*[1-9]\d*\s*/\s*(second|minute|hour|day)\s*")
-# The backends each area can use.
-BACKENDS = {"compute": ("simulated", "libvirt"), "storage": ("simulated", "filepool", "lvm"),
-            "network": ("simulated", "bridge")}
 
 
 class ConfigError(Exception):

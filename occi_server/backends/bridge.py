@@ -15,8 +15,10 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from occi_server.backends.base import ActionOutcome, Attributes, NetworkBackend
@@ -25,6 +27,9 @@ from occi_server.backends.nat import Nat
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, BackendUnavailable, Conflict
 from occi_server.kinds.infrastructure import PUBLIC_NETWORK
+
+if TYPE_CHECKING:
+    from occi_server.config import Config
 
 log = logging.getLogger("occi_server.network")
 IFF_UP = 0x1
@@ -240,3 +245,22 @@ class BridgeNetwork(NetworkBackend):
         dhcp = ", DHCP served" if self.dhcp.running(bridge) else ""
         return {"occi.network.state": "active" if up else "inactive",
                 "occi.network.state.message": f"bridge {bridge} {'up' if up else 'down'}{dhcp}"}
+
+
+def bridge_network(config: Config) -> BridgeNetwork:
+    """Bridges, DHCP and NAT in the configured network namespace (or the host's)."""
+    namespace = config.network_namespace
+    enter: list[str] = []
+    if namespace:
+        if not Path(f"/run/netns/{namespace}").exists():
+            raise BackendUnavailable(f"network namespace {namespace} does not exist "
+                                     f"(create it with: ip netns add {namespace})")
+        enter = ["nsenter", f"--net=/run/netns/{namespace}", "--"]
+
+    def netlink() -> IPRoute:
+        # flags=0: never create the namespace (pyroute2 would by default).
+        return IPRoute(netns=namespace, flags=0) if namespace else IPRoute()
+
+    nat = Nat(config.network_uplink, enter) if config.network_uplink else None
+    return BridgeNetwork(netlink, DhcpServers(config.networks_path, enter),
+                         config.network_uplink, nat, namespace)

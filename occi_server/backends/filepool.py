@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from occi_server.backends.iscsi import Exporter
 from occi_server.backends.pool import PoolStorage, stem_of_key
@@ -21,6 +22,9 @@ from occi_server.backends.rawview import RawViews
 from occi_server.errors import BackendFailure
 from occi_server.images.diskfile import qemu_img, virtual_size
 from occi_server.kinds.infrastructure import GIB
+
+if TYPE_CHECKING:
+    from occi_server.config import Config
 
 SUFFIX = ".img"
 OVERLAY = ".qcow2"
@@ -188,3 +192,9 @@ class FilePoolStorage(PoolStorage):
         for overlay in sorted(self.pool.glob(f"vol-*{OVERLAY}")):
             self.views.open(overlay, self._file(overlay.name.removesuffix(OVERLAY)))
         super().repair()
+
+
+def filepool_storage(config: Config, exporter: Exporter) -> FilePoolStorage:
+    """Volumes as files in volumes_dir, deleted ones in its quarantine/."""
+    return FilePoolStorage(config.volumes_path, config.volumes_path / "quarantine",
+                           config.storage_capacity_gib, config.quarantine_seconds, exporter)

@@ -15,11 +15,15 @@ import re
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from occi_server.backends.iscsi import Exporter
 from occi_server.backends.pool import PoolStorage
 from occi_server.errors import BackendFailure, BackendUnavailable
 from occi_server.images.diskfile import qemu_img
+
+if TYPE_CHECKING:
+    from occi_server.config import Config
 
 _VG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,126}")
 _ASIDE = re.compile(r"^(vol-[A-Za-z0-9_-]+)\.q(\d+)$")
@@ -161,3 +165,9 @@ class LvmStorage(PoolStorage):
             except ValueError:  # binascii.Error and UnicodeDecodeError: not our tag
                 found.append(None)
         return found[0], found[1], found[2]
+
+
+def lvm_storage(config: Config, exporter: Exporter) -> LvmStorage:
+    """Volumes as logical volumes of lvm_volume_group; backups in the data directory."""
+    return LvmStorage(config.lvm_volume_group, config.data_path / "backups",
+                      config.storage_capacity_gib, config.quarantine_seconds, exporter)

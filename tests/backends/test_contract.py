@@ -73,7 +73,7 @@ def bridge_network() -> Iterator[Backends]:
     """The network on Linux bridges in a namespace of its own; compute and storage simulated."""
     if os.geteuid() != 0 or shutil.which("dnsmasq") is None:
         pytest.skip("bridges need root and dnsmasq (scripts/setup.sh installs it)")
-    from occi_server.backends import bridge_network as load_bridge_network
+    from occi_server.backends.bridge import bridge_network as load_bridge_network
     from occi_server.config import load_config
     namespace, base = f"occi-contract-{os.getpid()}", reachable_dir("occi-net-")
     subprocess.run(["ip", "netns", "add", namespace], check=True)
