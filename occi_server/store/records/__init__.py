@@ -1,0 +1,1 @@
+"""The parts of a transaction's repository, one per aggregate."""

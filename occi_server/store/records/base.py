@@ -1,0 +1,58 @@
+"""What every part of a transaction's repository shares: its connection, on
+whose behalf it acts (the scope), and what that scope sees."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from occi_server.store.tables import entities
+
+DEFAULT_TENANT = "default"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """On whose behalf a transaction reads and writes: the tenant it acts for
+    and the user. `everything`: an operator, who sees every tenant's entities.
+    Without a scope (the service's own work) everything is visible."""
+
+    tenant: str
+    owner: str
+    everything: bool = False
+
+
+class Records:
+    connection: Connection
+    scope: Scope | None
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.scope is None or self.scope.everything
+
+    def _visible(self, query: Any) -> Any:
+        if self.sees_everything:
+            return query
+        assert self.scope is not None
+        return query.where((entities.c.tenant == self.scope.tenant) | entities.c.shared)
+
+    def _stamp(self) -> tuple[str, str]:
+        """(tenant, owner) of what this transaction creates."""
+        if self.scope is None:
+            return DEFAULT_TENANT, "occi-server"
+        return self.scope.tenant, self.scope.owner
+
+    def lock_tenant(self, tenant: str) -> None:
+        """Serialize this tenant's quota checks until the transaction ends (SQLite
+        writers are serialized already)."""
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                    {"key": zlib.crc32(f"tenant:{tenant}".encode())})

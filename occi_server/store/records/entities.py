@@ -1,0 +1,198 @@
+"""Entities (resources and links) with their mixins, as this transaction's scope sees them.
+Every write is recorded for accounting (UsageRecords) in the same transaction, so that
+no path that changes an entity can escape it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy import update as sql_update
+
+from occi_server.core import Entity
+from occi_server.kinds.infrastructure import SHARED
+from occi_server.store.records.base import _now
+from occi_server.store.records.usage import UsageRecords
+from occi_server.store.tables import entities, entity_mixins, ip_allocations, mac_allocations, users
+
+# A key is 12 hex digits: short enough for every name built from it (a bridge
+# name "ob<key>" stays within Linux's 15 characters).
+KEY_BYTES = 6
+
+
+class EntityRecords(UsageRecords):
+    def get(self, entity_id: str) -> Entity | None:
+        rows = self.connection.execute(
+            self._visible(select(entities).where(entities.c.id == entity_id))).all()
+        found = self._hydrate(rows)
+        return found[0] if found else None
+
+    def by_key(self, key: str) -> Entity | None:
+        """The entity whose infrastructure is named by `key`, whoever's it is."""
+        rows = self.connection.execute(select(entities).where(entities.c.key == key)).all()
+        return self._hydrate(rows)[0] if rows else None
+
+    def by_location(self, location: str) -> Entity | None:
+        rows = self.connection.execute(
+            self._visible(select(entities).where(entities.c.location == location))).all()
+        found = self._hydrate(rows)
+        return found[0] if found else None
+
+    def tenants(self) -> set[str]:
+        """Tenants that own entities or have users."""
+        owning = set(self.connection.scalars(select(entities.c.tenant).distinct()))
+        for row in self.connection.execute(select(users.c.tenants)):
+            owning.update(row.tenants)
+        return owning
+
+    def totals(self, tenant: str, attributes: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Per kind: how many entities the tenant owns ("count") and the sum of
+        each numeric attribute, computed by the database."""
+        sums = [func.coalesce(func.sum(entities.c.attributes[name].as_float()), 0)
+                for name in attributes]
+        found: dict[str, dict[str, float]] = {}
+        for row in self.connection.execute(
+                select(entities.c.kind, func.count(), *sums)
+                .where(entities.c.tenant == tenant).group_by(entities.c.kind)):
+            found[row[0]] = {"count": float(row[1]),
+                             **{name: float(row[2 + n]) for n, name in enumerate(attributes)}}
+        return found
+
+    def links_to_mixin(self, tenant: str, link_kind: str, mixin: str) -> int:
+        """How many links of a kind the tenant owns whose target carries the mixin."""
+        marked = select(entity_mixins.c.entity_id).where(entity_mixins.c.mixin == mixin)
+        return self.connection.execute(
+            select(func.count()).select_from(entities).where(
+                (entities.c.tenant == tenant) & (entities.c.kind == link_kind)
+                & entities.c.target_id.in_(marked))).scalar_one()
+
+    def of_tenant(self, tenant: str) -> list[Entity]:
+        """Every entity a tenant owns (shared or not)."""
+        return self._hydrate(self.connection.execute(
+            select(entities).where(entities.c.tenant == tenant)).all())
+
+    def list(self, *, kinds: Sequence[str] | None = None,
+             mixins_any: Sequence[str] | None = None,
+             location_prefix: str | None = None) -> list[Entity]:
+        """Entities in creation order, narrowed by kind, mixin membership and path."""
+        query = select(entities)
+        if kinds is not None:
+            query = query.where(entities.c.kind.in_(list(kinds)))
+        if mixins_any is not None:
+            member = select(entity_mixins.c.entity_id).where(
+                entity_mixins.c.mixin.in_(list(mixins_any)))
+            query = query.where(entities.c.id.in_(member))
+        if location_prefix:
+            query = query.where(entities.c.location.startswith(location_prefix, autoescape=True))
+        query = self._visible(query).order_by(entities.c.created, entities.c.id)
+        return self._hydrate(self.connection.execute(query).all())
+
+    def count(self) -> int:
+        return self.connection.execute(
+            self._visible(select(func.count()).select_from(entities))).scalar_one()
+
+    def links_from(self, source_ids: Sequence[str]) -> dict[str, list[Entity]]:
+        """Outgoing links of the given resources, by source id."""
+        found: dict[str, list[Entity]] = {source_id: [] for source_id in source_ids}
+        for chunk in _chunks(list(source_ids), 500):
+            rows = self.connection.execute(self._visible(
+                select(entities).where(entities.c.source_id.in_(chunk)))
+                .order_by(entities.c.created, entities.c.id)).all()
+            for link, row in zip(self._hydrate(rows), rows, strict=True):
+                found[row.source_id].append(link)
+        return found
+
+    def links_to(self, entity_id: str) -> list[Entity]:
+        """Every link to the entity, whatever its tenant: the service's checks and
+        clean-ups need them all (a shared network's interfaces, for one)."""
+        rows = self.connection.execute(
+            select(entities).where(entities.c.target_id == entity_id)).all()
+        return self._hydrate(rows)
+
+    def insert(self, entity: Entity, *, source_id: str | None = None,
+               target_id: str | None = None) -> None:
+        now = _now()
+        tenant, owner = self._stamp()
+        entity.tenant = entity.tenant or tenant
+        entity.owner = entity.owner or owner
+        entity.shared = SHARED.type_id in entity.mixins
+        entity.key = entity.key or self._new_key()
+        self.connection.execute(insert(entities).values(
+            id=entity.id, key=entity.key, kind=entity.kind, location=entity.location,
+            source_id=source_id, target=entity.target, target_id=target_id,
+            target_kind=entity.target_kind, attributes=entity.attributes, created=now,
+            updated=now, tenant=entity.tenant, owner=entity.owner, shared=entity.shared))
+        self._write_mixins(entity)
+        self._record(entity, "created", now)
+
+    def _new_key(self) -> str:
+        """A key no stored entity has (the unique index refuses a second holder
+        should two writers draw the same one at once)."""
+        while True:
+            key = secrets.token_hex(KEY_BYTES)
+            if self.connection.scalar(select(entities.c.id).where(entities.c.key == key)) is None:
+                return key
+
+    def update(self, entity: Entity) -> None:
+        now = _now()
+        entity.shared = SHARED.type_id in entity.mixins
+        self.connection.execute(sql_update(entities).where(entities.c.id == entity.id).values(
+            attributes=entity.attributes, target_kind=entity.target_kind, updated=now,
+            shared=entity.shared))
+        self.connection.execute(delete(entity_mixins).where(entity_mixins.c.entity_id == entity.id))
+        self._write_mixins(entity)
+        self._record(entity, "changed", now)
+
+    def delete(self, entity_id: str) -> None:
+        # Links of the entity go with it (ON DELETE CASCADE); deleted explicitly
+        # as well so that a database without cascades behaves the same.
+        now = _now()
+        links = select(entities.c.id).where(entities.c.source_id == entity_id)
+        gone = self.connection.execute(select(entities).where(
+            (entities.c.id == entity_id) | entities.c.id.in_(links))).all()
+        for table in (ip_allocations, mac_allocations):
+            self.connection.execute(delete(table).where(
+                (table.c.link_id == entity_id) | table.c.link_id.in_(links)))
+        self.connection.execute(delete(entities).where(entities.c.source_id == entity_id))
+        self.connection.execute(delete(entities).where(entities.c.id == entity_id))
+        self._record_gone(gone, now)
+
+    def _write_mixins(self, entity: Entity) -> None:
+        if entity.mixins:
+            self.connection.execute(insert(entity_mixins), [
+                {"entity_id": entity.id, "mixin": mixin, "position": position}
+                for position, mixin in enumerate(entity.mixins)])
+
+    def _hydrate(self, rows: Sequence[Any]) -> list[Entity]:
+        ids = [row.id for row in rows]
+        mixins: dict[str, list[str]] = {entity_id: [] for entity_id in ids}
+        for chunk in _chunks(ids, 500):
+            for row in self.connection.execute(
+                    select(entity_mixins).where(entity_mixins.c.entity_id.in_(chunk))
+                    .order_by(entity_mixins.c.entity_id, entity_mixins.c.position)):
+                mixins[row.entity_id].append(row.mixin)
+        source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
+        self._read_as.read(rows, mixins)
+        return [Entity(
+            id=row.id, key=row.key, kind=row.kind, location=row.location,
+            mixins=list(mixins[row.id]),
+            attributes=dict(row.attributes),
+            source=source_locations.get(row.source_id) if row.source_id else None,
+            target=row.target, target_kind=row.target_kind, tenant=row.tenant, owner=row.owner,
+            shared=row.shared,
+        ) for row in rows]
+
+    def _locations_of(self, ids: set[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(ids), 500):
+            for row in self.connection.execute(
+                    select(entities.c.id, entities.c.location).where(entities.c.id.in_(chunk))):
+                found[row.id] = row.location
+        return found
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

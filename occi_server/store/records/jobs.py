@@ -1,0 +1,47 @@
+"""Jobs: the infrastructure's work done after a request's transaction, as its scope sees them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy import update as sql_update
+
+from occi_server.core import Entity
+from occi_server.store.records.base import Records, _now
+from occi_server.store.tables import jobs
+
+
+class JobRecords(Records):
+    def insert_job(self, job_id: str, entity: Entity, operation: str) -> None:
+        now = _now()
+        self.connection.execute(insert(jobs).values(
+            id=job_id, entity_id=entity.id, location=entity.location, operation=operation,
+            state="running", progress="queued", error=None, created=now, updated=now,
+            tenant=entity.tenant or self._stamp()[0]))
+
+    def update_job(self, job_id: str, **values: str | None) -> None:
+        self.connection.execute(sql_update(jobs).where(jobs.c.id == job_id).values(
+            **values, updated=_now()))
+
+    def jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        query = self._own_jobs(select(jobs).order_by(jobs.c.created.desc()).limit(limit))
+        if state is not None:
+            query = query.where(jobs.c.state == state)
+        return [dict(row._mapping) for row in self.connection.execute(query)]
+
+    def running_jobs(self, entity_id: str) -> list[dict[str, Any]]:
+        """The jobs still at work on an entity (whoever's)."""
+        return [dict(row._mapping) for row in self.connection.execute(select(jobs).where(
+            (jobs.c.entity_id == entity_id) & (jobs.c.state == "running")))]
+
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        row = self.connection.execute(
+            self._own_jobs(select(jobs).where(jobs.c.id == job_id))).first()
+        return None if row is None else dict(row._mapping)
+
+    def _own_jobs(self, query: Any) -> Any:
+        if self.sees_everything:
+            return query
+        assert self.scope is not None
+        return query.where(jobs.c.tenant == self.scope.tenant)
