@@ -18,6 +18,7 @@ from occi_server.errors import BackendFailure
 from occi_server.images import Image
 from tests.conftest import COMPUTE, NETWORK, NETWORKINTERFACE, STORAGE, STORAGELINK
 from tests.support.fakelvm import FakeLvm
+from tests.support.iscsi import PORTAL, tgt_unavailable_reason
 from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
 
 
@@ -43,15 +44,23 @@ def libvirt_compute() -> Iterator[Backends]:
     shutil.rmtree(base, ignore_errors=True)
 
 
-def filepool_storage() -> Iterator[Backends]:
-    """Storage in a file pool; compute and network simulated."""
+def filepool_storage(exported: bool = False) -> Iterator[Backends]:
+    """Storage in a file pool (each volume exported by the real tgtd when
+    `exported`); compute and network simulated."""
     if shutil.which("qemu-img") is None:
         pytest.skip("qemu-img is not installed (scripts/setup.sh installs it)")
+    if exported and tgt_unavailable_reason():
+        pytest.skip(tgt_unavailable_reason() or "")
     from occi_server.backends.filepool import FilePoolStorage
+    from occi_server.backends.iscsi import Credentials, TgtExporter
     base = reachable_dir("occi-pool-")
+    exporter = TgtExporter(Credentials(base / "key", f"iqn.2026-12.test.contract-{os.getpid()}"),
+                           PORTAL) if exported else None
     rest = simulated()
-    yield Backends(rest.compute, FilePoolStorage(base / "pool", base / "quarantine"),
-                   rest.network, rest.images)
+    pool = FilePoolStorage(base / "pool", base / "quarantine", exporter=exporter)
+    yield Backends(rest.compute, pool, rest.network, rest.images)
+    if exporter is not None:
+        assert exporter.exported() == set(), "a volume of the contract is still exported"
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -87,7 +96,7 @@ def bridge_network() -> Iterator[Backends]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(params=["simulated", "libvirt", "filepool", "lvm", "bridge"])
+@pytest.fixture(params=["simulated", "libvirt", "filepool", "filepool+tgt", "lvm", "bridge"])
 def backends(request) -> Iterator[Backends]:
     if request.param == "simulated":
         yield simulated()
@@ -95,6 +104,8 @@ def backends(request) -> Iterator[Backends]:
         yield from libvirt_compute()
     elif request.param == "filepool":
         yield from filepool_storage()
+    elif request.param == "filepool+tgt":
+        yield from filepool_storage(exported=True)
     elif request.param == "lvm":
         yield from lvm_storage(request.getfixturevalue("monkeypatch"))
     else:
