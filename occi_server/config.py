@@ -29,6 +29,27 @@ AUTH_METHODS = ("basic", "oidc", "x509")
 RATE_LIMIT = re.compile(r"\s*[1-9]\d*\s*/\s*(second|minute|hour|day)\s*")
 
 
+# The settings of each driver, as a section of the config file ([libvirt]
+# uri = …) naming the flat key it sets (libvirt_uri, also OCCI_LIBVIRT_URI in
+# the environment). Flat keys in the file still work.
+SECTIONS: dict[str, dict[str, str]] = {
+    "libvirt": {"uri": "libvirt_uri", "hosts": "libvirt_hosts", "accelerator": "accelerator",
+                "instances_dir": "instances_dir", "shutdown_timeout": "shutdown_timeout",
+                "volume_access": "volume_access"},
+    "filepool": {"volumes_dir": "volumes_dir", "capacity_gib": "storage_capacity_gib",
+                 "quarantine_seconds": "quarantine_seconds"},
+    "lvm": {"volume_group": "lvm_volume_group", "capacity_gib": "storage_capacity_gib",
+            "quarantine_seconds": "quarantine_seconds"},
+    "iscsi": {"exporter": "iscsi_exporter", "portal": "iscsi_portal",
+              "iqn_prefix": "iscsi_iqn_prefix", "initiators": "iscsi_initiators",
+              "tgt_control_port": "iscsi_tgt_control_port"},
+    "bridge": {"networks_dir": "networks_dir", "namespace": "network_namespace",
+               "uplink": "network_uplink"},
+    "simulated": {"images": "simulated_images", "failures": "simulated_failures",
+                  "delay_seconds": "simulated_delay_seconds"},
+}
+
+
 class ConfigError(Exception):
     """A configuration value is missing or wrong; the message says which and why."""
 
@@ -305,7 +326,7 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None,
     values: dict[str, Any] = {}
     if path:
         try:
-            values.update(tomllib.loads(Path(path).read_text()))
+            values.update(_flattened(tomllib.loads(Path(path).read_text()), path))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
     known = {f.name: f for f in fields(Config)}
@@ -321,6 +342,29 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None,
     for name, spec in known.items():
         _check_type(name, getattr(config, name), spec.type)
     return config
+
+
+def _flattened(document: dict[str, Any], path: str) -> dict[str, Any]:
+    """The file's values as flat keys: each driver section's keys become the
+    flat keys SECTIONS names; a key given both ways is refused."""
+    values = {k: v for k, v in document.items() if k not in SECTIONS}
+    for section, keys in SECTIONS.items():
+        given = document.get(section)
+        if given is None:
+            continue
+        if not isinstance(given, dict):
+            raise ConfigError(f"{section} in {path} is a section: write [{section}] and its "
+                              f"keys ({', '.join(keys)})")
+        for key, value in given.items():
+            if key not in keys:
+                raise ConfigError(f"unknown key {key} in [{section}] of {path}; known: "
+                                  f"{', '.join(keys)}")
+            flat = keys[key]
+            if flat in values:
+                raise ConfigError(f"{path} sets {flat} twice: as [{section}] {key} and "
+                                  "elsewhere")
+            values[flat] = value
+    return values
 
 
 def _from_env(name: str, raw: str, annotation: Any) -> Any:

@@ -71,3 +71,27 @@ def test_the_example_configuration_is_valid() -> None:
     config = load_config(str(example), environ={}).validate()
     assert (config.compute_backend, config.storage_backend, config.network_backend) == (
         "libvirt", "filepool", "bridge")
+    assert (config.iscsi_portal, config.network_uplink) == ("192.0.2.10:3260", "eth0")
+
+
+def test_each_driver_has_a_section(tmp_path) -> None:
+    path = tmp_path / "occi.toml"
+    path.write_text('backend = "simulated"\n[libvirt]\nuri = "qemu+ssh://root@node2/system"\n'
+                    'shutdown_timeout = 30\n[iscsi]\nportal = "192.0.2.10:3260"\n'
+                    '[bridge]\nnamespace = "occi"\n')
+    config = load_config(str(path), environ={"OCCI_ISCSI_PORTAL": "192.0.2.11:3260"})
+    assert (config.libvirt_uri, config.shutdown_timeout, config.network_namespace) == (
+        "qemu+ssh://root@node2/system", 30, "occi")
+    assert config.iscsi_portal == "192.0.2.11:3260"  # the environment still wins
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[libvirt]\nurl = "qemu:///system"\n', "unknown key url in \\[libvirt\\]"),
+    ('libvirt_uri = "a"\n[libvirt]\nuri = "b"\n', "sets libvirt_uri twice"),
+    ('libvirt = "qemu:///system"\n', "libvirt in .* is a section"),
+])
+def test_sections_refuse_what_they_do_not_know(tmp_path, text: str, message: str) -> None:
+    path = tmp_path / "occi.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(path), environ={})
