@@ -20,6 +20,7 @@ from occi_server.errors import (
 )
 from occi_server.http.numbers import whole_number
 from occi_server.http.prefer import preferred_wait
+from occi_server.http.routes import Shape, Target, resolve
 from occi_server.rendering import (
     RenderContext,
     Rendered,
@@ -30,7 +31,7 @@ from occi_server.rendering import (
 from occi_server.rendering.base import Parser, Renderer, split_type_id
 from occi_server.rendering.negotiation import Negotiated
 from occi_server.rendering.text import read_pairs
-from occi_server.service import Service, Shape, Target, Work
+from occi_server.service import Service, Work
 from occi_server.service.query import add_user_mixins, delete_user_mixins, discover
 
 
@@ -56,6 +57,10 @@ class Exchange:
         self.action = request.args.get("action")
         self.negotiated: Negotiated = choose_renderer(request.headers.get("Accept"),
                                                       listing=self._is_listing())
+
+    def members(self, query: Filter) -> list[Entity]:
+        """The members of the collection the path names that `query` selects."""
+        return self.work.members(self.target.collection, self.target.path, query)
 
     def _is_listing(self) -> bool:
         shape = self.target.shape
@@ -178,7 +183,8 @@ class Exchange:
 
     def kind_get(self) -> Result:
         page, number = self.page()
-        members, following = self.work.listing(self.target, self.filter(), page, number)
+        members, following = self.work.listing(self.target.collection, self.target.path,
+                                                self.filter(), page, number)
         result = self.collection_result(members)
         if following is not None:  # the rest of the collection is a request away
             query = {**request.args.to_dict(flat=True), "page": str(following),
@@ -196,13 +202,13 @@ class Exchange:
         return self.created_result(created)
 
     def _collection_action(self) -> Result:
-        members = self.work.changeable(self.work.members(self.target, Filter()))
+        members = self.work.changeable(self.members(Filter()))
         done = self.work.trigger_all(members, self.action_spec(), str(self.action))
         return self.collection_result(done)
 
     def kind_delete(self) -> Result:
         listed = self.listed_entities()
-        members = self.work.changeable(self.work.members(self.target, self.filter()))
+        members = self.work.changeable(self.members(self.filter()))
         if listed is not None:
             member_ids = {m.id for m in members}
             outside = [e.location for e in listed if e.id not in member_ids]
@@ -217,28 +223,28 @@ class Exchange:
             return self._collection_action()
         assert isinstance(self.target.category, Mixin)
         self.work.associate(self.target.category, self.entities_in_body())
-        return self.collection_result(self.work.members(self.target, Filter()))
+        return self.collection_result(self.members(Filter()))
 
     def mixin_put(self) -> Result:
         mixin = self.target.category
         assert isinstance(mixin, Mixin)
         wanted = self.entities_in_body()
         wanted_ids = {e.id for e in wanted}
-        current = self.work.changeable(self.work.members(self.target, Filter()))
+        current = self.work.changeable(self.members(Filter()))
         self.work.dissociate(mixin, [e for e in current if e.id not in wanted_ids])
         self.work.associate(mixin, wanted)
-        return self.collection_result(self.work.members(self.target, Filter()))
+        return self.collection_result(self.members(Filter()))
 
     def mixin_delete(self) -> Result:
         mixin = self.target.category
         assert isinstance(mixin, Mixin)
         listed = self.listed_entities()
-        current = self.work.changeable(self.work.members(self.target, Filter()))
+        current = self.work.changeable(self.members(Filter()))
         if listed is not None:
             listed_ids = {e.id for e in listed}
             current = [e for e in current if e.id in listed_ids]
         self.work.dissociate(mixin, current)
-        return self.collection_result(self.work.members(self.target, Filter()))
+        return self.collection_result(self.members(Filter()))
 
     def entity_get(self) -> Result:
         assert self.target.entity is not None
@@ -317,7 +323,7 @@ def dispatch(path: str = "") -> Response:
     with service.work(write=write, local_path=ctx.local_path, scope=g.scope,
                       wait=wait) as work:
         ctx.model = work.model
-        exchange = Exchange(work, ctx, work.resolve(request.path), data)
+        exchange = Exchange(work, ctx, resolve(work, request.path), data)
         result = exchange.answer()
     rendered = result.rendered() if callable(result.rendered) else result.rendered
     response = Response(rendered.body, status=result.status,

@@ -35,10 +35,10 @@ from occi_server.service.imagemixins import image_mixin, volume_image_mixin
 from occi_server.service.jobs import recover, run_job, state_attribute
 from occi_server.service.models import ModelCache
 from occi_server.service.quotas import limits_of, report, visible_tenants
-from occi_server.service.work import Settings, Shape, Target, Work, server_mixins
+from occi_server.service.work import QUERY_PATHS, Settings, Work, server_mixins
 from occi_server.store import DEFAULT_TENANT, Repository, Scope, Store
 
-__all__ = ["Reconciler", "Service", "Shape", "Target", "Work"]
+__all__ = ["QUERY_PATHS", "Reconciler", "Service", "Work"]
 
 log = logging.getLogger("occi_server.service")
 

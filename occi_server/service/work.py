@@ -13,7 +13,6 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any
 
 from occi_server.backends.base import Backends
@@ -34,7 +33,6 @@ from occi_server.errors import InternalError as OperationFailed
 from occi_server.faults import checkpoint
 from occi_server.images import Image
 from occi_server.kinds.infrastructure import COMPUTE, RESOURCE_TPL, SHARED
-from occi_server.kinds.tenancy import QUOTA
 from occi_server.metrics import BACKEND_ERRORS
 from occi_server.service.jobs import (
     Job,
@@ -60,29 +58,6 @@ log = logging.getLogger("occi_server.service")
 
 QUERY_PATHS = ("/-/", "/-", "/.well-known/org/ogf/occi/-/", "/.well-known/org/ogf/occi/-")
 STORAGE_SIZE = "occi.storage.size"
-
-
-class Shape(StrEnum):
-    """What a request path can name."""
-
-    QUERY = "query"  # the query interface, /-/
-    KIND = "kind"  # a kind's collection
-    MIXIN = "mixin"  # a mixin's collection
-    ENTITY = "entity"  # a resource or link
-    NEW = "new"  # a free path in a kind's collection (PUT creates there)
-    UNBOUND = "unbound"  # a path above collections, such as /
-    CONSOLE = "console"  # a compute's console log
-    QUOTA = "quota"  # the quotas, or one tenant's
-
-
-@dataclass
-class Target:
-    """What a request path names."""
-
-    shape: Shape
-    path: str
-    category: Kind | Mixin | None = None
-    entity: Entity | None = None
 
 
 @dataclass(frozen=True)
@@ -135,46 +110,19 @@ class Work:
             raise Forbidden(f"only operators can share resources ({SHARED.type_id})")
 
     # ------------------------------------------------------------ paths
-    def resolve(self, path: str) -> Target:
-        if path in QUERY_PATHS:
-            return Target(Shape.QUERY, path)
-        if path.startswith(QUOTA.location.rstrip("/")):
-            return self._quota_target(path)
-        category = self.model.by_location(path)
-        if category is None and not path.endswith("/"):
-            category = self.model.by_location(path + "/")
-        if category is not None:
-            shape = Shape.KIND if isinstance(category, Kind) else Shape.MIXIN
-            return Target(shape, category.location or path, category=category)
-        if not path.endswith("/"):
-            entity = self.repo.by_location(path)
-            if entity is not None:
-                return Target(Shape.ENTITY, path, entity=entity)
-            if path.endswith("/console"):
-                owner = self.repo.by_location(path.removesuffix("/console"))
-                if owner is not None and owner.kind == COMPUTE.type_id:
-                    return Target(Shape.CONSOLE, path, entity=owner)
-            parent, _, last = path.rpartition("/")
-            kind = self.model.by_location(parent + "/")
-            if isinstance(kind, Kind) and last:
-                if self.repo.everywhere().by_location(path) is not None:
-                    raise NotFound(f"nothing at {path}")  # another tenant's
-                return Target(Shape.NEW, path, category=kind)
-            raise NotFound(f"nothing at {path}")
-        if path == "/" or any(loc.startswith(path) for loc in self.model.locations()):
-            return Target(Shape.UNBOUND, path)
-        raise NotFound(f"nothing at {path}")
+    def at(self, path: str) -> Entity | None:
+        """The entity at `path`, if this request's scope sees it."""
+        return self.repo.by_location(path)
 
-    def _quota_target(self, path: str) -> Target:
-        """/quota/ (the visible tenants' quotas) or /quota/<tenant>."""
-        tenant = path.removeprefix(QUOTA.location.rstrip("/")).strip("/")
-        visible = visible_tenants(self.repo, self.settings.tenants)
-        if not tenant:
-            return Target(Shape.QUOTA, QUOTA.location, category=QUOTA)
-        if "/" in tenant or tenant not in visible:
-            raise NotFound(f"nothing at {path}")
-        return Target(Shape.QUOTA, path, category=QUOTA,
-                      entity=quota_entity(self.repo, self.settings.quotas, tenant))
+    def taken(self, path: str) -> bool:
+        """Whether any tenant's entity is at `path` (seen or not)."""
+        return self.repo.everywhere().by_location(path) is not None
+
+    def quota_of(self, tenant: str) -> Entity | None:
+        """A tenant's quotas and usage, if this request's scope sees the tenant."""
+        if tenant not in visible_tenants(self.repo, self.settings.tenants):
+            return None
+        return quota_entity(self.repo, self.settings.quotas, tenant)
 
     def quotas(self) -> list[Entity]:
         return [quota_entity(self.repo, self.settings.quotas, tenant)
@@ -235,28 +183,30 @@ class Work:
             raise NotFound(f"{entity.location} has no console log")
         return text
 
-    def listing(self, target: Target, query: Filter, page: int | None,
-                number: int | None) -> tuple[list[Entity], int | None]:
+    def listing(self, collection: Kind | Mixin | None, path: str, query: Filter,
+                page: int | None, number: int | None) -> tuple[list[Entity], int | None]:
         """The page of a collection a client asked for (without page or number:
         the first `default_page_size` members), and the next page's number if
         there are more members."""
         size = number or self.settings.default_page_size
-        found = self.members(target, query)
+        found = self.members(collection, path, query)
         if page is None and not size:  # nothing asked, no default: the whole collection
             return found, None
         size, page = size or self.settings.max_page_size, page or 1
         start = (page - 1) * size
         return found[start:start + size], page + 1 if len(found) > start + size else None
 
-    def members(self, target: Target, query: Filter) -> list[Entity]:
-        """Every member of a collection that `query` selects."""
-        if target.shape is Shape.KIND and isinstance(target.category, Kind):
-            kinds = [k.type_id for k in self.model.descendant_kinds(target.category)]
+    def members(self, collection: Kind | Mixin | None, path: str,
+                query: Filter) -> list[Entity]:
+        """Every member of a kind's or mixin's collection (None: of everything
+        under `path`) that `query` selects."""
+        if isinstance(collection, Kind):
+            kinds = [k.type_id for k in self.model.descendant_kinds(collection)]
             found = self.repo.list(kinds=kinds)
-        elif target.shape is Shape.MIXIN and isinstance(target.category, Mixin):
-            found = self.repo.list(mixins_any=self.mixin_family(target.category))
+        elif isinstance(collection, Mixin):
+            found = self.repo.list(mixins_any=self.mixin_family(collection))
         else:
-            found = self.repo.list(location_prefix=target.path)
+            found = self.repo.list(location_prefix=path)
         return [e for e in found if self._matches(e, query)]
 
     def mixin_family(self, mixin: Mixin) -> list[str]:
