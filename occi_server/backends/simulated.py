@@ -71,8 +71,6 @@ class _Objects:
         self.directory = directory
         self._memory: dict[str, Record] = {}
         self._lock = threading.Lock()
-        if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
 
     def get(self, key: str) -> Record | None:
         if self.directory is None:
@@ -89,6 +87,7 @@ class _Objects:
             with self._lock:
                 self._memory[key] = json.loads(json.dumps(record))
             return
+        self.directory.mkdir(parents=True, exist_ok=True)  # made with the first object
         temporary = self.directory / f".{key}.{secrets.token_hex(4)}"
         temporary.write_text(json.dumps(record))
         os.replace(temporary, self.directory / f"{key}.json")  # readers see old or new
