@@ -693,9 +693,9 @@ class Work:
         state = entity.attributes.get(machine.attribute) if machine else None
         if machine is not None and not machine.allowed(action.term, state):
             legal = ", ".join(machine.legal_actions(state)) or "none"
-            raise Conflict(f"{action.term} is not possible while {entity.location} is {state} "
+            raise Conflict(f"{action.term} is not possible while {entity.location} is {state}"
                            + ("; nothing was done" if among_others
-                              else f"(possible now: {legal})"))
+                              else f" (possible now: {legal})"))
         room_of(kind.type_id).check_action(self, entity, action)
 
     def prepare_action(self, entity: Entity, spec: ActionSpec, term: str

@@ -104,6 +104,16 @@ def test_an_attached_volume_is_never_taken_offline_not_even_with_its_collection(
     assert {client.attributes(p)["occi.storage.state"] for p in (attached, free)} == {"online"}
 
 
+def test_a_state_conflict_says_what_is_possible_or_that_nothing_was_done(
+        client: Client) -> None:
+    network = client.network()
+    assert client.post_text(f"{network}?action=down", []).status_code == 200
+    one = client.post_text(f"{network}?action=down", []).get_data(as_text=True)
+    assert f"down is not possible while {network} is inactive (possible now: up)" in one
+    every = client.post_text("/network/?action=down", []).get_data(as_text=True)
+    assert f"down is not possible while {network} is inactive; nothing was done" in every
+
+
 def test_backend_failure_leaves_the_entity_in_error(make_app) -> None:
     client = Client(make_app(simulated_failures=["compute.act.stop"]))
     path = client.compute()
