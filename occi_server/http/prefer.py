@@ -11,8 +11,9 @@ import re
 _WAIT = re.compile(r"wait\s*=\s*\"?(\d{1,9})\"?\Z", re.IGNORECASE)
 
 
-def preferred_wait(header: str | None, longest: float) -> float | None:
-    """Seconds to wait for the request's job (at most `longest`); None: no preference."""
+def preferred_wait(header: str | None, longest: float) -> tuple[float, str] | None:
+    """Seconds to wait for the request's job (at most `longest`) and the
+    Preference-Applied value that says so; None: no preference."""
     wait, asynchronous = None, False
     for preference in (header or "").split(","):
         token = preference.split(";")[0].strip()
@@ -21,6 +22,6 @@ def preferred_wait(header: str | None, longest: float) -> float | None:
             wait = min(float(found.group(1)), longest)
         elif token.lower() == "respond-async":
             asynchronous = True
-    if wait is None and asynchronous:
-        return 0.0
-    return wait
+    if wait is not None:
+        return wait, f"wait={wait:g}"
+    return (0.0, "respond-async") if asynchronous else None

@@ -319,9 +319,10 @@ def dispatch(path: str = "") -> Response:
     data = RequestData(body=request.get_data(cache=True), headers=list(request.headers.items()))
     if request.method in ("POST", "PUT"):  # the syntax is checked before any lock is taken
         choose_parser(request.headers.get("Content-Type")).read(data)
-    wait = preferred_wait(request.headers.get("Prefer"), service.settings.job_wait_max_seconds)
+    preferred = preferred_wait(request.headers.get("Prefer"),
+                               service.settings.job_wait_max_seconds)
     with service.work(write=write, local_path=ctx.local_path, scope=g.scope,
-                      wait=wait) as work:
+                      wait=preferred[0] if preferred else None) as work:
         ctx.model = work.model
         exchange = Exchange(work, ctx, resolve(work, request.path), data)
         result = exchange.answer()
@@ -330,6 +331,6 @@ def dispatch(path: str = "") -> Response:
                         content_type=exchange.negotiated.media_type)
     for name, value in [*rendered.headers, *result.headers]:
         response.headers.add(name, value)
-    if wait is not None and work.job is not None:
-        response.headers["Preference-Applied"] = f"wait={wait:g}" if wait else "respond-async"
+    if preferred is not None and work.job is not None:
+        response.headers["Preference-Applied"] = preferred[1]
     return response

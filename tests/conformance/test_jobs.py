@@ -261,6 +261,14 @@ def test_prefer_respond_async_answers_at_once(make_app) -> None:
     assert "Preference-Applied" not in plain.headers  # a read has no job to wait for
 
 
+def test_prefer_wait_zero_is_applied_as_asked(make_app) -> None:
+    client = slow_site(make_app)
+    lines = [category("http://schemas.ogf.org/occi/infrastructure#compute", "kind")]
+    answered = client.http.post("/compute/", data="\n".join(lines) + "\n", headers={
+        "Content-Type": "text/plain", "Prefer": "wait=0"})
+    assert answered.status_code == 201 and answered.headers["Preference-Applied"] == "wait=0"
+
+
 def test_a_preference_not_understood_is_ignored(make_app) -> None:
     client = slow_site(make_app)
     lines = [category("http://schemas.ogf.org/occi/infrastructure#compute", "kind")]
