@@ -15,6 +15,7 @@ STORAGE_ACTION = "http://schemas.ogf.org/occi/infrastructure/storage/action#"
 
 # Decoded user data above this size is refused: cloud-init seeds are small.
 GIB = 1024 ** 3  # occi.compute.memory and occi.storage.size are in GiB
+STORAGE_SIZE = "occi.storage.size"
 USER_DATA_MAX_BYTES = 64 * 1024
 _USER_DATA_MAX_CHARS = 4 * ((USER_DATA_MAX_BYTES + 2) // 3)  # its Base64 length
 
@@ -116,7 +117,7 @@ BACKUP = Action(STORAGE_ACTION, "backup", title="Copy the volume to the backup a
 STORAGE = Kind(
     INFRA, "storage", title="Storage Resource", parent=RESOURCE.type_id, location="/storage/",
     attributes=(
-        Attribute("occi.storage.size", AttrType.FLOAT, required=True, minimum=0.001,
+        Attribute(STORAGE_SIZE, AttrType.FLOAT, required=True, minimum=0.001,
                   maximum=1048576, description="Size in GiB"),
         *_state("occi.storage", ("online", "offline", "error"), "offline"),
     ),

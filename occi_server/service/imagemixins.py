@@ -7,9 +7,14 @@ from typing import Any
 
 from occi_server.core import Attribute, Mixin
 from occi_server.images import Image
-from occi_server.kinds.infrastructure import COMPUTE, GIB, IMAGE_TPL, OS_TPL, STORAGE
-
-STORAGE_SIZE = "occi.storage.size"
+from occi_server.kinds.infrastructure import (
+    COMPUTE,
+    GIB,
+    IMAGE_TPL,
+    OS_TPL,
+    STORAGE,
+    STORAGE_SIZE,
+)
 
 
 def volume_image_mixin(site_scheme: str, image: Image) -> Mixin:

@@ -57,7 +57,6 @@ from occi_server.store import Repository
 log = logging.getLogger("occi_server.service")
 
 QUERY_PATHS = ("/-/", "/-", "/.well-known/org/ogf/occi/-/", "/.well-known/org/ogf/occi/-")
-STORAGE_SIZE = "occi.storage.size"
 
 
 @dataclass(frozen=True)

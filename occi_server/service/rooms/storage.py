@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from occi_server.core import Action, Entity
 from occi_server.errors import BackendFailure, BadRequest, Conflict
-from occi_server.kinds.infrastructure import GIB, IMAGE_TPL, STORAGE, STORAGELINK
+from occi_server.kinds.infrastructure import GIB, IMAGE_TPL, STORAGE, STORAGE_SIZE, STORAGELINK
 from occi_server.service.jobs import state_of
 from occi_server.service.rooms.base import AfterChange, Room
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from occi_server.service.work import Work
 
 log = logging.getLogger("occi_server.service")
-STORAGE_SIZE = "occi.storage.size"
 
 
 def snapshot(work: Work, storage: Entity, params: dict[str, Any]) -> Entity:
