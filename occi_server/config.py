@@ -32,14 +32,14 @@ RATE_LIMIT = re.compile(r"\s*[1-9]\d*\s*/\s*(second|minute|hour|day)\s*")
 # The settings of each driver, as a section of the config file ([libvirt]
 # uri = …) naming the flat key it sets (libvirt_uri, also OCCI_LIBVIRT_URI in
 # the environment). Flat keys in the file still work.
+_POOL_SETTINGS = {"capacity_gib": "storage_capacity_gib",  # both pools have them
+                  "quarantine_seconds": "quarantine_seconds"}
 SECTIONS: dict[str, dict[str, str]] = {
     "libvirt": {"uri": "libvirt_uri", "hosts": "libvirt_hosts", "accelerator": "accelerator",
                 "instances_dir": "instances_dir", "shutdown_timeout": "shutdown_timeout",
                 "volume_access": "volume_access"},
-    "filepool": {"volumes_dir": "volumes_dir", "capacity_gib": "storage_capacity_gib",
-                 "quarantine_seconds": "quarantine_seconds"},
-    "lvm": {"volume_group": "lvm_volume_group", "capacity_gib": "storage_capacity_gib",
-            "quarantine_seconds": "quarantine_seconds"},
+    "filepool": {"volumes_dir": "volumes_dir", **_POOL_SETTINGS},
+    "lvm": {"volume_group": "lvm_volume_group", **_POOL_SETTINGS},
     "iscsi": {"exporter": "iscsi_exporter", "portal": "iscsi_portal",
               "iqn_prefix": "iscsi_iqn_prefix", "initiators": "iscsi_initiators",
               "tgt_control_port": "iscsi_tgt_control_port"},

@@ -35,9 +35,9 @@ class Room:
         """Refuse a new entity the model allows but the site cannot make."""
 
     def provision(self, work: Work, entity: Entity) -> dict[str, Any]:
-        """Create the infrastructure behind a new entity (in its job); its attributes."""
-        backend = work.backends.for_kind(entity.kind)
-        return backend.create(entity) if backend is not None else {}  # type: ignore[attr-defined]
+        """Create the infrastructure behind a new resource (in its job); its
+        attributes. Every resource kind's room says how; links are plugged."""
+        raise NotImplementedError
 
     def check_change(self, work: Work, entity: Entity, changes: dict[str, Any]) -> None:
         """Refuse a change of stored attributes the infrastructure cannot follow."""
