@@ -136,6 +136,12 @@ class _Simulation:
         text = (wording or {}).get(state, state)
         return ActionOutcome({attribute: state, f"{attribute}.message": f"{text} (simulated)"})
 
+    def update(self, entity: Entity, changes: Attributes) -> Attributes:
+        """A change reaches what exists (volumes also check their size)."""
+        self.failures.check(f"{self.kind.term}.update")
+        self._existing(entity)
+        return {}
+
     def delete(self, entity: Entity) -> None:
         self.failures.check(f"{self.kind.term}.delete")
         self.objects.remove(self._key(entity))
@@ -164,11 +170,6 @@ class SimulatedCompute(_Simulation, ComputeBackend):
             outcome.image = Image(term=str(term), title=str(title),
                                   info={"source": compute.location})
         return outcome
-
-    def update(self, compute: Entity, changes: Attributes) -> Attributes:
-        self.failures.check("compute.update")
-        self._existing(compute)
-        return {}
 
     def _plug(self, compute: Entity, link: Entity, where: str, what: Record) -> None:
         guest = self._existing(compute)
@@ -266,11 +267,6 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
     def act(self, network: Entity, action: str, params: Attributes) -> ActionOutcome:
         self.failures.check(f"network.act.{action}")
         return self._transition(network, action)
-
-    def update(self, network: Entity, changes: Attributes) -> Attributes:
-        self.failures.check("network.update")
-        self._existing(network)
-        return {}
 
     def bind(self, link: Entity, network: Entity) -> Attributes:
         self.failures.check("network.bind")
