@@ -314,5 +314,8 @@ def test_a_volume_is_made_once(backends: Backends) -> None:
     try:
         with pytest.raises(BackendFailure):
             backends.storage.create(volume)
+        # The refusal left the volume that was there: it still answers.
+        assert backends.storage.act(volume, "offline", {}).attributes[
+            "occi.storage.state"] == "offline"
     finally:
         backends.storage.delete(volume)
