@@ -81,17 +81,19 @@ class NamespaceHost:
                     "network_namespace": self.namespace, "iscsi_exporter": "tgt",
                     "iscsi_tgt_control_port": str(self.tgt_control_port), **settings}
         env = {**os.environ, **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
-        url = "http://127.0.0.1:8080"
-        server = subprocess.Popen(
-            ["ip", "netns", "exec", self.namespace, str(SERVER), "serve",
-             "--listen", "127.0.0.1:8080", "--data-dir", str(data_dir), "--workers", "2"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        url, log = "http://127.0.0.1:8080", data_dir / "serve.log"
+        # Its log goes to a file: a pipe nobody reads would stall a chatty server.
+        with log.open("wb") as output:
+            server = subprocess.Popen(
+                ["ip", "netns", "exec", self.namespace, str(SERVER), "serve",
+                 "--listen", "127.0.0.1:8080", "--data-dir", str(data_dir), "--workers", "2"],
+                env=env, stdout=subprocess.DEVNULL, stderr=output, start_new_session=True)
         try:
             deadline = time.monotonic() + 60
             while self.exec("curl", "-fsS", "-o", "/dev/null", f"{url}/-/",
                             check=False).returncode != 0:
                 if server.poll() is not None:
-                    raise RuntimeError(server.stderr.read().decode() if server.stderr else "")
+                    raise RuntimeError(log.read_text(errors="replace"))
                 if time.monotonic() > deadline:
                     raise RuntimeError("occi-server did not answer within 60 s")
                 time.sleep(0.5)
