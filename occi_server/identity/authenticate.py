@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -23,6 +24,13 @@ from occi_server.config import Config
 from occi_server.errors import Unauthorized
 from occi_server.identity.oidc import IssuerKeys, TokenRejected, TokenVerifier, claim_values
 from occi_server.identity.principal import Principal
+from occi_server.identity.sessions import (
+    SESSION_SECONDS,
+    Session,
+    Sessions,
+    principal_of,
+    session_key,
+)
 from occi_server.identity.x509 import TrustedProxies, canonical_dn, fqans, vo_of
 from occi_server.store import DEFAULT_TENANT, Store
 
@@ -43,6 +51,7 @@ class Credentials:
     headers: Mapping[str, str]
     remote_addr: str | None = None
     peer_dn: str | None = None  # subject of the client certificate, when TLS ends here
+    session: str | None = None  # a web page's session cookie
 
 
 class Authenticator:
@@ -90,6 +99,8 @@ class Authenticator:
             enabled = ", ".join(self.methods)
             raise self._refuse(f"the {scheme} authorization scheme is not accepted here; "
                                f"enabled: {enabled}")
+        if credentials.session:
+            return self._session(credentials.session)
         if "x509" in self.methods:
             dn = proxied_dn or credentials.peer_dn
             if dn:
@@ -98,16 +109,63 @@ class Authenticator:
             {"basic": "HTTP basic credentials", "oidc": "an OIDC bearer token",
              "x509": "a client certificate"}[m] for m in self.methods))
 
+    # ------------------------------------------------------------ web sessions
+    @cached_property
+    def sessions(self) -> Sessions:
+        return Sessions(session_key(self.config.data_path / "web-session.key"))
+
+    def sign_in(self, user: str, password: str) -> str:
+        """A web sign-in with a user name and password: its session cookie."""
+        if "basic" not in self.methods:
+            raise self._refuse("this site takes no passwords")
+        principal = self._password(user, password)
+        record = self.user_record(user)
+        assert record is not None
+        return self.sessions.issue(Session(
+            principal.name, "basic", principal.tenants, principal.admin,
+            time.time() + SESSION_SECONDS,
+            self.sessions.fingerprint(user, record["password_hash"])))
+
+    def sign_in_token(self, token: str) -> str:
+        """A web sign-in with an OIDC access token, for as long as the token lasts."""
+        if "oidc" not in self.methods:
+            raise self._refuse("this site takes no OIDC tokens")
+        principal, claims = self._token(token)
+        expires = min(float(claims.get("exp", 0)) or time.time() + SESSION_SECONDS,
+                      time.time() + SESSION_SECONDS)
+        return self.sessions.issue(Session(
+            principal.name, "oidc", principal.tenants, principal.admin, expires))
+
+    def _session(self, cookie: str) -> Principal:
+        try:
+            session = self.sessions.read(cookie)
+        except Unauthorized as exc:
+            raise self._refuse(exc.message) from None
+        if session.method != "basic":
+            return principal_of(session)
+        record = self.user_record(session.name)
+        hashed = record.get("password_hash") if record else None
+        if not hashed or not hmac.compare_digest(
+                self.sessions.fingerprint(session.name, hashed), session.proof):
+            raise self._refuse("your password changed or your account was removed; "
+                               "sign in again")
+        assert record is not None
+        return Principal(session.name, tuple(record["tenants"]), method="basic",
+                         admin=bool(record["admin"]) or session.name in self.admins)
+
     # ------------------------------------------------------------ basic
     def _basic(self, encoded: str) -> Principal:
         try:
             user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise self._refuse("malformed basic credentials") from None
+        return self._password(user, password)
+
+    def _password(self, user: str, password: str) -> Principal:
         if any(ord(c) < 32 or ord(c) == 127 for c in user + password):
             # The password hashes stop at a NUL: "pw\0" would pass for "pw".
             raise self._refuse("malformed basic credentials: control characters")
-        record = self._user(user)
+        record = self.user_record(user)
         hashed = record.get("password_hash") if record else None
         if not hashed:
             check_password_hash(_DUMMY_HASH, password)  # as long as for a known user
@@ -137,7 +195,7 @@ class Authenticator:
                 self._verified.popitem(last=False)
         return True
 
-    def _user(self, name: str) -> dict[str, Any] | None:
+    def user_record(self, name: str) -> dict[str, Any] | None:
         """A user of the configuration file ([users]), else of the store."""
         configured = self.config.users.get(name)
         if isinstance(configured, str):
@@ -151,6 +209,9 @@ class Authenticator:
 
     # ------------------------------------------------------------ OIDC
     def _bearer(self, token: str) -> Principal:
+        return self._token(token)[0]
+
+    def _token(self, token: str) -> tuple[Principal, dict[str, Any]]:
         assert self.verifier is not None
         try:
             claims = self.verifier.claims(token)
@@ -162,7 +223,7 @@ class Authenticator:
             tenant = self.config.oidc_tenants.get(value)
             if tenant and tenant not in tenants:
                 tenants.append(tenant)
-        return Principal(name, tuple(tenants), admin=name in self.admins, method="oidc")
+        return Principal(name, tuple(tenants), admin=name in self.admins, method="oidc"), claims
 
     # ------------------------------------------------------------ X.509
     def _proxied_dn(self, credentials: Credentials) -> str | None:
