@@ -12,10 +12,10 @@ from typing import Any
 from occi_server.errors import BadRequest, NotFound
 from occi_server.images import Image
 from occi_server.marketplace.entries import Entry, entry_from_metadata, identifier, parse_time
-from occi_server.marketplace.signing import TrustStore, verify
+from occi_server.marketplace.signing import TrustStore, endorser_certificate, verify
 from occi_server.store import Repository, Store
 
-__all__ = ["Entry", "Marketplace", "Policy", "identifier"]
+__all__ = ["Endorser", "Entry", "Marketplace", "Policy", "identifier"]
 SORT_KEYS = ("created", "title", "identifier", "endorser", "kind", "status", "valid_until")
 STATUSES = ("valid", "expired", "deprecated")
 
@@ -34,6 +34,28 @@ class Policy:
     def trusts_subject(self, endorser: str) -> bool:
         return endorser not in self.endorsers_denied and (
             not self.endorsers_allowed or endorser in self.endorsers_allowed)
+
+
+@dataclass(frozen=True)
+class Endorser:
+    """Someone whose signed entries the site keeps, as the marketplace's pages show them."""
+
+    subject: str
+    name: str
+    email: str
+    entries: int
+    valid_from: datetime | None  # of the certificate the latest entry was signed with
+    valid_until: datetime | None
+    revoked: bool
+    trusted: bool  # the site's policy publishes their images
+
+    def certificate_status(self, now: datetime | None = None) -> str:
+        if self.revoked:
+            return "revoked"
+        if self.valid_until is None or self.valid_from is None:
+            return "unknown"
+        now = now or datetime.now(UTC)
+        return "valid" if self.valid_from <= now <= self.valid_until else "expired"
 
 
 class Marketplace:
@@ -88,6 +110,31 @@ class Marketplace:
         if not rows:
             raise NotFound(f"no marketplace entry {image_id}")
         return [_entry(document, deprecated) for document, deprecated in rows]
+
+    def endorsers(self) -> list[Endorser]:
+        """Who endorsed the stored entries, with how many each, and the state of
+        the certificate each signed their latest entry with (by subject)."""
+        trust = TrustStore(self.trust_dir)
+        with self.store.transaction(write=False) as repo:
+            rows = repo.endorsements()
+        latest: dict[str, tuple[Entry, dict[str, Any]]] = {}
+        counts: dict[str, int] = {}
+        for document, deprecated in rows:
+            entry = _entry(document, deprecated)
+            counts[entry.endorser] = counts.get(entry.endorser, 0) + 1
+            if entry.endorser not in latest or latest[entry.endorser][0].created < entry.created:
+                latest[entry.endorser] = (entry, document)
+        found = []
+        for subject, (entry, document) in sorted(latest.items()):
+            certificate = endorser_certificate(document)
+            found.append(Endorser(
+                subject=subject, name=entry.endorser_name, email=entry.endorser_email,
+                entries=counts[subject],
+                valid_from=certificate.not_valid_before_utc if certificate else None,
+                valid_until=certificate.not_valid_after_utc if certificate else None,
+                revoked=bool(certificate and trust.revoked(certificate)),
+                trusted=self.policy.trusts_subject(subject)))
+        return found
 
     def deprecate(self, image_id: str) -> None:
         with self.store.transaction(write=True) as repo:

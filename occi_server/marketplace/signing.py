@@ -134,7 +134,8 @@ class TrustStore:
                              f"valid now (valid {certificate.not_valid_before_utc:%Y-%m-%d} to "
                              f"{certificate.not_valid_after_utc:%Y-%m-%d})")
 
-    def _check_revocation(self, certificate: x509.Certificate) -> None:
+    def revoked(self, certificate: x509.Certificate) -> bool:
+        """Whether a CRL its trusted CA signed lists the certificate."""
         for crl in self.crls:
             if crl.issuer != certificate.issuer:
                 continue
@@ -142,8 +143,22 @@ class TrustStore:
             if issuer is None or not crl.is_signature_valid(issuer.public_key()):
                 continue  # a CRL nobody trusted signed says nothing
             if crl.get_revoked_certificate_by_serial_number(certificate.serial_number):
-                raise BadRequest(f"the certificate {certificate.subject.rfc4514_string()} has "
-                                 "been revoked by its CA")
+                return True
+        return False
+
+    def _check_revocation(self, certificate: x509.Certificate) -> None:
+        if self.revoked(certificate):
+            raise BadRequest(f"the certificate {certificate.subject.rfc4514_string()} has "
+                             "been revoked by its CA")
+
+
+def endorser_certificate(document: dict[str, Any]) -> x509.Certificate | None:
+    """The certificate a stored (verified) entry was signed with."""
+    try:
+        return x509.load_pem_x509_certificate(
+            document["signature"]["certificates"][0].encode())
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def verify(document: Any, trust: TrustStore, now: datetime | None = None) -> dict[str, Any]:
