@@ -3,9 +3,11 @@ JSON file beside it, published as os_tpl mixins.
 
     images/debian-12.json    {"title": "Debian 12", "disk": "debian-12.qcow2",
                               "format": "qcow2", "os": "linux", "architecture": "x64",
-                              "sha256": "…", "kernel": "…", "initrd": "…", "cmdline": "…"}
+                              "sha256": "…", "kernel": "…", "initrd": "…", "cmdline": "…",
+                              "login_user": "debian"}
 
-`kernel`, `initrd` and `cmdline` are optional (direct kernel boot). Adding or
+`kernel`, `initrd` and `cmdline` are optional (direct kernel boot); `login_user`
+is who logs in with the user's SSH key (the web pages' ssh line says it). Adding or
 removing a file changes the catalogue at once: it is re-read when the
 directory changes."""
 
@@ -85,7 +87,7 @@ class ImageCatalogue:
                 info[key] = str(self._file(metadata[key], key))
         if metadata.get("cmdline"):
             info["cmdline"] = str(metadata["cmdline"])
-        for key in ("sha256", "sha512", "description", "version"):
+        for key in ("sha256", "sha512", "description", "version", "login_user"):
             if metadata.get(key):
                 info[key] = str(metadata[key])
         if isinstance(metadata.get("endorsement"), dict):  # written by an image list sync

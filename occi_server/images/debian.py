@@ -92,7 +92,7 @@ def build(images_dir: Path, cache_dir: Path, mirror: str = DEFAULT_MIRROR) -> Pa
         "version": version,
         "disk": disk.name, "format": "qcow2", "sha256": sha256_of(disk),
         "kernel": f"{IMAGE}-vmlinuz", "initrd": f"{IMAGE}-initrd.img", "cmdline": CMDLINE,
-        "os": "linux", "architecture": "x64",
+        "os": "linux", "architecture": "x64", "login_user": "debian",
     }, indent=2) + "\n")
     return metadata
 

@@ -17,6 +17,8 @@ def _info(declared: dict[str, Any]) -> dict[str, Any]:
         info["virtual_size"] = int(declared["size_gib"] * GIB)
     if declared.get("sha256"):
         info["sha256"] = str(declared["sha256"]).lower()
+    if declared.get("login_user"):
+        info["login_user"] = str(declared["login_user"])
     return info
 
 

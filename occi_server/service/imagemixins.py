@@ -54,5 +54,6 @@ def image_mixin(site_scheme: str, image: Image, marketplace: dict[str, str] | No
         site_scheme + "os_tpl#", image.term, title=image.title,
         depends=(OS_TPL.type_id,), applies=(COMPUTE.type_id,),
         location=f"/mixin/os_tpl/{image.term}/", origin="provider", attributes=attributes,
-        info={"os": image.os, "architecture": image.architecture, **info},
+        info={"os": image.os, "architecture": image.architecture,
+              "login_user": image.info.get("login_user", ""), **info},
     )
