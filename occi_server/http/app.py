@@ -26,8 +26,12 @@ from occi_server.http.ops import blueprint as ops_blueprint
 from occi_server.http.tenancy import TENANT_HEADER
 from occi_server.http.tenancy import blueprint as tenancy_blueprint
 from occi_server.http.views import dispatch
+from occi_server.http.web import is_page
+from occi_server.http.web.marketplace import blueprint as marketplace_pages
+from occi_server.http.web.portal import blueprint as portal_pages
 from occi_server.identity import Authenticator, Credentials, RateLimiter
 from occi_server.identity.ratelimit import Rule
+from occi_server.identity.sessions import SESSION_COOKIE
 from occi_server.identity.x509 import peer_certificate_dn
 from occi_server.metrics import LATENCY, REQUESTS, route_of
 from occi_server.rendering import SUPPORTED
@@ -71,6 +75,8 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.extensions["occi.config"] = config
     app.url_map.strict_slashes = False
     app.register_blueprint(marketplace_blueprint)
+    app.register_blueprint(marketplace_pages)
+    app.register_blueprint(portal_pages)
     app.register_blueprint(ops_blueprint)
     app.register_blueprint(tenancy_blueprint)
     app.add_url_rule("/", "root", dispatch, methods=METHODS, provide_automatic_options=False)
@@ -142,12 +148,17 @@ def _identify(authenticator: Authenticator, limiter: RateLimiter | None,
     (429), and set the tenant scope it acts in."""
     socket = request.environ.get("gunicorn.socket")
     peer = socket.getpeercert() if isinstance(socket, ssl.SSLSocket) else None
+    page = is_page()
     credentials = Credentials(headers=request.headers, remote_addr=request.remote_addr,
-                              peer_dn=peer_certificate_dn(peer))
+                              peer_dn=peer_certificate_dn(peer),
+                              session=request.cookies.get(SESSION_COOKIE) if page else None)
     try:
         principal = authenticator.authenticate(credentials)
     except Unauthorized:
         _count(limiter, f"address:{request.remote_addr}", limits["anonymous"])
+        if page:  # the page itself sends the browser to sign in, or refuses
+            g.principal = None
+            return
         raise
     if authenticator.methods:
         _count(limiter, f"user:{principal.name}", limits["authenticated"])

@@ -1,9 +1,8 @@
-"""The marketplace's JSON API (described by the OpenAPI document it serves)
-and its web page."""
+"""The marketplace's JSON API (described by the OpenAPI document it serves);
+its pages are in http.web.marketplace."""
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
@@ -135,9 +134,3 @@ def deprecate_entry(identifier: str) -> Response:
 @blueprint.get("/api/openapi.json")
 def openapi() -> Response:
     return jsonify(OPENAPI)
-
-
-@blueprint.get("/")
-def page() -> Response:
-    html = resources.files("occi_server.http").joinpath("marketplace.html").read_text()
-    return Response(html, mimetype="text/html")

@@ -23,6 +23,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from occi_server.cli import main as occi_server
 from occi_server.identity.x509 import canonical_dn
+from tests.conformance.test_web import Browser, text
 from tests.conftest import Client
 from tests.support.tenants import basic, client_of, site_users
 
@@ -246,3 +247,25 @@ def test_keys_come_from_the_issuers_jwks_uri_and_rotate(make_app, signing_keys,
         assert whoami(app, Authorization=f"Bearer {rotated}").status_code == 200
     finally:
         server.shutdown()
+
+
+def test_the_web_pages_take_a_token_for_as_long_as_it_lasts(app: Flask, signing_keys) -> None:
+    browser = Browser(app)
+    refused = browser.post("/my/sign-in", {"token": "not.a.token", "next": "/my/"})
+    assert refused.status_code == 401 and "bearer token refused" in text(refused)
+    short = token(signing_keys, exp=int(time.time()) + 2)
+    assert browser.post("/my/sign-in", {"token": short, "next": "/my/"}).status_code == 303
+    page = browser.get("/my/")
+    assert page.status_code == 200 and "user-42@example.org" in text(page)
+    assert "tenant vo-example" in text(page)
+    time.sleep(2.5)
+    assert browser.get("/my/").status_code == 302  # the token's end is the session's
+
+
+def test_the_web_pages_know_a_certificate_the_proxy_vouches_for(app: Flask) -> None:
+    page = Client(app).http.get("/my/", environ_base={"REMOTE_ADDR": PROXY}, headers={
+        "X-SSL-Client-S-DN": "CN=Alice Example,O=Example,DC=example,DC=org",
+        "X-VOMS-FQANs": "/vo.example.org/Role=NULL/Capability=NULL"})
+    assert page.status_code == 200
+    assert ALICE_DN in text(page) and "tenant vo-example" in text(page)
+    assert "Sign out" not in text(page)  # nothing to sign out of: the certificate is it
