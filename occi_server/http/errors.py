@@ -39,6 +39,18 @@ def error_response(error: errors.OCCIError) -> Response:
     return response
 
 
+def occi_error(error: HTTPException, max_body_bytes: int) -> errors.OCCIError:
+    """What Werkzeug raised (a body too large, a bad method), as this server's error."""
+    if isinstance(error, RequestEntityTooLarge):
+        return errors.PayloadTooLarge(f"the request body is larger than {max_body_bytes} bytes")
+    status = error.code or 500
+    if status == 405:
+        allowed = list(getattr(error, "valid_methods", None) or [])
+        return errors.MethodNotAllowed(error.description or "", allowed)
+    cls = _BY_STATUS.get(status, errors.InternalError)
+    return cls(error.description or cls.reason)
+
+
 def register_error_handlers(app: Flask, max_body_bytes: int) -> None:
     @app.errorhandler(errors.OCCIError)
     def _occi_error(error: errors.OCCIError) -> Response:
@@ -46,15 +58,7 @@ def register_error_handlers(app: Flask, max_body_bytes: int) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
-        if isinstance(error, RequestEntityTooLarge):
-            return error_response(errors.PayloadTooLarge(
-                f"the request body is larger than {max_body_bytes} bytes"))
-        status = error.code or 500
-        if status == 405:
-            allowed = list(getattr(error, "valid_methods", None) or [])
-            return error_response(errors.MethodNotAllowed(error.description or "", allowed))
-        cls = _BY_STATUS.get(status, errors.InternalError)
-        return error_response(cls(error.description or cls.reason))
+        return error_response(occi_error(error, max_body_bytes))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -322,3 +322,11 @@ def test_the_image_a_page_published_starts_with_its_ssh_line(market) -> None:
     shown = text(browser.get(page))
     assert "Image Analysis image" in shown
     assert re.search(r"ssh debian@10\.45\.0\.\d+", shown), shown
+
+
+def test_an_upload_too_large_is_a_page_that_says_so(make_app: AppFactory) -> None:
+    browser = Browser(make_app(max_body_bytes=4096))
+    too_large = browser.post("/marketplace/upload", {"document": "x" * 10000})
+    assert too_large.status_code == 413
+    assert "larger than 4096 bytes" in text(too_large)
+    assert too_large.headers["Content-Type"].startswith("text/html")

@@ -14,9 +14,20 @@ import hmac
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
 
 from occi_server.errors import Forbidden, OCCIError, Unauthorized
+from occi_server.http.errors import occi_error
 from occi_server.http.tenancy import TENANT_HEADER
 
 CSRF_COOKIE = "occi_csrf"
@@ -33,6 +44,7 @@ def pages(name: str, url_prefix: str) -> Blueprint:
     blueprint.before_request(_guard)
     blueprint.after_request(_keep_csrf_cookie)
     blueprint.register_error_handler(OCCIError, _error_page)
+    blueprint.register_error_handler(HTTPException, _werkzeug_error_page)
     blueprint.app_context_processor(lambda: {"csrf_token": csrf_token, "signed_in": signed_in})
     return blueprint
 
@@ -90,6 +102,10 @@ def _keep_csrf_cookie(response: Response) -> Response:
                                 "default-src 'self'; style-src 'self' 'unsafe-inline'; "
                                 "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
     return response
+
+
+def _werkzeug_error_page(error: HTTPException) -> Response | tuple[str, int, dict[str, str]]:
+    return _error_page(occi_error(error, current_app.config["MAX_CONTENT_LENGTH"]))
 
 
 def _error_page(error: OCCIError) -> Response | tuple[str, int, dict[str, str]]:
