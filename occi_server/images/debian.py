@@ -35,6 +35,14 @@ PACKAGES = ("systemd-sysv", "udev", "dbus", "cloud-init", "openssh-server", "sud
             "e2fsprogs", "ca-certificates", "less")
 DISK_GIB = 2
 CMDLINE = "root=/dev/vda rw console=ttyS0 panic=-1"
+# How the catalogue describes the image: not part of the recipe, so an image
+# already built takes the current description without being built again.
+DESCRIPTION = {
+    "title": "Debian 12 (bookworm) with cloud-init",
+    "description": "Debian cloud kernel, cloud-init (NoCloud), openssh-server; log in as "
+                   "'debian' with your SSH key",
+    "os": "linux", "architecture": "x64", "login_user": "debian",
+}
 # Files written into the image, path → content.
 FILES = {
     "etc/fstab": "LABEL=root / ext4 defaults,errors=remount-ro 0 1\n",
@@ -70,8 +78,14 @@ def build(images_dir: Path, cache_dir: Path, mirror: str = DEFAULT_MIRROR) -> Pa
     cache_dir.mkdir(parents=True, exist_ok=True)
     version = recipe()
     metadata = images_dir / f"{IMAGE}.json"
-    if metadata.exists() and json.loads(metadata.read_text()).get("version") == version:
-        return metadata
+    if metadata.exists():
+        built = json.loads(metadata.read_text())
+        if built.get("version") == version:
+            if any(built.get(key) != value for key, value in DESCRIPTION.items()):
+                draft = metadata.with_suffix(".json.new")  # readers never see half of it
+                draft.write_text(json.dumps({**built, **DESCRIPTION}, indent=2) + "\n")
+                draft.replace(metadata)
+            return metadata
     with tempfile.TemporaryDirectory(dir=cache_dir) as work:
         root = Path(work) / "root"
         run("debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE,
@@ -86,13 +100,9 @@ def build(images_dir: Path, cache_dir: Path, mirror: str = DEFAULT_MIRROR) -> Pa
         disk = images_dir / f"{IMAGE}.qcow2"
         run("qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(raw), str(disk))
     metadata.write_text(json.dumps({
-        "title": "Debian 12 (bookworm) with cloud-init",
-        "description": "Debian cloud kernel, cloud-init (NoCloud), openssh-server; log in as "
-                       "'debian' with your SSH key",
-        "version": version,
+        **DESCRIPTION, "version": version,
         "disk": disk.name, "format": "qcow2", "sha256": sha256_of(disk),
         "kernel": f"{IMAGE}-vmlinuz", "initrd": f"{IMAGE}-initrd.img", "cmdline": CMDLINE,
-        "os": "linux", "architecture": "x64", "login_user": "debian",
     }, indent=2) + "\n")
     return metadata
 

@@ -13,6 +13,7 @@ under TCG."""
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import shlex
@@ -205,6 +206,10 @@ def test_a_scientists_day(site: Client, host: nshost.NamespaceHost, key: Path) -
     addresses = inside(host, key, address1, "ip -4 -o addr show scope global")
     assert f" {address1}/24 " in addresses
     assert "analysis-1" in site.get(f"{vm1}/console").get_data(as_text=True)
+    # The self-service page of the guest: the ssh line that just logged in, and its console.
+    page = html.unescape(site.http.get(f"/my{vm1}").get_data(as_text=True))
+    assert f"ssh debian@{address1}" in page
+    assert "analysis-1" in page.partition('id="console"')[2]
 
     # Results go on a persistent volume, reached over iSCSI with CHAP.
     data = site.create(STORAGE, "X-OCCI-Attribute: occi.storage.size=1",
