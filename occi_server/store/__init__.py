@@ -1,5 +1,6 @@
 """Persistence: SQLAlchemy tables, migrations and the repository."""
 
+from occi_server.store.records.entities import Position
 from occi_server.store.repository import DEFAULT_TENANT, Repository, Scope, Store
 
-__all__ = ["DEFAULT_TENANT", "Repository", "Scope", "Store"]
+__all__ = ["DEFAULT_TENANT", "Position", "Repository", "Scope", "Store"]

@@ -41,6 +41,8 @@ entities = Table(
     Column("tenant", String(255), nullable=False, index=True, server_default="default"),
     Column("owner", String(1024), nullable=False, server_default="anonymous"),
     Column("shared", Boolean, nullable=False, server_default=false()),
+    # Listings: a kind's members in creation order, a page at a time.
+    Index("ix_entities_kind_created_id", "kind", "created", "id"),
 )
 
 entity_mixins = Table(

@@ -16,6 +16,7 @@ from sqlalchemy import select, text
 
 from occi_server.core import Entity, Mixin
 from occi_server.store import Store
+from occi_server.store.records import entities as entity_records
 from occi_server.store.repository import MIGRATIONS
 from occi_server.store.tables import metadata, usage_events
 from tests.conftest import COMPUTE, Client
@@ -76,6 +77,29 @@ def test_entities_round_trip_with_mixins_and_links(store: Store) -> None:
         repo.delete("c1")
     with store.transaction(write=False) as repo:
         assert repo.count() == 0
+
+
+def test_collections_come_a_page_or_a_chunk_at_a_time_in_creation_order(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    instants = iter([datetime(2026, 1, 1, tzinfo=UTC)] * 4 + [datetime(2026, 1, 2, tzinfo=UTC)])
+    monkeypatch.setattr(entity_records, "_now", lambda: next(instants))
+    with store.transaction(write=True) as repo:
+        for name in ("d", "b", "e", "a", "c"):  # ties broken by id
+            repo.insert(Entity(id=name, kind=COMPUTE, location=f"/compute/{name}",
+                               attributes={"occi.core.id": name}))
+    order = ["a", "b", "d", "e", "c"]
+    with store.transaction(write=False) as repo:
+        assert [e.id for e in repo.list(kinds=[COMPUTE], offset=1, limit=2)] == order[1:3]
+        light = repo.list(kinds=[COMPUTE], light=True)
+        assert [(e.id, e.location, e.attributes) for e in light] == [
+            (n, f"/compute/{n}", {}) for n in order]
+        chunks, after = [], None
+        while True:
+            found, after = repo.chunk(after=after, limit=2, kinds=[COMPUTE])
+            chunks.append([e.id for e in found])
+            if after is None:
+                break
+    assert chunks == [["a", "b"], ["d", "e"], ["c"]]
 
 
 def test_a_failed_transaction_leaves_nothing(store: Store) -> None:

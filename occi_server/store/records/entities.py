@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Select, delete, func, insert, literal, select, tuple_
 from sqlalchemy import update as sql_update
 
 from occi_server.core import Entity
@@ -16,6 +17,9 @@ from occi_server.kinds.infrastructure import SHARED
 from occi_server.store.records.base import _now
 from occi_server.store.records.usage import UsageRecords
 from occi_server.store.tables import entities, entity_mixins, ip_allocations, mac_allocations, users
+
+# Where a listing got to: (created, id) of the last entity it gave.
+Position = tuple[datetime, str]
 
 # A key is 12 hex digits: short enough for every name built from it (a bridge
 # name "ob<key>" stays within Linux's 15 characters).
@@ -75,9 +79,33 @@ class EntityRecords(UsageRecords):
 
     def list(self, *, kinds: Sequence[str] | None = None,
              mixins_any: Sequence[str] | None = None,
-             location_prefix: str | None = None) -> list[Entity]:
-        """Entities in creation order, narrowed by kind, mixin membership and path."""
-        query = select(entities)
+             location_prefix: str | None = None, offset: int = 0,
+             limit: int | None = None, light: bool = False) -> list[Entity]:
+        """Entities in creation order, narrowed by kind, mixin membership and
+        path; from `offset`, at most `limit` of them. `light` ones carry their
+        id, kind and location only (enough to say where they are; read without
+        their attributes and mixins)."""
+        query = self._listing(kinds, mixins_any, location_prefix, light)
+        return self._entities(self.connection.execute(
+            query.offset(offset or None).limit(limit)).all(), light)
+
+    def chunk(self, *, after: Position | None, limit: int,
+              kinds: Sequence[str] | None = None, light: bool = False
+              ) -> tuple[list[Entity], Position | None]:
+        """The next `limit` entities in creation order after a position (None:
+        from the first), and the position of the last one (None: no more)."""
+        query = self._listing(kinds, None, None, light)
+        if after is not None:
+            query = query.where(tuple_(entities.c.created, entities.c.id) > tuple_(
+                literal(after[0], entities.c.created.type), literal(after[1])))
+        rows = self.connection.execute(query.limit(limit)).all()
+        last = (rows[-1].created, rows[-1].id) if len(rows) == limit else None
+        return self._entities(rows, light), last
+
+    def _listing(self, kinds: Sequence[str] | None, mixins_any: Sequence[str] | None,
+                 location_prefix: str | None, light: bool) -> Select:
+        query = select(entities.c.id, entities.c.kind, entities.c.location,
+                       entities.c.created) if light else select(entities)
         if kinds is not None:
             query = query.where(entities.c.kind.in_(list(kinds)))
         if mixins_any is not None:
@@ -86,8 +114,12 @@ class EntityRecords(UsageRecords):
             query = query.where(entities.c.id.in_(member))
         if location_prefix:
             query = query.where(entities.c.location.startswith(location_prefix, autoescape=True))
-        query = self._visible(query).order_by(entities.c.created, entities.c.id)
-        return self._hydrate(self.connection.execute(query).all())
+        return self._visible(query).order_by(entities.c.created, entities.c.id)
+
+    def _entities(self, rows: Sequence[Any], light: bool) -> list[Entity]:
+        if light:
+            return [Entity(id=row.id, kind=row.kind, location=row.location) for row in rows]
+        return self._hydrate(rows)
 
     def count(self) -> int:
         return self.connection.execute(
