@@ -3,7 +3,7 @@ collection, entity, new entity path, unbound path) and apply the method."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
@@ -33,6 +33,10 @@ from occi_server.rendering.negotiation import Negotiated
 from occi_server.rendering.text import read_pairs
 from occi_server.service import Service, Work
 from occi_server.service.query import add_user_mixins, delete_user_mixins, discover
+from occi_server.store import Position
+
+# A whole collection is read and sent this many members at a time.
+CHUNK = 1000
 
 
 @dataclass
@@ -42,13 +46,16 @@ class Result:
     # an action changed shows the outcome, not `waiting`).
     rendered: Rendered | Callable[[], Rendered]
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # A body sent piece by piece as it is made (a whole collection).
+    pieces: Iterator[str] | None = None
 
 
 class Exchange:
     """One request being answered."""
 
-    def __init__(self, work: Work, ctx: RenderContext, target: Target,
+    def __init__(self, service: Service, work: Work, ctx: RenderContext, target: Target,
                  data: RequestData) -> None:
+        self.service = service
         self.work = work
         self.data = data  # read before the transaction opened
         self.ctx = ctx
@@ -86,12 +93,37 @@ class Exchange:
         return Result(status, lambda: self.renderer.entity(entity, self.ctx))
 
     def collection_result(self, entities: Sequence[Entity]) -> Result:
-        if not self.renderer.listings_only and self.negotiated.media_type.endswith("json"):
+        if not self.renderer.lists_locations:
             self.work.detailed(entities)  # JSON carries full renderings
+        return Result(200, self.renderer.collection(entities, self.ctx,
+                                                    links=self.holds_links()))
+
+    def holds_links(self) -> bool | None:
+        """Whether the collection is of links (None: it may hold both)."""
         category = self.target.category
-        holds_links = self.work.model.is_link_kind(category.type_id) \
+        return self.work.model.is_link_kind(category.type_id) \
             if self.target.shape is Shape.KIND and isinstance(category, Kind) else None
-        return Result(200, self.renderer.collection(entities, self.ctx, links=holds_links))
+
+    def streamed(self, kind: Kind) -> Result | None:
+        """A whole kind collection sent in chunks as they are read (each chunk
+        in a read transaction of its own, so a slow reader holds none open);
+        None where the rendering cannot be sent so."""
+        service, scope, light = self.service, g.scope, self.renderer.lists_locations
+        local_path = self.ctx.local_path
+
+        def chunks() -> Iterator[list[Entity]]:
+            after: Position | None = None
+            while True:
+                with service.work(write=False, local_path=local_path, scope=scope) as work:
+                    found, after = work.chunk(kind, after, CHUNK, light=light)
+                yield found
+                if after is None:
+                    return
+
+        holds_links = self.holds_links()
+        assert holds_links is not None
+        pieces = self.renderer.collection_pieces(chunks(), self.ctx, holds_links)
+        return None if pieces is None else Result(200, Rendered(), pieces=pieces)
 
     def created_result(self, created: Sequence[Entity]) -> Result:
         self.work.detailed(created)
@@ -183,8 +215,16 @@ class Exchange:
 
     def kind_get(self) -> Result:
         page, number = self.page()
+        query = self.filter()
+        whole = page is None and number is None and not self.work.settings.default_page_size
+        if whole and not query and self.target.shape is Shape.KIND:
+            assert isinstance(self.target.category, Kind)
+            streamed = self.streamed(self.target.category)
+            if streamed is not None:
+                return streamed
         members, following = self.work.listing(self.target.collection, self.target.path,
-                                                self.filter(), page, number)
+                                                query, page, number,
+                                                light=self.renderer.lists_locations)
         result = self.collection_result(members)
         if following is not None:  # the rest of the collection is a request away
             query = {**request.args.to_dict(flat=True), "page": str(following),
@@ -324,11 +364,11 @@ def dispatch(path: str = "") -> Response:
     with service.work(write=write, local_path=ctx.local_path, scope=g.scope,
                       wait=preferred[0] if preferred else None) as work:
         ctx.model = work.model
-        exchange = Exchange(work, ctx, resolve(work, request.path), data)
+        exchange = Exchange(service, work, ctx, resolve(work, request.path), data)
         result = exchange.answer()
     rendered = result.rendered() if callable(result.rendered) else result.rendered
-    response = Response(rendered.body, status=result.status,
-                        content_type=exchange.negotiated.media_type)
+    response = Response(rendered.body if result.pieces is None else result.pieces,
+                        status=result.status, content_type=exchange.negotiated.media_type)
     for name, value in [*rendered.headers, *result.headers]:
         response.headers.add(name, value)
     if preferred is not None and work.job is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -71,6 +71,8 @@ class Renderer(ABC):
 
     media_type: str
     listings_only = False  # text/uri-list renders nothing but location lists
+    # Its collections say where the members are, nothing else of them.
+    lists_locations = False
 
     @abstractmethod
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered: ...
@@ -80,6 +82,13 @@ class Renderer(ABC):
                    links: bool | None = None) -> Rendered:
         """A GET on a collection of links (True), of resources (False) or of
         either (None)."""
+
+    def collection_pieces(self, chunks: Iterable[Sequence[Entity]], ctx: RenderContext,
+                          links: bool) -> Iterator[str] | None:
+        """A whole collection of links (or resources) rendered chunk by chunk,
+        to be sent as it is made; None where the rendering cannot be sent so
+        (its lines are headers)."""
+        return None
 
     @abstractmethod
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:

@@ -7,7 +7,7 @@ resource where a collection is expected."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,16 @@ class JsonRenderer(Renderer):
                   bool(found["resources"]),
                   "links": links is True or bool(found["links"])}
         return Rendered(body=_dump({key: found[key] for key in found if wanted[key]}))
+
+    def collection_pieces(self, chunks: Iterable[Sequence[Entity]], ctx: RenderContext,
+                          links: bool) -> Iterator[str]:
+        yield '{"links":[' if links else '{"resources":['
+        separator = ""
+        for chunk in chunks:
+            if chunk:
+                yield separator + _dump([entity_json(e, ctx) for e in chunk])[1:-2]
+                separator = ","
+        yield "]}\n"
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
         if len(entities) == 1:

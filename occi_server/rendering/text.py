@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -220,6 +220,7 @@ class _TextRenderer(Renderer):
     """The text renderings share their lines; they differ in where the lines go."""
 
     ascii_only = False
+    lists_locations = True
 
     @abstractmethod
     def emit(self, pairs: list[tuple[str, str]]) -> Rendered: ...
@@ -249,6 +250,15 @@ class TextPlainRenderer(_TextRenderer):
 
     def emit(self, pairs: list[tuple[str, str]]) -> Rendered:
         return Rendered(body="\n".join(f"{name}: {value}" for name, value in pairs))
+
+    def collection_pieces(self, chunks: Iterable[Sequence[Entity]], ctx: RenderContext,
+                          links: bool) -> Iterator[str]:
+        separator = ""  # between lines, none after the last (as emit)
+        for chunk in chunks:
+            if chunk:
+                yield separator + "\n".join(
+                    f"X-OCCI-Location: {ctx.absolute(e.location)}" for e in chunk)
+                separator = "\n"
 
     def empty(self) -> Rendered:
         return Rendered()

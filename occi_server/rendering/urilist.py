@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from occi_server.core import Category, Entity
 from occi_server.core.specs import ActionSpec, CategorySpec, EntitySpec
@@ -15,6 +15,7 @@ ONLY_LISTINGS = "text/uri-list renders only collections (location lists)"
 class UriListRenderer(Renderer):
     media_type = "text/uri-list"
     listings_only = True
+    lists_locations = True
 
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
         raise BadRequest(ONLY_LISTINGS)
@@ -25,6 +26,11 @@ class UriListRenderer(Renderer):
     def collection(self, entities: Sequence[Entity], ctx: RenderContext,
                    links: bool | None = None) -> Rendered:
         return self.locations(entities, ctx)
+
+    def collection_pieces(self, chunks: Iterable[Sequence[Entity]], ctx: RenderContext,
+                          links: bool) -> Iterator[str]:
+        for chunk in chunks:
+            yield "".join(ctx.absolute(e.location) + "\r\n" for e in chunk)
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
         return Rendered(body="".join(ctx.absolute(e.location) + "\r\n" for e in entities))

@@ -52,7 +52,7 @@ from occi_server.service.validation import (
     resolve_mixins,
     template_family,
 )
-from occi_server.store import Repository
+from occi_server.store import Position, Repository
 
 log = logging.getLogger("occi_server.service")
 
@@ -183,30 +183,49 @@ class Work:
         return text
 
     def listing(self, collection: Kind | Mixin | None, path: str, query: Filter,
-                page: int | None, number: int | None) -> tuple[list[Entity], int | None]:
+                page: int | None, number: int | None, *, light: bool = False
+                ) -> tuple[list[Entity], int | None]:
         """The page of a collection a client asked for (without page or number:
         the first `default_page_size` members), and the next page's number if
-        there are more members."""
+        there are more members. Without a filter the database pages it; `light`
+        members carry where they are only (for renderings that list locations)."""
         size = number or self.settings.default_page_size
-        found = self.members(collection, path, query)
-        if page is None and not size:  # nothing asked, no default: the whole collection
-            return found, None
+        whole = page is None and not size  # nothing asked, no default
         size, page = size or self.settings.max_page_size, page or 1
         start = (page - 1) * size
-        return found[start:start + size], page + 1 if len(found) > start + size else None
+        if query:  # filters need every member's values
+            found = self.members(collection, path, query)
+            if whole:
+                return found, None
+            return found[start:start + size], page + 1 if len(found) > start + size else None
+        if whole:
+            return self._selected(collection, path, light=light), None
+        found = self._selected(collection, path, offset=start, limit=size + 1, light=light)
+        return found[:size], page + 1 if len(found) > size else None
+
+    def chunk(self, kind: Kind, after: Position | None, size: int, *, light: bool
+              ) -> tuple[list[Entity], Position | None]:
+        """The next members of a kind's collection after a position (a
+        collection sent in pieces, each read in a transaction of its own)."""
+        found, last = self.repo.chunk(
+            after=after, limit=size, light=light,
+            kinds=[k.type_id for k in self.model.descendant_kinds(kind)])
+        return (found if light else self.detailed(found)), last
 
     def members(self, collection: Kind | Mixin | None, path: str,
                 query: Filter) -> list[Entity]:
         """Every member of a kind's or mixin's collection (None: of everything
         under `path`) that `query` selects."""
+        return [e for e in self._selected(collection, path) if self._matches(e, query)]
+
+    def _selected(self, collection: Kind | Mixin | None, path: str, **page: Any
+                  ) -> list[Entity]:
         if isinstance(collection, Kind):
-            kinds = [k.type_id for k in self.model.descendant_kinds(collection)]
-            found = self.repo.list(kinds=kinds)
-        elif isinstance(collection, Mixin):
-            found = self.repo.list(mixins_any=self.mixin_family(collection))
-        else:
-            found = self.repo.list(location_prefix=path)
-        return [e for e in found if self._matches(e, query)]
+            return self.repo.list(
+                kinds=[k.type_id for k in self.model.descendant_kinds(collection)], **page)
+        if isinstance(collection, Mixin):
+            return self.repo.list(mixins_any=self.mixin_family(collection), **page)
+        return self.repo.list(location_prefix=path, **page)
 
     def mixin_family(self, mixin: Mixin) -> list[str]:
         """The mixin and every mixin that depends on it (its collection's members carry one)."""

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+from datetime import UTC, datetime
 
+import pytest
+from flask import Flask
+
+from occi_server.http import views
 from occi_server.rendering.json import validator
+from occi_server.store.records import entities as entity_records
 from tests.conftest import COMPUTE, CRTP, NETWORK, Client, category
+from tests.support.tenants import client_of, site_users
 
 
 @pytest.fixture
@@ -159,3 +165,53 @@ def test_text_occi_delete_of_listed_members_only(client: Client, three: list[str
         "Content-Type": "text/occi", "X-OCCI-Location": f"http://localhost{three[1]}"})
     assert response.status_code == 200
     assert [client.get(p).status_code for p in three] == [200, 404, 200]
+
+
+@pytest.fixture
+def whole(make_app, monkeypatch: pytest.MonkeyPatch) -> Flask:
+    """A site that sends whole collections (no default page), 2 members a chunk."""
+    monkeypatch.setattr(views, "CHUNK", 2)
+    return make_app(auth="basic", users=site_users(), default_page_size=0)
+
+
+def test_a_whole_collection_is_sent_in_chunks_with_every_member_once(
+        whole: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    alice, bob = client_of(whole, "alice"), client_of(whole, "bob")
+    # Several made in the same instant: the order is (created, id), none lost at a chunk's edge.
+    instant = datetime(2026, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr(entity_records, "_now", lambda: instant)
+    made = sorted((alice.compute(f'X-OCCI-Attribute: occi.core.title="vm{i}"')
+                   for i in range(5)), key=lambda path: path.rpartition("/")[2])
+    monkeypatch.undo()
+    made.append(alice.compute('X-OCCI-Attribute: occi.core.title="later"'))
+    bob.compute()  # another tenant's
+    urls = [f"http://localhost{path}" for path in made]
+
+    plain = alice.get("/compute/")
+    assert plain.is_streamed
+    assert plain.get_data(as_text=True) == "\n".join(f"X-OCCI-Location: {u}" for u in urls)
+    assert alice.get("/compute/", accept="text/uri-list").get_data(as_text=True) \
+        == "".join(f"{u}\r\n" for u in urls)
+    document = alice.json("/compute/")
+    assert not list(validator("collection.json").iter_errors(document))
+    assert [r["id"] for r in document["resources"]] == [p.rpartition("/")[2] for p in made]
+    assert document["resources"][-1]["title"] == "later"
+    assert all("actions" in r for r in document["resources"])
+    headers = alice.get("/compute/", accept="text/occi").headers["X-OCCI-Location"]
+    assert headers.split(", ") == urls  # header renderings are not sent in pieces
+    assert alice.json("/link/networkinterface/") == {"links": []}
+    assert alice.get("/storage/").get_data() == b""
+    paged = [alice.get(f"/compute/?page={n}&number=4", accept="text/uri-list")
+             .get_data(as_text=True).split() for n in (1, 2)]
+    assert paged == [urls[:4], urls[4:]]
+    assert len(bob.get("/compute/", accept="text/uri-list").get_data(as_text=True).split()) == 1
+
+
+def test_a_filtered_collection_is_not_paged_by_the_database(whole: Flask) -> None:
+    alice = client_of(whole, "alice")
+    made = [alice.compute(f'X-OCCI-Attribute: occi.core.title="vm{i % 2}"') for i in range(5)]
+    odd = alice.get("/compute/?page=1&number=2", accept="text/uri-list",
+                    headers={"X-OCCI-Attribute": 'occi.core.title="vm1"'})
+    assert odd.get_data(as_text=True).split() == [f"http://localhost{made[1]}",
+                                                  f"http://localhost{made[3]}"]
+    assert "X-OCCI-Next-Page" not in odd.headers
