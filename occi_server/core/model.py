@@ -9,6 +9,7 @@ from occi_server.core.category import Action, Attribute, Category, Kind, Mixin
 ENTITY = "http://schemas.ogf.org/occi/core#entity"
 RESOURCE = "http://schemas.ogf.org/occi/core#resource"
 LINK = "http://schemas.ogf.org/occi/core#link"
+FIRST_ATTRIBUTES = ("occi.core.id", "occi.core.title", "occi.core.summary")
 
 
 class Model:
@@ -17,6 +18,12 @@ class Model:
     def __init__(self, categories: Iterable[Category]) -> None:
         self._by_id: dict[str, Category] = {}
         self._by_location: dict[str, Kind | Mixin] = {}
+        # What is asked of every entity rendered, worked out once per model
+        # (a model never changes once made; `extended` makes another).
+        self._ancestries: dict[str, tuple[Kind, ...]] = {}
+        self._attributes: dict[tuple[str, tuple[str, ...]], dict[str, Attribute]] = {}
+        self._orders: dict[tuple[str, tuple[str, ...]],
+                           tuple[tuple[str, ...], frozenset[str]]] = {}
         for category in categories:
             self._add(category)
 
@@ -73,12 +80,15 @@ class Model:
     # structure
     def ancestry(self, kind: Kind) -> list[Kind]:
         """The kind and its parents, nearest first, ending at core#entity."""
-        chain: list[Kind] = []
-        current: Kind | None = kind
-        while current is not None and current not in chain:
-            chain.append(current)
-            current = self.kind(current.parent) if current.parent else None
-        return chain
+        known = self._ancestries.get(kind.type_id)
+        if known is None or known[0] is not kind:
+            chain: list[Kind] = []
+            current: Kind | None = kind
+            while current is not None and current not in chain:
+                chain.append(current)
+                current = self.kind(current.parent) if current.parent else None
+            known = self._ancestries[kind.type_id] = tuple(chain)
+        return list(known)
 
     def is_kind_of(self, kind_id: str, ancestor_id: str) -> bool:
         kind = self.kind(kind_id)
@@ -120,6 +130,12 @@ class Model:
         """Every attribute definition an entity of this kind with these mixins has.
 
         Mixins come after the kind so that their defaults (templates) win."""
+        key = (kind.type_id, tuple(mixin_ids))
+        if key not in self._attributes or self.kind(kind.type_id) is not kind:
+            self._attributes[key] = self._attributes_of(kind, key[1])
+        return dict(self._attributes[key])
+
+    def _attributes_of(self, kind: Kind, mixin_ids: tuple[str, ...]) -> dict[str, Attribute]:
         found: dict[str, Attribute] = {}
         for current in reversed(self.ancestry(kind)):
             for attribute in current.attributes:
@@ -132,6 +148,18 @@ class Model:
                 for attribute in current.attributes:
                     found[attribute.name] = attribute
         return found
+
+    def attribute_order(self, kind: Kind, mixin_ids: Iterable[str] = ()
+                        ) -> tuple[tuple[str, ...], frozenset[str]]:
+        """The order an entity's attributes are rendered in: id, title, summary,
+        then the kind's and mixins' declarations (and the same as a set)."""
+        key = (kind.type_id, tuple(mixin_ids))
+        known = self._orders.get(key)
+        if known is None or self.kind(kind.type_id) is not kind:
+            names = list(FIRST_ATTRIBUTES)
+            names += [n for n in self.attributes(kind, key[1]) if n not in FIRST_ATTRIBUTES]
+            known = self._orders[key] = (tuple(names), frozenset(names))
+        return known
 
     def kind_attributes(self, kind: Kind) -> list[Attribute]:
         """Own and inherited attribute definitions of a kind, root first."""
