@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import getpass
 import json
 import logging
@@ -445,6 +446,10 @@ def _serve(config: Any, *, debug: bool) -> int:
         tls = {"certfile": config.tls_cert, "keyfile": config.tls_key}
         if config.tls_client_ca:  # certificates are optional: other credentials still work
             tls.update(ca_certs=config.tls_client_ca, cert_reqs=ssl.CERT_OPTIONAL)
+    # Everything made so far (modules, the app, the built-in model) lives as long
+    # as the workers: the collector need not walk it again on every full pass,
+    # which a listing of thousands of entities sets off several times.
+    gc.freeze()
     GunicornServer(app, {
         **tls,
         "bind": config.listen,
