@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
+from weakref import WeakKeyDictionary
 
 from flask import Response, current_app, g, request
 
-from occi_server.core import Entity, Kind, Mixin
+from occi_server.core import Entity, Kind, Mixin, Model
 from occi_server.core.specs import ActionSpec, CategorySpec, EntitySpec, Filter
 from occi_server.errors import (
     BadRequest,
@@ -37,6 +38,9 @@ from occi_server.store import Position
 
 # A whole collection is read and sent this many members at a time.
 CHUNK = 1000
+# The query interface's rendered answers, per model: by media type and base URL.
+_QUERY_BODIES: WeakKeyDictionary[Model, dict[tuple[str, str], Rendered]] = WeakKeyDictionary()
+QUERY_BODIES_KEPT = 16
 
 
 @dataclass
@@ -199,8 +203,19 @@ class Exchange:
         return handler(self)
 
     def query_get(self) -> Result:
-        return Result(200, self.renderer.categories(discover(self.work, self.filter().categories),
-                                                    self.ctx))
+        wanted = self.filter().categories
+        if wanted:
+            return Result(200, self.renderer.categories(discover(self.work, wanted), self.ctx))
+        # The whole interface, the largest body most clients fetch first, is
+        # rendered once per model (a change to the model makes another model).
+        bodies = _QUERY_BODIES.setdefault(self.work.model, {})
+        key = (self.negotiated.media_type, self.ctx.base_url)
+        rendered = bodies.get(key)
+        if rendered is None:
+            rendered = self.renderer.categories(discover(self.work, []), self.ctx)
+            if len(bodies) < QUERY_BODIES_KEPT:  # base URLs come from Host headers
+                bodies[key] = rendered
+        return Result(200, rendered)
 
     def query_post(self) -> Result:
         created = add_user_mixins(self.work, self.parser().categories(self.body(), self.ctx))

@@ -211,3 +211,16 @@ def test_discovery_and_reads_take_one_transaction(client: Client) -> None:
         begun.clear()
         assert client.get(path).status_code == 200
         assert len(begun) == 1, path
+
+
+def test_the_interface_kept_in_memory_answers_each_host_and_rendering_its_own(
+        client: Client) -> None:
+    plain = client.get("/-/").get_data(as_text=True)
+    other = client.get("/-/", headers={"Host": "cloud.example.org:8443"}).get_data(as_text=True)
+    assert 'location="/compute/"' in plain and plain == other  # locations are paths here
+    as_json = client.json("/-/")
+    assert {k["term"] for k in as_json["kinds"]} >= {"compute", "storage", "network"}
+    assert client.get("/-/", accept="text/occi").headers["Category"].count("class=") \
+        == plain.count("Category:")
+    again = client.get("/-/").get_data(as_text=True)
+    assert again == plain
