@@ -1,0 +1,144 @@
+"""Whole collections over real HTTP (gunicorn, one worker, no default page),
+against baselines measured in the same run: GET of 1 000, 10 000 and 100 000
+computes in text/plain, text/uri-list and application/occi+json, beside
+`json.dumps` of the same resource documents and joining the same lines in
+memory; one page of 100 (?page=1&number=100) at each size (its cost should not
+grow with the collection); and the worker's peak memory after listing each
+size in JSON, compared with the smallest (a collection sent in chunks costs
+no more memory for more members).
+
+    .venv/bin/python benchmarks/bench_collections.py [--sizes 1000,10000,100000]
+
+The entities are written into the store before the server starts (as many
+creates through HTTP would take minutes). Prints a Markdown table and writes
+it to benchmarks/results/bench_collections.md; a ratio past its target is
+marked FAILS in the table (not in the tests)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+from bench_http import RESULTS, SERVER, UNLIMITED, free_port, timed, wait_until_up
+
+from occi_server.core import Entity
+from occi_server.kinds.infrastructure import COMPUTE
+from occi_server.store import Store
+
+# The issue's targets: JSON within 5x json.dumps, location lists within 3x joining the lines.
+TARGETS = {"application/occi+json": 5.0, "text/plain": 3.0, "text/uri-list": 3.0}
+
+
+def fill(data: Path, count: int) -> None:
+    """`count` computes as the simulated backend would have made them."""
+    store = Store(f"sqlite:///{data / 'occi.sqlite3'}")
+    store.migrate()
+    with store.transaction(write=True) as repo:
+        for n in range(count):
+            entity_id = str(uuid.uuid4())
+            repo.insert(Entity(id=entity_id, kind=COMPUTE.type_id,
+                               location=f"/compute/{entity_id}",
+                               attributes={"occi.core.id": entity_id,
+                                           "occi.core.title": f"vm {n}",
+                                           "occi.compute.cores": 1, "occi.compute.memory": 1.0,
+                                           "occi.compute.state": "active",
+                                           "occi.compute.architecture": "x64"}))
+    store.dispose()
+
+
+def peak_rss_mib(master: int) -> float:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    status = Path(f"/proc/{children[0]}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("VmHWM:"))) / 1024
+
+
+def in_memory_ms(make: Callable[[], object], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        make()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples) * 1000
+
+
+def measure(count: int, repeat: int) -> tuple[list[tuple[str, str, str, str]], float]:
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        data = Path(directory)
+        fill(data, count)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [str(SERVER), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data),
+             "--workers", "1"], env={**os.environ, "OCCI_BACKEND": "simulated",
+                                     "OCCI_RECONCILE_SECONDS": "0", "OCCI_LOG_LEVEL": "warning",
+                                     "OCCI_DEFAULT_PAGE_SIZE": "0", **UNLIMITED},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_until_up(url + "/-/")
+            for media in TARGETS:
+                body = requests.get(url + "/compute/", headers={"Accept": media},
+                                    timeout=600).text
+                if media.endswith("json"):
+                    documents = json.loads(body)
+                    assert len(documents["resources"]) == count
+                    baseline_name = "json.dumps of the same documents"
+                    baseline = in_memory_ms(lambda d=documents: json.dumps(
+                        d, separators=(",", ":")), repeat)
+                else:
+                    lines = body.splitlines()
+                    assert len(lines) == count
+                    baseline_name = "joining the same lines"
+                    baseline = in_memory_ms(lambda ls=lines: "\n".join(ls), repeat)
+                ours = timed(url + "/compute/", media, repeat)
+                ratio = ours / baseline
+                verdict = "" if ratio <= TARGETS[media] else f" FAILS (target {TARGETS[media]:g})"
+                rows.append((f"GET {count} computes, {media}", f"{ours:.1f} ms",
+                             f"{baseline_name}: {baseline:.2f} ms", f"{ratio:.1f}{verdict}"))
+            page = timed(url + "/compute/?page=1&number=100", "text/uri-list", repeat)
+            rows.append((f"GET one page of 100 of {count} computes, text/uri-list",
+                         f"{page:.2f} ms", "", ""))
+            peak = peak_rss_mib(server.pid)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+    return rows, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    rows: list[tuple[str, str, str, str]] = []
+    peaks = []
+    for count in sorted(int(s) for s in args.sizes.split(",")):
+        measured, peak = measure(count, args.repeat)
+        rows += measured
+        peaks.append((count, peak))
+    smallest, base_peak = peaks[0]
+    for count, peak in peaks:
+        rows.append((f"worker peak memory after listing {count} computes (all renderings)",
+                     f"{peak:.0f} MiB", f"after {smallest}: {base_peak:.0f} MiB",
+                     f"{peak / base_peak:.2f}"))
+    table = ["| case | occi-server | baseline (same run) | ratio |", "|---|---|---|---|"]
+    table += [f"| {name} | {ours} | {base} | {ratio} |" for name, ours, base, ratio in rows]
+    text = "\n".join(table) + "\n"
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_collections.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
