@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from occi_server.store.tables import entities
 
@@ -30,6 +30,22 @@ class Scope:
     everything: bool = False
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A query built once, as every scope runs it: building and compiling a
+    statement per request cost more than SQLite answering it."""
+
+    everything: Any
+    scoped: Any
+
+
+def prepared(query: Any) -> Prepared:
+    """`query` (with bind parameters for its values) as operators see it and as a
+    tenant does (its own entities and shared ones; the tenant bound at run time)."""
+    return Prepared(query, query.where((entities.c.tenant == bindparam("scope_tenant"))
+                                       | entities.c.shared))
+
+
 class Records:
     connection: Connection
     scope: Scope | None
@@ -43,6 +59,13 @@ class Records:
             return query
         assert self.scope is not None
         return query.where((entities.c.tenant == self.scope.tenant) | entities.c.shared)
+
+    def _prepared(self, query: Prepared, **values: Any) -> Any:
+        """Run a statement built once (see `prepared`) for this transaction's scope."""
+        if self.sees_everything:
+            return self.connection.execute(query.everything, values)
+        assert self.scope is not None
+        return self.connection.execute(query.scoped, {**values, "scope_tenant": self.scope.tenant})
 
     def _stamp(self) -> tuple[str, str]:
         """(tenant, owner) of what this transaction creates."""

@@ -9,17 +9,26 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, literal, select, tuple_
+from sqlalchemy import Select, bindparam, delete, func, insert, literal, select, tuple_
 from sqlalchemy import update as sql_update
 
 from occi_server.core import Entity
 from occi_server.kinds.infrastructure import SHARED
-from occi_server.store.records.base import _now
+from occi_server.store.records.base import _now, prepared
 from occi_server.store.records.usage import UsageRecords
 from occi_server.store.tables import entities, entity_mixins, ip_allocations, mac_allocations, users
 
 # Where a listing got to: (created, id) of the last entity it gave.
 Position = tuple[datetime, str]
+
+_BY_ID = prepared(select(entities).where(entities.c.id == bindparam("id")))
+_BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam("location")))
+_LINKS_FROM = prepared(select(entities).where(
+    entities.c.source_id.in_(bindparam("sources", expanding=True))).order_by(
+    entities.c.created, entities.c.id))
+_MIXINS_OF = select(entity_mixins).where(
+    entity_mixins.c.entity_id.in_(bindparam("ids", expanding=True))).order_by(
+    entity_mixins.c.entity_id, entity_mixins.c.position)
 
 # A key is 12 hex digits: short enough for every name built from it (a bridge
 # name "ob<key>" stays within Linux's 15 characters).
@@ -28,9 +37,7 @@ KEY_BYTES = 6
 
 class EntityRecords(UsageRecords):
     def get(self, entity_id: str) -> Entity | None:
-        rows = self.connection.execute(
-            self._visible(select(entities).where(entities.c.id == entity_id))).all()
-        found = self._hydrate(rows)
+        found = self._hydrate(self._prepared(_BY_ID, id=entity_id).all())
         return found[0] if found else None
 
     def by_key(self, key: str) -> Entity | None:
@@ -39,9 +46,7 @@ class EntityRecords(UsageRecords):
         return self._hydrate(rows)[0] if rows else None
 
     def by_location(self, location: str) -> Entity | None:
-        rows = self.connection.execute(
-            self._visible(select(entities).where(entities.c.location == location))).all()
-        found = self._hydrate(rows)
+        found = self._hydrate(self._prepared(_BY_LOCATION, location=location).all())
         return found[0] if found else None
 
     def tenants(self) -> set[str]:
@@ -129,9 +134,7 @@ class EntityRecords(UsageRecords):
         """Outgoing links of the given resources, by source id."""
         found: dict[str, list[Entity]] = {source_id: [] for source_id in source_ids}
         for chunk in _chunks(list(source_ids), 500):
-            rows = self.connection.execute(self._visible(
-                select(entities).where(entities.c.source_id.in_(chunk)))
-                .order_by(entities.c.created, entities.c.id)).all()
+            rows = self._prepared(_LINKS_FROM, sources=chunk).all()
             for link, row in zip(self._hydrate(rows), rows, strict=True):
                 found[row.source_id].append(link)
         return found
@@ -201,9 +204,7 @@ class EntityRecords(UsageRecords):
         ids = [row.id for row in rows]
         mixins: dict[str, list[str]] = {entity_id: [] for entity_id in ids}
         for chunk in _chunks(ids, 500):
-            for row in self.connection.execute(
-                    select(entity_mixins).where(entity_mixins.c.entity_id.in_(chunk))
-                    .order_by(entity_mixins.c.entity_id, entity_mixins.c.position)):
+            for row in self.connection.execute(_MIXINS_OF, {"ids": chunk}):
                 mixins[row.entity_id].append(row.mixin)
         source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
         self._read_as.read(rows, mixins)

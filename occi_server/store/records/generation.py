@@ -9,6 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from occi_server.store.records.base import Records
 from occi_server.store.tables import model_generation
 
+_GENERATION = select(model_generation.c.generation)
 # The stores supported, each with its INSERT … ON CONFLICT.
 _UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
@@ -16,7 +17,7 @@ _UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 class GenerationRecords(Records):
     def model_generation(self) -> int:
         """The number every change of run-time mixins and marketplace entries increases."""
-        return self.connection.execute(select(model_generation.c.generation)).scalar() or 0
+        return self.connection.execute(_GENERATION).scalar() or 0
 
     def _model_changed(self) -> None:
         table = model_generation
