@@ -1,7 +1,8 @@
 """occi-server over real HTTP against a bare Flask handler that returns the
 same bytes, both served by the same WSGI server (gunicorn, one worker) on
-loopback, in one run: GET of one entity and of collections of 1 000 and
-10 000 entities in text/plain and application/occi+json; create and delete
+loopback, in one run: GET of one entity, of the query interface and of
+collections of 1 000 and 10 000 entities in text/plain and
+application/occi+json; create and delete
 rates with the simulated backend; the worker's memory per 10 000 entities.
 
     .venv/bin/python benchmarks/bench_http.py [--sizes 1000,10000] [--repeat 50]
@@ -133,8 +134,10 @@ def main() -> None:
             rows.append(("delete, simulated backend, 8 clients", f"{delete(probe):.0f}/s",
                          "", ""))
             _rate, [entity] = create(url, 1)
-            rows += run_against_bare([(f"GET one entity, {media}", entity, media,
-                                            args.repeat) for media in MEDIA])
+            rows += run_against_bare([
+                *((f"GET one entity, {media}", entity, media, args.repeat) for media in MEDIA),
+                *((f"GET /-/ (the query interface), {media}", url + "/-/", media, args.repeat)
+                  for media in MEDIA)])
             stored = 1
             for size in sizes:
                 create(url, size - stored)
