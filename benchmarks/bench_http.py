@@ -56,8 +56,10 @@ def wait_until_up(url: str) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def serve_bare(bodies: dict[str, tuple[bytes, str]], port: int) -> None:
-    """The baseline: Flask returning captured bytes, under the same gunicorn setup."""
+def serve_bare(bodies: dict[str, tuple[bytes, str]], port: int,
+               settings: dict[str, int] | None = None) -> None:
+    """The baseline: Flask returning captured bytes, under the same gunicorn setup
+    (one worker of 4 threads unless `settings` say otherwise)."""
     from occi_server.wsgi import GunicornServer
     app = Flask("baseline")
 
@@ -67,7 +69,8 @@ def serve_bare(bodies: dict[str, tuple[bytes, str]], port: int) -> None:
         return Response(body, content_type=content_type)
 
     GunicornServer(app, {"bind": f"127.0.0.1:{port}", "workers": 1, "worker_class": "gthread",
-                         "threads": 4, "accesslog": None, "loglevel": "warning"}).run()
+                         "threads": 4, "accesslog": None, "loglevel": "warning",
+                         **(settings or {})}).run()
 
 
 def timed(url: str, accept: str, repeat: int) -> float:
