@@ -146,10 +146,14 @@ def _wait_for_others(store: Store, job: Job, entity_id: str, limit: float = 3600
 
 
 def _steps(store: Store, job: Job, outcome: _Outcome) -> None:
-    failed = []
+    """Each step's outcome is stored in one transaction (the job's end with the
+    last one's): a one-step job, a create's, writes once."""
+    failed: list[str] = []
+    ended = False
     for number, step in enumerate(job.steps):
-        with store.transaction(write=True) as repo:
-            repo.update_job(job.id, progress=step.description)
+        if number:  # the job was stored at work on its first step
+            with store.transaction(write=True) as repo:
+                repo.update_job(job.id, progress=step.description)
         try:
             if step.after_others:
                 _wait_for_others(store, job, step.entity.id)
@@ -191,6 +195,9 @@ def _steps(store: Store, job: Job, outcome: _Outcome) -> None:
                 if step.finish is not None and \
                         attributes.get(state_attribute(step.entity)) != "error":
                     step.finish(repo)
+            if number == len(job.steps) - 1:
+                _end(repo, job, failed)
+                ended = True
         if stored is None:  # deleted meanwhile: what the step made goes too (no lock held)
             try:
                 step.undo()
@@ -198,10 +205,15 @@ def _steps(store: Store, job: Job, outcome: _Outcome) -> None:
                 log.exception("job %s: undoing %s failed", job.id, step.description)
             continue
         step.entity.attributes.update(attributes)
-    with store.transaction(write=True) as repo:
-        repo.update_job(job.id, state="failed" if failed else "done", progress="finished",
-                        error="; ".join(failed) or None)
+    if not ended:  # the last step was refused and put back in a transaction of its own
+        with store.transaction(write=True) as repo:
+            _end(repo, job, failed)
     JOBS.labels(job.operation, "failed" if failed else "done").inc()
+
+
+def _end(repo: Repository, job: Job, failed: list[str]) -> None:
+    repo.update_job(job.id, state="failed" if failed else "done", progress="finished",
+                    error="; ".join(failed) or None)
 
 
 def recover(store: Store, current_state: Callable[[Entity], Attributes | None]) -> list[str]:

@@ -366,7 +366,7 @@ class Work:
         entity.attributes[f"{state}.message"] = description
         if self.job is None:
             self.job = Job(entity, description.split(" ", 1)[0])
-            self.repo.insert_job(self.job.id, entity, self.job.operation)
+            self.repo.insert_job(self.job.id, entity, self.job.operation, description)
         self.job.steps.append(Step(entity, description, run, undo, restore, finish, failure,
                                    after_others, restore_mixins))
 

@@ -3,6 +3,7 @@ at once, the entity shows `waiting` and its job, then the outcome."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from werkzeug.test import TestResponse
@@ -277,3 +278,34 @@ def test_a_preference_not_understood_is_ignored(make_app) -> None:
             "Content-Type": "text/plain", "Prefer": prefer})
         assert answered.status_code == 201, prefer
         assert "Preference-Applied" not in answered.headers, prefer
+
+
+def test_a_create_writes_once_for_the_request_and_once_for_its_job(
+        make_app, monkeypatch) -> None:
+    client = slow_site(make_app)
+    network = client.network()
+    wait_for(lambda: client.attributes(network)["occi.network.state"] == "active")
+    store = client.app.extensions["occi.store"]
+    writes: list[str] = []
+    transaction = store.transaction
+
+    def counted(*, write: bool, **kwargs):
+        if write:
+            writes.append(threading.current_thread().name)
+        return transaction(write=write, **kwargs)
+
+    monkeypatch.setattr(store, "transaction", counted)
+    compute = client.compute()
+    [job] = [j for j in client.get("/jobs/").get_json()["jobs"] if j["location"] == compute]
+    assert (job["state"], job["progress"]) == ("running", f"creating {compute}")
+    wait_for(lambda: client.get(f"/jobs/{job['id']}").get_json()["state"] == "done")
+    assert len(writes) == 2 and writes[1].startswith("occi-job-")  # the request's, the job's
+    assert client.attributes(compute)["occi.compute.state"] == "active"
+    with_link = client.compute(f'Link: <{network}>; rel="http://schemas.ogf.org/occi/'
+                               'infrastructure#network"')
+    [job] = [j for j in client.get("/jobs/").get_json()["jobs"] if j["location"] == with_link]
+    wait_for(lambda: client.get(f"/jobs/{job['id']}").get_json()["state"] == "done")
+    done = client.get(f"/jobs/{job['id']}").get_json()
+    assert (done["progress"], done["error"]) == ("finished", None)
+    assert client.json(with_link)["links"][0]["attributes"][
+        "occi.networkinterface.state"] == "active"

@@ -13,11 +13,12 @@ from occi_server.store.tables import jobs
 
 
 class JobRecords(Records):
-    def insert_job(self, job_id: str, entity: Entity, operation: str) -> None:
+    def insert_job(self, job_id: str, entity: Entity, operation: str, progress: str) -> None:
+        """A job, at work from the start on `progress` (its first step)."""
         now = _now()
         self.connection.execute(insert(jobs).values(
             id=job_id, entity_id=entity.id, location=entity.location, operation=operation,
-            state="running", progress="queued", error=None, created=now, updated=now,
+            state="running", progress=progress, error=None, created=now, updated=now,
             tenant=entity.tenant or self._stamp()[0]))
 
     def update_job(self, job_id: str, **values: str | None) -> None:
