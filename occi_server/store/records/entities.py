@@ -26,6 +26,11 @@ _BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam(
 _LINKS_FROM = prepared(select(entities).where(
     entities.c.source_id.in_(bindparam("sources", expanding=True))).order_by(
     entities.c.created, entities.c.id))
+_INSERT = insert(entities)
+_UPDATE = sql_update(entities).where(entities.c.id == bindparam("entity_id"))
+_KEY_HOLDER = select(entities.c.id).where(entities.c.key == bindparam("key"))
+_INSERT_MIXINS = insert(entity_mixins)
+_DELETE_MIXINS = delete(entity_mixins).where(entity_mixins.c.entity_id == bindparam("entity_id"))
 _MIXINS_OF = select(entity_mixins).where(
     entity_mixins.c.entity_id.in_(bindparam("ids", expanding=True))).order_by(
     entity_mixins.c.entity_id, entity_mixins.c.position)
@@ -154,7 +159,7 @@ class EntityRecords(UsageRecords):
         entity.owner = entity.owner or owner
         entity.shared = SHARED.type_id in entity.mixins
         entity.key = entity.key or self._new_key()
-        self.connection.execute(insert(entities).values(
+        self.connection.execute(_INSERT, dict(
             id=entity.id, key=entity.key, kind=entity.kind, location=entity.location,
             source_id=source_id, target=entity.target, target_id=target_id,
             target_kind=entity.target_kind, attributes=entity.attributes, created=now,
@@ -167,16 +172,16 @@ class EntityRecords(UsageRecords):
         should two writers draw the same one at once)."""
         while True:
             key = secrets.token_hex(KEY_BYTES)
-            if self.connection.scalar(select(entities.c.id).where(entities.c.key == key)) is None:
+            if self.connection.scalar(_KEY_HOLDER, {"key": key}) is None:
                 return key
 
     def update(self, entity: Entity) -> None:
         now = _now()
         entity.shared = SHARED.type_id in entity.mixins
-        self.connection.execute(sql_update(entities).where(entities.c.id == entity.id).values(
-            attributes=entity.attributes, target_kind=entity.target_kind, updated=now,
-            shared=entity.shared))
-        self.connection.execute(delete(entity_mixins).where(entity_mixins.c.entity_id == entity.id))
+        self.connection.execute(_UPDATE, dict(
+            entity_id=entity.id, attributes=entity.attributes, target_kind=entity.target_kind,
+            updated=now, shared=entity.shared))
+        self.connection.execute(_DELETE_MIXINS, {"entity_id": entity.id})
         self._write_mixins(entity)
         self._record(entity, "changed", now)
 
@@ -196,7 +201,7 @@ class EntityRecords(UsageRecords):
 
     def _write_mixins(self, entity: Entity) -> None:
         if entity.mixins:
-            self.connection.execute(insert(entity_mixins), [
+            self.connection.execute(_INSERT_MIXINS, [
                 {"entity_id": entity.id, "mixin": mixin, "position": position}
                 for position, mixin in enumerate(entity.mixins)])
 

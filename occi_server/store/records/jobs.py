@@ -4,26 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy import update as sql_update
 
 from occi_server.core import Entity
 from occi_server.store.records.base import Records, _now
 from occi_server.store.tables import jobs
 
+_INSERT = insert(jobs)
+_UPDATE = sql_update(jobs).where(jobs.c.id == bindparam("job_id"))
+
 
 class JobRecords(Records):
     def insert_job(self, job_id: str, entity: Entity, operation: str, progress: str) -> None:
         """A job, at work from the start on `progress` (its first step)."""
         now = _now()
-        self.connection.execute(insert(jobs).values(
+        self.connection.execute(_INSERT, dict(
             id=job_id, entity_id=entity.id, location=entity.location, operation=operation,
             state="running", progress=progress, error=None, created=now, updated=now,
             tenant=entity.tenant or self._stamp()[0]))
 
     def update_job(self, job_id: str, **values: str | None) -> None:
-        self.connection.execute(sql_update(jobs).where(jobs.c.id == job_id).values(
-            **values, updated=_now()))
+        self.connection.execute(_UPDATE, {**values, "job_id": job_id, "updated": _now()})
 
     def jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = self._own_jobs(select(jobs).order_by(jobs.c.created.desc()).limit(limit))
