@@ -242,10 +242,10 @@ class Exchange:
                                                 light=self.renderer.lists_locations)
         result = self.collection_result(members)
         if following is not None:  # the rest of the collection is a request away
-            query = {**request.args.to_dict(flat=True), "page": str(following),
-                     "number": str(number or self.work.settings.default_page_size)}
+            arguments = {**request.args.to_dict(flat=True), "page": str(following),
+                         "number": str(number or self.work.settings.default_page_size)}
             result.headers.append(("X-OCCI-Next-Page", self.ctx.absolute(
-                f"{request.path}?{urlencode(query)}")))
+                f"{request.path}?{urlencode(arguments)}")))
         return result
 
     def kind_post(self) -> Result:
