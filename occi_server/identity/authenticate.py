@@ -29,7 +29,6 @@ from occi_server.identity.sessions import (
     Session,
     Sessions,
     principal_of,
-    session_key,
 )
 from occi_server.identity.x509 import TrustedProxies, canonical_dn, fqans, vo_of
 from occi_server.store import DEFAULT_TENANT, Store
@@ -112,7 +111,8 @@ class Authenticator:
     # ------------------------------------------------------------ web sessions
     @cached_property
     def sessions(self) -> Sessions:
-        return Sessions(session_key(self.config.data_path / "web-session.key"))
+        with self.store.transaction(write=True) as repo:
+            return Sessions(repo.secret("web-session-key", lambda: secrets.token_bytes(32)))
 
     def sign_in(self, user: str, password: str) -> str:
         """A web sign-in with a user name and password: its session cookie."""

@@ -2,8 +2,8 @@
 authenticator as the API, a signed cookie stands for the credentials (a browser
 cannot attach a bearer token to a link, and a password is never kept).
 
-The key is a file in the data directory, made once and read by every worker.
-A password session holds a fingerprint of the stored password hash, checked on
+The key is a site secret in the store, made once and read by every worker and
+front end. A password session holds a fingerprint of the stored password hash, checked on
 every request: a changed password or a removed user ends it at once; a token
 session ends when its token expires."""
 
@@ -14,36 +14,14 @@ import binascii
 import hashlib
 import hmac
 import json
-import os
-import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from occi_server.errors import Unauthorized
 from occi_server.identity.principal import Principal
 
 SESSION_COOKIE = "occi_session"
 SESSION_SECONDS = 8 * 3600
-
-
-def session_key(path: Path) -> bytes:
-    """The site's session key: made by whichever worker comes first (a file
-    linked into place, so that none reads a half-written one)."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    draft.write_bytes(secrets.token_bytes(32))
-    draft.chmod(0o600)
-    try:
-        os.link(draft, path)
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
-    return path.read_bytes()
 
 
 @dataclass(frozen=True)

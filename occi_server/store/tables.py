@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -157,4 +158,13 @@ model_generation = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("generation", Integer, nullable=False),
+)
+
+# Secrets the site makes once and every worker and front end shares (the key
+# that signs web sessions).
+site_secrets = Table(
+    "site_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
 )

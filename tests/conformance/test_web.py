@@ -132,6 +132,19 @@ def test_a_session_ends_with_a_changed_password_and_at_sign_out(make_app: AppFac
     assert third.get("/my/").status_code == 302
 
 
+def test_front_ends_sharing_a_store_accept_each_others_sessions(make_app: AppFactory,
+                                                                 tmp_path: Path) -> None:
+    shared = f"sqlite:///{tmp_path / 'site.sqlite3'}"
+    one, two = (Browser(make_app(auth="basic", users=USERS, database_url=shared,
+                                 data_dir=str(tmp_path / name))) for name in ("one", "two"))
+    one.sign_in("alice", "alice-pw")
+    cookie = one.client.get_cookie("occi_session")
+    assert cookie is not None
+    two.client.set_cookie("occi_session", cookie.value)
+    assert two.get("/my/").status_code == 200
+    assert not (tmp_path / "one" / "web-session.key").exists()  # the key is the store's
+
+
 def test_a_forged_session_and_the_api_with_a_session_are_refused(site: Flask,
                                                                  alice: Browser) -> None:
     cookie = alice.client.get_cookie("occi_session")

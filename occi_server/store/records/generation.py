@@ -11,7 +11,7 @@ from occi_server.store.tables import model_generation
 
 _GENERATION = select(model_generation.c.generation)
 # The stores supported, each with its INSERT … ON CONFLICT.
-_UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 class GenerationRecords(Records):
@@ -21,6 +21,6 @@ class GenerationRecords(Records):
 
     def _model_changed(self) -> None:
         table = model_generation
-        upsert = _UPSERT[self.connection.dialect.name](table).values(id=1, generation=1)
+        upsert = UPSERT[self.connection.dialect.name](table).values(id=1, generation=1)
         self.connection.execute(upsert.on_conflict_do_update(
             index_elements=[table.c.id], set_={"generation": table.c.generation + 1}))
