@@ -240,6 +240,9 @@ def test_refusals_are_pages_that_say_why_and_change_nothing(alice: Browser) -> N
     assert bad.status_code == 400 and "occi.storage.size" in text(bad)
     wrong = alice.post("/my/act", {"location": "/compute/nothing", "action": "stop"})
     assert wrong.status_code == 404
+    lost = alice.get("/my/nowhere/<b>")
+    assert lost.status_code == 404 and lost.headers["Content-Type"].startswith("text/html")
+    assert "there is no page /my/nowhere/<b>" in text(lost)
     assert alice.get("/marketplace/?limit=7").status_code == 400
     assert alice.get("/marketplace/?sort=size").status_code == 400
     assert len(re.findall(r'data-location="/compute/', alice.get("/my/").get_data(True))) == 3

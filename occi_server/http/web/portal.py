@@ -304,6 +304,12 @@ def delete() -> Response:
     return _back()
 
 
+@blueprint.get("/<path:rest>")
+def missing(rest: str) -> str:
+    """A page that is not there is a page that says so (not OCCI's plain answer)."""
+    raise NotFound(f"there is no page /my/{rest}")
+
+
 def _kind(work: Work, kind: Kind) -> Kind:
     found = work.model.kind(kind.type_id)
     assert found is not None
