@@ -256,8 +256,7 @@ class TextPlainRenderer(_TextRenderer):
         separator = ""  # between lines, none after the last (as emit)
         for chunk in chunks:
             if chunk:
-                yield separator + "\n".join(
-                    f"X-OCCI-Location: {ctx.absolute(e.location)}" for e in chunk)
+                yield separator + self.locations(chunk, ctx).body
                 separator = "\n"
 
     def empty(self) -> Rendered:

@@ -30,7 +30,7 @@ class UriListRenderer(Renderer):
     def collection_pieces(self, chunks: Iterable[Sequence[Entity]], ctx: RenderContext,
                           links: bool) -> Iterator[str]:
         for chunk in chunks:
-            yield "".join(ctx.absolute(e.location) + "\r\n" for e in chunk)
+            yield self.locations(chunk, ctx).body
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
         return Rendered(body="".join(ctx.absolute(e.location) + "\r\n" for e in entities))

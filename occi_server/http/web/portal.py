@@ -185,9 +185,7 @@ def new_machine() -> str:
         images = _templates(work.model, OS_TPL.type_id)
         flavours = _templates(work.model, RESOURCE_TPL.type_id)
         networks = _members(work, NETWORK)
-        attached = {link.target for machine in _members(work, COMPUTE) for link in machine.links
-                    if link.kind == STORAGELINK.type_id}
-        volumes = [v for v in _members(work, STORAGE) if v.location not in attached]
+        volumes = _free(work, _members(work, STORAGE))
     return render_template("portal/new.html", images=images, flavours=flavours,
                            networks=networks, volumes=volumes)
 
@@ -197,16 +195,22 @@ def machine(entity_id: str) -> str:
     with _work(write=False) as work:
         entity = _at(work, f"{COMPUTE.location}{entity_id}", COMPUTE)
         shown = _machine(work, work.detailed([work.observed(entity)])[0])
-        attached = {link.target for other in _members(work, COMPUTE) for link in other.links
-                    if link.kind == STORAGELINK.type_id}
-        free = [v for v in _members(work, STORAGE) if v.location not in attached]
-        titles = {v.location: v.title or v.id for v in _members(work, STORAGE)}
+        volumes = _members(work, STORAGE)
+        free = _free(work, volumes)
+        titles = {v.location: v.title or v.id for v in volumes}
         try:
             console = work.console(entity)
         except NotFound:
             console = None
     return render_template("portal/machine.html", machine=shown, free=free, titles=titles,
                            console=console, refresh=_busy(shown.state))
+
+
+def _free(work: Work, volumes: list[Entity]) -> list[Entity]:
+    """The volumes no compute has attached."""
+    attached = {link.target for compute in _members(work, COMPUTE) for link in compute.links
+                if link.kind == STORAGELINK.type_id}
+    return [volume for volume in volumes if volume.location not in attached]
 
 
 def _at(work: Work, location: str, kind: Kind) -> Entity:
