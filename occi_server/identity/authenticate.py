@@ -118,13 +118,10 @@ class Authenticator:
         """A web sign-in with a user name and password: its session cookie."""
         if "basic" not in self.methods:
             raise self._refuse("this site takes no passwords")
-        principal = self._password(user, password)
-        record = self.user_record(user)
-        assert record is not None
+        principal, hashed = self._password(user, password)
         return self.sessions.issue(Session(
             principal.name, "basic", principal.tenants, principal.admin,
-            time.time() + SESSION_SECONDS,
-            self.sessions.fingerprint(user, record["password_hash"])))
+            time.time() + SESSION_SECONDS, self.sessions.fingerprint(user, hashed)))
 
     def sign_in_token(self, token: str) -> str:
         """A web sign-in with an OIDC access token, for as long as the token lasts."""
@@ -150,8 +147,7 @@ class Authenticator:
             raise self._refuse("your password changed or your account was removed; "
                                "sign in again")
         assert record is not None
-        return Principal(session.name, tuple(record["tenants"]), method="basic",
-                         admin=bool(record["admin"]) or session.name in self.admins)
+        return self._user_principal(session.name, record)
 
     # ------------------------------------------------------------ basic
     def _basic(self, encoded: str) -> Principal:
@@ -159,9 +155,10 @@ class Authenticator:
             user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise self._refuse("malformed basic credentials") from None
-        return self._password(user, password)
+        return self._password(user, password)[0]
 
-    def _password(self, user: str, password: str) -> Principal:
+    def _password(self, user: str, password: str) -> tuple[Principal, str]:
+        """The user whose password this is, and the stored hash it matched."""
         if any(ord(c) < 32 or ord(c) == 127 for c in user + password):
             # The password hashes stop at a NUL: "pw\0" would pass for "pw".
             raise self._refuse("malformed basic credentials: control characters")
@@ -173,8 +170,12 @@ class Authenticator:
         if not self._password_matches(user, password, hashed):
             raise self._refuse("wrong user name or password")
         assert record is not None
-        return Principal(user, tuple(record["tenants"]),
-                         admin=bool(record["admin"]) or user in self.admins, method="basic")
+        return self._user_principal(user, record), hashed
+
+    def _user_principal(self, name: str, record: dict[str, Any]) -> Principal:
+        """A user of the configuration or the store, signed in with a password."""
+        return Principal(name, tuple(record["tenants"]),
+                         admin=bool(record["admin"]) or name in self.admins, method="basic")
 
     def _password_matches(self, user: str, password: str, hashed: str) -> bool:
         """The slow hash is computed once per minute and client; the key includes the
