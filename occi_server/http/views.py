@@ -231,8 +231,8 @@ class Exchange:
     def kind_get(self) -> Result:
         page, number = self.page()
         query = self.filter()
-        whole = page is None and number is None and not self.work.settings.default_page_size
-        if whole and not query and self.target.shape is Shape.KIND:
+        if self.work.whole_collection(page, number) and not query \
+                and self.target.shape is Shape.KIND:
             assert isinstance(self.target.category, Kind)
             streamed = self.streamed(self.target.category)
             if streamed is not None:

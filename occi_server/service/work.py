@@ -189,9 +189,9 @@ class Work:
         the first `default_page_size` members), and the next page's number if
         there are more members. Without a filter the database pages it; `light`
         members carry where they are only (for renderings that list locations)."""
-        size = number or self.settings.default_page_size
-        whole = page is None and not size  # nothing asked, no default
-        size, page = size or self.settings.max_page_size, page or 1
+        whole = self.whole_collection(page, number)
+        size = number or self.settings.default_page_size or self.settings.max_page_size
+        page = page or 1
         start = (page - 1) * size
         if query:  # filters need every member's values
             found = self.members(collection, path, query)
@@ -203,13 +203,16 @@ class Work:
         found = self._selected(collection, path, offset=start, limit=size + 1, light=light)
         return found[:size], page + 1 if len(found) > size else None
 
+    def whole_collection(self, page: int | None, number: int | None) -> bool:
+        """Whether a listing asks for every member: no page, no number, no default page."""
+        return page is None and number is None and not self.settings.default_page_size
+
     def chunk(self, kind: Kind, after: Position | None, size: int, *, light: bool
               ) -> tuple[list[Entity], Position | None]:
         """The next members of a kind's collection after a position (a
         collection sent in pieces, each read in a transaction of its own)."""
-        found, last = self.repo.chunk(
-            after=after, limit=size, light=light,
-            kinds=[k.type_id for k in self.model.descendant_kinds(kind)])
+        found, last = self.repo.chunk(after=after, limit=size, light=light,
+                                      kinds=self._kinds(kind))
         return (found if light else self.detailed(found)), last
 
     def members(self, collection: Kind | Mixin | None, path: str,
@@ -221,11 +224,14 @@ class Work:
     def _selected(self, collection: Kind | Mixin | None, path: str, **page: Any
                   ) -> list[Entity]:
         if isinstance(collection, Kind):
-            return self.repo.list(
-                kinds=[k.type_id for k in self.model.descendant_kinds(collection)], **page)
+            return self.repo.list(kinds=self._kinds(collection), **page)
         if isinstance(collection, Mixin):
             return self.repo.list(mixins_any=self.mixin_family(collection), **page)
         return self.repo.list(location_prefix=path, **page)
+
+    def _kinds(self, kind: Kind) -> list[str]:
+        """The kind and every kind below it (a kind's collection holds them all)."""
+        return [k.type_id for k in self.model.descendant_kinds(kind)]
 
     def mixin_family(self, mixin: Mixin) -> list[str]:
         """The mixin and every mixin that depends on it (its collection's members carry one)."""
