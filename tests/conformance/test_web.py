@@ -318,6 +318,12 @@ def test_upload_page_says_its_verdict_and_the_entry_shows_everywhere(market) -> 
     details = text(browser.get(f"/marketplace/images/{identifier.group(1)}"))
     assert "Published as http://" in details and "os_tpl#analysis" in details
     assert "SHA256" in details and "SHA512" in details and "valid" in details
+    page = f"/marketplace/images/{identifier.group(1)}"
+    assert 'id="deprecate"' in browser.get(page).get_data(True)  # the operator's button
+    assert browser.post(f"{page}/deprecate").status_code == 303
+    deprecated = browser.get(page)
+    assert "Status deprecated" in text(deprecated)
+    assert 'id="deprecate"' not in deprecated.get_data(True)
 
     (path.parent / "ca" / "revoked.crl").write_bytes(crl(ca, [jane]))
     endorsers = text(browser.get("/marketplace/endorsers"))
