@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
@@ -29,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from bench_http import RESULTS, SERVER, UNLIMITED, free_port, timed, wait_until_up
+from bench_http import RESULTS, start, stop, timed
 
 from occi_server.core import Entity
 from occi_server.kinds.infrastructure import COMPUTE
@@ -77,16 +74,8 @@ def measure(count: int, repeat: int) -> tuple[list[tuple[str, str, str, str]], f
     with tempfile.TemporaryDirectory() as directory:
         data = Path(directory)
         fill(data, count)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [str(SERVER), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data),
-             "--workers", "1"], env={**os.environ, "OCCI_BACKEND": "simulated",
-                                     "OCCI_RECONCILE_SECONDS": "0", "OCCI_LOG_LEVEL": "warning",
-                                     "OCCI_DEFAULT_PAGE_SIZE": "0", **UNLIMITED},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server, url = start(str(data), default_page_size="0")
         try:
-            wait_until_up(url + "/-/")
             for media in TARGETS:
                 body = requests.get(url + "/compute/", headers={"Accept": media},
                                     timeout=600).text
@@ -111,8 +100,7 @@ def measure(count: int, repeat: int) -> tuple[list[tuple[str, str, str, str]], f
                          f"{page:.2f} ms", "", ""))
             peak = peak_rss_mib(server.pid)
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+            stop(server)
     return rows, peak
 
 

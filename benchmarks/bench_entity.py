@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import requests
-from bench_http import KIND, RESULTS, SERVER, UNLIMITED, free_port, serve_bare, wait_until_up
+from bench_http import KIND, RESULTS, free_port, serve_bare, start, stop, wait_until_up
 
 from occi_server.config import load_config
 
@@ -89,18 +89,11 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench_entity needs wrk: apt-get install wrk")
-    ports = {"occi-server": free_port(), "bare": free_port(), "pyssf": free_port()}
+    ports = {"bare": free_port(), "pyssf": free_port()}
     with tempfile.TemporaryDirectory() as data:
-        ours = subprocess.Popen(
-            [str(SERVER), "serve", "--listen", f"127.0.0.1:{ports['occi-server']}",
-             "--data-dir", data],
-            env={**os.environ, "OCCI_BACKEND": "simulated", "OCCI_RECONCILE_SECONDS": "0",
-                 "OCCI_LOG_LEVEL": "warning", **UNLIMITED},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        ours, base = start(data, workers=None)
         bare = pyssf = None
         try:
-            base = f"http://127.0.0.1:{ports['occi-server']}"
-            wait_until_up(base + "/-/")
             entity = requests.post(base + "/compute/", timeout=30, headers={
                 "Content-Type": "text/plain"}, data=f'{KIND}\nX-OCCI-Attribute: '
                 'occi.core.title="bench"\n').headers["Location"]
@@ -129,8 +122,7 @@ def main() -> None:
                         samples.setdefault((name, server), []).append(
                             wrk(url, media, connections, args.seconds))
         finally:
-            os.killpg(ours.pid, signal.SIGTERM)
-            ours.wait(timeout=30)
+            stop(ours)
             if bare is not None:
                 bare.terminate()
             if pyssf is not None:

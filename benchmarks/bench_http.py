@@ -56,6 +56,28 @@ def wait_until_up(url: str) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+def start(data: str, *, workers: int | None = 1,
+          **settings: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`occi-server serve` on a free loopback port with the simulated backend, no
+    reconciler and no quotas (`workers`: None for serve's default), answering."""
+    port = free_port()
+    env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_RECONCILE_SECONDS": "0",
+           "OCCI_LOG_LEVEL": "warning", **UNLIMITED,
+           **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
+    server = subprocess.Popen(
+        [str(SERVER), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
+         *(["--workers", str(workers)] if workers else [])],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/-/")
+    return server, url
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    server.wait(timeout=60)
+
+
 def serve_bare(bodies: dict[str, tuple[bytes, str]], port: int,
                settings: dict[str, int] | None = None) -> None:
     """The baseline: Flask returning captured bytes, under the same gunicorn setup
@@ -121,16 +143,8 @@ def main() -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as data:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [str(SERVER), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data,
-             "--workers", "1"], env={**os.environ, "OCCI_BACKEND": "simulated",
-                                     "OCCI_RECONCILE_SECONDS": "0", "OCCI_LOG_LEVEL": "warning",
-                                     "OCCI_DEFAULT_PAGE_SIZE": "0", **UNLIMITED},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server, url = start(data, default_page_size="0")
         try:
-            wait_until_up(url + "/-/")
             rss_empty = worker_rss_kib(server.pid)
             rate, probe = create(url, 1000)
             rows.append(("create, simulated backend, 8 clients", f"{rate:.0f}/s", "", ""))
@@ -152,8 +166,7 @@ def main() -> None:
             rows.append((f"worker memory per 10 000 entities (after listing {stored})",
                          f"{per_10k:.1f} MiB", "", ""))
         finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+            stop(server)
     table = ["| case | occi-server | bare Flask, same gunicorn | ratio |", "|---|---|---|---|"]
     table += [f"| {name} | {ours} | {bare} | {ratio} |" for name, ours, bare, ratio in rows]
     text = "\n".join(table) + "\n"
