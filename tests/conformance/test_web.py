@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,12 @@ def test_pages_send_a_stranger_to_sign_in_and_back(site: Flask) -> None:
     assert (response.status_code, response.headers["Location"]) == (303, "/marketplace/")
     session = browser.client.get_cookie("occi_session")
     assert session is not None and session.http_only and session.same_site == "Strict"
-    assert browser.get("/my/").status_code == 200
-    assert "alice" in text(browser.get("/my/")) and "tenant physics" in text(browser.get("/my/"))
+    page = browser.get("/my/")
+    assert page.status_code == 200
+    assert "alice" in text(page) and "tenant physics" in text(page)
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
 
 
 def test_a_wrong_password_is_refused_in_words_and_opens_nothing(site: Flask) -> None:
@@ -352,3 +357,18 @@ def test_an_upload_too_large_is_a_page_that_says_so(make_app: AppFactory) -> Non
     assert too_large.status_code == 413
     assert "larger than 4096 bytes" in text(too_large)
     assert too_large.headers["Content-Type"].startswith("text/html")
+
+
+def test_the_overview_refreshes_itself_while_something_is_under_way(make_app: AppFactory
+                                                                     ) -> None:
+    # Longer than the 2 s a page waits for what it asked.
+    browser = Browser(make_app(simulated_delay_seconds=3.5))
+    assert 'http-equiv="refresh"' not in browser.get("/my/").get_data(True)
+    start_machine(browser, "slow")
+    busy = browser.get("/my/")
+    assert "waiting" in text(busy) and 'http-equiv="refresh"' in busy.get_data(True)
+    deadline = time.monotonic() + 10
+    while 'http-equiv="refresh"' in browser.get("/my/").get_data(True):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert "active" in text(browser.get("/my/"))
