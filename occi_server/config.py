@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from occi_server.backends.registry import BACKENDS
+from occi_server.kinds.rules import parse_rules
 from occi_server.kinds.tenancy import QUOTAS
 
 INTERFACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
@@ -99,6 +100,11 @@ class Config:
     # The network namespace bridges, DHCP servers and NAT rules live in ("": the host's).
     network_namespace: str = ""
     network_uplink: str = ""  # the host interface VLANs are tagged on and public networks use
+    # The rules of a compute in no security group (occi.securitygroup.rules' form).
+    security_default_rules: list[dict[str, Any]] = field(default_factory=lambda: [
+        {"type": "inbound", "protocol": "tcp", "port": "22", "range": "0.0.0.0/0"},
+        {"type": "inbound", "protocol": "icmp", "range": "0.0.0.0/0"},
+    ])
     # Marketplace: CAs (and CRLs) endorsers' certificates must chain to, the
     # site's policy on which images it publishes, and HEPiX image lists to follow.
     marketplace_ca_dir: str = ""  # default: data_dir/marketplace-ca
@@ -257,6 +263,10 @@ class Config:
         if self.network_namespace and not NAMESPACE_NAME.fullmatch(self.network_namespace):
             raise ConfigError(f"network_namespace {self.network_namespace!r} is not a network "
                               "namespace name (letters, digits, '.', '_', '-')")
+        try:
+            parse_rules(self.security_default_rules)
+        except ValueError as exc:
+            raise ConfigError(f"security_default_rules: {exc}") from None
         unknown = set(self.marketplace_policy) - set(POLICY_KEYS)
         if unknown:
             raise ConfigError(f"marketplace_policy has unknown keys {', '.join(sorted(unknown))}"

@@ -20,6 +20,8 @@ STORAGE = INFRA + "storage"
 NETWORK = INFRA + "network"
 NETWORKINTERFACE = INFRA + "networkinterface"
 STORAGELINK = INFRA + "storagelink"
+SECURITYGROUP = INFRA + "securitygroup"
+SECURITYGROUPLINK = INFRA + "securitygrouplink"
 IPNETWORK = "http://schemas.ogf.org/occi/infrastructure/network#ipnetwork"
 COMPUTE_ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
 CRTP = "http://schemas.ogf.org/occi/infrastructure/compute/template/1.1#"
@@ -61,7 +63,8 @@ class Client:
         """POST an entity of `kind` in text/plain to its collection."""
         location = {COMPUTE: "/compute/", STORAGE: "/storage/", NETWORK: "/network/",
                     NETWORKINTERFACE: "/link/networkinterface/",
-                    STORAGELINK: "/link/storagelink/"}[kind]
+                    STORAGELINK: "/link/storagelink/", SECURITYGROUP: "/securitygroup/",
+                    SECURITYGROUPLINK: "/link/securitygrouplink/"}[kind]
         body = [category(kind, "kind"), *(category(m, "mixin") for m in mixins), *lines]
         return self.post_text(location, body)
 

@@ -12,7 +12,7 @@ Contracts shared by all methods:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from occi_server.core import Entity, Kind
 from occi_server.errors import BackendFailure
 from occi_server.images import Catalogue, Image
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, NETWORK_ADDRESSING, STORAGE
+from occi_server.kinds.rules import Rule
 
 Attributes = dict[str, Any]
 
@@ -234,6 +235,22 @@ class NetworkBackend(Backend):
     @abstractmethod
     def bridge(self, network: Entity) -> str | None:
         """The host bridge guests plug into; None if the network has none."""
+
+    @abstractmethod
+    def guard(self, link: Entity, network: Entity, rules: Sequence[Rule]) -> None:
+        """Filter the interface `link` (by its occi.networkinterface.mac) on the
+        network: it receives new connections and datagrams only as the inbound
+        `rules` allow, and sends only as the outbound ones allow (everything
+        when there are none); replies and DHCP always pass. Replaces the
+        interface's previous filter at once."""
+
+    @abstractmethod
+    def unguard(self, key: str) -> None:
+        """Remove the filter of the interface whose key is `key`; succeeds if it has none."""
+
+    @abstractmethod
+    def guarded(self) -> set[str]:
+        """The keys of the interfaces whose filters are in place."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from occi_server.backends.base import ActionOutcome, Attributes, NetworkBackend
+from occi_server.backends.base import ActionOutcome, Attributes, NetworkBackend, Rule
 from occi_server.backends.dhcp import DhcpServers
+from occi_server.backends.filters import Filters
 from occi_server.backends.nat import Nat
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, BackendUnavailable, Conflict
@@ -58,10 +59,11 @@ class BridgeNetwork(NetworkBackend):
     name = "bridge"
     observes = True
 
-    def __init__(self, netlink: Netlink, dhcp: DhcpServers, uplink: str = "",
+    def __init__(self, netlink: Netlink, dhcp: DhcpServers, filters: Filters, uplink: str = "",
                  nat: Nat | None = None, namespace: str = "") -> None:
         self.netlink = netlink
         self.dhcp = dhcp
+        self.filters = filters
         self.uplink = uplink
         self.nat = nat
         self.namespace = namespace
@@ -182,6 +184,16 @@ class BridgeNetwork(NetworkBackend):
         if mac:
             self.dhcp.remove_host(bridge_name(network), str(mac))
 
+    def guard(self, link: Entity, network: Entity, rules: Sequence[Rule]) -> None:
+        self.filters.apply(link.key, str(link.attributes.get("occi.networkinterface.mac", "")),
+                           rules)
+
+    def unguard(self, key: str) -> None:
+        self.filters.remove(key)
+
+    def guarded(self) -> set[str]:
+        return self.filters.present()
+
     def bridge(self, network: Entity) -> str | None:
         bridge = bridge_name(network)
         with self._ip() as ip:
@@ -262,5 +274,5 @@ def bridge_network(config: Config) -> BridgeNetwork:
         return IPRoute(netns=namespace, flags=0) if namespace else IPRoute()
 
     nat = Nat(config.network_uplink, enter) if config.network_uplink else None
-    return BridgeNetwork(netlink, DhcpServers(config.networks_path, enter),
+    return BridgeNetwork(netlink, DhcpServers(config.networks_path, enter), Filters(enter),
                          config.network_uplink, nat, namespace)

@@ -22,7 +22,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from occi_server.backends.base import (
     ComputeBackend,
     Context,
     NetworkBackend,
+    Rule,
     StorageBackend,
     VolumeSource,
 )
@@ -91,6 +92,12 @@ class _Objects:
         temporary = self.directory / f".{key}.{secrets.token_hex(4)}"
         temporary.write_text(json.dumps(record))
         os.replace(temporary, self.directory / f"{key}.json")  # readers see old or new
+
+    def keys(self) -> set[str]:
+        if self.directory is None:
+            with self._lock:
+                return set(self._memory)
+        return {path.stem for path in self.directory.glob("*.json")}
 
     def remove(self, key: str) -> None:
         if self.directory is None:
@@ -258,6 +265,11 @@ class SimulatedStorage(_Simulation, StorageBackend):
 class SimulatedNetwork(_Simulation, NetworkBackend):
     kind, what = NETWORK, "bridge"
 
+    def __init__(self, failures: _Behaviour, directory: Path | None,
+                 guards: Path | None) -> None:
+        super().__init__(failures, directory)
+        self.guards = _Objects(guards)  # interface filters, by the interface's key
+
     def create(self, network: Entity) -> Attributes:
         self.failures.check("network.create")
         self._made(network, {"state": "active", "bound": {}})
@@ -284,6 +296,31 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
     def bridge(self, network: Entity) -> str | None:
         return None  # no bridge exists
 
+    def guard(self, link: Entity, network: Entity, rules: Sequence[Rule]) -> None:
+        self.failures.check("network.guard")
+        self._existing(network)
+        mac = link.attributes.get("occi.networkinterface.mac")
+        if not mac:
+            raise BackendFailure(f"{link.location} has no MAC address to filter by")
+        self.guards.put(self._key(link), {
+            "network": self._key(network), "mac": mac,
+            "rules": [[rule.direction, rule.protocol, rule.cidr, rule.ports] for rule in rules]})
+
+    def unguard(self, key: str) -> None:
+        self.failures.check("network.unguard")
+        self.guards.remove(key)
+
+    def guarded(self) -> set[str]:
+        return self.guards.keys()
+
+    def rules_of(self, link: Entity) -> list[Rule] | None:
+        """The rules the interface's filter holds (None: it has none), for tests and demos."""
+        found = self.guards.get(self._key(link))
+        if found is None:
+            return None
+        return [Rule(direction, protocol, cidr, tuple(ports) if ports else None)
+                for direction, protocol, cidr, ports in found["rules"]]
+
 
 def simulated_backends(images: list[dict[str, Any]], failures: Iterable[str],
                        delay: float = 0.0, directory: Path | None = None) -> Backends:
@@ -295,4 +332,5 @@ def simulated_backends(images: list[dict[str, Any]], failures: Iterable[str],
 
     return Backends(SimulatedCompute(failing, area("guests")),
                     SimulatedStorage(failing, area("volumes")),
-                    SimulatedNetwork(failing, area("bridges")), DeclaredCatalogue(images))
+                    SimulatedNetwork(failing, area("bridges"), area("guards")),
+                    DeclaredCatalogue(images))

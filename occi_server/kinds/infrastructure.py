@@ -155,6 +155,28 @@ STORAGELINK = Kind(
     ),
 )
 
+# Security groups as rOCCI-server 2 (OpenNebula) and ooi (OpenStack) extended
+# OCCI Infrastructure for EGI's sites, with their scheme, terms and locations.
+SECURITY_RULES = "occi.securitygroup.rules"
+SECURITYGROUP = Kind(
+    INFRA, "securitygroup", title="Security group: the traffic its computes accept and send",
+    parent=RESOURCE.type_id, location="/securitygroup/",
+    attributes=(
+        Attribute(SECURITY_RULES, AttrType.ARRAY,
+                  description='Rules, each {"type": "inbound" or "outbound", "protocol": '
+                              '"tcp", "udp", "icmp" or "all", "range": a CIDR, "port": '
+                              '"22" or "1000-2000" (tcp and udp)}; inbound is denied but '
+                              "for what a rule allows; outbound is allowed unless an "
+                              "outbound rule exists"),
+        *_state("occi.securitygroup", ("active", "inactive", "error"), "inactive"),
+    ),
+)
+SECURITYGROUPLINK = Kind(
+    INFRA, "securitygrouplink", title="Security group link: a compute in a security group",
+    parent=LINK.type_id, location="/link/securitygrouplink/",
+    attributes=_state("occi.securitygrouplink", ("active", "inactive", "error"), "inactive"),
+)
+
 _ALLOCATION = ("dynamic", "static")
 
 IPNETWORK = Mixin(
@@ -254,7 +276,8 @@ def builtin_categories() -> list[Category]:
     """Every category the specifications define, plus the legacy contextualization mixins."""
     return [
         ENTITY, RESOURCE, LINK,
-        COMPUTE, NETWORK, STORAGE, NETWORKINTERFACE, STORAGELINK,
-        IPNETWORK, IPNETWORKINTERFACE, PUBLIC_NETWORK, SHARED, OS_TPL, RESOURCE_TPL, IMAGE_TPL,
+        COMPUTE, NETWORK, STORAGE, NETWORKINTERFACE, STORAGELINK, SECURITYGROUP,
+        SECURITYGROUPLINK, IPNETWORK, IPNETWORKINTERFACE, PUBLIC_NETWORK, SHARED, OS_TPL,
+        RESOURCE_TPL, IMAGE_TPL,
         SSH_KEY, USER_DATA, LEGACY_PUBLIC_KEY, LEGACY_USER_DATA, QUOTA,
     ]

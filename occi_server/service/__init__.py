@@ -28,6 +28,7 @@ from occi_server.kinds import (
     monitoring_mixin,
 )
 from occi_server.kinds.infrastructure import COMPUTE
+from occi_server.kinds.rules import parse_rules
 from occi_server.marketplace import Marketplace, Policy, next_change
 from occi_server.service.accounting import Site, cloud_records
 from occi_server.service.glue import Share, glue_document
@@ -35,6 +36,7 @@ from occi_server.service.imagemixins import image_mixin, volume_image_mixin
 from occi_server.service.jobs import recover, run_job, state_attribute
 from occi_server.service.models import ModelCache
 from occi_server.service.quotas import limits_of, report, visible_tenants
+from occi_server.service.security import repair_guards
 from occi_server.service.work import QUERY_PATHS, Settings, Work, server_mixins
 from occi_server.store import DEFAULT_TENANT, Repository, Scope, Store
 
@@ -87,6 +89,7 @@ class Service:
             job_wait_seconds=config.job_wait_seconds,
             job_wait_max_seconds=config.job_wait_max_seconds,
             quotas=config.quotas,
+            security_default_rules=tuple(parse_rules(config.security_default_rules)),
             tenants=tuple(sorted({
                 *config.oidc_tenants.values(), *config.x509_vos.values(),
                 *(t for t in config.quotas if t != DEFAULT_TENANT),
@@ -217,7 +220,8 @@ class Service:
         the commit, waited for up to `wait` seconds (default: job_wait_seconds);
         a failure it ends with while the request waits is raised."""
         with self.store.transaction(write=write, scope=scope) as repo:
-            work = Work(repo, self.model(repo), self.backends, self.settings, local_path)
+            work = Work(repo, self.model(repo), self.backends, self.settings, local_path,
+                        self.store)
             yield work
         if write:
             checkpoint("write.committed")
@@ -311,6 +315,9 @@ class Reconciler:
                         entity.attributes.update(real)
                         repo.update(entity)
                         changed += 1
+            if self.service.backends.network.observes:
+                changed += repair_guards(repo, self.service.backends,
+                                         self.service.settings.security_default_rules)
         return changed
 
     def start(self) -> None:

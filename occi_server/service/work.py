@@ -33,6 +33,7 @@ from occi_server.errors import InternalError as OperationFailed
 from occi_server.faults import checkpoint
 from occi_server.images import Image
 from occi_server.kinds.infrastructure import COMPUTE, RESOURCE_TPL, SHARED
+from occi_server.kinds.rules import Rule
 from occi_server.metrics import BACKEND_ERRORS
 from occi_server.service.jobs import (
     Job,
@@ -52,7 +53,7 @@ from occi_server.service.validation import (
     resolve_mixins,
     template_family,
 )
-from occi_server.store import Position, Repository
+from occi_server.store import Position, Repository, Store
 
 log = logging.getLogger("occi_server.service")
 
@@ -73,12 +74,14 @@ class Settings:
     # Tenant -> quota -> limit; the "default" entry applies to every tenant.
     quotas: dict[str, dict[str, float]] = field(default_factory=dict)
     tenants: tuple[str, ...] = ()  # the tenants the configuration names
+    security_default_rules: tuple[Rule, ...] = ()  # of a compute in no security group
 
 
 class Work:
     def __init__(self, repo: Repository, model: Model, backends: Backends,
-                 settings: Settings, local_path: Any) -> None:
+                 settings: Settings, local_path: Any, store: Store) -> None:
         self.repo = repo
+        self.store = store  # what a job reads after the request's transaction has ended
         self.model = model
         self.backends = backends
         self.settings = settings
@@ -282,8 +285,8 @@ class Work:
             raise BadRequest(f"a {kind.term} cannot be created in {collection.location}; "
                              f"POST it to {kind.location}")
         if kind.type_id not in ROOMS:
-            raise BadRequest(f"{kind.term} is abstract here; create a compute, storage, network, "
-                             "networkinterface or storagelink")
+            raise BadRequest(f"{kind.term} is abstract here; create one of "
+                             + ", ".join(kind.split("#")[1] for kind in ROOMS))
         if self.model.is_link_kind(kind.type_id):
             if spec.links:
                 raise BadRequest("a link cannot carry links")
@@ -655,18 +658,20 @@ class Work:
         """Have the infrastructure take changed attributes (a resize, new addresses)
         in the request's job; a refusal (409) puts the entity back as it was."""
         backend = self.backends.for_kind(kind.type_id)
-        if backend is None or not backend.takes.intersection(changes):
+        taken = backend is not None and bool(backend.takes.intersection(changes))
+        after = room_of(kind.type_id).after_change(self, entity, changes)
+        if not taken and after is None:
             return  # the store's alone
         state = state_of(before)
         if state[state_attribute(entity)] == "waiting":
             raise Conflict(f"{entity.location} is busy with a job (GET /jobs/ shows it); change "
                            "it once that is done")
         as_changed = replace(entity, attributes=dict(entity.attributes))
-        after = room_of(kind.type_id).after_change(self, entity, changes)
 
         def apply() -> dict[str, Any]:
             try:
-                done = {**state, **backend.update(as_changed, changes)}
+                done = {**state, **(backend.update(as_changed, changes)
+                                    if backend is not None and taken else {})}
             except BackendFailure as exc:
                 raise Conflict(f"the infrastructure refused the change to {entity.location}: "
                                f"{exc}") from None
@@ -791,8 +796,10 @@ class Work:
         return entity
 
 def server_mixins(settings: Settings, kind: Kind) -> list[str]:
-    """The mixins the server sets on a new resource: its backend, and usage counters."""
-    tags = [settings.backend_mixins[kind.type_id]]
+    """The mixins the server sets on a new resource: its backend (a kind that is
+    data alone, such as a security group, has none), and usage counters."""
+    backend = settings.backend_mixins.get(kind.type_id)
+    tags = [backend] if backend else []
     if kind.type_id == COMPUTE.type_id and settings.monitoring_mixin:
         tags.append(settings.monitoring_mixin)
     return tags

@@ -7,11 +7,12 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from occi_server.backends.base import Backends, Context, VolumeSource
+from occi_server.backends.base import Backends, Context, Rule, VolumeSource
 from occi_server.backends.simulated import simulated_backends
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure
@@ -241,6 +242,24 @@ def test_network_lifecycle_and_binding(backends: Backends) -> None:
     backends.compute.detach_network(guest, nic)
     backends.network.unbind(nic, net)
     assert backends.network.act(net, "down", {}).attributes["occi.network.state"] == "inactive"
+    backends.network.delete(net)
+
+
+def test_interface_filters_are_replaced_and_removed(backends: Backends) -> None:
+    net = network()
+    net.attributes.update(backends.network.create(net))
+    nic = Entity(id="l2", key="c0417ac71002", kind=NETWORKINTERFACE,
+                 location="/link/networkinterface/l2", target=net.location,
+                 attributes={"occi.networkinterface.mac": "52:54:00:12:34:57"})
+    ssh = [Rule("inbound", "tcp", "0.0.0.0/0", (22, 22))]
+    backends.network.guard(nic, net, ssh)
+    backends.network.guard(nic, net, [*ssh, Rule("outbound", "udp", "10.0.0.0/8", (53, 53))])
+    assert backends.network.guarded() == {nic.key}
+    backends.network.unguard(nic.key)
+    backends.network.unguard(nic.key)  # removing what is gone succeeds
+    assert backends.network.guarded() == set()
+    with pytest.raises(BackendFailure):  # a MAC the filter could not match
+        backends.network.guard(replace(nic, attributes={}), net, ssh)
     backends.network.delete(net)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from occi_server.backends.bridge import BridgeNetwork, bridge_name, vlan_port_name
 from occi_server.backends.dhcp import DhcpServers
+from occi_server.backends.filters import Filters
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, Conflict
 
@@ -74,7 +75,7 @@ def netlink() -> FakeNetlink:
 
 def test_a_vlan_port_is_tagged_on_the_uplink_and_joins_the_bridge(
         netlink: FakeNetlink, tmp_path: Path) -> None:
-    backend = BridgeNetwork(netlink, DhcpServers(tmp_path), uplink="eth1")
+    backend = BridgeNetwork(netlink, DhcpServers(tmp_path), Filters(), uplink="eth1")
     state = backend.create(vlan_network())
     bridge, port = bridge_name(vlan_network()), vlan_port_name(vlan_network())
     assert state["occi.network.state"] == "active"
@@ -88,7 +89,7 @@ def test_a_vlan_port_is_tagged_on_the_uplink_and_joins_the_bridge(
 
 
 def test_a_missing_uplink_leaves_nothing_behind(netlink: FakeNetlink, tmp_path: Path) -> None:
-    backend = BridgeNetwork(netlink, DhcpServers(tmp_path), uplink="eth9")
+    backend = BridgeNetwork(netlink, DhcpServers(tmp_path), Filters(), uplink="eth9")
     with pytest.raises(BackendFailure, match="uplink eth9 does not exist"):
         backend.create(vlan_network())
     assert set(netlink.links) == {"lo", "eth1"}
@@ -96,7 +97,7 @@ def test_a_missing_uplink_leaves_nothing_behind(netlink: FakeNetlink, tmp_path: 
 
 def test_no_uplink_no_vlans(netlink: FakeNetlink, tmp_path: Path) -> None:
     with pytest.raises(Conflict, match="no uplink"):
-        BridgeNetwork(netlink, DhcpServers(tmp_path)).create(vlan_network())
+        BridgeNetwork(netlink, DhcpServers(tmp_path), Filters()).create(vlan_network())
     assert netlink.calls == []
 
 

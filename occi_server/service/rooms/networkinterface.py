@@ -18,6 +18,7 @@ from occi_server.kinds.infrastructure import (
 )
 from occi_server.service.ipam import choose_address
 from occi_server.service.rooms.links import LinkRoom
+from occi_server.service.security import guard_compute
 
 if TYPE_CHECKING:
     from occi_server.service.work import Work
@@ -72,13 +73,17 @@ class NetworkInterfaceRoom(LinkRoom):
         values["occi.networkinterface.allocation"] = allocation
 
     def plug(self, work: Work, link: Entity, source: Entity, target: Entity) -> dict[str, Any]:
+        """Bound, filtered (before the guest's first packet), then plugged in."""
         network = work.backends.network
         bound = network.bind(link, target)
         link.attributes.update(bound)
         try:
+            guard_compute(work.store, work.backends, source.id,
+                          work.settings.security_default_rules, only=link.id)
             return {**bound, **work.backends.compute.attach_network(
                 source, link, target, network.bridge(target))}
         except BackendFailure:
+            network.unguard(link.key)
             network.unbind(link, target)
             raise
 
@@ -86,3 +91,4 @@ class NetworkInterfaceRoom(LinkRoom):
         work.backends.compute.detach_network(source, link)
         if target is not None:
             work.backends.network.unbind(link, target)
+        work.backends.network.unguard(link.key)
