@@ -44,6 +44,11 @@ for nic in $(ls /sys/class/net); do
     || echo "occi-tiny: no lease on $nic"
 done
 
+# Two TCP ports that answer with their number (security group tests connect to them).
+for port in 8080 8081; do
+  nc -ll -p "$port" -e echo "occi-tiny: port $port" &
+done
+
 # busybox acpid runs /etc/acpi/<event>/<code> on the power button.
 mkdir -p /etc/acpi/PWRF
 printf '#!/bin/sh\necho "occi-tiny: power button, shutting down"\nsync\npoweroff -f\n' \

@@ -13,8 +13,6 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,8 @@ import pytest
 from occi_server.backends.bridge import bridge_name, vlan_port_name
 from occi_server.service import Reconciler
 from tests.conftest import IPNETWORK, NETWORK, NETWORKINTERFACE, Client, category
-from tests.support.libvirt import reachable_dir, tiny_images
+from tests.support.libvirt import tiny_images
+from tests.support.netns import Namespaces, run
 
 
 def _unavailable_reason() -> str | None:
@@ -40,42 +39,6 @@ IPNETWORKINTERFACE = ("http://schemas.ogf.org/occi/infrastructure/networkinterfa
                       "ipnetworkinterface")
 PUBLIC = "http://schemas.occi-server.org/occi/infrastructure/network#public"
 NETWORK_ACTION = "http://schemas.ogf.org/occi/infrastructure/network/action#"
-
-
-def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=60)
-
-
-@dataclass
-class Namespaces:
-    host: str
-    guest: str
-
-
-@pytest.fixture
-def namespaces() -> Iterator[Namespaces]:
-    suffix = uuid.uuid4().hex[:6]
-    spaces = Namespaces(f"occi-host-{suffix}", f"occi-guest-{suffix}")
-    try:
-        for name in (spaces.host, spaces.guest):
-            run("ip", "netns", "add", name)
-        # The uplink: one end of a veth pair whose other end stays in the namespace.
-        run("ip", "-n", spaces.host, "link", "add", "uplink0", "type", "veth", "peer", "name",
-            "outside0")
-        run("ip", "-n", spaces.host, "link", "set", "uplink0", "up")
-        yield spaces
-    finally:
-        for name in (spaces.host, spaces.guest):
-            for pid in run("ip", "netns", "pids", name, check=False).stdout.split():
-                os.kill(int(pid), signal.SIGKILL)  # dnsmasq servers of a failed test
-            run("ip", "netns", "del", name, check=False)
-
-
-@pytest.fixture
-def networks_dir() -> Iterator[Path]:
-    directory = reachable_dir("occi-networks-")  # dnsmasq reads its hosts file as nobody
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
