@@ -112,9 +112,11 @@ class Model:
 
     def link_kind_to(self, target: str) -> CategorySpec | None:
         """The link kind that leads to a target: networkinterface to a network,
-        storagelink to a storage; None for other targets."""
+        storagelink to a storage, securitygrouplink to a security group; None for
+        other targets."""
         target_kind = self.kind_of_location(target)
-        term = {"network": "networkinterface", "storage": "storagelink"}.get(
+        term = {"network": "networkinterface", "storage": "storagelink",
+                "securitygroup": "securitygrouplink"}.get(
             target_kind.term if target_kind else "")
         return self.kind(term) if term else None
 

@@ -60,6 +60,21 @@ def test_verbs_in_every_media_type(occi, tmp_path: Path, media_type: str) -> Non
     assert occi(*m, "list", "compute").output.split() == ["LOCATION"]
 
 
+def test_security_groups_from_the_command_line(occi) -> None:
+    rules = '[{"type": "inbound", "protocol": "tcp", "port": "443", "range": "0.0.0.0/0"}]'
+    group = located(occi("-o", "json", "create", "-r", "securitygroup",
+                         "-A", "occi.core.title=https",
+                         "-A", f"occi.securitygroup.rules={rules}"))
+    described = json.loads(occi("-o", "json", "describe", group).output)[0]["attributes"]
+    # text/plain carries a list as its JSON text (the rendering has no lists of its own)
+    assert json.loads(described["occi.securitygroup.rules"]) == json.loads(rules)
+    vm = located(occi("-o", "json", "create", "-r", "compute"))
+    membership = located(occi("-o", "json", "link", vm, group))
+    assert "/link/securitygrouplink/" in membership
+    assert occi("unlink", membership).exit_code == 0
+    assert occi("delete", vm, group).exit_code == 0
+
+
 def test_run_waits_and_prints_the_address(occi, tmp_path: Path) -> None:
     occi("create", "-r", "network", "-M", "ipnetwork", "-A", "occi.core.title=lab",
          "-A", "occi.network.address=10.45.0.0/24", "-A", "occi.network.gateway=10.45.0.1")
