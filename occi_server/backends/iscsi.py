@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 import subprocess
+import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from occi_server.errors import BackendFailure, BackendUnavailable
 
 log = logging.getLogger("occi_server.iscsi")
 _TARGET_LINE = re.compile(r"^Target (\d+): (\S+)$", re.M)
+UNIT_BUSY_SECONDS = 10  # how long a resize waits for a logical unit to go idle
 
 
 class Credentials:
@@ -167,7 +169,16 @@ class TgtExporter(Exporter):
         if tid is None:
             return  # not exported: an export made later has the new size
         unit = ("--mode", "logicalunit", "--tid", str(tid), "--lun", str(self.LUN))
-        self._tgtadm("--op", "delete", *unit)
+        # A unit with an initiator's commands in flight is "still active" for a moment.
+        deadline = time.monotonic() + UNIT_BUSY_SECONDS
+        while True:
+            try:
+                self._tgtadm("--op", "delete", *unit)
+                break
+            except BackendFailure as exc:
+                if "still active" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
         self._tgtadm("--op", "new", *unit, "-b", str(path))
 
 
