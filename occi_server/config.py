@@ -19,6 +19,7 @@ from occi_server.kinds.rules import parse_rules
 from occi_server.kinds.tenancy import QUOTAS
 
 INTERFACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
+ZONE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 NAMESPACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 POLICY_KEYS = ("endorsers_allowed", "endorsers_denied", "images_denied", "checksums_denied",
                "require_endorsement")
@@ -36,7 +37,8 @@ RATE_LIMIT = re.compile(r"\s*[1-9]\d*\s*/\s*(second|minute|hour|day)\s*")
 _POOL_SETTINGS = {"capacity_gib": "storage_capacity_gib",  # both pools have them
                   "quarantine_seconds": "quarantine_seconds"}
 SECTIONS: dict[str, dict[str, str]] = {
-    "libvirt": {"uri": "libvirt_uri", "hosts": "libvirt_hosts", "accelerator": "accelerator",
+    "libvirt": {"uri": "libvirt_uri", "hosts": "libvirt_hosts", "zones": "availability_zones",
+                "accelerator": "accelerator",
                 "instances_dir": "instances_dir", "shutdown_timeout": "shutdown_timeout",
                 "volume_access": "volume_access"},
     "filepool": {"volumes_dir": "volumes_dir", **_POOL_SETTINGS},
@@ -71,6 +73,8 @@ class Config:
     # instead of libvirt_uri; instances_dir and images_dir must be shared storage
     # mounted at the same path on every host.
     libvirt_hosts: list[str] = field(default_factory=list)
+    # Availability zones: name -> the hosts' libvirt URIs ({}: one zone, "default", of all).
+    availability_zones: dict[str, list[str]] = field(default_factory=dict)
     accelerator: str = "auto"  # auto (probe KVM, else TCG), kvm or tcg
     images_dir: str = ""  # default: data_dir/images
     instances_dir: str = ""  # default: data_dir/instances
@@ -263,6 +267,14 @@ class Config:
         if self.network_namespace and not NAMESPACE_NAME.fullmatch(self.network_namespace):
             raise ConfigError(f"network_namespace {self.network_namespace!r} is not a network "
                               "namespace name (letters, digits, '.', '_', '-')")
+        for zone, uris in self.availability_zones.items():
+            if not ZONE_NAME.fullmatch(zone):
+                raise ConfigError(f"availability_zones: {zone!r} is not a zone name (letters, "
+                                  "digits, '.', '_', '-')")
+            unknown = set(uris) - set(self.libvirt_hosts or [self.libvirt_uri])
+            if not uris or unknown:
+                raise ConfigError(f"availability_zones.{zone} must list hosts of libvirt_hosts"
+                                  + (f"; not {', '.join(sorted(unknown))}" if unknown else ""))
         try:
             parse_rules(self.security_default_rules)
         except ValueError as exc:

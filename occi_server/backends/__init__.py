@@ -23,7 +23,7 @@ def load_backends(config: Config) -> Backends:
     """The compute, storage and network backends the configuration chooses."""
     simulated = simulated_backends(
         config.simulated_images, config.simulated_failures, config.simulated_delay_seconds,
-        config.data_path / "simulated")
+        config.data_path / "simulated", config.availability_zones)
     # Images have disks as soon as guests or volumes are real: the site's
     # directory catalogue. A wholly simulated site declares its images.
     catalogue = ImageCatalogue(config.images_path)

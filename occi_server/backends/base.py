@@ -106,8 +106,14 @@ class ComputeBackend(Backend):
     takes = frozenset({"occi.compute.cores", "occi.compute.memory"})
 
     @abstractmethod
-    def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
-        """Define and boot the guest; returns at least occi.compute.state."""
+    def zones(self) -> list[str]:
+        """The availability zones guests can be placed in (groups of hosts)."""
+
+    @abstractmethod
+    def create(self, compute: Entity, image: Image | None, context: Context,
+               zone: str | None = None) -> Attributes:
+        """Define and boot the guest (on a host of `zone`, when given: BackendFailure
+        if no host there can take it); returns at least occi.compute.state."""
 
     @abstractmethod
     def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:

@@ -44,6 +44,7 @@ from occi_server.images.declared import DeclaredCatalogue
 from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
 
 Record = dict[str, Any]
+DEFAULT_ZONE = "default"  # the one zone of a site that names none
 
 
 class _Behaviour:
@@ -157,10 +158,22 @@ class _Simulation:
 class SimulatedCompute(_Simulation, ComputeBackend):
     kind, what = COMPUTE, "guest"
 
-    def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
+    def __init__(self, failures: _Behaviour, directory: Path | None,
+                 zones: list[str]) -> None:
+        super().__init__(failures, directory)
+        self._zones = zones
+
+    def zones(self) -> list[str]:
+        return list(self._zones)
+
+    def create(self, compute: Entity, image: Image | None, context: Context,
+               zone: str | None = None) -> Attributes:
         self.failures.check("compute.create")
+        if zone is not None and zone not in self._zones:
+            raise BackendFailure(f"no availability zone {zone} here")
         self._made(compute, {"state": "active", "disks": {}, "interfaces": {},
-                             "image": image.term if image else None})
+                             "image": image.term if image else None,
+                             "zone": zone or self._zones[0]})
         return {
             "occi.compute.state": "active",
             "occi.compute.state.message": "running (simulated)",
@@ -323,14 +336,16 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
 
 
 def simulated_backends(images: list[dict[str, Any]], failures: Iterable[str],
-                       delay: float = 0.0, directory: Path | None = None) -> Backends:
-    """The fake infrastructure; `directory` keeps what it made (None: this process's memory)."""
+                       delay: float = 0.0, directory: Path | None = None,
+                       zones: Iterable[str] = ()) -> Backends:
+    """The fake infrastructure; `directory` keeps what it made (None: this process's
+    memory); guests go in `zones` (none: one zone, "default")."""
     failing = _Behaviour(failures, delay)
 
     def area(name: str) -> Path | None:
         return directory / name if directory is not None else None
 
-    return Backends(SimulatedCompute(failing, area("guests")),
+    return Backends(SimulatedCompute(failing, area("guests"), list(zones) or [DEFAULT_ZONE]),
                     SimulatedStorage(failing, area("volumes")),
                     SimulatedNetwork(failing, area("bridges"), area("guards")),
                     DeclaredCatalogue(images))

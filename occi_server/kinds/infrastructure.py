@@ -210,6 +210,21 @@ PUBLIC_NETWORK = Mixin(
     title="Public network: NAT (masquerade) to the site's uplink", applies=(NETWORK.type_id,),
     depends=(IPNETWORK.type_id,), location="/mixin/public/")
 
+# rOCCI-server 2's parent of the zones a site offers: a compute with one of
+# them runs on that zone's hypervisor hosts.
+AVAILABILITY_ZONE = Mixin(
+    INFRA, "availability_zone", title="Availability zone: the hosts a compute runs on",
+    applies=(COMPUTE.type_id,), location="/mixin/availability_zone/")
+
+
+def zone_mixins(site_scheme: str, zones: list[str]) -> list[Mixin]:
+    """One availability_zone child mixin per zone of the compute backend."""
+    return [Mixin(site_scheme + "availability_zone#", zone, title=f"Availability zone {zone}",
+                  depends=(AVAILABILITY_ZONE.type_id,), applies=(COMPUTE.type_id,),
+                  location=f"/mixin/availability_zone/{zone}/", origin="provider")
+            for zone in zones]
+
+
 SHARED = Mixin(
     "http://schemas.occi-server.org/occi/infrastructure#", "shared",
     title="Shared: visible to every tenant who may link to it (set by operators only)",
@@ -277,7 +292,7 @@ def builtin_categories() -> list[Category]:
     return [
         ENTITY, RESOURCE, LINK,
         COMPUTE, NETWORK, STORAGE, NETWORKINTERFACE, STORAGELINK, SECURITYGROUP,
-        SECURITYGROUPLINK, IPNETWORK, IPNETWORKINTERFACE, PUBLIC_NETWORK, SHARED, OS_TPL,
-        RESOURCE_TPL, IMAGE_TPL,
+        SECURITYGROUPLINK, IPNETWORK, IPNETWORKINTERFACE, PUBLIC_NETWORK, AVAILABILITY_ZONE,
+        SHARED, OS_TPL, RESOURCE_TPL, IMAGE_TPL,
         SSH_KEY, USER_DATA, LEGACY_PUBLIC_KEY, LEGACY_USER_DATA, QUOTA,
     ]

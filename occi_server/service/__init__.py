@@ -27,7 +27,7 @@ from occi_server.kinds import (
     flavour_mixins,
     monitoring_mixin,
 )
-from occi_server.kinds.infrastructure import COMPUTE
+from occi_server.kinds.infrastructure import COMPUTE, zone_mixins
 from occi_server.kinds.rules import parse_rules
 from occi_server.marketplace import Marketplace, Policy, next_change
 from occi_server.service.accounting import Site, cloud_records
@@ -75,6 +75,7 @@ class Service:
         # Usage counters are advertised only where the compute backend reports them.
         monitoring = monitoring_mixin(self.site_scheme) if backends.compute.observes else None
         self.builtin = Model([*builtin_categories(), *flavour_mixins(flavours), *tags.values(),
+                              *zone_mixins(self.site_scheme, backends.compute.zones()),
                               *([monitoring] if monitoring else [])])
         self._models = ModelCache(self._build_model, backends.images.stamp)
         self.settings = Settings(

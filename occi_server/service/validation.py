@@ -11,6 +11,7 @@ from typing import Any
 from occi_server.core import Attribute, Kind, Mixin, Model
 from occi_server.errors import BadRequest, Conflict
 from occi_server.kinds.infrastructure import (
+    AVAILABILITY_ZONE,
     EQUIVALENT_MIXINS,
     IMAGE_TPL,
     LEGACY_PUBLIC_KEY,
@@ -28,7 +29,7 @@ TEMPLATE_FAMILIES = (OS_TPL.type_id, RESOURCE_TPL.type_id, IMAGE_TPL.type_id)
 # Mixins that describe how a resource was created; they cannot be added later.
 CREATION_ONLY = (SSH_KEY.type_id, USER_DATA.type_id, LEGACY_PUBLIC_KEY.type_id,
                  LEGACY_USER_DATA.type_id, OS_TPL.type_id, IMAGE_TPL.type_id,
-                 PUBLIC_NETWORK.type_id)
+                 PUBLIC_NETWORK.type_id, AVAILABILITY_ZONE.type_id)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~:-]{0,127}")
 
 

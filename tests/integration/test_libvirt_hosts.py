@@ -42,11 +42,11 @@ pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
                                 reason=unavailable_reason() or "")
 
 
-def make_client(data_dir: Path, hosts: list[str]) -> Client:
+def make_client(data_dir: Path, hosts: list[str], **settings: object) -> Client:
     return Client(create_app(load_config(
         environ={}, backend="simulated", compute_backend="libvirt", data_dir=str(data_dir),
         site_scheme=SITE, accelerator="tcg", reconcile_seconds=0, shutdown_timeout=30,
-        libvirt_hosts=hosts, quotas=OVERSIZE_ALLOWED)))
+        libvirt_hosts=hosts, quotas=OVERSIZE_ALLOWED, **settings)))
 
 
 @pytest.fixture
@@ -103,6 +103,20 @@ def test_guests_are_spread_over_the_hosts_and_driven_where_they_are(data_dir: Pa
     for path in (first, second):
         assert client.request("DELETE", path).status_code == 200
         assert host_of(client, path) is None
+
+
+def test_a_compute_runs_in_the_availability_zone_it_names(data_dir: Path) -> None:
+    """Placement alone would put a first guest on the real host; its zone wins."""
+    client = make_client(data_dir, HOSTS, availability_zones={
+        "lab": ["qemu:///system"], "simulator": ["test:///default"]})
+    zone = f"{SITE}availability_zone#"
+    in_simulator = boot(client, mixins=(zone + "simulator",))
+    assert host_of(client, in_simulator) == "test:///default"
+    assert zone + "simulator" in client.json(in_simulator)["mixins"]
+    in_lab = boot(client, mixins=(zone + "lab",))
+    assert host_of(client, in_lab) == "qemu:///system"
+    for path in (in_simulator, in_lab):
+        assert client.request("DELETE", path).status_code == 200
 
 
 def test_an_unreachable_host_is_left_out_and_reported(data_dir: Path) -> None:

@@ -21,4 +21,5 @@ def libvirt_compute(config: Config, catalogue: ImageCatalogue):  # -> LibvirtCom
     return LibvirtCompute(config.libvirt_hosts or [config.libvirt_uri], config.instances_path,
                           catalogue, accelerator,
                           shutdown_timeout=config.shutdown_timeout,
-                          volume_access=config.volume_access)
+                          volume_access=config.volume_access,
+                          zones=config.availability_zones)

@@ -97,11 +97,12 @@ class LibvirtCompute(ComputeBackend):
 
     def __init__(self, uris: list[str], instances: Path, catalogue: ImageCatalogue,
                  accelerator: Accelerator, shutdown_timeout: float = 60.0,
-                 volume_access: str = "local") -> None:
+                 volume_access: str = "local", zones: dict[str, list[str]] | None = None
+                 ) -> None:
         if volume_access not in VOLUME_ACCESS:
             raise BackendFailure(f"volume_access must be one of {', '.join(VOLUME_ACCESS)}")
         self.volume_access = volume_access
-        self.hosts = Hosts(uris, PREFIX)
+        self.hosts = Hosts(uris, PREFIX, zones)
         self.instances = instances
         self.catalogue = catalogue
         self.accelerator = accelerator
@@ -141,12 +142,16 @@ class LibvirtCompute(ComputeBackend):
         return self.instances / compute.key
 
     # ------------------------------------------------------------ lifecycle
-    def create(self, compute: Entity, image: Image | None, context: Context) -> Attributes:
+    def zones(self) -> list[str]:
+        return list(self.hosts.zones)
+
+    def create(self, compute: Entity, image: Image | None, context: Context,
+               zone: str | None = None) -> Attributes:
         if image is None or "disk" not in image.info:
             raise BackendFailure("the OS template has no disk image on this host")
         memory_kib = int(float(compute.attributes.get("occi.compute.memory") or 1.0)
                          * KIB_PER_GIB)
-        host = self.hosts.place(memory_kib)
+        host = self.hosts.place(memory_kib, zone)
         connection = host.connection()
         directory = self._directory(compute)
         directory.mkdir(parents=True, exist_ok=True)

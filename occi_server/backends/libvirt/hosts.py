@@ -46,12 +46,21 @@ class Host:
 
 
 class Hosts:
-    """Every host; `prefix` names the domains that are ours."""
+    """Every host; `prefix` names the domains that are ours; `zones` groups hosts
+    by their URIs (None or empty: one zone, "default", of every host)."""
 
-    def __init__(self, uris: list[str], prefix: str) -> None:
+    def __init__(self, uris: list[str], prefix: str,
+                 zones: dict[str, list[str]] | None = None) -> None:
         if not uris:
             raise BackendFailure("no libvirt host is configured")
         self.hosts = [Host(uri) for uri in uris]
+        by_uri = {host.uri: host for host in self.hosts}
+        unknown = {uri for members in (zones or {}).values() for uri in members} - set(by_uri)
+        if unknown:
+            raise BackendFailure(f"availability zones name hosts that are not configured: "
+                                 f"{', '.join(sorted(unknown))}")
+        self.zones = {zone: [by_uri[uri] for uri in members]
+                      for zone, members in (zones or {}).items()} or {"default": self.hosts}
         self.prefix = prefix
         self._where: dict[str, Host] = {}  # domain name -> the host it was last seen on
         self._lock = threading.Lock()
@@ -83,12 +92,16 @@ class Hosts:
             self._where.pop(name, None)
         return None
 
-    def place(self, memory_kib: int) -> Host:
-        """The host for a new guest: among the answering hosts whose memory not yet
-        promised to our running guests holds it, the one running the fewest of our
-        guests, then the one with the most memory left (guests are spread)."""
+    def place(self, memory_kib: int, zone: str | None = None) -> Host:
+        """The host for a new guest (in `zone`, when given): among the answering
+        hosts whose memory not yet promised to our running guests holds it, the
+        one running the fewest of our guests, then the one with the most memory
+        left (guests are spread)."""
+        if zone is not None and zone not in self.zones:
+            raise BackendFailure(f"no availability zone {zone} here")
+        members = self.hosts if zone is None else self.zones[zone]
         candidates, silent = [], []
-        for position, host in enumerate(self.hosts):
+        for position, host in enumerate(members):
             try:
                 connection = host.connection()
                 total_kib = connection.getInfo()[1] * 1024
@@ -103,12 +116,12 @@ class Hosts:
                 continue
             if room_kib >= memory_kib:
                 candidates.append((len(ours), -room_kib, position, host))
-        if len(silent) == len(self.hosts):
+        if len(silent) == len(members):
             raise BackendUnavailable("; ".join(silent))
         if not candidates:
             raise BackendFailure(f"no hypervisor host has {memory_kib // 1024} MiB of memory "
                                  f"left for the guest (hosts: "
-                                 f"{', '.join(h.uri for h in self.hosts)})")
+                                 f"{', '.join(h.uri for h in members)})")
         return min(candidates, key=lambda c: c[:3])[3]
 
     def placed(self, name: str, host: Host) -> None:

@@ -11,7 +11,12 @@ from occi_server.backends.base import Context
 from occi_server.core import Entity, Mixin
 from occi_server.errors import BadRequest
 from occi_server.images import Image
-from occi_server.kinds.infrastructure import COMPUTE, COMPUTE_ARCHITECTURE, OS_TPL
+from occi_server.kinds.infrastructure import (
+    AVAILABILITY_ZONE,
+    COMPUTE,
+    COMPUTE_ARCHITECTURE,
+    OS_TPL,
+)
 from occi_server.service.imagemixins import image_mixin
 from occi_server.service.jobs import state_of
 from occi_server.service.rooms.base import Room
@@ -20,6 +25,11 @@ from occi_server.service.validation import decode_user_data, template_family
 if TYPE_CHECKING:
     from occi_server.service.work import Work
     from occi_server.store import Repository
+
+
+def _is_zone(work: Work, mixin: Mixin) -> bool:
+    return mixin.type_id != AVAILABILITY_ZONE.type_id and work.model.is_mixin_of(
+        mixin.type_id, AVAILABILITY_ZONE.type_id)
 
 
 def context_of(compute: Entity) -> Context:
@@ -69,6 +79,9 @@ class ComputeRoom(Room):
     actions = {"save": save}
 
     def check_mixins(self, work: Work, mixins: list[Mixin], attributes: dict[str, Any]) -> None:
+        zones = [m.term for m in mixins if _is_zone(work, m)]
+        if len(zones) > 1:
+            raise BadRequest(f"a compute runs in one availability zone, not {' and '.join(zones)}")
         templates = [m for m in mixins if template_family(work.model, m) == OS_TPL.type_id]
         if work.backends.compute.requires_image and not templates:
             raise BadRequest("a compute needs an OS template: add one of the os_tpl mixins "
@@ -88,5 +101,7 @@ class ComputeRoom(Room):
                 attributes.setdefault(name, value)
 
     def provision(self, work: Work, entity: Entity) -> dict[str, Any]:
+        zone = next((mixin.term for mixin in map(work.model.mixin, entity.mixins)
+                     if mixin is not None and _is_zone(work, mixin)), None)
         return work.backends.compute.create(entity, work.image(entity, OS_TPL.type_id),
-                                            context_of(entity))
+                                            context_of(entity), zone)
