@@ -10,8 +10,6 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -20,8 +18,8 @@ import pytest
 from occi_server.backends.bridge import bridge_name, vlan_port_name
 from occi_server.service import Reconciler
 from tests.conftest import IPNETWORK, NETWORK, NETWORKINTERFACE, Client, category
-from tests.support.libvirt import tiny_images
 from tests.support.netns import Namespaces, run
+from tests.support.tinyguest import tiny_guest
 
 
 def _unavailable_reason() -> str | None:
@@ -236,34 +234,9 @@ def test_the_tiny_guest_obtains_its_lease_the_same_way(client: Client, namespace
     bridge, with the MAC the API chose) asks DHCP for its address at boot."""
     if shutil.which("qemu-system-x86_64") is None:
         pytest.skip("QEMU is not installed (scripts/setup.sh installs it)")
-    images = tiny_images()
-    network, compute = create_network(client), client.compute()
-    nic = interface(client, compute, network)
-    run("ip", "-n", namespaces.host, "tuntap", "add", "dev", "tapguest0", "mode", "tap")
-    run("ip", "-n", namespaces.host, "link", "set", "tapguest0", "master",
-        bridge_name(client.stored(network)), "up")
     console = tmp_path / "console.log"
-    guest = subprocess.Popen([
-        "ip", "netns", "exec", namespaces.host, "qemu-system-x86_64", "-accel", "tcg",
-        "-m", "256", "-display", "none", "-nodefaults", "-no-reboot",
-        "-serial", f"file:{console}", "-kernel", str(images / "tiny-vmlinuz"),
-        "-initrd", str(images / "tiny-initrd.gz"),
-        "-append", "console=ttyS0 panic=-1 loglevel=4",
-        "-drive", f"file={images / 'tiny.raw'},if=virtio,format=raw,readonly=on",
-        "-netdev", "tap,id=net0,ifname=tapguest0,script=no,downscript=no",
-        "-device", f"virtio-net-pci,netdev=net0,mac={nic['occi.networkinterface.mac']}"])
-    expected = f"occi-tiny: lease eth0 {nic['occi.networkinterface.address']}/24"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            text = console.read_text(errors="replace") if console.exists() else ""
-            if expected in text or "no lease" in text:
-                break
-            time.sleep(0.2)
-        assert expected in text, text[-2000:]
-    finally:
-        guest.kill()
-        guest.wait()
+    with tiny_guest(client, namespaces, create_network(client), console) as guest:
+        assert f"occi-tiny: lease eth0 {guest['address']}/24" in console.read_text()
 
 
 def test_bridges_the_store_does_not_know_are_cleaned(make_app, namespaces: Namespaces,

@@ -7,9 +7,6 @@ reconciler. Everything happens inside namespaces the test creates."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,13 +16,12 @@ from occi_server.backends.bridge import bridge_name
 from occi_server.backends.filters import table
 from occi_server.service import Reconciler
 from tests.conftest import SECURITYGROUP, SECURITYGROUPLINK, Client
-from tests.integration.test_networks import _unavailable_reason, create_network, interface
-from tests.support.libvirt import tiny_images
+from tests.integration.test_networks import create_network
 from tests.support.netns import Namespaces, run
+from tests.support.tinyguest import connects, pings, tiny_guest, unavailable_reason
 
-pytestmark = pytest.mark.skipif(
-    _unavailable_reason() is not None or shutil.which("qemu-system-x86_64") is None,
-    reason=_unavailable_reason() or "QEMU is not installed (scripts/setup.sh installs it)")
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
+                                reason=unavailable_reason() or "")
 CLIENT = "10.78.0.200"
 
 
@@ -38,52 +34,17 @@ def client(make_app, namespaces: Namespaces, networks_dir: Path) -> Client:
 
 @pytest.fixture
 def guest(client: Client, namespaces: Namespaces, tmp_path: Path) -> Iterator[dict]:
-    """The tiny guest on a network, booted with its lease, and a client namespace
-    (the test's "guest" namespace) on the same bridge at CLIENT."""
-    images = tiny_images()
-    network, compute = create_network(client, "10.78.0.0/24", "10.78.0.1"), client.compute()
-    nic = interface(client, compute, network)
-    bridge = bridge_name(client.stored(network))
-    run("ip", "-n", namespaces.host, "tuntap", "add", "dev", "tapguest0", "mode", "tap")
-    run("ip", "-n", namespaces.host, "link", "set", "tapguest0", "master", bridge, "up")
+    """The tiny guest on a network, and a client namespace (the test's "guest"
+    namespace) on the same bridge at CLIENT."""
+    network = create_network(client, "10.78.0.0/24", "10.78.0.1")
     run("ip", "-n", namespaces.host, "link", "add", "tapclient0", "type", "veth", "peer", "name",
         "eth0", "netns", namespaces.guest)
-    run("ip", "-n", namespaces.host, "link", "set", "tapclient0", "master", bridge, "up")
+    run("ip", "-n", namespaces.host, "link", "set", "tapclient0", "master",
+        bridge_name(client.stored(network)), "up")
     run("ip", "-n", namespaces.guest, "addr", "add", f"{CLIENT}/24", "dev", "eth0")
     run("ip", "-n", namespaces.guest, "link", "set", "eth0", "up")
-    console = tmp_path / "console.log"
-    process = subprocess.Popen([
-        "ip", "netns", "exec", namespaces.host, "qemu-system-x86_64", "-accel", "tcg",
-        "-m", "256", "-display", "none", "-nodefaults", "-no-reboot",
-        "-serial", f"file:{console}", "-kernel", str(images / "tiny-vmlinuz"),
-        "-initrd", str(images / "tiny-initrd.gz"),
-        "-append", "console=ttyS0 panic=-1 loglevel=4",
-        "-drive", f"file={images / 'tiny.raw'},if=virtio,format=raw,readonly=on",
-        "-netdev", "tap,id=net0,ifname=tapguest0,script=no,downscript=no",
-        "-device", f"virtio-net-pci,netdev=net0,mac={nic['occi.networkinterface.mac']}"])
-    try:
-        deadline, text = time.monotonic() + 180, ""
-        while time.monotonic() < deadline and "occi-tiny: ready" not in text:
-            time.sleep(0.2)
-            text = console.read_text(errors="replace") if console.exists() else ""
-        lease = f"occi-tiny: lease eth0 {nic['occi.networkinterface.address']}/24"
-        assert lease in text, text[-2000:]  # DHCP passes the guest's filter
-        yield {"compute": compute, "nic": nic, "address": nic["occi.networkinterface.address"],
-               "key": client.key(nic["path"])}
-    finally:
-        process.kill()
-        process.wait()
-
-
-def connects(spaces: Namespaces, address: str, port: int) -> bool:
-    result = run("ip", "netns", "exec", spaces.guest, "busybox", "nc", "-w", "2", address,
-                 str(port), check=False)
-    return f"occi-tiny: port {port}" in result.stdout
-
-
-def pings(spaces: Namespaces, address: str) -> bool:
-    return run("ip", "netns", "exec", spaces.guest, "busybox", "ping", "-c", "1", "-W", "2",
-               address, check=False).returncode == 0
+    with tiny_guest(client, namespaces, network, tmp_path / "console.log") as found:
+        yield found
 
 
 def reachable(spaces: Namespaces, address: str) -> tuple[bool, bool, bool]:
