@@ -47,7 +47,7 @@ SECTIONS: dict[str, dict[str, str]] = {
               "iqn_prefix": "iscsi_iqn_prefix", "initiators": "iscsi_initiators",
               "tgt_control_port": "iscsi_tgt_control_port"},
     "bridge": {"networks_dir": "networks_dir", "namespace": "network_namespace",
-               "uplink": "network_uplink"},
+               "uplink": "network_uplink", "floating_ip_pools": "floating_ip_pools"},
     "simulated": {"images": "simulated_images", "failures": "simulated_failures",
                   "delay_seconds": "simulated_delay_seconds"},
 }
@@ -104,6 +104,9 @@ class Config:
     # The network namespace bridges, DHCP servers and NAT rules live in ("": the host's).
     network_namespace: str = ""
     network_uplink: str = ""  # the host interface VLANs are tagged on and public networks use
+    # Floating IP pools: name -> the CIDR of public addresses (on the uplink's
+    # network) that IP reservations take, e.g. {public = "192.0.2.128/26"}.
+    floating_ip_pools: dict[str, str] = field(default_factory=dict)
     # The rules of a compute in no security group (occi.securitygroup.rules' form).
     security_default_rules: list[dict[str, Any]] = field(default_factory=lambda: [
         {"type": "inbound", "protocol": "tcp", "port": "22", "range": "0.0.0.0/0"},
@@ -275,6 +278,15 @@ class Config:
             if not uris or unknown:
                 raise ConfigError(f"availability_zones.{zone} must list hosts of libvirt_hosts"
                                   + (f"; not {', '.join(sorted(unknown))}" if unknown else ""))
+        for pool, cidr in self.floating_ip_pools.items():
+            if not ZONE_NAME.fullmatch(pool):
+                raise ConfigError(f"floating_ip_pools: {pool!r} is not a pool name (letters, "
+                                  "digits, '.', '_', '-')")
+            try:
+                ipaddress.IPv4Network(str(cidr))
+            except ValueError:
+                raise ConfigError(f"floating_ip_pools.{pool} must be an IPv4 CIDR such as "
+                                  f"192.0.2.128/26, not {cidr!r}") from None
         try:
             parse_rules(self.security_default_rules)
         except ValueError as exc:

@@ -258,6 +258,16 @@ class NetworkBackend(Backend):
     def guarded(self) -> set[str]:
         """The keys of the interfaces whose filters are in place."""
 
+    @abstractmethod
+    def publish(self, key: str, public: str, private: str, network: Entity) -> None:
+        """Reach the guest at `private` on the public `network` at the address
+        `public`, and send its traffic from there (1:1 NAT on the site's
+        uplink); `key` names the reservation. Replaces what `key` had."""
+
+    @abstractmethod
+    def unpublish(self, key: str, public: str) -> None:
+        """Undo `publish`; succeeds if nothing is published under `key`."""
+
 
 @dataclass(frozen=True)
 class Backends:

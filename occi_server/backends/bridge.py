@@ -50,9 +50,13 @@ def vlan_port_name(network: Entity) -> str:
 
 
 def _key(network: Entity) -> str:
-    if not _KEY.fullmatch(network.key):
-        raise BackendFailure(f"{network.key!r} is not a network key of this server")
-    return network.key
+    return _checked_key(network.key, "network")
+
+
+def _checked_key(key: str, what: str = "reservation") -> str:
+    if not _KEY.fullmatch(key):
+        raise BackendFailure(f"{key!r} is not a {what} key of this server")
+    return key
 
 
 class BridgeNetwork(NetworkBackend):
@@ -193,6 +197,16 @@ class BridgeNetwork(NetworkBackend):
 
     def guarded(self) -> set[str]:
         return self.filters.present()
+
+    def publish(self, key: str, public: str, private: str, network: Entity) -> None:
+        if self.nat is None or PUBLIC_NETWORK.type_id not in network.mixins:
+            raise Conflict(f"{network.location} is not a public network of a site with an "
+                           "uplink (network_uplink): no address can be published from it")
+        self.nat.publish(_checked_key(key), public, private)
+
+    def unpublish(self, key: str, public: str) -> None:
+        if self.nat is not None:
+            self.nat.unpublish(_checked_key(key), public)
 
     def bridge(self, network: Entity) -> str | None:
         bridge = bridge_name(network)

@@ -41,7 +41,7 @@ from occi_server.core import Entity, Kind
 from occi_server.errors import BackendFailure, BackendUnavailable
 from occi_server.images import Image
 from occi_server.images.declared import DeclaredCatalogue
-from occi_server.kinds.infrastructure import COMPUTE, NETWORK, STORAGE
+from occi_server.kinds.infrastructure import COMPUTE, NETWORK, PUBLIC_NETWORK, STORAGE
 
 Record = dict[str, Any]
 DEFAULT_ZONE = "default"  # the one zone of a site that names none
@@ -94,7 +94,7 @@ class _Objects:
         temporary.write_text(json.dumps(record))
         os.replace(temporary, self.directory / f"{key}.json")  # readers see old or new
 
-    def keys(self) -> set[str]:
+    def names(self) -> set[str]:
         if self.directory is None:
             with self._lock:
                 return set(self._memory)
@@ -282,6 +282,7 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
                  guards: Path | None) -> None:
         super().__init__(failures, directory)
         self.guards = _Objects(guards)  # interface filters, by the interface's key
+        self.published = _Objects(guards / "published" if guards else None)  # by reservation
 
     def create(self, network: Entity) -> Attributes:
         self.failures.check("network.create")
@@ -324,7 +325,19 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
         self.guards.remove(key)
 
     def guarded(self) -> set[str]:
-        return self.guards.keys()
+        return self.guards.names()
+
+    def publish(self, key: str, public: str, private: str, network: Entity) -> None:
+        self.failures.check("network.publish")
+        self._existing(network)
+        if PUBLIC_NETWORK.type_id not in network.mixins:
+            raise BackendFailure(f"{network.location} is not a public network")
+        self.published.put(key, {"public": public, "private": private,
+                                 "network": self._key(network)})
+
+    def unpublish(self, key: str, public: str) -> None:
+        self.failures.check("network.unpublish")
+        self.published.remove(key)
 
     def rules_of(self, link: Entity) -> list[Rule] | None:
         """The rules the interface's filter holds (None: it has none), for tests and demos."""

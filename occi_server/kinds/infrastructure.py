@@ -177,6 +177,37 @@ SECURITYGROUPLINK = Kind(
     attributes=_state("occi.securitygrouplink", ("active", "inactive", "error"), "inactive"),
 )
 
+# IP reservations as rOCCI-server 2 offered them: a public address from a
+# floating IP pool, kept whatever computes come and go, and given to one
+# compute at a time through a networkinterface to it (as rOCCI's clients link).
+RESERVED_ADDRESS = "occi.ipreservation.address"
+IPRESERVATION = Kind(
+    INFRA, "ipreservation", title="IP reservation: a public address of the site's pools",
+    parent=RESOURCE.type_id, location="/ipreservation/",
+    attributes=(
+        Attribute(RESERVED_ADDRESS, format="ip",
+                  description="The public address (given at creation, or the pool's first "
+                              "free one)"),
+        Attribute("occi.ipreservation.used", AttrType.BOOLEAN, mutable=False, default=False,
+                  description="Whether a compute is reached at the address now"),
+        *_state("occi.ipreservation", ("active", "inactive", "error"), "inactive"),
+    ),
+)
+FLOATINGIPPOOL = Mixin(
+    INFRA, "floatingippool", title="Floating IP pool: where reserved addresses come from",
+    applies=(IPRESERVATION.type_id,), location="/mixin/floatingippool/")
+# The scheme ooi's sites give their pools; IM and rOCCI-cli look pools up by it.
+POOL_SCHEME = "http://schemas.openstack.org/network/floatingippool#"
+
+
+def pool_mixins(pools: list[str]) -> list[Mixin]:
+    """One floatingippool child mixin per pool the site offers."""
+    return [Mixin(POOL_SCHEME, pool, title=f"Floating IP pool {pool}",
+                  depends=(FLOATINGIPPOOL.type_id,), applies=(IPRESERVATION.type_id,),
+                  location=f"/mixin/floatingippool/{pool}/", origin="provider")
+            for pool in pools]
+
+
 _ALLOCATION = ("dynamic", "static")
 
 IPNETWORK = Mixin(
@@ -292,7 +323,8 @@ def builtin_categories() -> list[Category]:
     return [
         ENTITY, RESOURCE, LINK,
         COMPUTE, NETWORK, STORAGE, NETWORKINTERFACE, STORAGELINK, SECURITYGROUP,
-        SECURITYGROUPLINK, IPNETWORK, IPNETWORKINTERFACE, PUBLIC_NETWORK, AVAILABILITY_ZONE,
+        SECURITYGROUPLINK, IPRESERVATION, FLOATINGIPPOOL, IPNETWORK, IPNETWORKINTERFACE,
+        PUBLIC_NETWORK, AVAILABILITY_ZONE,
         SHARED, OS_TPL, RESOURCE_TPL, IMAGE_TPL,
         SSH_KEY, USER_DATA, LEGACY_PUBLIC_KEY, LEGACY_USER_DATA, QUOTA,
     ]

@@ -14,7 +14,7 @@ QUOTAS = {
     "volumes": "storage resources",
     "storage": "GiB of storage resources",
     "networks": "network resources",
-    "public_ips": "network interfaces on public networks",
+    "public_ips": "network interfaces on public networks and IP reservations",
 }
 
 # What every tenant may use when the configuration says nothing else (the

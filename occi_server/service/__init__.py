@@ -27,7 +27,7 @@ from occi_server.kinds import (
     flavour_mixins,
     monitoring_mixin,
 )
-from occi_server.kinds.infrastructure import COMPUTE, zone_mixins
+from occi_server.kinds.infrastructure import COMPUTE, pool_mixins, zone_mixins
 from occi_server.kinds.rules import parse_rules
 from occi_server.marketplace import Marketplace, Policy, next_change
 from occi_server.service.accounting import Site, cloud_records
@@ -76,6 +76,7 @@ class Service:
         monitoring = monitoring_mixin(self.site_scheme) if backends.compute.observes else None
         self.builtin = Model([*builtin_categories(), *flavour_mixins(flavours), *tags.values(),
                               *zone_mixins(self.site_scheme, backends.compute.zones()),
+                              *pool_mixins(list(config.floating_ip_pools)),
                               *([monitoring] if monitoring else [])])
         self._models = ModelCache(self._build_model, backends.images.stamp)
         self.settings = Settings(
@@ -91,6 +92,7 @@ class Service:
             job_wait_max_seconds=config.job_wait_max_seconds,
             quotas=config.quotas,
             security_default_rules=tuple(parse_rules(config.security_default_rules)),
+            floating_ip_pools=dict(config.floating_ip_pools),
             tenants=tuple(sorted({
                 *config.oidc_tenants.values(), *config.x509_vos.values(),
                 *(t for t in config.quotas if t != DEFAULT_TENANT),

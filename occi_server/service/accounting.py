@@ -14,6 +14,7 @@ from typing import Any
 
 from occi_server.kinds.infrastructure import (
     COMPUTE,
+    IPRESERVATION,
     NETWORK,
     NETWORKINTERFACE,
     OS_TPL,
@@ -121,6 +122,10 @@ def cloud_records(repo: Repository, site: Site, start: datetime, end: datetime
                      and a.get("occi.core.target") in networks
                      and PUBLIC_NETWORK.type_id in networks[a["occi.core.target"]].details_at(
                          moment).get("mixins", []))
+        # and the reserved public addresses that lead to it (at /ipreservation/<id>)
+        public += sum(1 for f, a in links if f["kind"] == NETWORKINTERFACE.type_id
+                      and str(a.get("occi.core.target", "")).startswith(
+                          str(IPRESERVATION.location)))
         cores = int(float(attributes.get("occi.compute.cores") or 0))
         wall = life.seconds_in("active", until)
         completed = life.deleted is not None and life.deleted < until

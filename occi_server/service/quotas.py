@@ -10,6 +10,7 @@ from occi_server.core import Entity
 from occi_server.errors import Forbidden
 from occi_server.kinds.infrastructure import (
     COMPUTE,
+    IPRESERVATION,
     NETWORK,
     NETWORKINTERFACE,
     PUBLIC_NETWORK,
@@ -42,7 +43,8 @@ def usage(entities: Iterable[Entity], public_networks: set[str]) -> dict[str, fl
             used["storage"] += float(attributes.get(SIZE) or 0)
         elif entity.kind == NETWORK.type_id:
             used["networks"] += 1
-        elif entity.kind == NETWORKINTERFACE.type_id and entity.target in public_networks:
+        elif (entity.kind == NETWORKINTERFACE.type_id and entity.target in public_networks) \
+                or entity.kind == IPRESERVATION.type_id:
             used["public_ips"] += 1
     return used
 
@@ -57,7 +59,8 @@ def tenant_usage(repo: Repository, tenant: str) -> dict[str, float]:
             "storage": storage.get(SIZE, 0.0),
             "networks": totals.get(NETWORK.type_id, {}).get("count", 0.0),
             "public_ips": float(repo.links_to_mixin(tenant, NETWORKINTERFACE.type_id,
-                                                    PUBLIC_NETWORK.type_id))}
+                                                    PUBLIC_NETWORK.type_id))
+            + totals.get(IPRESERVATION.type_id, {}).get("count", 0.0)}
 
 
 def report(repo: Repository, quotas: dict[str, dict[str, float]], tenant: str

@@ -13,7 +13,12 @@ from collections.abc import Sequence
 from occi_server.backends.base import Backends
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, BackendUnavailable
-from occi_server.kinds.infrastructure import NETWORKINTERFACE, SECURITY_RULES, SECURITYGROUPLINK
+from occi_server.kinds.infrastructure import (
+    NETWORK,
+    NETWORKINTERFACE,
+    SECURITY_RULES,
+    SECURITYGROUPLINK,
+)
 from occi_server.kinds.rules import Rule, parse_rules
 from occi_server.store import Repository, Store
 
@@ -41,7 +46,7 @@ def interfaces_of(repo: Repository, compute: Entity) -> list[tuple[Entity, Entit
     """The compute's network interfaces, each with its network."""
     found = []
     for link in repo.links_from([compute.id])[compute.id]:
-        if link.kind == NETWORKINTERFACE.type_id:
+        if link.kind == NETWORKINTERFACE.type_id and link.target_kind == NETWORK.type_id:
             network = repo.by_location(link.target or "")
             if network is not None:
                 found.append((link, network))
@@ -76,7 +81,8 @@ def repair_guards(repo: Repository, backends: Backends, default: Sequence[Rule])
     except (BackendFailure, BackendUnavailable) as exc:
         log.warning("interface filters not checked: %s", exc)
         return 0
-    links = repo.list(kinds=[NETWORKINTERFACE.type_id])
+    links = [link for link in repo.list(kinds=[NETWORKINTERFACE.type_id])
+             if link.target_kind == NETWORK.type_id]
     repaired = 0
     for key in present - {link.key for link in links}:
         network.unguard(key)

@@ -44,7 +44,7 @@ from occi_server.service.jobs import (
     state_of,
 )
 from occi_server.service.quotas import QuotaCheck, quota_entity, visible_tenants
-from occi_server.service.rooms import LINK_ROOMS, ROOMS, LinkRoom, room_of
+from occi_server.service.rooms import LINK_ROOMS, ROOMS, LinkRoom, link_room, room_of
 from occi_server.service.validation import (
     check_entity_id,
     check_required,
@@ -75,6 +75,7 @@ class Settings:
     quotas: dict[str, dict[str, float]] = field(default_factory=dict)
     tenants: tuple[str, ...] = ()  # the tenants the configuration names
     security_default_rules: tuple[Rule, ...] = ()  # of a compute in no security group
+    floating_ip_pools: dict[str, str] = field(default_factory=dict)  # name -> CIDR
 
 
 class Work:
@@ -451,19 +452,23 @@ class Work:
         return link
 
     def _link_room(self, kind_id: str | None, target: Entity) -> LinkRoom:
-        """The room of the link kind named, or of the one that leads to `target`."""
+        """The room of the link kind named (or of the one that leads to `target`)
+        for links to `target`'s kind; when that kind of link leads elsewhere, a
+        room of the kind (whose check then says where it leads)."""
         if kind_id is None:
-            kind_id = next((kind for kind, room in LINK_ROOMS.items()
-                            if room.target_kind.type_id == target.kind), None)
-            if kind_id is None:
+            found = link_room(None, target.kind)
+            if found is None:
                 raise BadRequest(f"name the kind of the link to {target.location}")
+            return found
         kind = self.model.kind(kind_id)
         if kind is None or not self.model.is_link_kind(kind_id):
             raise BadRequest(f"{kind_id} is not a link kind")
-        if kind.type_id not in LINK_ROOMS:
-            raise BadRequest(f"{kind.term} is abstract here; create a "
-                             + " or ".join(room.kind.term for room in LINK_ROOMS.values()))
-        return LINK_ROOMS[kind.type_id]
+        found = link_room(kind_id, target.kind) or next(
+            (room for (link_kind, _), room in LINK_ROOMS.items() if link_kind == kind_id), None)
+        if found is None:
+            raise BadRequest(f"{kind.term} is abstract here; create a " + " or ".join(
+                sorted({room.kind.term for room in LINK_ROOMS.values()})))
+        return found
 
     # ------------------------------------------------------------ delete
     def delete(self, entity: Entity) -> None:
@@ -531,7 +536,7 @@ class Work:
         self.repo.update(entity)
 
     def _detach(self, link: Entity, source: Entity | None, target: Entity | None) -> None:
-        room = LINK_ROOMS.get(link.kind)
+        room = link_room(link.kind, link.target_kind or "")
         if source is not None and room is not None:
             room.unplug(self, link, source, target)
 

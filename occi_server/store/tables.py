@@ -85,6 +85,18 @@ ip_allocations = Table(
     Column("link_id", String(255), nullable=False, unique=True),
 )
 
+# Public addresses reserved from the site's floating IP pools, one reservation
+# each; the primary key refuses a second holder, whatever the concurrency. (No
+# foreign key: the row is claimed before its reservation is stored, in the
+# same transaction; deleting the reservation deletes it.)
+public_addresses = Table(
+    "public_addresses",
+    metadata,
+    Column("address", String(64), primary_key=True),
+    Column("pool", String(255), nullable=False),
+    Column("reservation_id", String(255), nullable=False, unique=True),
+)
+
 mac_allocations = Table(
     "mac_allocations",
     metadata,

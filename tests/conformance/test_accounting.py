@@ -34,7 +34,8 @@ def app(make_app, tmp_path: Path) -> Flask:
     (tmp_path / "site.toml").write_text(
         "\n".join(f"{k} = {json.dumps(v)}" for k, v in SITE.items() if k != "x509_vos")
         + '\n[x509_vos]\n"vo.example.org" = "tenant-a"\n')
-    return make_app(auth="basic", users=site_users(), **SITE)
+    return make_app(auth="basic", users=site_users(), floating_ip_pools={"public": "192.0.2.0/28"},
+                    **SITE)
 
 
 def records(data_dir: Path, capsys, start: str, end: str) -> list[dict[str, str]]:
@@ -107,6 +108,11 @@ def test_every_lifecycle_change_through_the_api_is_accounted(app: Flask, tmp_pat
         'X-OCCI-Attribute: occi.network.address="10.70.0.0/24"', mixins=(IPNETWORK, PUBLIC))
     alice.create(NETWORKINTERFACE, f'X-OCCI-Attribute: occi.core.source="{compute}"',
                  f'X-OCCI-Attribute: occi.core.target="{network}"')
+    reservation = alice.post_text("/ipreservation/", [
+        'Category: ipreservation; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
+        'class="kind"']).headers["Location"]
+    alice.create(NETWORKINTERFACE, f'X-OCCI-Attribute: occi.core.source="{compute}"',
+                 f'X-OCCI-Attribute: occi.core.target="{reservation}"')
     age_events(app, 600)  # ran for ten minutes
     assert alice.post_text(compute + "?action=stop", [STOP]).status_code == 200
     start = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
@@ -118,7 +124,7 @@ def test_every_lifecycle_change_through_the_api_is_accounted(app: Flask, tmp_pat
     assert record["FQAN"] == "vo.example.org"
     assert 595 <= int(record["WallDuration"]) <= 610
     assert (record["CpuCount"], record["Memory"], record["Disk"], record["PublicIPCount"]) == \
-        ("1", "1024", "3", "1")
+        ("1", "1024", "3", "2")  # its interface on a public network, its reserved address
     assert alice.request("DELETE", compute).status_code == 200
     [gone] = records(tmp_path / "data", capsys, start,
                      (datetime.now(UTC) + timedelta(seconds=5)).isoformat())

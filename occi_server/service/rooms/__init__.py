@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from occi_server.service.rooms.base import Room
 from occi_server.service.rooms.compute import ComputeRoom
+from occi_server.service.rooms.ipreservation import IPReservationRoom, ReservationLinkRoom
 from occi_server.service.rooms.links import LinkRoom
 from occi_server.service.rooms.network import NetworkRoom
 from occi_server.service.rooms.networkinterface import NetworkInterfaceRoom
@@ -15,10 +16,20 @@ from occi_server.service.rooms.storagelink import StorageLinkRoom
 
 ROOMS: dict[str, Room] = {room.kind.type_id: room for room in (
     ComputeRoom(), StorageRoom(), NetworkRoom(), NetworkInterfaceRoom(), StorageLinkRoom(),
-    SecurityGroupRoom(), SecurityGroupLinkRoom())}
-LINK_ROOMS: dict[str, LinkRoom] = {kind: room for kind, room in ROOMS.items()
-                                   if isinstance(room, LinkRoom)}
+    SecurityGroupRoom(), SecurityGroupLinkRoom(), IPReservationRoom())}
+# Links by (link kind, target kind): a networkinterface to an IP reservation
+# (as rOCCI's clients link one) is not one to a network.
+LINK_ROOMS: dict[tuple[str, str], LinkRoom] = {
+    (room.kind.type_id, room.target_kind.type_id): room
+    for room in (*(room for room in ROOMS.values() if isinstance(room, LinkRoom)),
+                 ReservationLinkRoom())}
 _PLAIN = Room()
+
+
+def link_room(kind_id: str | None, target_kind: str) -> LinkRoom | None:
+    """The room of links of `kind_id` (None: of any kind) to a `target_kind`."""
+    return next((room for (kind, target), room in LINK_ROOMS.items()
+                 if target == target_kind and kind_id in (None, kind)), None)
 
 
 def room_of(kind_id: str) -> Room:

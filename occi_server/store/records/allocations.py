@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from occi_server.store.records.base import Records
-from occi_server.store.tables import ip_allocations, mac_allocations
+from occi_server.store.tables import ip_allocations, mac_allocations, public_addresses
 
 
 class AllocationRecords(Records):
@@ -21,6 +21,15 @@ class AllocationRecords(Records):
         """Reserve an address on a network for a link; False if another link holds it."""
         return self._claim(ip_allocations, network_id=network_id, address=address,
                            link_id=link_id)
+
+    def reserved_public(self, pool: str) -> set[str]:
+        return set(self.connection.scalars(select(public_addresses.c.address).where(
+            public_addresses.c.pool == pool)))
+
+    def reserve_public(self, pool: str, address: str, reservation_id: str) -> bool:
+        """Hold a public address of a pool for a reservation; False if another holds it."""
+        return self._claim(public_addresses, pool=pool, address=address,
+                           reservation_id=reservation_id)
 
     def allocate_mac(self, mac: str, link_id: str) -> bool:
         """Reserve a MAC for a link; False if another link holds it."""

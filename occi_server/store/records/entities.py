@@ -16,7 +16,14 @@ from occi_server.core import Entity
 from occi_server.kinds.infrastructure import SHARED
 from occi_server.store.records.base import _now, prepared
 from occi_server.store.records.usage import UsageRecords
-from occi_server.store.tables import entities, entity_mixins, ip_allocations, mac_allocations, users
+from occi_server.store.tables import (
+    entities,
+    entity_mixins,
+    ip_allocations,
+    mac_allocations,
+    public_addresses,
+    users,
+)
 
 # Where a listing got to: (created, id) of the last entity it gave.
 Position = tuple[datetime, str]
@@ -195,6 +202,8 @@ class EntityRecords(UsageRecords):
         for table in (ip_allocations, mac_allocations):
             self.connection.execute(delete(table).where(
                 (table.c.link_id == entity_id) | table.c.link_id.in_(links)))
+        self.connection.execute(delete(public_addresses).where(
+            public_addresses.c.reservation_id == entity_id))
         self.connection.execute(delete(entities).where(entities.c.source_id == entity_id))
         self.connection.execute(delete(entities).where(entities.c.id == entity_id))
         self._record_gone(gone, now)

@@ -1,0 +1,143 @@
+"""IP reservations: a public address of one of the site's floating IP pools,
+held by the store (a second holder is refused however many requests race),
+counted by the public_ips quota and kept until the reservation is deleted.
+A compute is reached at it through a networkinterface to the reservation (as
+rOCCI-server's clients link one): the address then leads to the compute's
+interface on a public network (1:1 NAT), and follows the link when it is
+deleted and made to another compute."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from occi_server.core import Entity, Mixin
+from occi_server.errors import BadRequest, Conflict
+from occi_server.kinds.infrastructure import (
+    COMPUTE,
+    FLOATINGIPPOOL,
+    IPRESERVATION,
+    NETWORK,
+    NETWORKINTERFACE,
+    POOL_SCHEME,
+    PUBLIC_NETWORK,
+    RESERVED_ADDRESS,
+)
+from occi_server.service.rooms.base import Room
+from occi_server.service.rooms.links import LinkRoom
+
+if TYPE_CHECKING:
+    from occi_server.service.work import Work
+
+USED = "occi.ipreservation.used"
+
+
+def _pool_of(entity: Entity) -> str | None:
+    return next((mixin_id.removeprefix(POOL_SCHEME) for mixin_id in entity.mixins
+                 if mixin_id.startswith(POOL_SCHEME)), None)
+
+
+class IPReservationRoom(Room):
+    kind = IPRESERVATION
+
+    def check_mixins(self, work: Work, mixins: list[Mixin], attributes: dict[str, Any]) -> None:
+        pools = [m.term for m in mixins if m.type_id != FLOATINGIPPOOL.type_id
+                 and work.model.is_mixin_of(m.type_id, FLOATINGIPPOOL.type_id)]
+        if len(pools) > 1:
+            raise BadRequest(f"an IP reservation takes its address from one pool, not "
+                             f"{' and '.join(pools)}")
+
+    def check_new(self, work: Work, entity: Entity) -> None:
+        """The pool (the one named, or the site's only one) and a free address of it."""
+        configured = work.settings.floating_ip_pools
+        pool = _pool_of(entity)
+        if pool is None:
+            if len(configured) != 1:
+                raise (Conflict("this site has no floating IP pool") if not configured else
+                       BadRequest("name the pool: add one of the floatingippool mixins ("
+                                  + ", ".join(POOL_SCHEME + name for name in configured)
+                                  + ")"))
+            pool = next(iter(configured))
+            entity.mixins.append(POOL_SCHEME + pool)
+        network = ipaddress.IPv4Network(configured[pool])
+        requested = entity.attributes.get(RESERVED_ADDRESS)
+        if requested is not None:
+            if ipaddress.ip_address(requested) not in network:
+                raise BadRequest(f"{requested} is not in the pool {pool} ({network})")
+            if not work.repo.reserve_public(pool, str(requested), entity.id):
+                raise Conflict(f"{requested} is reserved already; leave "
+                               f"{RESERVED_ADDRESS} out to get a free address of {pool}")
+            return
+        taken = work.repo.reserved_public(pool)
+        for address in map(str, network.hosts() if network.prefixlen < 31 else network):
+            if address not in taken and work.repo.reserve_public(pool, address, entity.id):
+                entity.attributes[RESERVED_ADDRESS] = address
+                return
+        raise Conflict(f"the pool {pool} has no free address left")
+
+    def provision(self, work: Work, entity: Entity) -> dict[str, Any]:
+        return {"occi.ipreservation.state": "active",
+                "occi.ipreservation.state.message": "reserved; a networkinterface from a "
+                                                    "compute leads it there"}
+
+    def check_change(self, work: Work, entity: Entity, changes: dict[str, Any]) -> None:
+        if RESERVED_ADDRESS in changes:
+            raise BadRequest(f"{RESERVED_ADDRESS} cannot change; reserve another address and "
+                             "delete this reservation")
+
+
+class ReservationLinkRoom(LinkRoom):
+    """A networkinterface from a compute to an IP reservation."""
+
+    kind, source_kind, target_kind = NETWORKINTERFACE, COMPUTE, IPRESERVATION
+
+    def plan(self, work: Work, link: Entity, target: Entity, siblings: list[Entity]) -> None:
+        for holder in work.repo.links_to(target.id):
+            raise Conflict(f"{target.location} leads to {holder.source} already "
+                           f"({holder.location}); delete that link first")
+        if _private_interface(work, link.source or "") is None:
+            raise Conflict(f"{link.source} has no interface on a public network for "
+                           f"{target.location} to lead to; link it to one first")
+        link.attributes["occi.networkinterface.address"] = target.attributes[RESERVED_ADDRESS]
+        target.attributes[USED] = True
+        work.repo.update(target)
+
+    def plug(self, work: Work, link: Entity, source: Entity, target: Entity) -> dict[str, Any]:
+        with work.store.transaction(write=False) as repo:
+            found = _private_interface(work, source.location, repo)
+        if found is None:
+            raise Conflict(f"{source.location} has no interface on a public network anymore")
+        interface, network = found
+        work.backends.network.publish(target.key, target.attributes[RESERVED_ADDRESS],
+                                      interface.attributes["occi.networkinterface.address"],
+                                      network)
+        return {"occi.networkinterface.state": "active",
+                "occi.networkinterface.state.message":
+                    f"{source.location} is reached at {target.attributes[RESERVED_ADDRESS]}"}
+
+    def unplug(self, work: Work, link: Entity, source: Entity, target: Entity | None) -> None:
+        if target is None:
+            return
+        work.backends.network.unpublish(target.key, target.attributes[RESERVED_ADDRESS])
+        with work.store.transaction(write=True) as repo:
+            stored = repo.get(target.id)
+            if stored is not None:
+                stored.attributes[USED] = False
+                repo.update(stored)
+
+
+def _private_interface(work: Work, compute_location: str, repo: Any = None
+                       ) -> tuple[Entity, Entity] | None:
+    """The compute's first interface with an address on a public network, and that network."""
+    repo = repo or work.repo
+    compute = repo.by_location(compute_location)
+    if compute is None:
+        return None
+    for link in repo.links_from([compute.id])[compute.id]:
+        if link.kind != NETWORKINTERFACE.type_id or link.target_kind != NETWORK.type_id:
+            continue
+        network = repo.by_location(link.target or "")
+        if network is not None and PUBLIC_NETWORK.type_id in network.mixins \
+                and link.attributes.get("occi.networkinterface.address"):
+            return link, network
+    return None
