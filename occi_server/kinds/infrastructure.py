@@ -196,13 +196,19 @@ IPRESERVATION = Kind(
 FLOATINGIPPOOL = Mixin(
     INFRA, "floatingippool", title="Floating IP pool: where reserved addresses come from",
     applies=(IPRESERVATION.type_id,), location="/mixin/floatingippool/")
-# The scheme ooi's sites give their pools; IM and rOCCI-cli look pools up by it.
-POOL_SCHEME = "http://schemas.openstack.org/network/floatingippool#"
 
 
-def pool_mixins(pools: list[str]) -> list[Mixin]:
+def pool_scheme(site_scheme: str) -> str:
+    """The scheme of the site's pools. Not ooi's (schemas.openstack.org/network/
+    floatingippool#): IM, finding a pool there, would ask for a floating IP on a
+    networkinterface to a network, which this site does not take; without one it
+    adds an interface on the public network, which works."""
+    return site_scheme + "floatingippool#"
+
+
+def pool_mixins(site_scheme: str, pools: list[str]) -> list[Mixin]:
     """One floatingippool child mixin per pool the site offers."""
-    return [Mixin(POOL_SCHEME, pool, title=f"Floating IP pool {pool}",
+    return [Mixin(pool_scheme(site_scheme), pool, title=f"Floating IP pool {pool}",
                   depends=(FLOATINGIPPOOL.type_id,), applies=(IPRESERVATION.type_id,),
                   location=f"/mixin/floatingippool/{pool}/", origin="provider")
             for pool in pools]

@@ -76,7 +76,7 @@ class Service:
         monitoring = monitoring_mixin(self.site_scheme) if backends.compute.observes else None
         self.builtin = Model([*builtin_categories(), *flavour_mixins(flavours), *tags.values(),
                               *zone_mixins(self.site_scheme, backends.compute.zones()),
-                              *pool_mixins(list(config.floating_ip_pools)),
+                              *pool_mixins(self.site_scheme, list(config.floating_ip_pools)),
                               *([monitoring] if monitoring else [])])
         self._models = ModelCache(self._build_model, backends.images.stamp)
         self.settings = Settings(

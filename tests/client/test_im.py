@@ -42,7 +42,9 @@ def site(tmp_path_factory) -> Iterator[tuple[Server, str]]:
     server = Server(directory / "data")
     server.start(workers=1, auth="oidc", oidc_issuer=ISSUER, oidc_audience=AUDIENCE,
                  oidc_jwks=str(jwks), oidc_tenants=json.dumps({GROUP: "vo-im"}),
-                 reconcile_seconds="0")
+                 reconcile_seconds="0",
+                 # A site with a floating IP pool: IM's public address still works.
+                 floating_ip_pools=json.dumps({"public": "192.0.2.128/28"}))
     now = int(time.time())
     token = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "im-user@example.org",
                         "iat": now, "exp": now + 3600, "eduperson_entitlement": [GROUP]},

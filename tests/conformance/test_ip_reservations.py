@@ -1,4 +1,4 @@
-"""IP reservations (rOCCI-server 2's ipreservation kind, pools as ooi's
+"""IP reservations (rOCCI-server 2's ipreservation kind, pools as the site's
 floatingippool mixins): an address of a pool held by the store (never twice,
 however many requests race), counted by the public_ips quota, led to one
 compute at a time through a networkinterface to it, moved, released. The
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conftest import IPNETWORK, NETWORK, NETWORKINTERFACE, Client, category
+from tests.conftest import IPNETWORK, NETWORK, NETWORKINTERFACE, SITE, Client, category
 
 IPRESERVATION = "http://schemas.ogf.org/occi/infrastructure#ipreservation"
-POOL = "http://schemas.openstack.org/network/floatingippool#"
+POOL = f"{SITE}floatingippool#"
 PUBLIC = "http://schemas.occi-server.org/occi/infrastructure/network#public"
 POOLS = {"public": "192.0.2.128/28", "lab": "198.51.100.0/30"}
 

@@ -19,9 +19,9 @@ from occi_server.kinds.infrastructure import (
     IPRESERVATION,
     NETWORK,
     NETWORKINTERFACE,
-    POOL_SCHEME,
     PUBLIC_NETWORK,
     RESERVED_ADDRESS,
+    pool_scheme,
 )
 from occi_server.service.rooms.base import Room
 from occi_server.service.rooms.links import LinkRoom
@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 USED = "occi.ipreservation.used"
 
 
-def _pool_of(entity: Entity) -> str | None:
-    return next((mixin_id.removeprefix(POOL_SCHEME) for mixin_id in entity.mixins
-                 if mixin_id.startswith(POOL_SCHEME)), None)
+def _pool_of(entity: Entity, scheme: str) -> str | None:
+    return next((mixin_id.removeprefix(scheme) for mixin_id in entity.mixins
+                 if mixin_id.startswith(scheme)), None)
 
 
 class IPReservationRoom(Room):
@@ -50,15 +50,16 @@ class IPReservationRoom(Room):
     def check_new(self, work: Work, entity: Entity) -> None:
         """The pool (the one named, or the site's only one) and a free address of it."""
         configured = work.settings.floating_ip_pools
-        pool = _pool_of(entity)
+        scheme = pool_scheme(work.settings.site_scheme)
+        pool = _pool_of(entity, scheme)
         if pool is None:
             if len(configured) != 1:
                 raise (Conflict("this site has no floating IP pool") if not configured else
                        BadRequest("name the pool: add one of the floatingippool mixins ("
-                                  + ", ".join(POOL_SCHEME + name for name in configured)
+                                  + ", ".join(scheme + name for name in configured)
                                   + ")"))
             pool = next(iter(configured))
-            entity.mixins.append(POOL_SCHEME + pool)
+            entity.mixins.append(scheme + pool)
         network = ipaddress.IPv4Network(configured[pool])
         requested = entity.attributes.get(RESERVED_ADDRESS)
         if requested is not None:
