@@ -1,4 +1,4 @@
-"""Requests as deployed OCCI clients send them (rOCCI-cli 4, pOCCI, erocci)."""
+"""Requests as deployed OCCI clients send them (rOCCI-cli 4 and 5, pOCCI, erocci)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,52 @@ def test_rocci_cli_create_in_text_occi_headers(client: Client) -> None:
     assert document["links"][0]["id"] == "7c3a8d4e-0000-4000-8000-0000000000aa"
     assert client.get("/compute/", accept="text/uri-list").get_data(as_text=True) == \
         f"http://localhost{path}\r\n"
+
+
+def test_rocci_cli_5_security_groups_and_ip_reservations(make_app) -> None:
+    """rOCCI-core 5 renders a list attribute as its JSON, quoted (Ruby's
+    `to_json.inspect`), and links a compute to a group or reservation with
+    Link headers whose rel names the target's kind."""
+    client = Client(make_app(floating_ip_pools={"public": "192.0.2.128/28"}))
+    agent = "rOCCI-cli/5.0.0 rOCCI-core/5.0.0 OCCI/1.2"
+    rules = '"[{\\"protocol\\":\\"tcp\\",\\"range\\":\\"10.0.0.0/24\\",' \
+            '\\"type\\":\\"inbound\\",\\"port\\":\\"22\\"}]"'
+    group = client.request("POST", "/securitygroup/", headers={
+        "Content-Type": "text/occi", "Accept": "text/plain", "User-Agent": agent,
+        "Category": f'securitygroup;scheme="{INFRA}";class="kind";'
+                    'location="/securitygroup/";title="OCCI Infrastructure Security Group"',
+        "X-OCCI-Attribute": f'occi.core.title="ssh",occi.securitygroup.rules={rules}'})
+    assert group.status_code == 201, group.get_data(as_text=True)
+    group_path = group.headers["Location"].removeprefix("http://localhost")
+    assert client.attributes(group_path)["occi.securitygroup.rules"] == [
+        {"type": "inbound", "protocol": "tcp", "range": "10.0.0.0/24", "port": "22"}]
+    reservation = client.request("POST", "/ipreservation/", headers={
+        "Content-Type": "text/occi", "Accept": "text/plain", "User-Agent": agent,
+        "Category": f'ipreservation;scheme="{INFRA}";class="kind"'})
+    assert reservation.status_code == 201, reservation.get_data(as_text=True)
+    address = reservation.headers["Location"].removeprefix("http://localhost")
+    network = client.create("http://schemas.ogf.org/occi/infrastructure#network",
+                            'X-OCCI-Attribute: occi.network.address="10.81.0.0/24"',
+                            mixins=("http://schemas.ogf.org/occi/infrastructure/network#"
+                                    "ipnetwork", "http://schemas.occi-server.org/occi/"
+                                    "infrastructure/network#public"))
+    compute = client.request("POST", "/compute/", headers={
+        "Content-Type": "text/occi", "Accept": "text/plain", "User-Agent": agent,
+        "Category": f'compute;scheme="{INFRA}";class="kind"',
+        "Link": f'<{network}>;rel="{INFRA}network";category="{INFRA}networkinterface",'
+                f'<{group_path}>;rel="{INFRA}securitygroup";'
+                f'category="{INFRA}securitygrouplink"'})
+    assert compute.status_code == 201, compute.get_data(as_text=True)
+    compute_path = compute.headers["Location"].removeprefix("http://localhost")
+    led = client.request("POST", "/link/networkinterface/", headers={
+        "Content-Type": "text/occi", "Accept": "text/plain", "User-Agent": agent,
+        "Category": f'networkinterface;scheme="{INFRA}";class="kind"',
+        "X-OCCI-Attribute": f'occi.core.source="{compute_path}",'
+                            f'occi.core.target="{address}"'})
+    assert led.status_code == 201, led.get_data(as_text=True)
+    assert sorted(link["kind"].rpartition("#")[2] for link in client.json(compute_path)[
+        "links"]) == ["networkinterface", "networkinterface", "securitygrouplink"]
+    assert client.attributes(address)["occi.ipreservation.used"] is True
 
 
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\n\r"])
