@@ -268,6 +268,10 @@ class NetworkBackend(Backend):
     def unpublish(self, key: str, public: str) -> None:
         """Undo `publish`; succeeds if nothing is published under `key`."""
 
+    @abstractmethod
+    def published(self) -> dict[str, str]:
+        """What is published now: the public address under each key."""
+
 
 @dataclass(frozen=True)
 class Backends:

@@ -208,6 +208,9 @@ class BridgeNetwork(NetworkBackend):
         if self.nat is not None:
             self.nat.unpublish(_checked_key(key), public)
 
+    def published(self) -> dict[str, str]:
+        return self.nat.published() if self.nat is not None else {}
+
     def bridge(self, network: Entity) -> str | None:
         bridge = bridge_name(network)
         with self._ip() as ip:

@@ -8,6 +8,7 @@ neighbours find it."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import subprocess
 from collections.abc import Sequence
 
@@ -94,6 +95,21 @@ class Nat:
         if f" {outside}/32 " in self._run(["ip", "-4", "-o", "addr", "show", "dev",
                                            self.uplink]):
             self._run(["ip", "-4", "addr", "del", f"{outside}/32", "dev", self.uplink])
+
+    def published(self) -> dict[str, str]:
+        """Reservation key -> public address, read from the reservations' tables."""
+        found = {}
+        for item in json.loads(self._run(["nft", "-j", "list", "ruleset"]))["nftables"]:
+            rule = item.get("rule", {})
+            table, chain = str(rule.get("table", "")), rule.get("chain")
+            if rule.get("family") != "ip" or not table.startswith("occi_p") \
+                    or chain != "prerouting":
+                continue
+            for expression in rule.get("expr", []):
+                match = expression.get("match", {})
+                if match.get("left", {}).get("payload", {}).get("field") == "daddr":
+                    found[table.removeprefix("occi_p")] = str(match.get("right"))
+        return found
 
     def present(self, bridge: str) -> bool:
         return f"table ip {self.table(bridge)}" in self._run(["nft", "list", "tables"])

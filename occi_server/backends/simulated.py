@@ -282,7 +282,7 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
                  guards: Path | None) -> None:
         super().__init__(failures, directory)
         self.guards = _Objects(guards)  # interface filters, by the interface's key
-        self.published = _Objects(guards / "published" if guards else None)  # by reservation
+        self.publications = _Objects(guards / "published" if guards else None)  # by reservation
 
     def create(self, network: Entity) -> Attributes:
         self.failures.check("network.create")
@@ -332,12 +332,16 @@ class SimulatedNetwork(_Simulation, NetworkBackend):
         self._existing(network)
         if PUBLIC_NETWORK.type_id not in network.mixins:
             raise BackendFailure(f"{network.location} is not a public network")
-        self.published.put(key, {"public": public, "private": private,
-                                 "network": self._key(network)})
+        self.publications.put(key, {"public": public, "private": private,
+                                    "network": self._key(network)})
 
     def unpublish(self, key: str, public: str) -> None:
         self.failures.check("network.unpublish")
-        self.published.remove(key)
+        self.publications.remove(key)
+
+    def published(self) -> dict[str, str]:
+        found = {key: self.publications.get(key) for key in self.publications.names()}
+        return {key: record["public"] for key, record in found.items() if record}
 
     def rules_of(self, link: Entity) -> list[Rule] | None:
         """The rules the interface's filter holds (None: it has none), for tests and demos."""

@@ -36,6 +36,7 @@ from occi_server.service.imagemixins import image_mixin, volume_image_mixin
 from occi_server.service.jobs import recover, run_job, state_attribute
 from occi_server.service.models import ModelCache
 from occi_server.service.quotas import limits_of, report, visible_tenants
+from occi_server.service.rooms.ipreservation import repair_published
 from occi_server.service.security import repair_guards
 from occi_server.service.work import QUERY_PATHS, Settings, Work, server_mixins
 from occi_server.store import DEFAULT_TENANT, Repository, Scope, Store
@@ -321,6 +322,7 @@ class Reconciler:
             if self.service.backends.network.observes:
                 changed += repair_guards(repo, self.service.backends,
                                          self.service.settings.security_default_rules)
+                changed += repair_published(repo, self.service.backends)
         return changed
 
     def start(self) -> None:

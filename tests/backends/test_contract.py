@@ -15,12 +15,14 @@ import pytest
 from occi_server.backends.base import Backends, Context, Rule, VolumeSource
 from occi_server.backends.simulated import simulated_backends
 from occi_server.core import Entity
-from occi_server.errors import BackendFailure
+from occi_server.errors import BackendFailure, Conflict
 from occi_server.images import Image
 from tests.conftest import COMPUTE, NETWORK, NETWORKINTERFACE, STORAGE, STORAGELINK
 from tests.support.fakelvm import FakeLvm
 from tests.support.iscsi import PORTAL, tgt_unavailable_reason
 from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
+
+PUBLIC = "http://schemas.occi-server.org/occi/infrastructure/network#public"
 
 
 def simulated(failures: list[str] | None = None) -> Backends:
@@ -260,6 +262,24 @@ def test_interface_filters_are_replaced_and_removed(backends: Backends) -> None:
     assert backends.network.guarded() == set()
     with pytest.raises(BackendFailure):  # a MAC the filter could not match
         backends.network.guard(replace(nic, attributes={}), net, ssh)
+    backends.network.delete(net)
+
+
+def test_reserved_addresses_are_published_and_withdrawn(backends: Backends) -> None:
+    net = network()
+    net.attributes.update(backends.network.create(net))
+    if backends.network.name == "bridge":  # no uplink here: nothing can be published
+        with pytest.raises(Conflict, match="uplink"):
+            backends.network.publish("c0417ac7e001", "192.0.2.129", "10.77.0.2", net)
+    else:
+        with pytest.raises(BackendFailure, match="not a public network"):
+            backends.network.publish("c0417ac7e001", "192.0.2.129", "10.77.0.2", net)
+        public = replace(net, mixins=[*net.mixins, PUBLIC])
+        backends.network.publish("c0417ac7e001", "192.0.2.129", "10.77.0.2", public)
+        assert backends.network.published() == {"c0417ac7e001": "192.0.2.129"}
+    backends.network.unpublish("c0417ac7e001", "192.0.2.129")
+    backends.network.unpublish("c0417ac7e001", "192.0.2.129")  # gone already: fine
+    assert backends.network.published() == {}
     backends.network.delete(net)
 
 

@@ -55,7 +55,7 @@ def lead(client: Client, compute: str, reservation: str):
 
 
 def published(client: Client) -> dict:
-    objects = client.app.extensions["occi.service"].backends.network.published
+    objects = client.app.extensions["occi.service"].backends.network.publications
     return {key: objects.get(key) for key in objects.names()}
 
 

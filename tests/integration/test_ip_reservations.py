@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from occi_server.backends.nat import Nat
+from occi_server.service import Reconciler
 from tests.conftest import IPNETWORK, NETWORKINTERFACE, SECURITYGROUP, SECURITYGROUPLINK, Client
 from tests.conftest import category as occi_category
 from tests.integration.test_networks import PUBLIC, create_network
@@ -63,6 +64,12 @@ def test_a_reserved_address_reaches_the_guest_from_outside(client: Client,
         rules = run("ip", "netns", "exec", namespaces.host, "nft", "list", "table", "ip",
                     table).stdout
         assert f"dnat to {guest['address']}" in rules and f"snat to {public}" in rules
+        # A table that vanished is put back by the reconciler.
+        run("ip", "netns", "exec", namespaces.host, "nft", "delete", "table", "ip", table)
+        assert not connects(namespaces, public, 8080)
+        service = client.app.extensions["occi.service"]
+        assert Reconciler(service, 0, Path("/nonexistent")).run_once() >= 1
+        assert connects(namespaces, public, 8080)
         assert client.request("DELETE", link).status_code == 200
         assert not pings(namespaces, public)
         assert table not in run("ip", "netns", "exec", namespaces.host, "nft", "list",

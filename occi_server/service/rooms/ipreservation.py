@@ -9,10 +9,12 @@ deleted and made to another compute."""
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import TYPE_CHECKING, Any
 
+from occi_server.backends.base import Backends
 from occi_server.core import Entity, Mixin
-from occi_server.errors import BadRequest, Conflict
+from occi_server.errors import BackendFailure, BackendUnavailable, BadRequest, Conflict
 from occi_server.kinds.infrastructure import (
     COMPUTE,
     FLOATINGIPPOOL,
@@ -25,10 +27,12 @@ from occi_server.kinds.infrastructure import (
 )
 from occi_server.service.rooms.base import Room
 from occi_server.service.rooms.links import LinkRoom
+from occi_server.store import Repository
 
 if TYPE_CHECKING:
     from occi_server.service.work import Work
 
+log = logging.getLogger("occi_server.reservations")
 USED = "occi.ipreservation.used"
 
 
@@ -96,7 +100,7 @@ class ReservationLinkRoom(LinkRoom):
         for holder in work.repo.links_to(target.id):
             raise Conflict(f"{target.location} leads to {holder.source} already "
                            f"({holder.location}); delete that link first")
-        if _private_interface(work, link.source or "") is None:
+        if _private_interface(work.repo, link.source or "") is None:
             raise Conflict(f"{link.source} has no interface on a public network for "
                            f"{target.location} to lead to; link it to one first")
         link.attributes["occi.networkinterface.address"] = target.attributes[RESERVED_ADDRESS]
@@ -105,7 +109,7 @@ class ReservationLinkRoom(LinkRoom):
 
     def plug(self, work: Work, link: Entity, source: Entity, target: Entity) -> dict[str, Any]:
         with work.store.transaction(write=False) as repo:
-            found = _private_interface(work, source.location, repo)
+            found = _private_interface(repo, source.location)
         if found is None:
             raise Conflict(f"{source.location} has no interface on a public network anymore")
         interface, network = found
@@ -127,10 +131,9 @@ class ReservationLinkRoom(LinkRoom):
                 repo.update(stored)
 
 
-def _private_interface(work: Work, compute_location: str, repo: Any = None
+def _private_interface(repo: Repository, compute_location: str
                        ) -> tuple[Entity, Entity] | None:
     """The compute's first interface with an address on a public network, and that network."""
-    repo = repo or work.repo
     compute = repo.by_location(compute_location)
     if compute is None:
         return None
@@ -142,3 +145,42 @@ def _private_interface(work: Work, compute_location: str, repo: Any = None
                 and link.attributes.get("occi.networkinterface.address"):
             return link, network
     return None
+
+
+def repair_published(repo: Repository, backends: Backends) -> int:
+    """Publish again the reservations whose NAT vanished, and withdraw what is
+    published for no reservation link; how many were repaired."""
+    network = backends.network
+    try:
+        present = network.published()
+    except (BackendFailure, BackendUnavailable) as exc:
+        log.warning("reserved addresses not checked: %s", exc)
+        return 0
+    wanted: dict[str, tuple[Entity, Entity]] = {}
+    for link in repo.list(kinds=[NETWORKINTERFACE.type_id]):
+        reservation = repo.by_location(link.target or "") \
+            if link.target_kind == IPRESERVATION.type_id else None
+        if reservation is not None and link.attributes.get(
+                "occi.networkinterface.state") == "active":
+            wanted[reservation.key] = (link, reservation)
+    repaired = 0
+    for key in present.keys() - wanted.keys():
+        network.unpublish(key, present[key])
+        repaired += 1
+    for key, (link, reservation) in wanted.items():
+        if key in present:
+            continue
+        found = _private_interface(repo, link.source or "")
+        if found is None:
+            continue
+        interface, public_network = found
+        try:
+            network.publish(key, reservation.attributes[RESERVED_ADDRESS],
+                            interface.attributes["occi.networkinterface.address"],
+                            public_network)
+        except (BackendFailure, BackendUnavailable) as exc:
+            log.warning("%s could not be published again: %s", reservation.location, exc)
+            continue
+        log.warning("published %s again, whose NAT had vanished", reservation.location)
+        repaired += 1
+    return repaired
