@@ -189,7 +189,7 @@ IPRESERVATION = Kind(
                   description="The public address (given at creation, or the pool's first "
                               "free one)"),
         Attribute("occi.ipreservation.used", AttrType.BOOLEAN, mutable=False, default=False,
-                  description="Whether a compute is reached at the address now"),
+                  description="Whether a networkinterface from a compute leads it there"),
         *_state("occi.ipreservation", ("active", "inactive", "error"), "inactive"),
     ),
 )

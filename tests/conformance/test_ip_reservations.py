@@ -145,6 +145,25 @@ def test_an_address_leads_to_one_compute_at_a_time_and_moves(make_app) -> None:
     assert client.attributes(address)["occi.ipreservation.address"] == "192.0.2.129"
 
 
+def test_an_address_never_stays_with_an_interface_that_went(make_app) -> None:
+    """Its private address may go to another guest next: the reservation follows
+    the compute's next public interface, or leads nowhere."""
+    client = reserving(make_app)
+    address, network = reserved(client), public_network(client)
+    compute = public_compute(client, network)
+    second = client.create(NETWORKINTERFACE, f'X-OCCI-Attribute: occi.core.source="{compute}"',
+                           f'X-OCCI-Attribute: occi.core.target="{network}"')
+    assert lead(client, compute, address).status_code == 201
+    [(key, record)] = published(client).items()
+    first = next(link["id"] for link in client.json(compute)["links"]
+                 if link["target"]["location"] == network)
+    assert record["private"] == "10.80.0.2"
+    assert client.request("DELETE", f"/link/networkinterface/{first}").status_code == 200
+    assert published(client)[key]["private"] == "10.80.0.3"  # the second interface's
+    assert client.request("DELETE", second).status_code == 200
+    assert published(client) == {}
+
+
 def test_only_a_compute_on_a_public_network_can_be_reached(make_app) -> None:
     client = reserving(make_app)
     address, compute = reserved(client), client.compute()

@@ -27,7 +27,7 @@ from occi_server.kinds.infrastructure import (
 )
 from occi_server.service.rooms.base import Room
 from occi_server.service.rooms.links import LinkRoom
-from occi_server.store import Repository
+from occi_server.store import Repository, Store
 
 if TYPE_CHECKING:
     from occi_server.service.work import Work
@@ -131,14 +131,41 @@ class ReservationLinkRoom(LinkRoom):
                 repo.update(stored)
 
 
-def _private_interface(repo: Repository, compute_location: str
+def follow_interfaces(store: Store, backends: Backends, compute_id: str, without: str) -> None:
+    """After the compute's interface `without` went (in its job): the addresses
+    reserved for the compute lead to its next interface on a public network, or
+    nowhere; never to an address another guest may be given next. A compute
+    being deleted is left alone: its reservation links go with it."""
+    with store.transaction(write=False) as repo:
+        compute = repo.get(compute_id)
+        if compute is None or any(job["operation"] == "deleting"
+                                  for job in repo.running_jobs(compute_id)):
+            return
+        leads = [repo.by_location(link.target or "")
+                 for link in repo.links_from([compute.id])[compute.id]
+                 if link.target_kind == IPRESERVATION.type_id]
+        found = _private_interface(repo, compute.location, without)
+    for reservation in filter(None, leads):
+        public = reservation.attributes[RESERVED_ADDRESS]
+        if found is None:
+            backends.network.unpublish(reservation.key, public)
+        else:
+            interface, network = found
+            backends.network.publish(reservation.key, public,
+                                     interface.attributes["occi.networkinterface.address"],
+                                     network)
+
+
+def _private_interface(repo: Repository, compute_location: str, without: str | None = None
                        ) -> tuple[Entity, Entity] | None:
-    """The compute's first interface with an address on a public network, and that network."""
+    """The compute's first interface (not `without`) with an address on a public
+    network, and that network."""
     compute = repo.by_location(compute_location)
     if compute is None:
         return None
     for link in repo.links_from([compute.id])[compute.id]:
-        if link.kind != NETWORKINTERFACE.type_id or link.target_kind != NETWORK.type_id:
+        if link.kind != NETWORKINTERFACE.type_id or link.target_kind != NETWORK.type_id \
+                or link.id == without:
             continue
         network = repo.by_location(link.target or "")
         if network is not None and PUBLIC_NETWORK.type_id in network.mixins \

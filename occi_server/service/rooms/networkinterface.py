@@ -17,6 +17,7 @@ from occi_server.kinds.infrastructure import (
     NETWORKINTERFACE,
 )
 from occi_server.service.ipam import choose_address
+from occi_server.service.rooms.ipreservation import follow_interfaces
 from occi_server.service.rooms.links import LinkRoom
 from occi_server.service.security import guard_compute
 
@@ -92,3 +93,4 @@ class NetworkInterfaceRoom(LinkRoom):
         if target is not None:
             work.backends.network.unbind(link, target)
         work.backends.network.unguard(link.key)
+        follow_interfaces(work.store, work.backends, source.id, without=link.id)
