@@ -111,12 +111,13 @@ class Model:
         return max(candidates, key=lambda k: len(k.location or ""), default=None)
 
     def link_kind_to(self, target: str) -> CategorySpec | None:
-        """The link kind that leads to a target: networkinterface to a network,
-        storagelink to a storage, securitygrouplink to a security group; None for
-        other targets."""
+        """The link kind that leads to a target: networkinterface to a network or
+        an IP reservation, storagelink to a storage, securitygrouplink to a
+        security group; None for other targets."""
         target_kind = self.kind_of_location(target)
         term = {"network": "networkinterface", "storage": "storagelink",
-                "securitygroup": "securitygrouplink"}.get(
+                "securitygroup": "securitygrouplink",
+                "ipreservation": "networkinterface"}.get(
             target_kind.term if target_kind else "")
         return self.kind(term) if term else None
 

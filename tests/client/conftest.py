@@ -13,6 +13,6 @@ from tests.integration.test_serve import Server
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     running = Server(Path(tmp_path_factory.mktemp("client")) / "data")
-    running.start(workers=2)
+    running.start(workers=2, floating_ip_pools='{"ext": "192.0.2.128/28"}')
     yield running
     running.stop()

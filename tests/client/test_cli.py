@@ -75,6 +75,19 @@ def test_security_groups_from_the_command_line(occi) -> None:
     assert occi("delete", vm, group).exit_code == 0
 
 
+def test_ip_reservations_from_the_command_line(occi) -> None:
+    network = located(occi("-o", "json", "create", "-r", "network", "-M", "ipnetwork",
+                           "-M", "public", "-A", "occi.network.address=10.46.0.0/24"))
+    vm = located(occi("-o", "json", "create", "-r", "compute", "-l", network))
+    address = located(occi("-o", "json", "create", "-r", "ipreservation"))
+    reserved = json.loads(occi("-o", "json", "describe", address).output)[0]["attributes"]
+    assert reserved["occi.ipreservation.address"].startswith("192.0.2.")
+    lead = located(occi("-o", "json", "link", vm, address))
+    assert "/link/networkinterface/" in lead
+    assert occi("unlink", lead).exit_code == 0
+    assert occi("delete", vm, address, network).exit_code == 0
+
+
 def test_run_waits_and_prints_the_address(occi, tmp_path: Path) -> None:
     occi("create", "-r", "network", "-M", "ipnetwork", "-A", "occi.core.title=lab",
          "-A", "occi.network.address=10.45.0.0/24", "-A", "occi.network.gateway=10.45.0.1")
