@@ -75,10 +75,13 @@ def test_security_groups_from_the_command_line(occi) -> None:
     assert occi("delete", vm, group).exit_code == 0
 
 
-def test_ip_reservations_from_the_command_line(occi) -> None:
+def test_ip_reservations_and_zones_from_the_command_line(occi) -> None:
     network = located(occi("-o", "json", "create", "-r", "network", "-M", "ipnetwork",
                            "-M", "public", "-A", "occi.network.address=10.46.0.0/24"))
-    vm = located(occi("-o", "json", "create", "-r", "compute", "-l", network))
+    vm = located(occi("-o", "json", "create", "-r", "compute", "-l", network,
+                      "-M", "availability_zone#default"))
+    assert any(m.endswith("availability_zone#default") for m in json.loads(
+        occi("-o", "json", "describe", vm).output)[0]["mixins"])
     address = located(occi("-o", "json", "create", "-r", "ipreservation"))
     reserved = json.loads(occi("-o", "json", "describe", address).output)[0]["attributes"]
     assert reserved["occi.ipreservation.address"].startswith("192.0.2.")
