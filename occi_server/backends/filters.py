@@ -22,11 +22,11 @@ checked by its format), never client text."""
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Sequence
 
 from occi_server.backends.base import Rule
-from occi_server.errors import BackendFailure, BackendUnavailable
+from occi_server.backends.nft import emptied, run
+from occi_server.errors import BackendFailure
 
 PREFIX = "occi_f"
 REPLIES = "occi_replies"
@@ -45,38 +45,32 @@ def table(key: str) -> str:
     return PREFIX + key
 
 
+def _peer(rule: Rule, towards_guest: bool) -> str:
+    """The rule's range as the other end of the guest's traffic."""
+    family = "ip" if rule.version == 4 else "ip6"
+    return f"{family} {'saddr' if towards_guest else 'daddr'} {rule.cidr}"
+
+
 def _match(rule: Rule, towards_guest: bool) -> str:
     """What a rule lets in (towards the guest: from its range to the guest's
     ports) or out (from the guest to its range and ports)."""
-    family = "ip" if rule.version == 4 else "ip6"
-    peer = f"{family} {'saddr' if towards_guest else 'daddr'} {rule.cidr}"
+    peer = _peer(rule, towards_guest)
     if rule.protocol == "all":
         return f"{peer} accept"
     if rule.protocol == "icmp":
         return f"{peer} meta l4proto {'icmp' if rule.version == 4 else 'ipv6-icmp'} accept"
-    if rule.ports is None:
+    if rule.port_range is None:
         return f"{peer} meta l4proto {rule.protocol} accept"
-    first, last = rule.ports
-    ports = str(first) if first == last else f"{first}-{last}"
-    return f"{peer} {rule.protocol} dport {ports} accept"
+    return f"{peer} {rule.protocol} dport {rule.port_range} accept"
 
 
 def _udp_replies(rules: Sequence[Rule], towards_guest: bool) -> list[str]:
     """Replies to what UDP rules of the other direction let through: from the
     rule's ports and range (stateless, as the bridge family has to be)."""
-    lines = []
-    for rule in rules:
-        if rule.protocol not in ("udp", "all"):
-            continue
-        family = "ip" if rule.version == 4 else "ip6"
-        peer = f"{family} {'saddr' if towards_guest else 'daddr'} {rule.cidr}"
-        if rule.protocol == "all" or rule.ports is None:
-            lines.append(f"{peer} meta l4proto udp accept")
-        else:
-            first, last = rule.ports
-            lines.append(f"{peer} udp sport {first if first == last else f'{first}-{last}'} "
-                         "accept")
-    return lines
+    return [f"{_peer(rule, towards_guest)} meta l4proto udp accept"
+            if rule.protocol == "all" or rule.port_range is None else
+            f"{_peer(rule, towards_guest)} udp sport {rule.port_range} accept"
+            for rule in rules if rule.protocol in ("udp", "all")]
 
 
 def _chain(name: str, rules: Sequence[Rule], replies: Sequence[Rule],
@@ -103,7 +97,7 @@ def ruleset(key: str, mac: str, rules: Sequence[Rule]) -> str:
     name = table(key)
     inbound = [rule for rule in rules if rule.direction == "inbound"]
     outbound = [rule for rule in rules if rule.direction == "outbound"]
-    script = _replace("bridge", name) + f"table bridge {name} {{\n"
+    script = emptied("bridge", name) + f"table bridge {name} {{\n"
     script += _chain("to_guest", inbound, outbound, towards_guest=True)
     guest_out = ""
     if outbound:  # without outbound rules the guest sends what it likes
@@ -122,15 +116,10 @@ def ruleset(key: str, mac: str, rules: Sequence[Rule]) -> str:
     return _replies() + script + "}\n"
 
 
-def _replace(family: str, name: str) -> str:
-    # "add" then "delete" makes the replacement work whether or not the table exists.
-    return f"add table {family} {name}\ndelete table {family} {name}\n"
-
-
 def _replies() -> str:
     """The inet table that marks what the host's conntrack knows as replies."""
     mark = f"ct state established,related meta mark set meta mark | {REPLY_MARK:#x}"
-    return (_replace("inet", REPLIES) + f"table inet {REPLIES} {{\n"
+    return (emptied("inet", REPLIES) + f"table inet {REPLIES} {{\n"
             "  chain forward {\n    type filter hook forward priority filter - 1; "
             f"policy accept;\n    {mark}\n  }}\n"
             "  chain output {\n    type filter hook output priority filter - 1; "
@@ -143,20 +132,13 @@ class Filters:
         self.enter = list(enter)
 
     def _nft(self, *args: str, script: str | None = None) -> str:
-        try:
-            result = subprocess.run([*self.enter, "nft", *args], input=script,
-                                    capture_output=True, text=True, timeout=30)
-        except FileNotFoundError:
-            raise BackendUnavailable("nft is not installed (apt-get install nftables)") from None
-        if result.returncode != 0:
-            raise BackendFailure(f"nft failed: {result.stderr.strip()}")
-        return result.stdout
+        return run(self.enter, ["nft", *args], script)
 
     def apply(self, key: str, mac: str, rules: Sequence[Rule]) -> None:
         self._nft("-f", "-", script=ruleset(key, mac, rules))
 
     def remove(self, key: str) -> None:
-        self._nft("-f", "-", script=_replace("bridge", table(key)))
+        self._nft("-f", "-", script=emptied("bridge", table(key)))
 
     def present(self) -> set[str]:
         """Keys of the interfaces whose tables exist."""

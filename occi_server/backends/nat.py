@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
 from collections.abc import Sequence
 
-from occi_server.errors import BackendFailure, BackendUnavailable
+from occi_server.backends.nft import emptied, run
 
 
 class Nat:
@@ -23,15 +22,7 @@ class Nat:
         self.enter = list(enter)
 
     def _run(self, args: Sequence[str], script: str | None = None) -> str:
-        try:
-            result = subprocess.run([*self.enter, *args], input=script, capture_output=True,
-                                    text=True, timeout=30)
-        except FileNotFoundError:
-            raise BackendUnavailable(f"{args[0]} is not installed (apt-get install nftables)") \
-                from None
-        if result.returncode != 0:
-            raise BackendFailure(f"{args[0]} failed: {result.stderr.strip()}")
-        return result.stdout
+        return run(self.enter, args, script)
 
     @staticmethod
     def table(bridge: str) -> str:
@@ -40,9 +31,7 @@ class Nat:
     def ruleset(self, bridge: str, cidr: str) -> str:
         network = ipaddress.IPv4Network(cidr)
         table = self.table(bridge)
-        # "add" then "delete" makes the replacement work whether or not the table exists.
-        return (f"add table ip {table}\n"
-                f"delete table ip {table}\n"
+        return (emptied("ip", table) +
                 f"table ip {table} {{\n"
                 f"  chain postrouting {{\n"
                 f"    type nat hook postrouting priority srcnat; policy accept;\n"
@@ -65,7 +54,7 @@ class Nat:
 
     def remove(self, bridge: str) -> None:
         table = self.table(bridge)
-        self._run(["nft", "-f", "-"], f"add table ip {table}\ndelete table ip {table}\n")
+        self._run(["nft", "-f", "-"], emptied("ip", table))
 
     @staticmethod
     def reservation_table(key: str) -> str:
@@ -76,7 +65,7 @@ class Nat:
         outside, inside = ipaddress.IPv4Address(public), ipaddress.IPv4Address(private)
         table = self.reservation_table(key)
         self._run(["nft", "-f", "-"], (
-            f"add table ip {table}\ndelete table ip {table}\ntable ip {table} {{\n"
+            emptied("ip", table) + f"table ip {table} {{\n"
             "  chain prerouting {\n    type nat hook prerouting priority dstnat; "
             f"policy accept;\n    ip daddr {outside} dnat to {inside}\n  }}\n"
             "  chain output {\n    type nat hook output priority -100; "
@@ -90,7 +79,7 @@ class Nat:
 
     def unpublish(self, key: str, public: str) -> None:
         table = self.reservation_table(key)
-        self._run(["nft", "-f", "-"], f"add table ip {table}\ndelete table ip {table}\n")
+        self._run(["nft", "-f", "-"], emptied("ip", table))
         outside = ipaddress.IPv4Address(public)
         if f" {outside}/32 " in self._run(["ip", "-4", "-o", "addr", "show", "dev",
                                            self.uplink]):

@@ -36,12 +36,19 @@ class Rule:
     def version(self) -> int:
         return ipaddress.ip_network(self.cidr).version
 
+    @property
+    def port_range(self) -> str | None:
+        """The ports as "22" or "1000-2000" (the attribute and nftables write them so)."""
+        if self.ports is None:
+            return None
+        first, last = self.ports
+        return str(first) if first == last else f"{first}-{last}"
+
     def rendered(self) -> dict[str, str]:
         """The rule as occi.securitygroup.rules holds it."""
         found = {"type": self.direction, "protocol": self.protocol, "range": self.cidr}
-        if self.ports is not None:
-            first, last = self.ports
-            found["port"] = str(first) if first == last else f"{first}-{last}"
+        if self.port_range is not None:
+            found["port"] = self.port_range
         return found
 
 
