@@ -70,6 +70,11 @@ def state_attribute_of(kind_id: str) -> str:
     return f"occi.{kind_id.rpartition('#')[2]}.state"
 
 
+def busy_with(repo: Repository, entity_id: str, operation: str) -> bool:
+    """Whether a job is at `operation` ("creating", "deleting"…) on the entity now."""
+    return any(job["operation"] == operation for job in repo.running_jobs(entity_id))
+
+
 def error_state(state: str, message: str) -> Attributes:
     """`error` in the state attribute `state`, with why."""
     return {state: "error", f"{state}.message": message}

@@ -20,6 +20,7 @@ from occi_server.kinds.infrastructure import (
     SECURITYGROUPLINK,
 )
 from occi_server.kinds.rules import Rule, parse_rules
+from occi_server.service.jobs import busy_with
 from occi_server.store import Repository, Store
 
 log = logging.getLogger("occi_server.security")
@@ -62,8 +63,7 @@ def guard_compute(store: Store, backends: Backends, compute_id: str,
     go with them."""
     with store.transaction(write=False) as repo:
         compute = repo.get(compute_id)
-        if compute is None or any(job["operation"] == "deleting"
-                                  for job in repo.running_jobs(compute_id)):
+        if compute is None or busy_with(repo, compute_id, "deleting"):
             return
         interfaces = [(link, network) for link, network in interfaces_of(repo, compute)
                       if only is None or link.id == only]

@@ -38,6 +38,7 @@ from occi_server.metrics import BACKEND_ERRORS
 from occi_server.service.jobs import (
     Job,
     Step,
+    busy_with,
     error_state,
     state_attribute,
     state_attribute_of,
@@ -496,12 +497,11 @@ class Work:
 
     def _plan_delete(self, entity: Entity) -> None:
         kind = self.kind_of(entity)
-        if entity.attributes.get(state_attribute(entity)) == "waiting":
-            running = self.repo.running_jobs(entity.id)
-            if any(job["operation"] == "creating" for job in running):
-                # Cancelled: its create job finds the record gone and undoes its work.
-                self.repo.delete(entity.id)
-                return
+        if entity.attributes.get(state_attribute(entity)) == "waiting" \
+                and busy_with(self.repo, entity.id, "creating"):
+            # Cancelled: its create job finds the record gone and undoes its work.
+            self.repo.delete(entity.id)
+            return
         before = state_of(entity)
         if entity.is_link:
             source = self.repo.by_location(entity.source or "")

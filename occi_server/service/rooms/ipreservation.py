@@ -25,6 +25,7 @@ from occi_server.kinds.infrastructure import (
     RESERVED_ADDRESS,
     pool_scheme,
 )
+from occi_server.service.jobs import busy_with
 from occi_server.service.rooms.base import Room
 from occi_server.service.rooms.links import LinkRoom
 from occi_server.store import Repository, Store
@@ -112,10 +113,7 @@ class ReservationLinkRoom(LinkRoom):
             found = _private_interface(repo, source.location)
         if found is None:
             raise Conflict(f"{source.location} has no interface on a public network anymore")
-        interface, network = found
-        work.backends.network.publish(target.key, target.attributes[RESERVED_ADDRESS],
-                                      interface.attributes["occi.networkinterface.address"],
-                                      network)
+        _publish(work.backends, target, found)
         return {"occi.networkinterface.state": "active",
                 "occi.networkinterface.state.message":
                     f"{source.location} is reached at {target.attributes[RESERVED_ADDRESS]}"}
@@ -138,22 +136,25 @@ def follow_interfaces(store: Store, backends: Backends, compute_id: str, without
     being deleted is left alone: its reservation links go with it."""
     with store.transaction(write=False) as repo:
         compute = repo.get(compute_id)
-        if compute is None or any(job["operation"] == "deleting"
-                                  for job in repo.running_jobs(compute_id)):
+        if compute is None or busy_with(repo, compute_id, "deleting"):
             return
         leads = [repo.by_location(link.target or "")
                  for link in repo.links_from([compute.id])[compute.id]
                  if link.target_kind == IPRESERVATION.type_id]
         found = _private_interface(repo, compute.location, without)
     for reservation in filter(None, leads):
-        public = reservation.attributes[RESERVED_ADDRESS]
         if found is None:
-            backends.network.unpublish(reservation.key, public)
+            backends.network.unpublish(reservation.key, reservation.attributes[RESERVED_ADDRESS])
         else:
-            interface, network = found
-            backends.network.publish(reservation.key, public,
-                                     interface.attributes["occi.networkinterface.address"],
-                                     network)
+            _publish(backends, reservation, found)
+
+
+def _publish(backends: Backends, reservation: Entity, interface: tuple[Entity, Entity]
+             ) -> None:
+    """Lead the reservation's address to an interface (and its public network)."""
+    link, network = interface
+    backends.network.publish(reservation.key, reservation.attributes[RESERVED_ADDRESS],
+                             link.attributes["occi.networkinterface.address"], network)
 
 
 def _private_interface(repo: Repository, compute_location: str, without: str | None = None
@@ -200,11 +201,8 @@ def repair_published(repo: Repository, backends: Backends) -> int:
         found = _private_interface(repo, link.source or "")
         if found is None:
             continue
-        interface, public_network = found
         try:
-            network.publish(key, reservation.attributes[RESERVED_ADDRESS],
-                            interface.attributes["occi.networkinterface.address"],
-                            public_network)
+            _publish(backends, reservation, found)
         except (BackendFailure, BackendUnavailable) as exc:
             log.warning("%s could not be published again: %s", reservation.location, exc)
             continue
