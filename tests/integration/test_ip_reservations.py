@@ -14,7 +14,7 @@ from occi_server.backends.nat import Nat
 from occi_server.service import Reconciler
 from tests.conftest import IPNETWORK, NETWORKINTERFACE, SECURITYGROUP, SECURITYGROUPLINK, Client
 from tests.conftest import category as occi_category
-from tests.integration.test_networks import PUBLIC, create_network
+from tests.integration.test_networks import PUBLIC, bridge_site, create_network
 from tests.support.netns import Namespaces, run
 from tests.support.tinyguest import connects, pings, tiny_guest, unavailable_reason
 
@@ -30,10 +30,8 @@ def client(make_app, namespaces: Namespaces, networks_dir: Path) -> Client:
     run("ip", "-n", namespaces.guest, "addr", "add", "192.0.2.1/24", "dev", "outside0")
     run("ip", "-n", namespaces.guest, "link", "set", "outside0", "up")
     run("ip", "-n", namespaces.host, "addr", "add", "192.0.2.2/24", "dev", "uplink0")
-    return Client(make_app(network_backend="bridge", network_namespace=namespaces.host,
-                           network_uplink="uplink0", networks_dir=str(networks_dir),
-                           reconcile_seconds=0,
-                           floating_ip_pools={"public": "192.0.2.128/28"}))
+    return bridge_site(make_app, namespaces, networks_dir,
+                       floating_ip_pools={"public": "192.0.2.128/28"})
 
 
 def test_a_reserved_address_reaches_the_guest_from_outside(client: Client,

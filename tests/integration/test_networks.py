@@ -39,11 +39,18 @@ PUBLIC = "http://schemas.occi-server.org/occi/infrastructure/network#public"
 NETWORK_ACTION = "http://schemas.ogf.org/occi/infrastructure/network/action#"
 
 
-@pytest.fixture
-def client(make_app, namespaces: Namespaces, networks_dir: Path) -> Client:
+def bridge_site(make_app, namespaces: Namespaces, networks_dir: Path,
+                **settings: object) -> Client:
+    """A site whose bridges, DHCP servers and nftables rules live in the test's
+    host namespace, with uplink0 as its uplink."""
     return Client(make_app(network_backend="bridge", network_namespace=namespaces.host,
                            network_uplink="uplink0", networks_dir=str(networks_dir),
-                           reconcile_seconds=0))
+                           reconcile_seconds=0, **settings))
+
+
+@pytest.fixture
+def client(make_app, namespaces: Namespaces, networks_dir: Path) -> Client:
+    return bridge_site(make_app, namespaces, networks_dir)
 
 
 def in_host(spaces: Namespaces, *args: str, check: bool = True):

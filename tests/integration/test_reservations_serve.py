@@ -5,7 +5,6 @@ that is used up says so."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,8 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.test_serve import Server
-from tests.support.postgres import find_bin, private_cluster
+from tests.integration.test_serve import serving
 
 RESERVATION = ('Category: ipreservation; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
                'class="kind"\n')
@@ -22,16 +20,9 @@ RESERVATION = ('Category: ipreservation; scheme="http://schemas.ogf.org/occi/inf
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_fifty_parallel_reservations_hold_fifty_addresses(tmp_path: Path, database: str) -> None:
-    settings = {"floating_ip_pools": json.dumps({"public": "192.0.2.0/26"}),
-                "quotas": json.dumps({"default": {"public_ips": -1}})}
-    with contextlib.ExitStack() as stack:
-        if database == "postgresql":
-            if not find_bin("initdb"):
-                pytest.skip("PostgreSQL server binaries are not installed")
-            settings["database_url"] = stack.enter_context(private_cluster())
-        server = Server(tmp_path / "data")
-        server.start(**settings)
-        stack.callback(server.stop)
+    with serving(tmp_path / "data", database,
+                 floating_ip_pools=json.dumps({"public": "192.0.2.0/26"}),
+                 quotas=json.dumps({"default": {"public_ips": -1}})) as server:
 
         def reserve(_: int) -> str:
             response = requests.post(server.url + "/ipreservation/", data=RESERVATION,

@@ -16,7 +16,7 @@ from occi_server.backends.bridge import bridge_name
 from occi_server.backends.filters import table
 from occi_server.service import Reconciler
 from tests.conftest import SECURITYGROUP, SECURITYGROUPLINK, Client
-from tests.integration.test_networks import create_network
+from tests.integration.test_networks import bridge_site, create_network
 from tests.support.netns import Namespaces, run
 from tests.support.tinyguest import connects, pings, tiny_guest, unavailable_reason
 
@@ -27,9 +27,7 @@ CLIENT = "10.78.0.200"
 
 @pytest.fixture
 def client(make_app, namespaces: Namespaces, networks_dir: Path) -> Client:
-    return Client(make_app(network_backend="bridge", network_namespace=namespaces.host,
-                           network_uplink="uplink0", networks_dir=str(networks_dir),
-                           reconcile_seconds=0))
+    return bridge_site(make_app, namespaces, networks_dir)
 
 
 @pytest.fixture

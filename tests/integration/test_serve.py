@@ -71,6 +71,21 @@ class Server:
             self.process.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def serving(data_dir: Path, database: str, **settings: str) -> Iterator[Server]:
+    """A running server on SQLite or on a private PostgreSQL cluster (the test is
+    skipped where PostgreSQL is not installed); stopped, and its cluster gone, after."""
+    with contextlib.ExitStack() as stack:
+        if database == "postgresql":
+            if not find_bin("initdb"):
+                pytest.skip("PostgreSQL server binaries are not installed")
+            settings["database_url"] = stack.enter_context(private_cluster())
+        server = Server(data_dir)
+        server.start(**settings)
+        stack.callback(server.stop)
+        yield server
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     running = Server(tmp_path / "data")
@@ -150,15 +165,7 @@ def test_refuses_to_start_without_a_backend(tmp_path: Path) -> None:
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_parallel_interfaces_get_distinct_addresses(tmp_path: Path, database: str) -> None:
     """50 interfaces created at once through 3 workers: 50 addresses, 50 MACs."""
-    settings: dict[str, str] = {}
-    with contextlib.ExitStack() as stack:
-        if database == "postgresql":
-            if not find_bin("initdb"):
-                pytest.skip("PostgreSQL server binaries are not installed")
-            settings["database_url"] = stack.enter_context(private_cluster())
-        server = Server(tmp_path / "data")
-        server.start(**settings)
-        stack.callback(server.stop)
+    with serving(tmp_path / "data", database) as server:
         network = requests.post(server.url + "/network/", timeout=30, headers={
             "Content-Type": "text/occi",
             "Category": 'network; scheme="http://schemas.ogf.org/occi/infrastructure#"; '

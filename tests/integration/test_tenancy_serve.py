@@ -4,7 +4,6 @@ the workers, and TLS client certificates end at the service itself."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import time
@@ -15,9 +14,8 @@ import pytest
 import requests
 
 from occi_server.cli import main as occi_server
-from tests.integration.test_serve import KIND, Server
+from tests.integration.test_serve import KIND, Server, serving
 from tests.support.pki import issue
-from tests.support.postgres import find_bin, private_cluster
 from tests.support.tenants import basic, site_users
 
 
@@ -27,16 +25,8 @@ def users_setting() -> str:
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_concurrent_creates_never_pass_a_quota(tmp_path: Path, database: str) -> None:
-    settings = {"auth": "basic", "users": users_setting(),
-                "quotas": json.dumps({"default": {"instances": 5}})}
-    with contextlib.ExitStack() as stack:
-        if database == "postgresql":
-            if not find_bin("initdb"):
-                pytest.skip("PostgreSQL server binaries are not installed")
-            settings["database_url"] = stack.enter_context(private_cluster())
-        server = Server(tmp_path / "data")
-        server.start(**settings)
-        stack.callback(server.stop)
+    with serving(tmp_path / "data", database, auth="basic", users=users_setting(),
+                 quotas=json.dumps({"default": {"instances": 5}})) as server:
 
         def create(index: int) -> int:
             return requests.post(
