@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -187,6 +188,19 @@ def test_every_refusal_leaves_the_volume_and_its_target_as_they_were(
             exporter.unexport(name)
 
 
+def connected(iqn: str, timeout: float = 30) -> None:
+    """Wait until an initiator has a session with the target `iqn` (tgt lists its I_T nexus)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = subprocess.run(["tgtadm", "--lld", "iscsi", "--op", "show", "--mode", "target"],
+                               capture_output=True, text=True, check=True).stdout
+        section = shown.partition(f": {iqn}\n")[2].split("\nTarget ", 1)[0]
+        if "Initiator:" in section:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no initiator connected to {iqn} within {timeout:g} s")
+
+
 def test_a_grown_volume_reports_its_new_capacity_to_a_connected_initiator(
         client: Client, tmp_path: Path) -> None:
     """tgt cannot resize a logical unit in place; the exporter makes it again
@@ -199,6 +213,7 @@ def test_a_grown_volume_reports_its_new_capacity_to_a_connected_initiator(
                                 "read -v 0 16", url], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
+        connected(target_of(client, path).iqn)  # the session is live before the unit is remade
         resized = client.post_text(path, ["X-OCCI-Attribute: occi.storage.size=0.5"])
         assert resized.status_code == 200, resized.get_data(as_text=True)
         out, err = session.communicate(timeout=60)
