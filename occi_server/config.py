@@ -21,6 +21,11 @@ from occi_server.kinds.tenancy import QUOTAS
 INTERFACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
 ZONE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 NAMESPACE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+CIMI_PATH = re.compile(r"/[A-Za-z0-9_-]{1,32}/")
+# First path segments the OCCI interface and the service's pages answer at.
+RESERVED_TOP = frozenset({"-", "compute", "storage", "network", "link", "mixin", "resource",
+                          "securitygroup", "ipreservation", "quota", "marketplace", "my",
+                          "metrics", "health", "jobs", "glue"})
 POLICY_KEYS = ("endorsers_allowed", "endorsers_denied", "images_denied", "checksums_denied",
                "require_endorsement")
 # Settings that take one of a few words.
@@ -118,6 +123,8 @@ class Config:
     marketplace_policy: dict[str, Any] = field(default_factory=dict)
     image_lists: list[dict[str, Any]] = field(default_factory=list)  # [{url = "…"}]
     database_url: str = ""  # default: SQLite file in data_dir
+    # Where the DMTF CIMI interface is served ("/api/" for SixSq's clients).
+    cimi_path: str = "/cimi/"
     # Scheme prefix of this site's own categories (templates, backend tags).
     site_scheme: str = ""
     # Authentication: "none" (one anonymous operator), or the credentials
@@ -264,6 +271,9 @@ class Config:
             if value not in choices:
                 raise ConfigError(f"{name} must be {', '.join(choices[:-1])} or {choices[-1]}, "
                                   f"not {value!r}")
+        if not CIMI_PATH.fullmatch(self.cimi_path) or self.cimi_path.strip("/") in RESERVED_TOP:
+            raise ConfigError(f"cimi_path {self.cimi_path!r} must be a path of one segment "
+                              "that OCCI does not use, such as /cimi/")
         if self.network_uplink and not INTERFACE_NAME.fullmatch(self.network_uplink):
             raise ConfigError(f"network_uplink {self.network_uplink!r} is not a Linux interface "
                               "name (1-15 letters, digits, '.', '_', '-')")

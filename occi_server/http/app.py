@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from occi_server import OCCI_VERSION, SERVER_HEADER
 from occi_server.backends import load_backends
 from occi_server.backends.base import Backends
+from occi_server.cimi.views import blueprint as cimi_blueprint
 from occi_server.config import Config
 from occi_server.errors import BadRequest, NotImplementedFeature, TooManyRequests, Unauthorized
 from occi_server.http.errors import register_error_handlers
@@ -79,6 +80,7 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.register_blueprint(portal_pages)
     app.register_blueprint(ops_blueprint)
     app.register_blueprint(tenancy_blueprint)
+    app.register_blueprint(cimi_blueprint, url_prefix=config.cimi_path.rstrip("/"))
     app.add_url_rule("/", "root", dispatch, methods=METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "path", dispatch, methods=METHODS,
                      provide_automatic_options=False)
@@ -103,7 +105,8 @@ def create_app(config: Config, *, backends: Backends | None = None,
         # Werkzeug upper-cases reason phrases; strict clients expect RFC 9110's.
         response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
         response.headers["Server"] = SERVER_HEADER
-        response.headers["Accept"] = ", ".join(SUPPORTED)
+        if request.blueprint != cimi_blueprint.name:  # CIMI says its own media types
+            response.headers["Accept"] = ", ".join(SUPPORTED)
         response.headers["X-Request-Id"] = request_id()
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
         route = route_of(request.path)

@@ -8,6 +8,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from occi_server import errors
+from occi_server.cimi import views as cimi
 from occi_server.rendering import choose_renderer, fallback_renderer
 from occi_server.rendering.negotiation import Negotiated
 
@@ -31,6 +32,8 @@ def negotiated_for_error() -> Negotiated:
 
 
 def error_response(error: errors.OCCIError) -> Response:
+    if request.blueprint == cimi.blueprint.name:  # the other protocol renders its own
+        return cimi.error_response(error)
     negotiated = negotiated_for_error()
     rendered = negotiated.renderer.error(error)
     response = Response(rendered.body, status=error.status, content_type=negotiated.media_type)

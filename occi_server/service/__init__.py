@@ -94,6 +94,7 @@ class Service:
             quotas=config.quotas,
             security_default_rules=tuple(parse_rules(config.security_default_rules)),
             floating_ip_pools=dict(config.floating_ip_pools),
+            cimi_path=config.cimi_path,
             tenants=tuple(sorted({
                 *config.oidc_tenants.values(), *config.x509_vos.values(),
                 *(t for t in config.quotas if t != DEFAULT_TENANT),

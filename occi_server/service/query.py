@@ -88,6 +88,8 @@ def _user_location(work: Work, spec: CategorySpec) -> str:
                          "starts and ends with '/', e.g. /my_stuff/")
     if location in QUERY_PATHS or location.startswith("/.well-known/"):
         raise Conflict(f"location {location} is reserved for the query interface")
+    if location.startswith(work.settings.cimi_path):
+        raise Conflict(f"location {location} is where the CIMI interface is served")
     for taken, category in work.model.locations().items():
         if location == taken:
             raise Conflict(f"location {location} is already used by {category.type_id}")

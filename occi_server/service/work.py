@@ -77,6 +77,7 @@ class Settings:
     tenants: tuple[str, ...] = ()  # the tenants the configuration names
     security_default_rules: tuple[Rule, ...] = ()  # of a compute in no security group
     floating_ip_pools: dict[str, str] = field(default_factory=dict)  # name -> CIDR
+    cimi_path: str = "/cimi/"  # where the CIMI interface is: no user mixin lives there
 
 
 class Work:
