@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import tempfile
 import time
 import uuid
@@ -24,7 +23,7 @@ from occi_server.http import create_app
 from occi_server.service import Reconciler
 from tests.conftest import COMPUTE, COMPUTE_ACTION, SITE, STORAGE, Client, category
 from tests.support.iscsi import PORTAL, tgt_unavailable_reason
-from tests.support.libvirt import link_images, reachable_dir, tiny_images, unavailable_reason
+from tests.support.libvirt import unavailable_reason
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
 
@@ -39,19 +38,6 @@ OVERSIZE_ALLOWED = {"default": {"cores": -1, "memory": -1}}
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
                                 reason=unavailable_reason() or "")
-
-
-@pytest.fixture(scope="session")
-def tiny_image_dir() -> Path:
-    return tiny_images()
-
-
-@pytest.fixture
-def data_dir(tiny_image_dir: Path) -> Iterator[Path]:
-    directory = reachable_dir("occi-it-")
-    link_images(directory)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 def libvirt_app(data_dir: Path, **settings: Any) -> Flask:
