@@ -1,23 +1,32 @@
 """What a CIMI request body asks for, as the OCCI specs the service validates:
-MachineCreate, VolumeCreate, AddressCreate, a MachineVolume or
-MachineNetworkInterface to add, an edit, an Action."""
+MachineCreate, VolumeCreate, NetworkCreate, AddressCreate, a MachineVolume or
+MachineNetworkInterface to add, an edit, an Action; and the documents of the
+templates a tenant keeps (credentials, machine and volume templates, volume
+and network configurations), checked as a create would check them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from occi_server.cimi.resources import (
     ACTION,
     ACTIONS_OF,
     ADDRESS,
+    CREDENTIAL,
     KIB,
     MACHINE,
     MACHINE_CONFIGURATION,
     MACHINE_IMAGE,
+    MACHINE_TEMPLATE,
+    NETWORK_CONFIGURATION,
     NETWORK_TYPE,
     SCHEMA,
     VOLUME,
+    VOLUME_CONFIGURATION,
+    VOLUME_TEMPLATE,
     CimiType,
     template_mixin,
 )
@@ -29,10 +38,12 @@ from occi_server.kinds.infrastructure import (
     COMPUTE_ACTION,
     GIB,
     IMAGE_TPL,
+    IPNETWORK,
     IPRESERVATION,
     NETWORK,
     NETWORKINTERFACE,
     OS_TPL,
+    PUBLIC_NETWORK,
     RESOURCE_TPL,
     SSH_KEY,
     STORAGE,
@@ -43,6 +54,40 @@ from occi_server.kinds.infrastructure import (
 Body = dict[str, Any]
 # Turns an href (absolute, or relative to baseURI) into (segment, rest).
 Resolve = Callable[[str], tuple[str, str]]
+# An OpenSSH public key: its type and Base64 body (a comment may follow).
+SSH_PUBLIC_KEY = re.compile(r"(ssh-(rsa|dss|ed25519)|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+) "
+                            r"[A-Za-z0-9+/]+={0,3}( [^\n]*)?\n?")
+
+
+@dataclass
+class Refs:
+    """What a body's references are resolved against: the model in force
+    (configurations and images) and the templates the tenant keeps."""
+
+    model: Model
+    resolve: Resolve
+    stored: Callable[[CimiType, str], Body | None]  # a kept template's document
+
+    def member(self, value: Body, what: CimiType, name: str) -> str:
+        """The member id an `{"href": …}` names, checked to be one of `what`."""
+        href = value.get("href")
+        if not isinstance(href, str):
+            raise BadRequest(f"{name} must be a reference: {{\"href\": \"{what.segment}/…\"}}")
+        segment, rest = self.resolve(href)
+        if segment != what.segment or not rest or "/" in rest:
+            raise BadRequest(f"{name} {href!r} is not a {what.name}")
+        return rest
+
+    def template(self, value: Body, what: CimiType, name: str) -> Body:
+        """A template sent by value, or the kept one its href names (with what
+        is sent beside the href in place of the kept values)."""
+        if "href" not in value:
+            return value
+        member = self.member(value, what, name)
+        kept = self.stored(what, member)
+        if kept is None:
+            raise BadRequest(f"{name}: no {what.name} {what.segment}/{member}")
+        return {**kept, **{k: v for k, v in value.items() if k != "href"}}
 
 
 def _object(body: Body, name: str, required: bool = False) -> Body | None:
@@ -93,35 +138,29 @@ def _named(body: Body) -> dict[str, Any]:
     return attributes
 
 
-def _reference(resolve: Resolve, value: Body, what: CimiType, name: str) -> str:
-    """The member id an `{"href": …}` names, checked to be one of `what`."""
-    href = value.get("href")
-    if not isinstance(href, str):
-        raise BadRequest(f"{name} must be a reference: {{\"href\": \"{what.segment}/…\"}}")
-    segment, rest = resolve(href)
-    if segment != what.segment or not rest or "/" in rest:
-        raise BadRequest(f"{name} {href!r} is not a {what.name}")
-    return rest
-
-
 def _location(kind_location: str | None, member: str) -> str:
     return f"{kind_location}{member}"
 
 
-def machine_create(body: Body, model: Model, resolve: Resolve) -> EntitySpec:
+def machine_create(body: Body, refs: Refs) -> EntitySpec:
     _expect(body, "MachineCreate")
     _no_properties(body)
     template = _object(body, "machineTemplate", required=True)
     assert template is not None
-    if "href" in template:
-        raise BadRequest("this site keeps no machine templates: send machineTemplate by value "
-                         "(machineConfig and machineImage by reference)")
-    spec = EntitySpec(kind=COMPUTE.type_id, attributes=_named(body))
+    spec = machine_spec(refs.template(template, MACHINE_TEMPLATE, "machineTemplate"), refs)
+    spec.attributes.update(_named(body))
+    return spec
+
+
+def machine_spec(template: Body, refs: Refs) -> EntitySpec:
+    """The compute a machine template (by value) describes."""
+    _no_properties(template)
+    spec = EntitySpec(kind=COMPUTE.type_id)
     config = _object(template, "machineConfig", required=True)
     assert config is not None
     if "href" in config:
-        term = _reference(resolve, config, MACHINE_CONFIGURATION, "machineConfig")
-        mixin = template_mixin(model, RESOURCE_TPL.type_id, term)
+        term = refs.member(config, MACHINE_CONFIGURATION, "machineConfig")
+        mixin = template_mixin(refs.model, RESOURCE_TPL.type_id, term)
         if mixin is None:
             raise BadRequest(f"no machine configuration {term}")
         spec.mixins.append(mixin.type_id)
@@ -133,19 +172,14 @@ def machine_create(body: Body, model: Model, resolve: Resolve) -> EntitySpec:
         spec.attributes["occi.compute.memory"] = memory * KIB / GIB
     image = _object(template, "machineImage", required=True)
     assert image is not None
-    term = _reference(resolve, image, MACHINE_IMAGE, "machineImage")
-    os_tpl = template_mixin(model, OS_TPL.type_id, term)
+    term = refs.member(image, MACHINE_IMAGE, "machineImage")
+    os_tpl = template_mixin(refs.model, OS_TPL.type_id, term)
     if os_tpl is None:
         raise BadRequest(f"no machine image {term}")
     spec.mixins.append(os_tpl.type_id)
     credential = _object(template, "credential")
     if credential is not None:
-        if "href" in credential:
-            raise BadRequest("this site keeps no credentials: send credential by value, "
-                             "{\"publicKey\": \"ssh-ed25519 …\"}")
-        key = _text(credential, "publicKey") or _text(credential, "key")
-        if not key:
-            raise BadRequest("credential needs publicKey (an OpenSSH public key)")
+        key = public_key(refs.template(credential, CREDENTIAL, "credential"))
         spec.mixins.append(SSH_KEY.type_id)
         spec.attributes["occi.credentials.ssh.publickey"] = key
     user_data = _text(template, "userData")
@@ -153,10 +187,19 @@ def machine_create(body: Body, model: Model, resolve: Resolve) -> EntitySpec:
         spec.mixins.append(USER_DATA.type_id)
         spec.attributes["occi.compute.userdata"] = user_data
     for interface in _list(template, "networkInterfaces"):
-        spec.links.append(interface_link(interface, resolve))
+        spec.links.append(interface_link(interface, refs))
     for attachment in _list(template, "volumes"):
-        spec.links.append(volume_link(attachment, resolve))
+        spec.links.append(volume_link(attachment, refs))
     return spec
+
+
+def public_key(credential: Body) -> str:
+    """The OpenSSH public key a credential (by value) carries."""
+    key = _text(credential, "publicKey") or _text(credential, "key")
+    if not key or len(key) > 16384 or not SSH_PUBLIC_KEY.fullmatch(key):
+        raise BadRequest("a credential carries publicKey, an OpenSSH public key such as "
+                         "\"ssh-ed25519 AAAA… user@host\"")
+    return key
 
 
 def _list(body: Body, name: str) -> list[Body]:
@@ -166,31 +209,31 @@ def _list(body: Body, name: str) -> list[Body]:
     return value
 
 
-def interface_link(body: Body, resolve: Resolve) -> LinkSpec:
+def interface_link(body: Body, refs: Refs) -> LinkSpec:
     """A MachineNetworkInterface: to a network, or to an address (a reserved
     public address led to the machine)."""
     _no_properties(body)
     if body.get("address") is not None:
         address = _object(body, "address")
         assert address is not None
-        member = _reference(resolve, address, ADDRESS, "address")
+        member = refs.member(address, ADDRESS, "address")
         return LinkSpec(kind=NETWORKINTERFACE.type_id, target_kind=IPRESERVATION.type_id,
                         target=_location(IPRESERVATION.location, member))
     target = _object(body, "network", required=True)
     assert target is not None
-    member = _reference(resolve, target, NETWORK_TYPE, "network")
+    member = refs.member(target, NETWORK_TYPE, "network")
     return LinkSpec(kind=NETWORKINTERFACE.type_id, target_kind=NETWORK.type_id,
                     target=_location(NETWORK.location, member))
 
 
-def volume_link(body: Body, resolve: Resolve) -> LinkSpec:
+def volume_link(body: Body, refs: Refs) -> LinkSpec:
     """A MachineVolume: a volume attached at initialLocation (a device path)."""
     _no_properties(body)
     target = _object(body, "volume", required=True)
     assert target is not None
     if "href" not in target:
         raise BadRequest("volume must be a reference: create the volume first")
-    member = _reference(resolve, target, VOLUME, "volume")
+    member = refs.member(target, VOLUME, "volume")
     link = LinkSpec(kind=STORAGELINK.type_id, target_kind=STORAGE.type_id,
                     target=_location(STORAGE.location, member))
     location = _text(body, "initialLocation")
@@ -205,26 +248,30 @@ def as_entity(link: LinkSpec, source: str) -> EntitySpec:
                       target=link.target, target_kind=link.target_kind)
 
 
-def volume_create(body: Body, model: Model, resolve: Resolve) -> EntitySpec:
+def volume_create(body: Body, refs: Refs) -> EntitySpec:
     _expect(body, "VolumeCreate")
     _no_properties(body)
     template = _object(body, "volumeTemplate", required=True)
     assert template is not None
-    if "href" in template:
-        raise BadRequest("this site keeps no volume templates: send volumeTemplate by value")
-    spec = EntitySpec(kind=STORAGE.type_id, attributes=_named(body))
+    spec = volume_spec(refs.template(template, VOLUME_TEMPLATE, "volumeTemplate"), refs)
+    spec.attributes.update(_named(body))
+    return spec
+
+
+def volume_spec(template: Body, refs: Refs) -> EntitySpec:
+    """The storage a volume template (by value) describes."""
+    _no_properties(template)
+    spec = EntitySpec(kind=STORAGE.type_id)
     config = _object(template, "volumeConfig")
     if config is not None:
-        if "href" in config:
-            raise BadRequest("this site keeps no volume configurations: send volumeConfig by "
-                             "value, {\"capacity\": KiB}")
-        capacity = _count(config, "capacity")
+        capacity = volume_configuration(refs.template(config, VOLUME_CONFIGURATION,
+                                                      "volumeConfig")).get("capacity")
         if capacity is not None:
             spec.attributes["occi.storage.size"] = capacity * KIB / GIB
     image = _object(template, "volumeImage")
     if image is not None:
-        term = _reference(resolve, image, MACHINE_IMAGE, "volumeImage")
-        mixin = template_mixin(model, IMAGE_TPL.type_id, term)
+        term = refs.member(image, MACHINE_IMAGE, "volumeImage")
+        mixin = template_mixin(refs.model, IMAGE_TPL.type_id, term)
         if mixin is None:
             raise BadRequest(f"no image {term} to clone a volume from")
         spec.mixins.append(mixin.type_id)
@@ -232,6 +279,114 @@ def volume_create(body: Body, model: Model, resolve: Resolve) -> EntitySpec:
         raise BadRequest("volumeTemplate needs volumeConfig with capacity (KiB), or a "
                          "volumeImage to clone")
     return spec
+
+
+def volume_configuration(config: Body, required: bool = False) -> Body:
+    """A volume configuration's document: capacity in KiB, and the format and
+    type this site offers (raw, on its pool)."""
+    _no_properties(config)
+    document: Body = {}
+    capacity = _count(config, "capacity")
+    if capacity is not None:
+        document["capacity"] = capacity
+    elif required:
+        raise BadRequest("a volume configuration needs capacity (KiB)")
+    for name, offered in (("format", "raw"), ("type", SCHEMA + "VolumeType/default")):
+        value = _text(config, name)
+        if value is not None and value != offered:
+            raise BadRequest(f"{name} {value!r} is not offered; this site's is {offered!r}")
+    return document
+
+
+def network_create(body: Body, refs: Refs) -> EntitySpec:
+    """A network: private, or public (NAT to the site's uplink), with the
+    address range and gateway it hands out (this site's extension attributes
+    of a NetworkConfiguration: CIMI has none for them)."""
+    _expect(body, "NetworkCreate")
+    _no_properties(body)
+    template = _object(body, "networkTemplate", required=True)
+    assert template is not None
+    if "href" in template:
+        raise BadRequest("this site keeps no network templates: send networkTemplate by value")
+    config = _object(template, "networkConfig", required=True)
+    assert config is not None
+    document = network_configuration(refs.template(config, NETWORK_CONFIGURATION,
+                                                   "networkConfig"))
+    spec = EntitySpec(kind=NETWORK.type_id, attributes=_named(body))
+    if "address" in document:
+        spec.mixins.append(IPNETWORK.type_id)
+        spec.attributes["occi.network.address"] = document["address"]
+        if "gateway" in document:
+            spec.attributes["occi.network.gateway"] = document["gateway"]
+    if document["networkType"] == "PUBLIC":
+        spec.mixins.append(PUBLIC_NETWORK.type_id)
+    return spec
+
+
+def network_configuration(config: Body) -> Body:
+    _no_properties(config)
+    network_type = _text(config, "networkType") or "PRIVATE"
+    if network_type not in ("PRIVATE", "PUBLIC"):
+        raise BadRequest(f"networkType must be PRIVATE or PUBLIC, not {network_type!r}")
+    document: Body = {"networkType": network_type}
+    for name in ("address", "gateway"):
+        value = _text(config, name)
+        if value:
+            document[name] = value
+    if network_type == "PUBLIC" and "address" not in document:
+        raise BadRequest("a PUBLIC network needs address, the range it hands out "
+                         "(e.g. \"10.80.0.0/24\")")
+    if "gateway" in document and "address" not in document:
+        raise BadRequest("gateway needs address, the range it belongs to")
+    return document
+
+
+def kept_document(cimi_type: CimiType, body: Body, refs: Refs
+                  ) -> tuple[str | None, str | None, Body]:
+    """The name, description and document of a template to keep, checked."""
+    make = {CREDENTIAL.name: lambda: credential(body),
+            MACHINE_TEMPLATE.name: lambda: machine_template(body, refs),
+            VOLUME_TEMPLATE.name: lambda: volume_template(body, refs),
+            VOLUME_CONFIGURATION.name: lambda: volume_configuration(body, required=True),
+            NETWORK_CONFIGURATION.name: lambda: network_configuration(body)}[cimi_type.name]
+    uri = body.get("resourceURI")
+    if uri not in (None, cimi_type.uri, cimi_type.uri + "Create"):
+        raise BadRequest(f"resourceURI {uri!r} is not {cimi_type.uri}")
+    return _text(body, "name"), _text(body, "description"), make()
+
+
+def kept_edit(body: Body) -> dict[str, str | None]:
+    """What a PUT on a kept template may change: its name and description."""
+    others = sorted(set(body) - {"resourceURI", "id", "name", "description", "operations",
+                                 "created", "updated"})
+    if others:
+        raise BadRequest(f"only name and description of a template change ({', '.join(others)} "
+                         "cannot); keep a new one instead")
+    return {name: _text(body, name) for name in ("name", "description") if name in body}
+
+
+def credential(body: Body) -> Body:
+    """A Credential's document, from a CredentialCreate (its credentialTemplate)
+    or a Credential sent as it is."""
+    _no_properties(body)
+    template = _object(body, "credentialTemplate")
+    if template is not None and "href" in template:
+        raise BadRequest("credentialTemplate must be sent by value")
+    return {"publicKey": public_key(template if template is not None else body)}
+
+
+def machine_template(body: Body, refs: Refs) -> Body:
+    """A MachineTemplate's document: what a MachineCreate by reference uses,
+    checked now as a create would check it."""
+    machine_spec(body, refs)
+    return {name: body[name] for name in ("machineConfig", "machineImage", "credential",
+                                          "userData", "networkInterfaces", "volumes")
+            if name in body}
+
+
+def volume_template(body: Body, refs: Refs) -> Body:
+    volume_spec(body, refs)
+    return {name: body[name] for name in ("volumeConfig", "volumeImage") if name in body}
 
 
 def address_create(body: Body) -> EntitySpec:
@@ -247,14 +402,14 @@ def address_create(body: Body) -> EntitySpec:
     return spec
 
 
-def image_capture(body: Body, resolve: Resolve) -> tuple[str, ActionSpec]:
+def image_capture(body: Body, refs: Refs) -> tuple[str, ActionSpec]:
     """A MachineImage added with a machine as its imageLocation: the machine
     whose disk to capture, and the OCCI save that does it."""
     _expect(body, "MachineImage")
     _no_properties(body)
     location = _object(body, "imageLocation", required=True)
     assert location is not None
-    member = _reference(resolve, location, MACHINE, "imageLocation")
+    member = refs.member(location, MACHINE, "imageLocation")
     title = _text(body, "description") or _text(body, "name")
     return member, ActionSpec(COMPUTE_ACTION + "save", {"name": title} if title else {})
 

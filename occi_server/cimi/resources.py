@@ -45,6 +45,7 @@ class CimiType:
     segment: str
     kind: Kind | None = None
     creatable: bool = False
+    kept: bool = False  # a template the tenant keeps (a document in the store)
 
     @property
     def uri(self) -> str:
@@ -57,16 +58,28 @@ class CimiType:
 
 MACHINE = CimiType("Machine", "machines", "machine", COMPUTE, creatable=True)
 VOLUME = CimiType("Volume", "volumes", "volume", STORAGE, creatable=True)
-NETWORK_TYPE = CimiType("Network", "networks", "network", NETWORK)
+NETWORK_TYPE = CimiType("Network", "networks", "network", NETWORK, creatable=True)
 ADDRESS = CimiType("Address", "addresses", "address", IPRESERVATION, creatable=True)
 MACHINE_CONFIGURATION = CimiType("MachineConfiguration", "machineConfigs", "machineConfig")
 MACHINE_IMAGE = CimiType("MachineImage", "machineImages", "machineImage", creatable=True)
 JOB = CimiType("Job", "jobs", "job")
+CREDENTIAL = CimiType("Credential", "credentials", "credential", creatable=True, kept=True)
+MACHINE_TEMPLATE = CimiType("MachineTemplate", "machineTemplates", "machineTemplate",
+                            creatable=True, kept=True)
+VOLUME_TEMPLATE = CimiType("VolumeTemplate", "volumeTemplates", "volumeTemplate",
+                           creatable=True, kept=True)
+VOLUME_CONFIGURATION = CimiType("VolumeConfiguration", "volumeConfigs", "volumeConfig",
+                                creatable=True, kept=True)
+NETWORK_CONFIGURATION = CimiType("NetworkConfiguration", "networkConfigs", "networkConfig",
+                                 creatable=True, kept=True)
 MACHINE_VOLUME = CimiType("MachineVolume", "volumes", "volume", STORAGELINK, creatable=True)
 MACHINE_INTERFACE = CimiType("MachineNetworkInterface", "networkInterfaces",
                              "networkInterface", NETWORKINTERFACE, creatable=True)
+RESOURCE_METADATA = CimiType("ResourceMetadata", "resourceMetadata", "resourceMetadata")
 # The entry point's collections, in the order it lists them.
-TOP_LEVEL = (MACHINE, MACHINE_CONFIGURATION, MACHINE_IMAGE, VOLUME, NETWORK_TYPE, ADDRESS, JOB)
+TOP_LEVEL = (MACHINE, MACHINE_TEMPLATE, MACHINE_CONFIGURATION, MACHINE_IMAGE, CREDENTIAL,
+             VOLUME, VOLUME_TEMPLATE, VOLUME_CONFIGURATION, NETWORK_TYPE,
+             NETWORK_CONFIGURATION, ADDRESS, JOB, RESOURCE_METADATA)
 BY_COLLECTION = {t.collection: t for t in TOP_LEVEL}
 BY_SEGMENT = {t.segment: t for t in TOP_LEVEL}
 # The sub-collections of a machine: its volumes and its interfaces.
@@ -291,3 +304,59 @@ def _timestamp(value: datetime | None) -> str | None:
     if value is None:
         return None
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+def kept(cimi_type: CimiType, row: dict[str, Any]) -> Resource:
+    """A template the tenant keeps, as CIMI shows it."""
+    resource: Resource = {"resourceURI": cimi_type.uri, "id": f"{cimi_type.segment}/{row['id']}"}
+    for name in ("name", "description"):
+        if row.get(name):
+            resource[name] = row[name]
+    resource["created"] = _timestamp(row["created"])
+    resource["updated"] = _timestamp(row["updated"])
+    resource.update(row["document"])
+    resource["operations"] = [{"rel": "edit", "href": resource["id"]},
+                              {"rel": "delete", "href": resource["id"]}]
+    return resource
+
+
+# What DSP0263 makes optional that this site does not offer (said in the
+# CloudEntryPoint's metadata).
+LEFT_OUT = (
+    "Systems, SystemTemplates and their parts",
+    "VolumeImages (volume snapshots): a volume is cloned from a MachineImage instead",
+    "NetworkTemplates, NetworkPorts, ForwardingGroups, AddressTemplates",
+    "Meters, EventLogs and Events",
+    "properties on resources (a create or edit that sends some is refused)",
+    "the pause action (suspend keeps the guest in memory)",
+    "$expand beyond a Machine's volumes and networkInterfaces; aggregations",
+)
+_DESCRIPTIONS = {
+    "start": "Start the machine, or bring the network up",
+    "stop": "Stop it (force: power off at once)", "restart": "Restart (force: reset)",
+    "suspend": "Suspend the machine in memory",
+    "capture": "Save the machine's disk as a new MachineImage",
+}
+
+
+def metadata() -> list[Resource]:
+    """ResourceMetadata: each offered type with its operations, and the entry
+    point's, which says what the site leaves out."""
+    found = [{"resourceURI": RESOURCE_METADATA.uri,
+              "id": f"{RESOURCE_METADATA.segment}/CloudEntryPoint", "name": "CloudEntryPoint",
+              "typeURI": SCHEMA + "CloudEntryPoint",
+              "description": "Not offered: " + "; ".join(LEFT_OUT), "operations": []}]
+    for cimi_type in TOP_LEVEL:
+        if cimi_type is RESOURCE_METADATA:
+            continue
+        actions = ACTIONS_OF.get(cimi_type.kind.type_id, ("", {}))[1] if cimi_type.kind \
+            else {}
+        resource: Resource = {"resourceURI": RESOURCE_METADATA.uri,
+                              "id": f"{RESOURCE_METADATA.segment}/{cimi_type.name}",
+                              "name": cimi_type.name, "typeURI": cimi_type.uri}
+        if actions:
+            resource["actions"] = [{"name": name, "uri": ACTION + name, "method": "POST",
+                                    "description": _DESCRIPTIONS[name]} for name in actions]
+        resource["operations"] = []
+        found.append(resource)
+    return found

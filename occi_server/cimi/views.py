@@ -29,6 +29,7 @@ from occi_server.cimi.resources import (
     MACHINE_PARTS,
     MACHINE_VOLUME,
     NETWORK_TYPE,
+    RESOURCE_METADATA,
     SCHEMA,
     TOP_LEVEL,
     VOLUME,
@@ -51,8 +52,10 @@ RENDERERS: dict[str, Callable[..., Resource]] = {
     NETWORK_TYPE.name: resources.network, ADDRESS.name: resources.address,
 }
 BY_KIND = {t.kind.type_id: t for t in TOP_LEVEL if t.kind is not None}
-CREATES: dict[str, Callable[..., Any]] = {
+CREATES: dict[str, Callable[[Resource, creates.Refs], Any]] = {
     MACHINE.name: creates.machine_create, VOLUME.name: creates.volume_create,
+    NETWORK_TYPE.name: creates.network_create,
+    ADDRESS.name: lambda body, _: creates.address_create(body),
 }
 
 
@@ -154,6 +157,13 @@ def _respond(answer: Answer) -> Response:
     return response
 
 
+def _refs(work: Work) -> creates.Refs:
+    def stored(cimi_type: CimiType, member: str) -> Resource | None:
+        row = work.repo.template(cimi_type.name, member)
+        return None if row is None else row["document"]
+    return creates.Refs(work.model, resolve, stored)
+
+
 @contextmanager
 def _work(*, write: bool) -> Iterator[Work]:
     with _service().work(write=write, local_path=_context().local_path,
@@ -234,6 +244,10 @@ def _members(work: Work, cimi_type: CimiType, query: Query) -> list[Resource]:
         return resources.machine_images(work.model, _context().absolute)
     if cimi_type is JOB:
         return [resources.job(record, _type_at) for record in work.repo.jobs(limit=1000)]
+    if cimi_type is RESOURCE_METADATA:
+        return resources.metadata()
+    if cimi_type.kept:
+        return [resources.kept(cimi_type, row) for row in work.repo.templates(cimi_type.name)]
     assert cimi_type.kind is not None
     entities = work.detailed(work.members(cimi_type.kind, cimi_type.kind.location, Filter()))
     found = []
@@ -309,21 +323,52 @@ def _create(cimi_type: CimiType) -> Answer:
     assert body is not None
     if cimi_type is MACHINE_IMAGE:
         return _capture(body)
+    if cimi_type.kept:
+        return _keep(cimi_type, body)
     assert cimi_type.kind is not None
     with _work(write=True) as work:
-        if cimi_type is ADDRESS:
-            spec = creates.address_create(body)
-        else:
-            spec = CREATES[cimi_type.name](body, work.model, resolve)
+        spec = CREATES[cimi_type.name](body, _refs(work))
         created = work.create(cimi_type.kind, [spec])[0]
         job_id = work.job.id if work.job is not None else None
     return _outcome(created.location, job_id, created=True)
 
 
+def _keep(cimi_type: CimiType, body: Resource) -> Answer:
+    """A template the tenant keeps for later creates."""
+    with _work(write=True) as work:
+        name, description, document = creates.kept_document(cimi_type, body, _refs(work))
+        template_id = work.repo.insert_template(cimi_type.name, name, description, document)
+        row = work.repo.template(cimi_type.name, template_id)
+    assert row is not None
+    kept = resources.kept(cimi_type, row)
+    return Answer(201, cimi_type.name, kept, headers={"Location": _absolute(kept["id"])})
+
+
+def _kept_member(cimi_type: CimiType, member: str) -> Answer:
+    """GET, PUT (name and description) or DELETE a kept template."""
+    method = request.method
+    body = _body() if method == "PUT" else None
+    with _work(write=method in ("PUT", "DELETE")) as work:
+        if work.repo.template(cimi_type.name, member) is None:
+            raise errors.NotFound(f"no {cimi_type.name} {cimi_type.segment}/{member}")
+        if method == "DELETE":
+            work.repo.delete_template(cimi_type.name, member)
+            return Answer(200)
+        if method == "PUT":
+            assert body is not None
+            work.repo.update_template(cimi_type.name, member, **creates.kept_edit(body))
+        elif method not in ("GET", "HEAD"):
+            raise errors.MethodNotAllowed(f"{method} is not defined on a {cimi_type.name}",
+                                          ["GET", "HEAD", "PUT", "DELETE"])
+        row = work.repo.template(cimi_type.name, member)
+    assert row is not None
+    return Answer(200, cimi_type.name, resources.kept(cimi_type, row))
+
+
 def _capture(body: Resource) -> Answer:
     """A new MachineImage from a machine's disk (OCCI's save)."""
-    member, spec = creates.image_capture(body, resolve)
     with _work(write=True) as work:
+        member, spec = creates.image_capture(body, _refs(work))
         machine = _member(work, MACHINE, member)
         made = work.trigger(machine, spec, "save")
         job_id = work.job.id if work.job is not None else None
@@ -376,6 +421,8 @@ def member(segment: str, member: str) -> Response:
     cimi_type = BY_SEGMENT.get(segment)
     if cimi_type is None:
         raise errors.NotFound(f"no CIMI resource {segment}/{member}")
+    if cimi_type.kept:
+        return _respond(_kept_member(cimi_type, member))
     if cimi_type.kind is None:
         if request.method not in ("GET", "HEAD"):
             raise errors.MethodNotAllowed(f"{cimi_type.name} resources are read-only here",
@@ -460,8 +507,9 @@ def machine_parts(member: str, part_collection: str) -> Response:
     assert body is not None and part.kind is not None
     with _work(write=True) as work:
         machine = _member(work, MACHINE, member)
-        link = creates.volume_link(body, resolve) if part is MACHINE_VOLUME \
-            else creates.interface_link(body, resolve)
+        refs = _refs(work)
+        link = creates.volume_link(body, refs) if part is MACHINE_VOLUME \
+            else creates.interface_link(body, refs)
         created = work.create(part.kind, [creates.as_entity(link, machine.location)])[0]
         job_id = work.job.id if work.job is not None else None
     return _respond(_outcome(created.location, job_id, created=True,

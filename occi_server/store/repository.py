@@ -31,6 +31,7 @@ from occi_server.store.records.entities import EntityRecords
 from occi_server.store.records.jobs import JobRecords
 from occi_server.store.records.marketplace import EndorsementRecords
 from occi_server.store.records.secrets import SecretRecords
+from occi_server.store.records.templates import TemplateRecords
 from occi_server.store.records.usage import _ReadLog
 from occi_server.store.records.users import UserRecords
 from occi_server.store.tables import (
@@ -132,10 +133,11 @@ class Store:
 
 
 class Repository(EntityRecords, AllocationRecords, JobRecords, UserRecords, EndorsementRecords,
-                 CategoryRecords, SecretRecords):
+                 CategoryRecords, SecretRecords, TemplateRecords):
     """Reads and writes inside one transaction, one part per aggregate
     (store/records/): entities (whose writes accounting records), allocations,
-    jobs, users, marketplace entries, run-time categories, site secrets."""
+    jobs, users, marketplace entries, run-time categories, site secrets,
+    templates."""
 
     def __init__(self, connection: Connection, scope: Scope | None = None) -> None:
         self.connection = connection

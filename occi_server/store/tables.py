@@ -180,3 +180,19 @@ site_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", LargeBinary, nullable=False),
 )
+
+# What a tenant keeps to create with later (CIMI's credentials, machine and
+# volume templates, volume and network configurations): a document per row.
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("tenant", String(255), nullable=False),
+    Column("name", String(255), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("document", JSON, nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("updated", DateTime(timezone=True), nullable=False),
+    Index("ix_templates_tenant_type", "tenant", "type"),
+)

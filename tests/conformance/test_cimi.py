@@ -67,14 +67,26 @@ def test_the_entry_point_names_every_collection(client: Client) -> None:
         entry = ok(cimi(client, "GET", path))
         assert entry["resourceURI"] == CIMI + "CloudEntryPoint"
         assert entry["baseURI"] == "http://localhost/cimi/"
-        for name in ("machines", "machineConfigs", "machineImages", "volumes", "networks",
-                     "addresses", "jobs"):
+        types = {"machines": "Machine", "machineTemplates": "MachineTemplate",
+                 "machineConfigs": "MachineConfiguration", "machineImages": "MachineImage",
+                 "credentials": "Credential", "volumes": "Volume",
+                 "volumeTemplates": "VolumeTemplate", "volumeConfigs": "VolumeConfiguration",
+                 "networks": "Network", "networkConfigs": "NetworkConfiguration",
+                 "addresses": "Address", "jobs": "Job", "resourceMetadata": "ResourceMetadata"}
+        assert {name for name, value in entry.items() if isinstance(value, dict)} == set(types)
+        for name, type_name in types.items():
             listed = ok(cimi(client, "GET", entry[name]["href"]))
-            assert listed["resourceURI"] == CIMI + entry[name]["href"][0].upper() + \
-                {"machines": "achine", "machineConfigs": "achineConfiguration",
-                 "machineImages": "achineImage", "volumes": "olume", "networks": "etwork",
-                 "addresses": "ddress", "jobs": "ob"}[name] + "Collection"
+            assert listed["resourceURI"] == CIMI + type_name + "Collection"
             assert listed["count"] == len(listed[name])
+
+
+def test_resource_metadata_says_what_is_offered_and_what_is_not(client: Client) -> None:
+    machine = ok(cimi(client, "GET", "resourceMetadata/Machine"))
+    assert machine["typeURI"] == CIMI + "Machine"
+    assert [a["uri"] for a in machine["actions"]] == \
+        [CIMI + "action/" + a for a in ("start", "stop", "restart", "suspend", "capture")]
+    entry = ok(cimi(client, "GET", "resourceMetadata/CloudEntryPoint"))
+    assert "Systems" in entry["description"] and "pause" in entry["description"]
 
 
 def test_configurations_and_images_are_the_sites_flavours_and_os_templates(
@@ -370,3 +382,97 @@ def test_user_mixins_may_not_take_the_cimi_path(client: Client) -> None:
     response = client.post_text("/-/", ['Category: mine; scheme="http://x.test/tags#"; '
                                         'class="mixin"; location="/cimi/mine/"'])
     assert response.status_code == 409
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBk alice@laptop"
+
+
+def test_machines_from_kept_templates_and_credentials(client: Client) -> None:
+    credential = ok(cimi(client, "POST", "credentials", {
+        "resourceURI": CIMI + "CredentialCreate", "name": "laptop",
+        "credentialTemplate": {"publicKey": KEY}}), 201)
+    assert credential["publicKey"] == KEY and credential["id"].startswith("credential/")
+    template = ok(cimi(client, "POST", "machineTemplates", {
+        "resourceURI": CIMI + "MachineTemplate", "name": "web",
+        "machineConfig": {"href": "machineConfig/medium"},
+        "machineImage": {"href": "machineImage/debian-12"},
+        "credential": {"href": credential["id"]}}), 201)
+    assert ok(cimi(client, "GET", "machineTemplates"))["count"] == 1
+    machine = ok(cimi(client, "POST", "machines", {
+        "resourceURI": CIMI + "MachineCreate", "name": "from a template",
+        "machineTemplate": {"href": template["id"], "userData": "#cloud-config\n"}}), 201)
+    assert machine["cpu"] == 2
+    attributes = client.attributes(occi_path(machine["id"]))
+    assert attributes["occi.credentials.ssh.publickey"] == KEY
+    assert attributes["occi.compute.userdata"] == "#cloud-config\n"
+
+    renamed = ok(cimi(client, "PUT", template["id"], {"name": "web (2)"}))
+    assert renamed["name"] == "web (2)" and renamed["machineConfig"] == \
+        {"href": "machineConfig/medium"}
+    assert cimi(client, "PUT", template["id"], {"machineImage": {}}).status_code == 400
+    assert cimi(client, "DELETE", credential["id"]).status_code == 200
+    refused = cimi(client, "POST", "machines", machine_create(
+        credential={"href": credential["id"]}))
+    assert refused.status_code == 400 and "no Credential" in refused.get_json()["message"]
+
+
+@pytest.mark.parametrize("collection, body, says", [
+    ("credentials", {"credentialTemplate": {"publicKey": "not a key"}}, "OpenSSH public key"),
+    ("machineTemplates", {"machineConfig": {"href": "machineConfig/small"},
+                          "machineImage": {"href": "machineImage/none"}}, "no machine image"),
+    ("volumeConfigs", {"format": "qcow2", "capacity": 1024}, "format 'qcow2'"),
+    ("volumeConfigs", {"name": "no size"}, "capacity"),
+    ("networkConfigs", {"networkType": "PUBLIC"}, "needs address"),
+    ("volumeTemplates", {"volumeConfig": {"href": "volumeConfig/none"}}, "no VolumeConfiguration"),
+])
+def test_templates_are_checked_when_kept(client: Client, collection: str, body: Any,
+                                         says: str) -> None:
+    refused = cimi(client, "POST", collection, body)
+    assert refused.status_code == 400 and says in refused.get_json()["message"]
+    assert ok(cimi(client, "GET", collection))["count"] == 0
+
+
+def test_volumes_from_kept_configurations_and_templates(client: Client) -> None:
+    config = ok(cimi(client, "POST", "volumeConfigs", {
+        "resourceURI": CIMI + "VolumeConfiguration", "name": "3 GiB",
+        "capacity": 3 * 1024 * 1024, "format": "raw"}), 201)
+    template = ok(cimi(client, "POST", "volumeTemplates", {
+        "volumeConfig": {"href": config["id"]}}), 201)
+    volume = ok(cimi(client, "POST", "volumes", {
+        "resourceURI": CIMI + "VolumeCreate", "volumeTemplate": {"href": template["id"]}}), 201)
+    assert volume["capacity"] == 3 * 1024 * 1024
+    assert client.attributes(occi_path(volume["id"]))["occi.storage.size"] == 3.0
+
+
+def test_networks_created_private_and_public(make_app) -> None:
+    client = Client(make_app(network_uplink="lo"))
+    private = ok(cimi(client, "POST", "networks", {
+        "resourceURI": CIMI + "NetworkCreate", "name": "lab",
+        "networkTemplate": {"networkConfig": {"networkType": "PRIVATE",
+                                              "address": "10.61.0.0/24"}}}), 201)
+    assert (private["networkType"], private["state"]) == ("PRIVATE", "STARTED")
+    assert client.attributes(occi_path(private["id"]))["occi.network.address"] == \
+        "10.61.0.0/24"
+    config = ok(cimi(client, "POST", "networkConfigs", {
+        "networkType": "PUBLIC", "address": "10.62.0.0/24", "gateway": "10.62.0.1"}), 201)
+    public = ok(cimi(client, "POST", "networks", {
+        "networkTemplate": {"networkConfig": {"href": config["id"]}}}), 201)
+    assert public["networkType"] == "PUBLIC"
+    stopped = ok(cimi(client, "POST", public["id"] + "/action/stop"))
+    assert stopped["action"] == CIMI + "action/stop"
+    assert ok(cimi(client, "GET", public["id"]))["state"] == "STOPPED"
+    assert client.attributes(occi_path(public["id"]))["occi.network.state"] == "inactive"
+    ok(cimi(client, "DELETE", public["id"]))
+    assert cimi(client, "GET", public["id"]).status_code == 404
+
+
+def test_another_tenants_templates_are_not_found(make_app) -> None:
+    app = make_app(auth="basic", users=site_users())
+    alice, bob = client_of(app, "alice"), client_of(app, "bob")
+    credential = ok(cimi(alice, "POST", "credentials", {"publicKey": KEY}), 201)
+    assert ok(cimi(bob, "GET", "credentials"))["count"] == 0
+    assert cimi(bob, "GET", credential["id"]).status_code == 404
+    assert cimi(bob, "DELETE", credential["id"]).status_code == 404
+    used = cimi(bob, "POST", "machines", machine_create(credential={"href": credential["id"]}))
+    assert used.status_code == 400 and "no Credential" in used.get_json()["message"]
+    assert ok(cimi(alice, "GET", credential["id"]))["publicKey"] == KEY
