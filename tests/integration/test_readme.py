@@ -18,29 +18,36 @@ from tests.support.libvirt import unavailable_reason as libvirt_unavailable
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def curl_commands() -> list[list[str]]:
+# `NAME=$(curl …)`: the command's output is kept, and `$NAME` stands for it after.
+ASSIGNMENT = re.compile(r"(\w+)=\$\((.*)\)\s*", re.S)
+
+
+def curl_commands() -> list[tuple[str | None, list[str]]]:
+    """Each command of the curl section, with the variable its output goes to."""
     text = README.read_text()
     section = text.split("## Using it with curl", 1)[1].split("\n## ", 1)[0]
-    commands: list[list[str]] = []
+    commands: list[tuple[str | None, list[str]]] = []
     for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S):
         buffer = ""
         for line in block.splitlines(keepends=True):
             buffer += line
             if buffer.rstrip("\n").endswith("\\"):
                 continue
-            try:
-                words = shlex.split(buffer.replace("\\\n", " "))  # as sh joins them
+            assigned = ASSIGNMENT.fullmatch(buffer)
+            try:  # as sh joins continued lines
+                words = shlex.split((assigned.group(2) if assigned else buffer)
+                                    .replace("\\\n", " "))
             except ValueError:  # a quoted body continues on the next line
                 continue
             if words:
-                commands.append(words)
+                commands.append((assigned.group(1) if assigned else None, words))
             buffer = ""
     return commands
 
 
 def test_the_readme_has_examples_for_every_verb() -> None:
     methods = {words[words.index("-X") + 1] if "-X" in words else
-               ("HEAD" if "-I" in words else "GET") for words in curl_commands()}
+               ("HEAD" if "-I" in words else "GET") for _, words in curl_commands()}
     assert methods == {"GET", "HEAD", "POST", "PUT", "DELETE"}
 
 
@@ -54,13 +61,16 @@ def test_readme_examples_work_in_order_right_after_the_run_command() -> None:
     site = f"http://{socket.gethostname()}/occi/"
     try:
         with host.serve(data) as url:
-            for words in curl_commands():
+            variables = {"OCCI": url, "SITE": site}
+            for assigned, words in curl_commands():
                 assert words[0] == "curl"
-                argv = ["curl", "--fail-with-body", "-sS",
-                        *(w.replace("$OCCI", url).replace("${SITE}", site).replace("$SITE", site)
-                          for w in words[1:])]
+                argv = ["curl", "--fail-with-body", "-sS", *(
+                    re.sub(r"\$\{?(\w+)\}?", lambda m: variables.get(m[1], m[0]), word)
+                    for word in words[1:])]
                 result = host.exec(*argv, check=False, timeout=300)
                 assert result.returncode == 0, (shlex.join(words), result.stdout, result.stderr)
+                if assigned:
+                    variables[assigned] = result.stdout.strip()
             # It all happened for real: the worker still runs (vm1 was deleted),
             # vm1's save is in the catalogue, and the volumes went with `DELETE /storage/`.
             running = nshost.run("virsh", "-c", host.libvirt_uri, "list", "--name").stdout

@@ -48,6 +48,8 @@ def test_backend_must_be_chosen() -> None:
      "unknown quota 'gpus'"),
     ({"OCCI_BACKEND": "simulated", "OCCI_RATE_LIMIT_ANONYMOUS": "lots"}, "COUNT/second"),
     ({"OCCI_BACKEND": "simulated", "OCCI_LISTEN": "8080"}, "HOST:PORT"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_CIMI_PATH": "/compute/"}, "cimi_path"),
+    ({"OCCI_BACKEND": "simulated", "OCCI_CIMI_PATH": "/a/b/"}, "one segment"),
 ])
 def test_bad_values_are_explained(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
