@@ -158,3 +158,22 @@ def test_a_period_must_make_sense(tmp_path: Path, monkeypatch, capsys) -> None:
 def test_the_message_format() -> None:
     assert apel_message([{"VMUUID": "a", "SiteName": "S"}, {"VMUUID": "b", "SiteName": "S"}]) \
         == "APEL-cloud-message: v0.4\nVMUUID: a\nSiteName: S\n%%\nVMUUID: b\nSiteName: S\n%%\n"
+
+
+def test_a_machine_made_through_cimi_is_accounted_as_its_compute(app: Flask, tmp_path: Path,
+                                                                  capsys) -> None:
+    alice = client_of(app, "alice")
+    made = alice.request("POST", "/cimi/machines", json={
+        "name": "via cimi", "machineTemplate": {
+            "machineConfig": {"cpu": 2, "memory": 2 * 1024 * 1024},
+            "machineImage": {"href": "machineImage/debian-12"}}})
+    assert made.status_code == 201, made.get_data(as_text=True)
+    age_events(app, 300)
+    stopped = alice.request("POST", "/cimi/" + made.get_json()["id"] + "/action/stop")
+    assert stopped.status_code == 200
+    [record] = records(tmp_path / "data", capsys, (datetime.now(UTC) - timedelta(hours=1))
+                       .isoformat(), (datetime.now(UTC) + timedelta(seconds=5)).isoformat())
+    assert record["VMUUID"] == made.get_json()["id"].rpartition("/")[2]
+    assert (record["MachineName"], record["LocalGroupId"], record["CpuCount"],
+            record["Memory"]) == ("via cimi", "tenant-a", "2", "2048")
+    assert 295 <= int(record["WallDuration"]) <= 310

@@ -476,3 +476,12 @@ def test_another_tenants_templates_are_not_found(make_app) -> None:
     used = cimi(bob, "POST", "machines", machine_create(credential={"href": credential["id"]}))
     assert used.status_code == 400 and "no Credential" in used.get_json()["message"]
     assert ok(cimi(alice, "GET", credential["id"]))["publicKey"] == KEY
+
+
+def test_rate_limits_answer_in_cimi(make_app) -> None:
+    client = Client(make_app(rate_limit_anonymous="3/minute"))
+    answers = [cimi(client, "GET", "machines") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    refused = answers[-1]
+    assert refused.get_json()["status"] == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.headers["CIMI-Specification-Version"] == "2.0"
