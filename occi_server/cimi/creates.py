@@ -186,7 +186,16 @@ def machine_spec(template: Body, refs: Refs) -> EntitySpec:
     if user_data:
         spec.mixins.append(USER_DATA.type_id)
         spec.attributes["occi.compute.userdata"] = user_data
-    for interface in _list(template, "networkInterfaces"):
+    state = _text(template, "initialState")
+    if state not in (None, "STARTED"):
+        raise BadRequest(f"initialState {state!r}: a machine here is STARTED as it is made; "
+                         "stop it after")
+    if template.get("volumeTemplates"):
+        raise BadRequest("volumeTemplates are not offered: create the volume, then attach it "
+                         "(volumes)")
+    # networkInterfaces as CIMI 1.x wrote them, interfaceTemplates as 2.0 does
+    for interface in [*_list(template, "networkInterfaces"),
+                      *_list(template, "interfaceTemplates")]:
         spec.links.append(interface_link(interface, refs))
     for attachment in _list(template, "volumes"):
         spec.links.append(volume_link(attachment, refs))
@@ -240,6 +249,20 @@ def volume_link(body: Body, refs: Refs) -> LinkSpec:
     if location:
         link.attributes["occi.storagelink.deviceid"] = location
     return link
+
+
+def collection_action(body: Body, *, insertable: bool) -> str:
+    """What a POST on a machine's collection does: "add" (a new item), or the
+    "insert" or "remove" Action of DSP0263 5.5.12.2-3 (an existing volume)."""
+    if body.get("resourceURI") != SCHEMA + "Action" and "action" not in body:
+        return "add"
+    uri = _text(body, "action") or ""
+    term = uri.removeprefix(ACTION)
+    if term not in ("insert", "remove") or not uri.startswith(ACTION) or not insertable:
+        raise BadRequest(f"{uri or 'no action'} is not an operation of this collection"
+                         + ("; its operations are add, insert and remove" if insertable
+                            else "; its operation is add"))
+    return term
 
 
 def as_entity(link: LinkSpec, source: str) -> EntitySpec:
@@ -380,7 +403,8 @@ def machine_template(body: Body, refs: Refs) -> Body:
     checked now as a create would check it."""
     machine_spec(body, refs)
     return {name: body[name] for name in ("machineConfig", "machineImage", "credential",
-                                          "userData", "networkInterfaces", "volumes")
+                                          "userData", "networkInterfaces", "interfaceTemplates",
+                                          "volumes", "initialState")
             if name in body}
 
 

@@ -110,6 +110,17 @@ _JOB_ACTIONS = {"creating": "add", "attaching": "add", "deleting": "delete",
                    for cimi, occi in terms.items() if occi != "save"}}
 
 
+def compact(value: Any) -> Any:
+    """A resource as DSP0263 serializes it: empty strings, maps, arrays and
+    collections are left out (5.5.15), at every depth."""
+    if isinstance(value, dict):
+        return {name: compact(item) for name, item in value.items()
+                if item not in ("", [], {}) and item is not None}
+    if isinstance(value, list):
+        return [compact(item) for item in value]
+    return value
+
+
 def kib(gib: float | int | str) -> int:
     """OCCI's GiB as CIMI's KiB (memory, capacity)."""
     return round(float(gib) * GIB / KIB)
@@ -330,6 +341,7 @@ LEFT_OUT = (
     "properties on resources (a create or edit that sends some is refused)",
     "the pause action (suspend keeps the guest in memory)",
     "$expand beyond a Machine's volumes and networkInterfaces; aggregations",
+    "volumeTemplates in a MachineTemplate, and initial states other than STARTED",
 )
 _DESCRIPTIONS = {
     "start": "Start the machine, or bring the network up",

@@ -27,6 +27,7 @@ from occi_server.cimi.resources import (
     MACHINE_IMAGE,
     MACHINE_INTERFACE,
     MACHINE_PARTS,
+    MACHINE_TEMPLATE,
     MACHINE_VOLUME,
     NETWORK_TYPE,
     RESOURCE_METADATA,
@@ -64,7 +65,7 @@ class Answer:
     status: int
     type_name: str | None = None  # the XML root element (None: no body)
     body: Resource | None = None
-    members: str | None = None  # a collection's list of members
+    members: tuple[str, str] | None = None  # a collection's: its array, its members' type
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -143,14 +144,14 @@ def _body(*, required: bool = True) -> dict[str, Any] | None:
 
 def _respond(answer: Answer) -> Response:
     media = _media()
-    if answer.body is None:
+    body = None if answer.body is None else resources.compact(answer.body)
+    if body is None:
         response = Response(b"", status=answer.status)
     elif media == XML:
-        response = Response(xml.render(answer.type_name or "Resource", answer.body,
-                                       answer.members), status=answer.status, mimetype=XML)
+        response = Response(xml.render(answer.type_name or "Resource", body, answer.members),
+                            status=answer.status, mimetype=XML)
     else:
-        response = Response(json.dumps(answer.body, indent=2), status=answer.status,
-                            mimetype=JSON)
+        response = Response(json.dumps(body, indent=2), status=answer.status, mimetype=JSON)
     response.headers["CIMI-Specification-Version"] = VERSION
     for name, value in answer.headers.items():
         response.headers[name] = value
@@ -231,9 +232,10 @@ def _part_collection(work: Work, machine: Entity, part: CimiType, query: Query) 
     members_key = "machineVolumes" if part is MACHINE_VOLUME else "networkInterfaces"
     count, chosen = applied(query, members)
     href = f"{resources.href_of(MACHINE, machine)}/{part.collection}"
+    operations = ["add", "insert", "remove"] if part is MACHINE_VOLUME else ["add"]
     return {"resourceURI": part.collection_uri, "id": href, "count": count,
             members_key: [selection(query, m) for m in chosen],
-            "operations": [{"rel": "add", "href": href}]
+            "operations": [{"rel": rel, "href": href} for rel in operations]
             if work.changeable([machine]) else []}
 
 
@@ -310,7 +312,8 @@ def collection(collection: str) -> Response:
             collection: [selection(query, member) for member in chosen],
             "operations": [{"rel": "add", "href": collection}] if cimi_type.creatable else [],
         }
-        return _respond(Answer(200, cimi_type.name + "Collection", body, members=collection))
+        return _respond(Answer(200, cimi_type.name + "Collection", body,
+                               members=(collection, cimi_type.name)))
     if request.method == "POST" and cimi_type.creatable:
         return _respond(_create(cimi_type))
     raise errors.MethodNotAllowed(f"{request.method} is not defined on {collection}",
@@ -336,7 +339,11 @@ def _create(cimi_type: CimiType) -> Answer:
 def _keep(cimi_type: CimiType, body: Resource) -> Answer:
     """A template the tenant keeps for later creates."""
     with _work(write=True) as work:
-        name, description, document = creates.kept_document(cimi_type, body, _refs(work))
+        refs = _refs(work)
+        name, description, document = creates.kept_document(cimi_type, body, refs)
+        if cimi_type is MACHINE_TEMPLATE:  # what it links to exists now, as for a create
+            for link in creates.machine_spec(document, refs).links:
+                work.entity_at(link.target or "", "the network, address or volume")
         template_id = work.repo.insert_template(cimi_type.name, name, description, document)
         row = work.repo.template(cimi_type.name, template_id)
     assert row is not None
@@ -498,13 +505,17 @@ def machine_parts(member: str, part_collection: str) -> Response:
             machine = _member(work, MACHINE, member)
             body = _part_collection(work, machine, part, query)
         members_key = "machineVolumes" if part is MACHINE_VOLUME else "networkInterfaces"
-        return _respond(Answer(200, part.name + "Collection", body, members=members_key))
+        return _respond(Answer(200, part.name + "Collection", body,
+                               members=(members_key, part.name)))
     if request.method != "POST":
         raise errors.MethodNotAllowed(f"{request.method} is not defined on "
                                       f"machine/{member}/{part_collection}",
                                       ["GET", "HEAD", "PUT", "POST"])
     body = _body()
     assert body is not None and part.kind is not None
+    operation = creates.collection_action(body, insertable=part is MACHINE_VOLUME)
+    if operation == "remove":
+        return _respond(_remove_volume(member, body))
     with _work(write=True) as work:
         machine = _member(work, MACHINE, member)
         refs = _refs(work)
@@ -514,6 +525,22 @@ def machine_parts(member: str, part_collection: str) -> Response:
         job_id = work.job.id if work.job is not None else None
     return _respond(_outcome(created.location, job_id, created=True,
                              show=_part_shown(machine)))
+
+
+def _remove_volume(member: str, body: Resource) -> Answer:
+    """The "remove" operation of a machine's volumes: the volume is detached
+    (DSP0263 5.5.12.3), and stays."""
+    with _work(write=True) as work:
+        machine = _member(work, MACHINE, member)
+        volume = creates.volume_link(body, _refs(work)).target
+        link = next((link for link in work.repo.links_from([machine.id])[machine.id]
+                     if link.kind == STORAGELINK.type_id and link.target == volume), None)
+        if link is None:
+            raise errors.NotFound(f"{resources.href_of(VOLUME, volume or '')} is not attached "
+                                  f"to machine/{member}")
+        work.delete(link)
+        job_id = work.job.id if work.job is not None else None
+    return _job_answer(job_id)
 
 
 def _part_shown(machine: Entity) -> Callable[[Work, Entity], tuple[str, Resource]]:

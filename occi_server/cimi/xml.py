@@ -1,11 +1,13 @@
-"""CIMI's XML serialization (DSP0263's second one, beside JSON): the same
+"""CIMI's XML serialization (DSP0263 5.4, 5.5; beside JSON): the same
 resources, in the namespace http://schemas.dmtf.org/cimi/2.
 
-A resource is an element named by its type with `resourceURI` as an
-attribute; scalars are child elements; a reference is an empty element with
-an `href` attribute; a list repeats its singular element (`operation`,
-`disk`, members of a collection by their type name); properties are
-`<property key="…">value</property>`."""
+A resource is an element named by its type; scalars are child elements; a
+reference is an empty element with an `href` attribute; an array is a
+wrapper element named by the attribute holding one element per item, named
+by the item type (`<operations><operation rel="…" href="…"/></operations>`);
+properties are `<properties><property key="…">value</property></properties>`;
+a collection is `<Collection resourceURI="…">` whose members are wrapped the
+same way (`<machines><Machine>…</Machine></machines>`)."""
 
 from __future__ import annotations
 
@@ -18,46 +20,50 @@ from defusedxml.ElementTree import fromstring
 from occi_server.errors import BadRequest
 
 NAMESPACE = "http://schemas.dmtf.org/cimi/2"
-# Plural attribute names whose items are repeated singular elements.
+# Array attributes and the name of their items' elements.
 SINGULAR = {"operations": "operation", "disks": "disk", "addresses": "address",
-            "networkInterfaces": "networkInterface", "volumes": "volume"}
-PLURAL = {singular: plural for plural, singular in SINGULAR.items()}
+            "networkInterfaces": "networkInterface", "interfaceTemplates": "interfaceTemplate",
+            "volumes": "volume", "volumeTemplates": "volumeTemplate", "actions": "action",
+            "machineVolumes": "MachineVolume"}
 # Elements whose text is a number or a boolean in JSON.
 INTEGERS = {"cpu", "memory", "capacity", "count", "progress", "returnCode", "mtu"}
 BOOLEANS = {"bootable", "force"}
 
 
-def render(type_name: str, resource: dict[str, Any], members: str | None = None) -> bytes:
+def render(type_name: str, resource: dict[str, Any],
+           members: tuple[str, str] | None = None) -> bytes:
     """`resource` (a JSON-shaped dict) as the XML document of a `type_name`;
-    a collection's `members` list repeats elements named by the members' type."""
-    root = ET.Element(type_name, {"xmlns": NAMESPACE})
-    _fill(root, resource, members, type_name.removesuffix("Collection"))
+    a collection (`members`: its array attribute and its members' type) is a
+    `<Collection>` carrying its resourceURI."""
+    root = ET.Element("Collection" if members else type_name, {"xmlns": NAMESPACE})
+    if members:
+        root.set("resourceURI", str(resource.get("resourceURI", "")))
+    _fill(root, resource, dict([members]) if members else {})
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
-def _fill(element: ET.Element, values: dict[str, Any], members: str | None = None,
-          member_type: str = "") -> None:
+def _fill(element: ET.Element, values: dict[str, Any], items: dict[str, str]) -> None:
     for name, value in values.items():
         if name == "resourceURI":
-            element.set("resourceURI", str(value))
-        elif name == "properties":
+            continue  # the element's name (a collection's attribute) says it
+        if name == "properties":
+            wrapper = ET.SubElement(element, "properties")
             for key, text in value.items():
-                ET.SubElement(element, "property", {"key": str(key)}).text = str(text)
+                ET.SubElement(wrapper, "property", {"key": str(key)}).text = str(text)
         elif isinstance(value, list):
-            singular = member_type if name == members else SINGULAR.get(name, name)
+            wrapper = ET.SubElement(element, name)
             for item in value:
-                _child(element, singular, item)
+                _child(wrapper, items.get(name) or SINGULAR.get(name, name), item)
         else:
             _child(element, name, value)
 
 
 def _child(parent: ET.Element, name: str, value: Any) -> None:
     if isinstance(value, dict):
-        if set(value) <= {"href", "rel"} and value:
+        if value and set(value) <= {"href", "rel"}:
             ET.SubElement(parent, name, {k: str(v) for k, v in value.items()})
             return
-        child = ET.SubElement(parent, name)
-        _fill(child, value)
+        _fill(ET.SubElement(parent, name), value, {})
         return
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
     ET.SubElement(parent, name).text = text
@@ -65,7 +71,7 @@ def _child(parent: ET.Element, name: str, value: Any) -> None:
 
 def parse(body: bytes) -> dict[str, Any]:
     """An XML request body as the JSON-shaped dict it stands for (its root
-    element's name gives its resourceURI when it has none)."""
+    element's name gives its resourceURI)."""
     try:
         root = fromstring(body, forbid_dtd=True)
     except DefusedXmlException:
@@ -73,7 +79,8 @@ def parse(body: bytes) -> dict[str, Any]:
     except ET.ParseError as exc:
         raise BadRequest(f"the XML body is not well-formed: {exc}") from None
     values = _values(root)
-    assert isinstance(values, dict)
+    if not isinstance(values, dict):
+        raise BadRequest(f"<{_local(root.tag)}> carries no attributes")
     values.setdefault("resourceURI", f"{NAMESPACE}/{_local(root.tag)}")
     return values
 
@@ -84,11 +91,11 @@ def _local(tag: str) -> str:
 
 def _values(element: ET.Element) -> dict[str, Any] | str | int | bool:
     children = list(element)
+    name = _local(element.tag)
     if not children:
         if "href" in element.attrib:
-            return {"href": element.attrib["href"]}
+            return dict(element.attrib)
         text = (element.text or "").strip()
-        name = _local(element.tag)
         if name in INTEGERS:
             try:
                 return int(text)
@@ -99,13 +106,14 @@ def _values(element: ET.Element) -> dict[str, Any] | str | int | bool:
                 raise BadRequest(f"<{name}> must be true or false, not {text!r}")
             return text == "true"
         return text
-    values: dict[str, Any] = dict(element.attrib)
+    values: dict[str, Any] = {}
     for child in children:
-        name = _local(child.tag)
-        if name == "property":
-            values.setdefault("properties", {})[child.attrib.get("key", "")] = child.text or ""
-        elif name in PLURAL and not ("href" in child.attrib and not list(child)):
-            values.setdefault(PLURAL[name], []).append(_values(child))
+        child_name = _local(child.tag)
+        if child_name == "properties":
+            values["properties"] = {item.attrib.get("key", ""): item.text or ""
+                                    for item in child}
+        elif child_name in SINGULAR and (list(child) or "href" not in child.attrib):
+            values[child_name] = [_values(item) for item in child]
         else:
-            values[name] = _values(child)
+            values[child_name] = _values(child)
     return values

@@ -74,10 +74,14 @@ def test_the_entry_point_names_every_collection(client: Client) -> None:
                  "networks": "Network", "networkConfigs": "NetworkConfiguration",
                  "addresses": "Address", "jobs": "Job", "resourceMetadata": "ResourceMetadata"}
         assert {name for name, value in entry.items() if isinstance(value, dict)} == set(types)
+        creatable = {"machines", "machineTemplates", "machineImages", "credentials", "volumes",
+                     "volumeTemplates", "volumeConfigs", "networks", "networkConfigs",
+                     "addresses"}
         for name, type_name in types.items():
             listed = ok(cimi(client, "GET", entry[name]["href"]))
             assert listed["resourceURI"] == CIMI + type_name + "Collection"
-            assert listed["count"] == len(listed[name])
+            assert listed["count"] == len(listed.get(name, []))  # an empty one is left out
+            assert ("operations" in listed) == (name in creatable)
 
 
 def test_resource_metadata_says_what_is_offered_and_what_is_not(client: Client) -> None:
@@ -200,7 +204,7 @@ def test_collection_queries(client: Client) -> None:
 
     def names(query: str) -> list[str]:
         listed = ok(cimi(client, "GET", "machines?" + query))
-        return [m.get("name") for m in listed["machines"]]
+        return [m.get("name") for m in listed.get("machines", [])]
     assert names("$filter=cpu=2&$orderby=name:desc") == ["d", "b"]
     assert names("$filter=cpu>=2 and name!='d'&$orderby=cpu:desc,name") == ["c", "b"]
     assert names("$filter=name='a' or (cpu=4 and state='STARTED')&$orderby=name") == ["a", "c"]
@@ -249,6 +253,22 @@ def test_volumes_attached_and_detached_as_machine_volumes(client: Client) -> Non
     assert cimi(client, "DELETE", volume["id"]).status_code == 409  # in use
     ok(cimi(client, "DELETE", attached["id"]))
     assert ok(cimi(client, "GET", machine["volumes"]["href"]))["count"] == 0
+
+    # DSP0263's insert and remove of an existing volume
+    rels = {o["rel"] for o in collection["operations"]}
+    assert rels == {"add", "insert", "remove"}
+    inserted = ok(cimi(client, "POST", add, {
+        "resourceURI": CIMI + "Action", "action": CIMI + "action/insert",
+        "volume": {"href": volume["id"]}, "initialLocation": "/dev/vdd"}), 201)
+    assert inserted["initialLocation"] == "/dev/vdd"
+    job = ok(cimi(client, "POST", add, {"resourceURI": CIMI + "Action",
+                                        "action": CIMI + "action/remove",
+                                        "volume": {"href": volume["id"]}}))
+    assert job["action"] == "delete" and job["state"] == "SUCCESS"
+    assert ok(cimi(client, "GET", machine["volumes"]["href"]))["count"] == 0
+    assert cimi(client, "POST", add, {"resourceURI": CIMI + "Action",
+                                      "action": CIMI + "action/remove",
+                                      "volume": {"href": volume["id"]}}).status_code == 404
     ok(cimi(client, "DELETE", volume["id"]))
 
 
@@ -257,7 +277,7 @@ def test_machines_created_with_interfaces_volumes_and_credentials(client: Client
     volume = client.storage(1.0)
     machine = new_machine(
         client, "full",
-        networkInterfaces=[{"network": {"href": "network/" + network.rpartition("/")[2]}}],
+        interfaceTemplates=[{"network": {"href": "network/" + network.rpartition("/")[2]}}],
         volumes=[{"volume": {"href": "volume/" + volume.rpartition("/")[2]}}],
         credential={"publicKey": "ssh-ed25519 AAAAC3Nza alice@laptop"},
         userData="#cloud-config\n")
@@ -291,13 +311,31 @@ def test_xml_both_ways(client: Client) -> None:
     assert response.status_code == 201, response.get_data(as_text=True)
     root = ET.fromstring(response.data)
     assert root.tag == NS + "Machine"
-    assert root.attrib["resourceURI"] == CIMI + "Machine"
     assert root.findtext(NS + "name") == "in xml" and root.findtext(NS + "cpu") == "1"
-    rels = [o.attrib["rel"] for o in root.findall(NS + "operation")]
+    rels = [o.attrib["rel"] for o in root.findall(f"{NS}operations/{NS}operation")]
     assert "edit" in rels and CIMI + "action/stop" in rels
     listed = ET.fromstring(cimi(client, "GET", "machines", accept="application/xml").data)
-    assert listed.tag == NS + "MachineCollection"
-    assert [m.findtext(NS + "name") for m in listed.findall(NS + "Machine")] == ["in xml"]
+    assert listed.tag == NS + "Collection"
+    assert listed.attrib["resourceURI"] == CIMI + "MachineCollection"
+    assert listed.findtext(NS + "count") == "1"
+    assert [m.findtext(NS + "name") for m in listed.findall(f"{NS}machines/{NS}Machine")] == \
+        ["in xml"]
+    machine_id = listed.findtext(f"{NS}machines/{NS}Machine/{NS}id")
+    action = ('<Action xmlns="http://schemas.dmtf.org/cimi/2">'
+              "<action>http://schemas.dmtf.org/cimi/2/action/stop</action>"
+              "<force>true</force></Action>")
+    job = ET.fromstring(cimi(client, "POST", machine_id, action, accept="application/xml",
+                             **{"Content-Type": "application/xml"}).data)
+    assert job.tag == NS + "Job" and job.findtext(NS + "state") == "SUCCESS"
+    template = ('<MachineTemplate xmlns="http://schemas.dmtf.org/cimi/2"><name>t</name>'
+                '<machineConfig><cpu>2</cpu><memory>524288</memory></machineConfig>'
+                '<machineImage href="machineImage/debian-12"/>'
+                '<networkInterfaces><networkInterface><network href="network/none"/>'
+                "</networkInterface></networkInterfaces></MachineTemplate>")
+    refused = cimi(client, "POST", "machineTemplates", template,
+                   **{"Content-Type": "application/xml"})
+    assert refused.status_code == 400  # read as a template with one interface, to no network
+    assert "/network/none does not exist" in refused.get_json()["message"]
     bomb = ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]>'
             "<MachineCreate><name>&a;</name></MachineCreate>")
     refused = cimi(client, "POST", "machines", bomb, accept="application/xml",
@@ -318,6 +356,9 @@ def test_xml_both_ways(client: Client) -> None:
     ("POST", "machines", {**machine_create(), "properties": {"a": "b"}}, {}, 400, "properties"),
     ("POST", "machines", {"resourceURI": CIMI + "VolumeCreate"}, {}, 400, "MachineCreate"),
     ("POST", "machineConfigs", {}, {}, 405, "POST"),
+    ("POST", "machines", machine_create(initialState="STOPPED"), {}, 400, "initialState"),
+    ("POST", "machines", machine_create(volumeTemplates=[{"volumeTemplate": {}}]), {}, 400,
+     "volumeTemplates are not offered"),
     ("GET", "nothing", None, {}, 404, "no CIMI collection"),
     ("GET", "machine/none", None, {}, 404, "no Machine"),
     ("GET", "a/b/c/d/e", None, {}, 404, "nothing at /cimi/a/b/c/d/e"),
