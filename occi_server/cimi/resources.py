@@ -46,6 +46,11 @@ class CimiType:
     kind: Kind | None = None
     creatable: bool = False
     kept: bool = False  # a template the tenant keeps (a document in the store)
+    members_name: str = ""  # its collection's array of members, if not named as the collection
+
+    @property
+    def members(self) -> str:
+        return self.members_name or self.collection
 
     @property
     def uri(self) -> str:
@@ -75,7 +80,8 @@ NETWORK_CONFIGURATION = CimiType("NetworkConfiguration", "networkConfigs", "netw
 MACHINE_VOLUME = CimiType("MachineVolume", "volumes", "volume", STORAGELINK, creatable=True)
 MACHINE_INTERFACE = CimiType("MachineNetworkInterface", "networkInterfaces",
                              "networkInterface", NETWORKINTERFACE, creatable=True)
-RESOURCE_METADATA = CimiType("ResourceMetadata", "resourceMetadata", "resourceMetadata")
+RESOURCE_METADATA = CimiType("ResourceMetadata", "resourceMetadata", "resourceMetadata",
+                             members_name="resourceMetadatas")
 # The entry point's collections, in the order it lists them.
 TOP_LEVEL = (MACHINE, MACHINE_TEMPLATE, MACHINE_CONFIGURATION, MACHINE_IMAGE, CREDENTIAL,
              VOLUME, VOLUME_TEMPLATE, VOLUME_CONFIGURATION, NETWORK_TYPE,
@@ -349,26 +355,49 @@ _DESCRIPTIONS = {
     "suspend": "Suspend the machine in memory",
     "capture": "Save the machine's disk as a new MachineImage",
 }
+CAPABILITY = SCHEMA + "capability/"
+# DSP0263 5.11.1's capabilities, as this site has them (an absent boolean one is false).
+CAPABILITIES: dict[str, dict[str, Any]] = {
+    "CloudEntryPoint": {
+        "ExpandParameterQuery": True, "FilterParameterQuery": True,
+        "FirstParameterAndLastParameterQuery": True, "SelectParameterQuery": True,
+        "FormatParameterQuery": True, "OrderByParameterQuery": True,
+        "QueryPathNotation": False, "ValueScopes": False},
+    "Machine": {
+        "DefaultInitialState": "STARTED", "InitialStates": ["STARTED"],
+        "MachineConfigByValue": True, "MachineCredentialByValue": True,
+        "MachineImageByValue": False, "MachineVolumeTemplatesByValue": False,
+        "MachineTemplateByValue": True, "MachineStopForce": True,
+        "MachineStopForceDefault": False, "RestoreFromImage": False,
+        "UserData": "cloud-init NoCloud seed"},
+    "Credential": {"CredentialTemplateByValue": True},
+    "Volume": {"SharedVolumeSupport": False, "VolumeConfigByValue": True,
+               "VolumeImageByValue": False, "VolumeSnapshot": False,
+               "VolumeTemplateByValue": True},
+    "Network": {"NetworkTemplateByValue": True, "DefaultInitialState": "STARTED",
+                "InitialStates": ["STARTED"]},
+}
 
 
 def metadata() -> list[Resource]:
-    """ResourceMetadata: each offered type with its operations, and the entry
-    point's, which says what the site leaves out."""
-    found = [{"resourceURI": RESOURCE_METADATA.uri,
-              "id": f"{RESOURCE_METADATA.segment}/CloudEntryPoint", "name": "CloudEntryPoint",
-              "typeURI": SCHEMA + "CloudEntryPoint",
-              "description": "Not offered: " + "; ".join(LEFT_OUT), "operations": []}]
-    for cimi_type in TOP_LEVEL:
-        if cimi_type is RESOURCE_METADATA:
-            continue
-        actions = ACTIONS_OF.get(cimi_type.kind.type_id, ("", {}))[1] if cimi_type.kind \
-            else {}
-        resource: Resource = {"resourceURI": RESOURCE_METADATA.uri,
-                              "id": f"{RESOURCE_METADATA.segment}/{cimi_type.name}",
-                              "name": cimi_type.name, "typeURI": cimi_type.uri}
-        if actions:
-            resource["actions"] = [{"name": name, "uri": ACTION + name, "method": "POST",
-                                    "description": _DESCRIPTIONS[name]} for name in actions]
-        resource["operations"] = []
+    """ResourceMetadata: each offered type with its capabilities and
+    operations, and the entry point's, which says what the site leaves out."""
+    found = []
+    for name, uri in (("CloudEntryPoint", SCHEMA + "CloudEntryPoint"),
+                      *((t.name, t.uri) for t in TOP_LEVEL if t is not RESOURCE_METADATA)):
+        cimi_type = next((t for t in TOP_LEVEL if t.name == name), None)
+        actions = ACTIONS_OF.get(cimi_type.kind.type_id, ("", {}))[1] \
+            if cimi_type is not None and cimi_type.kind is not None else {}
+        resource: Resource = {
+            "resourceURI": RESOURCE_METADATA.uri,
+            "id": f"{RESOURCE_METADATA.segment}/{name}", "name": name, "typeURI": uri,
+            "description": "Not offered: " + "; ".join(LEFT_OUT)
+            if name == "CloudEntryPoint" else "",
+            "capabilities": [{"name": capability, "uri": f"{CAPABILITY}{name}/{capability}",
+                              "value": value}
+                             for capability, value in CAPABILITIES.get(name, {}).items()],
+            "actions": [{"name": action, "uri": ACTION + action, "method": "POST",
+                         "description": _DESCRIPTIONS[action]} for action in actions],
+        }
         found.append(resource)
     return found

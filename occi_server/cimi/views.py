@@ -106,6 +106,13 @@ def resolve(href: str) -> tuple[str, str]:
 
 
 def _media() -> str:
+    """JSON or XML: as `$format` says (DSP0263 4.1.6.5), else as Accept does."""
+    asked = request.args.get("$format")
+    if asked is not None:
+        media = {"json": JSON, "xml": XML, JSON: JSON, XML: XML}.get(asked.lower())
+        if media is None:
+            raise errors.BadRequest(f"$format must be json or xml, not {asked!r}")
+        return media
     accepted = request.accept_mimetypes
     if not accepted or not request.headers.get("Accept"):
         return JSON
@@ -309,11 +316,11 @@ def collection(collection: str) -> Response:
             count, chosen = applied(query, _members(work, cimi_type, query))
         body: Resource = {
             "resourceURI": cimi_type.collection_uri, "id": collection, "count": count,
-            collection: [selection(query, member) for member in chosen],
+            cimi_type.members: [selection(query, member) for member in chosen],
             "operations": [{"rel": "add", "href": collection}] if cimi_type.creatable else [],
         }
         return _respond(Answer(200, cimi_type.name + "Collection", body,
-                               members=(collection, cimi_type.name)))
+                               members=(cimi_type.members, cimi_type.name)))
     if request.method == "POST" and cimi_type.creatable:
         return _respond(_create(cimi_type))
     raise errors.MethodNotAllowed(f"{request.method} is not defined on {collection}",

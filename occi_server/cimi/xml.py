@@ -24,7 +24,11 @@ NAMESPACE = "http://schemas.dmtf.org/cimi/2"
 SINGULAR = {"operations": "operation", "disks": "disk", "addresses": "address",
             "networkInterfaces": "networkInterface", "interfaceTemplates": "interfaceTemplate",
             "volumes": "volume", "volumeTemplates": "volumeTemplate", "actions": "action",
-            "machineVolumes": "MachineVolume"}
+            "machineVolumes": "MachineVolume", "capabilities": "capability",
+            "attributes": "attribute"}
+# Array items that are small structures: their fields are XML attributes
+# (DSP0263 5.5.8), but for a capability's value, which is its text.
+ATTRIBUTE_ITEMS = {"operation", "action", "capability", "attribute"}
 # Elements whose text is a number or a boolean in JSON.
 INTEGERS = {"cpu", "memory", "capacity", "count", "progress", "returnCode", "mtu"}
 BOOLEANS = {"bootable", "force"}
@@ -59,14 +63,27 @@ def _fill(element: ET.Element, values: dict[str, Any], items: dict[str, str]) ->
 
 
 def _child(parent: ET.Element, name: str, value: Any) -> None:
+    if isinstance(value, dict) and name in ATTRIBUTE_ITEMS:
+        item = ET.SubElement(parent, name, {k: _text(v) for k, v in value.items()
+                                            if k != "value"})
+        if "value" in value:
+            item.text = _text(value["value"])
+        return
     if isinstance(value, dict):
         if value and set(value) <= {"href", "rel"}:
             ET.SubElement(parent, name, {k: str(v) for k, v in value.items()})
             return
         _fill(ET.SubElement(parent, name), value, {})
         return
-    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-    ET.SubElement(parent, name).text = text
+    ET.SubElement(parent, name).text = _text(value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return " ".join(_text(item) for item in value)
+    return str(value)
 
 
 def parse(body: bytes) -> dict[str, Any]:

@@ -80,7 +80,8 @@ def test_the_entry_point_names_every_collection(client: Client) -> None:
         for name, type_name in types.items():
             listed = ok(cimi(client, "GET", entry[name]["href"]))
             assert listed["resourceURI"] == CIMI + type_name + "Collection"
-            assert listed["count"] == len(listed.get(name, []))  # an empty one is left out
+            members = "resourceMetadatas" if name == "resourceMetadata" else name
+            assert listed["count"] == len(listed.get(members, []))  # an empty one is left out
             assert ("operations" in listed) == (name in creatable)
 
 
@@ -89,8 +90,19 @@ def test_resource_metadata_says_what_is_offered_and_what_is_not(client: Client) 
     assert machine["typeURI"] == CIMI + "Machine"
     assert [a["uri"] for a in machine["actions"]] == \
         [CIMI + "action/" + a for a in ("start", "stop", "restart", "suspend", "capture")]
+    capabilities = {c["uri"]: c["value"] for c in machine["capabilities"]}
+    assert capabilities[CIMI + "capability/Machine/MachineConfigByValue"] is True
+    assert capabilities[CIMI + "capability/Machine/DefaultInitialState"] == "STARTED"
     entry = ok(cimi(client, "GET", "resourceMetadata/CloudEntryPoint"))
     assert "Systems" in entry["description"] and "pause" in entry["description"]
+    assert {c["name"]: c["value"] for c in entry["capabilities"]}["FilterParameterQuery"]
+    listed = ok(cimi(client, "GET", "resourceMetadata"))
+    assert {m["name"] for m in listed["resourceMetadatas"]} >= {"Machine", "CloudEntryPoint"}
+    document = ET.fromstring(cimi(client, "GET", "resourceMetadata/Machine?$format=xml").data)
+    assert document.tag == NS + "ResourceMetadata"
+    capability = document.find(f"{NS}capabilities/{NS}capability[@name='DefaultInitialState']")
+    assert capability is not None and capability.text == "STARTED"
+    assert document.find(f"{NS}actions/{NS}action[@name='stop']").attrib["method"] == "POST"
 
 
 def test_configurations_and_images_are_the_sites_flavours_and_os_templates(
