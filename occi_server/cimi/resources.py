@@ -157,6 +157,8 @@ def _common(cimi_type: CimiType, entity: Entity) -> Resource:
     for name, attribute in (("name", "occi.core.title"), ("description", "occi.core.summary")):
         if entity.attributes.get(attribute):
             resource[name] = entity.attributes[attribute]
+    resource["created"] = _timestamp(entity.created)
+    resource["updated"] = _timestamp(entity.updated)
     return resource
 
 
@@ -232,6 +234,8 @@ def machine_part(machine_entity: Entity, link: Entity, changeable: bool,
     part = MACHINE_VOLUME if link.kind == STORAGELINK.type_id else MACHINE_INTERFACE
     href = f"{href_of(MACHINE, machine_entity)}/{part.segment}/{member_id(link)}"
     resource: Resource = {"resourceURI": part.uri, "id": href,
+                          "created": _timestamp(link.created),
+                          "updated": _timestamp(link.updated),
                           "state": _state(link, _ATTACHMENT_STATES, _BUSY_ATTACHMENT,
                                           operation)}
     if part is MACHINE_VOLUME:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -30,6 +31,9 @@ class Entity:
     tenant: str | None = None
     owner: str | None = None
     shared: bool = False
+    # When it was stored and last changed (None until stored).
+    created: datetime | None = None
+    updated: datetime | None = None
     # Filled in when rendered: outgoing links (resources) and applicable actions.
     links: list[Entity] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)

@@ -146,6 +146,8 @@ def test_one_machine_seen_and_changed_through_both_protocols(client: Client) -> 
     # edited through CIMI, seen in OCCI; the reverse
     edited = ok(cimi(client, "PUT", machine["id"], {"name": "renamed", "cpu": 2}))
     assert (edited["name"], edited["cpu"]) == ("renamed", 2)
+    assert edited["created"] == machine["created"] < edited["updated"]
+    assert edited["created"].endswith("+00:00")
     assert client.attributes(path)["occi.compute.cores"] == 2
     client.post_text(path, [f'Category: compute; scheme="{COMPUTE.rpartition("#")[0]}#"; '
                             'class="kind"', 'X-OCCI-Attribute: occi.core.summary="web"'])
@@ -222,6 +224,8 @@ def test_collection_queries(client: Client) -> None:
     assert names("$filter=name='a' or (cpu=4 and state='STARTED')&$orderby=name") == ["a", "c"]
     assert names("$filter=2=cpu&$filter=name<'c'") == ["b"]  # several filters all hold
     assert names("$orderby=name&$first=2&$last=3") == ["b", "c"]
+    assert names("$orderby=created:desc") == ["d", "c", "b", "a"]
+    assert names(f"$filter=created<{time.strftime('%Y')}-01-01") == []
     assert names("$orderby=name&$last=0") == []
     counted = ok(cimi(client, "GET", "machines?$orderby=name&$first=4"))
     assert counted["count"] == 4 and [m["name"] for m in counted["machines"]] == ["d"]

@@ -230,8 +230,9 @@ class EntityRecords(UsageRecords):
             attributes=dict(attributes),
             source=source_locations.get(source_id) if source_id else None,
             target=target, target_kind=target_kind, tenant=tenant, owner=owner, shared=shared,
+            created=created, updated=updated,
         ) for (id_, key, kind, location, source_id, target, _target_id, target_kind, attributes,
-               _created, _updated, tenant, owner, shared) in rows]
+               created, updated, tenant, owner, shared) in rows]
 
     def _locations_of(self, ids: set[str]) -> dict[str, str]:
         found: dict[str, str] = {}
