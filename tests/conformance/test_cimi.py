@@ -542,3 +542,49 @@ def test_rate_limits_answer_in_cimi(make_app) -> None:
     refused = answers[-1]
     assert refused.get_json()["status"] == 429 and int(refused.headers["Retry-After"]) >= 1
     assert refused.headers["CIMI-Specification-Version"] == "2.0"
+
+
+# Attribute names of DSP0263 2.0's pseudo-schemas (5.5.12, 5.11, 5.12), beside
+# the common ones every resource may carry.
+COMMON = {"resourceURI", "id", "name", "description", "created", "updated", "properties",
+          "operations"}
+ENTRY_POINT = COMMON | {
+    "baseURI", "resourceMetadata", "systems", "systemTemplates", "machines", "machineTemplates",
+    "machineConfigs", "machineImages", "credentials", "credentialTemplates", "volumes",
+    "volumeTemplates", "volumeConfigs", "volumeImages", "networks", "networkTemplates",
+    "segments", "segmentTemplates", "endpoints", "endpointTemplates", "interfaces",
+    "interfaceTemplates", "networkServices", "networkServiceTemplates", "jobs", "meters",
+    "meterTemplates", "meterConfigs", "eventLogs", "eventLogTemplates"}
+METADATA = COMMON | {"typeURI", "attributes", "vscope", "capabilities", "actions"}
+CAPABILITY_FIELDS = {"name", "uri", "description", "value"}
+ACTION_FIELDS = {"name", "uri", "description", "method", "inputMessage", "outputMessage"}
+
+
+def test_serializations_follow_dsp0263s_pseudo_schemas(client: Client) -> None:
+    entry = ok(cimi(client, "GET", ""))
+    # CIMI 1.x's addresses and networkConfigs, which 2.0 dropped, stay as extensions (5.1)
+    assert set(entry) - ENTRY_POINT == {"addresses", "networkConfigs"}
+    assert entry["baseURI"].endswith("/")  # relative hrefs resolve by concatenation (5.5.10)
+    assert all(not value["href"].startswith("/") for value in entry.values()
+               if isinstance(value, dict))
+    new_machine(client)
+    for name in ("machines", "resourceMetadata", "jobs"):
+        collection = ok(cimi(client, "GET", name))
+        members = "resourceMetadatas" if name == "resourceMetadata" else name
+        assert set(collection) <= {"resourceURI", "id", "count", members, "operations"}
+        for member in collection[members]:
+            assert {"resourceURI", "id"} <= set(member)
+    for metadata in ok(cimi(client, "GET", "resourceMetadata"))["resourceMetadatas"]:
+        assert set(metadata) <= METADATA and {"typeURI", "name"} <= set(metadata)
+        for capability in metadata.get("capabilities", []):
+            assert set(capability) <= CAPABILITY_FIELDS and capability["uri"].startswith(
+                CIMI + "capability/" + metadata["name"] + "/")
+        for action in metadata.get("actions", []):
+            assert set(action) <= ACTION_FIELDS and {"name", "uri", "method"} <= set(action)
+    # empty strings, maps and arrays are left out (5.5.15), at every depth
+    def has_empty(value: Any) -> bool:
+        if isinstance(value, dict):
+            return any(v in ("", [], {}) or has_empty(v) for v in value.values())
+        return isinstance(value, list) and any(has_empty(v) for v in value)
+    for path in ("", "machines", "machineImages", "jobs", "resourceMetadata"):
+        assert not has_empty(ok(cimi(client, "GET", path))), path
