@@ -440,6 +440,11 @@ def _serve(config: Any, *, debug: bool) -> int:
         if reconciler is not None:
             reconciler.start()
 
+    def worker_exit(_server: Any, _worker: Any) -> None:
+        # A worker stopping cleanly hands the reconciler's lease on at once.
+        if reconciler is not None:
+            reconciler.stop()
+
     tls: dict[str, Any] = {}
     if config.tls_cert:
         import ssl
@@ -464,6 +469,7 @@ def _serve(config: Any, *, debug: bool) -> int:
         "errorlog": "-",
         "loglevel": config.log_level,
         "post_fork": post_fork,
+        "worker_exit": worker_exit,
         "child_exit": child_exit,
     }).run()
     return 0

@@ -88,6 +88,9 @@ class Config:
     # "iscsi" (over the network, as from another hypervisor host).
     volume_access: str = "local"
     reconcile_seconds: int = 10  # how often stored states are checked against the real ones
+    # How long a front end's process stays "alive" after its last sign (its jobs are
+    # then taken over by another) and the reconciler's election outlives its holder.
+    lease_seconds: float = 15.0
     # How long a request waits for the infrastructure's part of a create (a job)
     # before it answers and leaves the entity `waiting`.
     job_wait_seconds: float = 10.0

@@ -31,7 +31,7 @@ from occi_server.http.web import is_page
 from occi_server.http.web.marketplace import blueprint as marketplace_pages
 from occi_server.http.web.portal import blueprint as portal_pages
 from occi_server.identity import Authenticator, Credentials, RateLimiter
-from occi_server.identity.ratelimit import Rule
+from occi_server.identity.ratelimit import FileCounters, Rule, StoreCounters
 from occi_server.identity.sessions import SESSION_COOKIE
 from occi_server.identity.x509 import peer_certificate_dn
 from occi_server.metrics import LATENCY, REQUESTS, route_of
@@ -62,14 +62,13 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     service = Service(config, store, backends)
     app.extensions["occi.service"] = service
-    service.recover_jobs()
-    if any(backend.observes for _, backend in backends.areas()) \
-            and config.reconcile_seconds > 0:
-        reconciler = Reconciler(service, config.reconcile_seconds,
-                                config.data_path / "reconcile.lock", config.orphans,
+    service.take_over_jobs()
+    if config.reconcile_seconds > 0:  # states, orphans, and jobs whose front end stopped
+        reconciler = Reconciler(service, config.reconcile_seconds, config.orphans,
                                 config.orphan_grace_seconds)
         app.extensions["occi.reconciler"] = reconciler
-        reconciler.audit(startup=True)  # nothing is in progress yet
+        if any(backend.observes for _, backend in backends.areas()):
+            reconciler.audit(startup=True)  # nothing is in progress yet
         if background:
             reconciler.start()
     app.extensions["occi.store"] = store
@@ -90,7 +89,8 @@ def create_app(config: Config, *, backends: Backends | None = None,
     app.extensions["occi.authenticator"] = authenticator
     limits = {"anonymous": Rule.parse(config.rate_limit_anonymous),
               "authenticated": Rule.parse(config.rate_limit_authenticated)}
-    limiter = RateLimiter(config.data_path / "ratelimit.sqlite3") \
+    limiter = RateLimiter(StoreCounters(store) if store.engine.dialect.name == "postgresql"
+                          else FileCounters(config.data_path / "ratelimit.sqlite3")) \
         if any(limits.values()) else None
 
     @app.before_request

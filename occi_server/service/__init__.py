@@ -4,14 +4,12 @@ know nothing of HTTP."""
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from occi_server import __version__
@@ -33,8 +31,9 @@ from occi_server.marketplace import Marketplace, Policy, next_change
 from occi_server.service.accounting import Site, cloud_records
 from occi_server.service.glue import Share, glue_document
 from occi_server.service.imagemixins import image_mixin, volume_image_mixin
-from occi_server.service.jobs import recover, run_job, state_attribute
+from occi_server.service.jobs import run_job, state_attribute, take_over
 from occi_server.service.models import ModelCache
+from occi_server.service.presence import Presence, holder_id
 from occi_server.service.quotas import limits_of, report, visible_tenants
 from occi_server.service.rooms.ipreservation import repair_published
 from occi_server.service.security import repair_guards
@@ -80,6 +79,7 @@ class Service:
                               *pool_mixins(self.site_scheme, list(config.floating_ip_pools)),
                               *([monitoring] if monitoring else [])])
         self._models = ModelCache(self._build_model, backends.images.stamp)
+        self.presence = Presence(store, config.lease_seconds)
         self.settings = Settings(
             site_scheme=self.site_scheme,
             default_sizes={"occi.compute.cores": default.cores,
@@ -206,16 +206,17 @@ class Service:
                       if guest.attributes.get("occi.compute.state") == "active"]
         return {guest.location: compute.stats(guest) for guest in guests}
 
-    def recover_jobs(self) -> list[str]:
-        """Jobs a restart interrupted: their entities get the real state back."""
+    def take_over_jobs(self) -> list[str]:
+        """Jobs whose front end stopped (killed, or restarted): their entities
+        get the real state back and the jobs end as failed."""
         def current_state(entity: Entity) -> dict | None:
             backend = self.backends.for_kind(entity.kind)
             return backend.current_state(entity) if backend is not None else None
-        recovered = recover(self.store, current_state)
-        for location in recovered:
-            log.warning("a restart interrupted the job of %s; its state was read back",
+        taken = take_over(self.store, current_state, self.config.lease_seconds)
+        for location in taken:
+            log.warning("the front end doing the job of %s stopped; its state was read back",
                         location)
-        return recovered
+        return taken
 
     @contextmanager
     def work(self, *, write: bool, local_path: Callable[[str], str],
@@ -232,20 +233,24 @@ class Service:
             checkpoint("write.committed")
         if work.job is not None:
             run_job(self.store, work.job,
-                    self.settings.job_wait_seconds if wait is None else wait)
+                    self.settings.job_wait_seconds if wait is None else wait, self.presence)
 
 
 class Reconciler:
     """Brings stored compute and network states in line with what the
-    infrastructure reports (restarting what should run, such as DHCP servers),
-    every `interval` seconds, in one process at a time (a lock file in the
-    data directory elects it)."""
+    infrastructure reports (restarting what should run, such as DHCP servers)
+    and takes over the jobs of front ends that stopped, every `interval`
+    seconds, in one process of the whole site at a time: the holder of the
+    store's `reconciler` lease, which another takes once it expires."""
 
-    def __init__(self, service: Service, interval: float, lock_path: Path,
+    LEASE = "reconciler"
+
+    def __init__(self, service: Service, interval: float,
                  orphans: str = "report", orphan_grace: float = 600) -> None:
         self.service = service
         self.interval = interval
-        self.lock_path = lock_path
+        # Renewed every pass: its holder must miss two before another takes it.
+        self.lease_seconds = 2 * interval + service.config.lease_seconds
         self.orphan_policy = orphans
         self.orphan_grace = orphan_grace
         self._orphans_seen: dict[tuple[str, str], float] = {}
@@ -302,9 +307,19 @@ class Reconciler:
                     self.orphan_policy)
         return f"reported {name}"
 
+    def elected(self) -> bool:
+        """Whether this process reconciles now (taking or renewing the lease)."""
+        try:
+            with self.service.store.transaction(write=True) as repo:
+                return repo.hold_lease(self.LEASE, holder_id(), self.lease_seconds)
+        except OCCIError as exc:
+            log.info("reconciler election postponed: %s", exc.message)
+            return False
+
     def run_once(self) -> int:
-        """One pass (orphans, then states); returns how many entities changed."""
-        changed = 0
+        """One pass (interrupted jobs, orphans, then states); returns how many
+        entities changed."""
+        changed = len(self.service.take_over_jobs())
         with self.service.store.transaction(write=True) as repo:
             known = {kind.term: repo.list(kinds=[kind.type_id]) for kind, _ in self._areas()}
             self._audit(repo, known, startup=False)
@@ -337,25 +352,23 @@ class Reconciler:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        with self.lock_path.open("a") as lock:
-            while not self._stop.is_set():
-                self.service.backends.compute.watch(self._wake.set)
-                self._wake.wait(self.interval)  # a lifecycle event ends the wait early
-                self._wake.clear()
-                if self._stop.is_set():
-                    break
-                try:
-                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    continue  # another process reconciles
-                try:
-                    changed = self.run_once()
-                    if changed:
-                        log.info("reconciled the state of %d resource(s) with the "
-                                 "infrastructure", changed)
-                except BackendUnavailable as exc:  # e.g. a long request holds the database
-                    log.info("reconciliation postponed: %s", exc.message)
-                except Exception:
-                    log.exception("reconciliation failed; retrying in %s s", self.interval)
-                finally:
-                    fcntl.flock(lock, fcntl.LOCK_UN)
+        while not self._stop.is_set():
+            self.service.backends.compute.watch(self._wake.set)
+            self._wake.wait(self.interval)  # a lifecycle event ends the wait early
+            self._wake.clear()
+            if self._stop.is_set() or not self.elected():
+                continue  # another process reconciles
+            try:
+                changed = self.run_once()
+                if changed:
+                    log.info("reconciled the state of %d resource(s) with the "
+                             "infrastructure", changed)
+            except BackendUnavailable as exc:  # e.g. a long request holds the database
+                log.info("reconciliation postponed: %s", exc.message)
+            except Exception:
+                log.exception("reconciliation failed; retrying in %s s", self.interval)
+        try:  # another front end need not wait for the lease to expire
+            with self.service.store.transaction(write=True) as repo:
+                repo.release_lease(self.LEASE, holder_id())
+        except OCCIError:
+            pass

@@ -7,8 +7,9 @@ does the work and stores the outcome. The request waits for the job up to
 `job_wait_seconds`: a job that is done by then answers as a synchronous one
 would (a refusal such as 507 or 503 removes the entity again and is the
 answer); a longer one is handed off and the client sees `waiting` until it
-ends. Jobs are recorded in the store; a restart marks the ones it
-interrupted as failed and reads the real state back."""
+ends. Jobs are recorded in the store with the process at work on them; the
+jobs of a process that stopped (its lease expired, or on this host its pid is
+gone) are taken over: failed, with their entities' real state read back."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from occi_server.core import Entity
 from occi_server.errors import BackendUnavailable, OCCIError
 from occi_server.metrics import JOBS
+from occi_server.service.presence import Presence, is_gone
 from occi_server.store import Repository, Store
 
 log = logging.getLogger("occi_server.jobs")
@@ -80,11 +83,17 @@ def error_state(state: str, message: str) -> Attributes:
     return {state: "error", f"{state}.message": message}
 
 
-def run_job(store: Store, job: Job, wait: float) -> None:
-    """Run `job` in a thread; wait for it up to `wait` seconds. Raises the
-    refusal that ended it if it ended by then."""
+def run_job(store: Store, job: Job, wait: float, presence: Presence) -> None:
+    """Run `job` in a thread (this process's lease renewed meanwhile); wait
+    for it up to `wait` seconds. Raises the refusal that ended it if it ended
+    by then."""
     outcome = _Outcome()
-    thread = threading.Thread(target=_work, args=(store, job, outcome),
+
+    def work() -> None:
+        with presence.working():
+            _work(store, job, outcome)
+
+    thread = threading.Thread(target=work,
                               name=f"occi-job-{job.id[:8]}", daemon=True)
     thread.start()
     thread.join(wait)
@@ -221,12 +230,21 @@ def _end(repo: Repository, job: Job, failed: list[str]) -> None:
                     error="; ".join(failed) or None)
 
 
-def recover(store: Store, current_state: Callable[[Entity], Attributes | None]) -> list[str]:
-    """After a restart: jobs left running were interrupted. Their entities get
-    the state the infrastructure reports, or `error` when it cannot tell."""
-    recovered = []
+def take_over(store: Store, current_state: Callable[[Entity], Attributes | None],
+              grace: float) -> list[str]:
+    """The jobs whose process stopped (see presence.is_gone; `grace`: how long
+    a new job's process may take to show it lives): their entities get the
+    state the infrastructure reports, or `error` when it cannot tell, and the
+    jobs end as failed. Returns their entities' locations."""
+    taken = []
+    now = datetime.now(UTC)
     with store.transaction(write=True) as repo:
-        for job in repo.jobs(state="running", limit=10_000):
+        leases = repo.leases("process:")
+        for job in repo.claim_running_jobs():
+            updated = job["updated"] if job["updated"].tzinfo else \
+                job["updated"].replace(tzinfo=UTC)
+            if not is_gone(job["holder"], leases, now, (now - updated).total_seconds(), grace):
+                continue
             entities = [e for e in [repo.get(job["entity_id"]),
                                     *repo.links_from([job["entity_id"]]).get(
                                         job["entity_id"], [])] if e is not None]
@@ -235,13 +253,14 @@ def recover(store: Store, current_state: Callable[[Entity], Attributes | None]) 
                 if entity.attributes.get(state) != "waiting":
                     continue
                 real = current_state(entity) or error_state(
-                    state, "a restart interrupted its creation; delete it and create it again")
+                    state, "its job was interrupted (the front end doing it stopped); delete "
+                           "it and create it again")
                 entity.attributes.update(real)
                 repo.update(entity)
             repo.update_job(job["id"], state="failed", progress="interrupted",
-                            error="the service restarted while the job ran")
-            recovered.append(job["location"])
-    return recovered
+                            error="the front end doing it stopped")
+            taken.append(job["location"])
+    return taken
 
 
 def state_of(entity: Entity) -> dict[str, Any]:

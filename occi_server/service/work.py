@@ -44,6 +44,7 @@ from occi_server.service.jobs import (
     state_attribute_of,
     state_of,
 )
+from occi_server.service.presence import holder_id
 from occi_server.service.quotas import QuotaCheck, quota_entity, visible_tenants
 from occi_server.service.rooms import LINK_ROOMS, ROOMS, LinkRoom, link_room, room_of
 from occi_server.service.validation import (
@@ -378,7 +379,8 @@ class Work:
         entity.attributes[f"{state}.message"] = description
         if self.job is None:
             self.job = Job(entity, description.split(" ", 1)[0])
-            self.repo.insert_job(self.job.id, entity, self.job.operation, description)
+            self.repo.insert_job(self.job.id, entity, self.job.operation, description,
+                                 holder=holder_id())
         self.job.steps.append(Step(entity, description, run, undo, restore, finish, failure,
                                    after_others, restore_mixins))
 

@@ -29,7 +29,9 @@ from occi_server.store.records.base import DEFAULT_TENANT, Scope
 from occi_server.store.records.categories import CategoryRecords
 from occi_server.store.records.entities import EntityRecords
 from occi_server.store.records.jobs import JobRecords
+from occi_server.store.records.leases import LeaseRecords
 from occi_server.store.records.marketplace import EndorsementRecords
+from occi_server.store.records.ratelimits import RateRecords
 from occi_server.store.records.secrets import SecretRecords
 from occi_server.store.records.templates import TemplateRecords
 from occi_server.store.records.usage import _ReadLog
@@ -133,11 +135,11 @@ class Store:
 
 
 class Repository(EntityRecords, AllocationRecords, JobRecords, UserRecords, EndorsementRecords,
-                 CategoryRecords, SecretRecords, TemplateRecords):
+                 CategoryRecords, SecretRecords, TemplateRecords, LeaseRecords, RateRecords):
     """Reads and writes inside one transaction, one part per aggregate
     (store/records/): entities (whose writes accounting records), allocations,
     jobs, users, marketplace entries, run-time categories, site secrets,
-    templates."""
+    templates, leases, rate-limit counters."""
 
     def __init__(self, connection: Connection, scope: Scope | None = None) -> None:
         self.connection = connection

@@ -130,6 +130,8 @@ jobs = Table(
     Column("created", DateTime(timezone=True), nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),
     Column("tenant", String(255), nullable=False, server_default="default"),
+    # The process at work on it (see service/presence.py); None: from before holders.
+    Column("holder", String(255), nullable=True),
 )
 
 # Users known to the store (HTTP basic passwords, X.509 subjects), with the
@@ -195,4 +197,24 @@ templates = Table(
     Column("created", DateTime(timezone=True), nullable=False),
     Column("updated", DateTime(timezone=True), nullable=False),
     Index("ix_templates_tenant_type", "tenant", "type"),
+)
+
+# Leases: who holds a site-wide role (the reconciler) or is alive (a process
+# with jobs at work), until when; renewed by the holder, taken over once expired.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=False),
+)
+
+# Requests counted against rate limits, per key and fixed window, where the
+# store is shared by several front ends (PostgreSQL).
+rate_hits = Table(
+    "rate_hits",
+    metadata,
+    Column("key", String(512), primary_key=True),
+    Column("window_start", Integer, primary_key=True),
+    Column("count", Integer, nullable=False),
 )

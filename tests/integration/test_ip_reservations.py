@@ -66,7 +66,7 @@ def test_a_reserved_address_reaches_the_guest_from_outside(client: Client,
         run("ip", "netns", "exec", namespaces.host, "nft", "delete", "table", "ip", table)
         assert not connects(namespaces, public, 8080)
         service = client.app.extensions["occi.service"]
-        assert Reconciler(service, 0, Path("/nonexistent")).run_once() >= 1
+        assert Reconciler(service, 0).run_once() >= 1
         assert connects(namespaces, public, 8080)
         assert client.request("DELETE", link).status_code == 200
         assert not pings(namespaces, public)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import tempfile
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -205,7 +204,7 @@ def test_reconciler_notices_what_happens_outside(client: Client) -> None:
     path = boot(client)
     domain_of(client, path).destroy()
     service = client.app.extensions["occi.service"]
-    reconciler = Reconciler(service, 1, Path(tempfile.mkdtemp()) / "lock")
+    reconciler = Reconciler(service, 1)
     assert reconciler.run_once() == 1
     assert state(client, path) == "inactive"
 
@@ -234,7 +233,7 @@ def adopt_lost_guest(app: Flask, alice: Client, bob: Client) -> None:
     with service.store.transaction(write=True) as repo:  # the record is lost, the guest runs
         repo.connection.execute(delete(entities).where(entities.c.id == guest_id))
     assert alice.get(path).status_code == 404
-    reconciler = Reconciler(service, 1, Path(tempfile.mkdtemp()) / "lock", orphans="adopt")
+    reconciler = Reconciler(service, 1, orphans="adopt")
     assert reconciler.audit(startup=True) == [f"adopted occi-{key} as {path}"]
     adopted = alice.attributes(path)
     assert (adopted["occi.core.title"], adopted["occi.compute.state"]) == ("kept", "active")

@@ -140,7 +140,7 @@ def test_an_unreachable_host_is_left_out_and_reported(data_dir: Path) -> None:
                            location=f"/compute/{missing.id}", attributes={
                                "occi.core.id": missing.id, "occi.compute.state": "active"}))
     libvirt.open("qemu:///system").lookupByName(domain_name(client, path)).destroy()
-    assert Reconciler(service, 1, data_dir / "reconcile.lock").run_once() == 1
+    assert Reconciler(service, 1).run_once() == 1
     assert state(client, path) == "inactive"
     assert client.attributes(f"/compute/{missing.id}")["occi.compute.state"] == "active"
     assert client.request("DELETE", path).status_code == 200

@@ -146,7 +146,7 @@ def test_up_and_down_follow_the_real_link(client: Client, namespaces: Namespaces
     assert "UP" not in link_of(namespaces, bridge).split(">")[0]
     # Taken up behind the service's back: the reconciler reads it back.
     run("ip", "-n", namespaces.host, "link", "set", bridge, "up")
-    Reconciler(client.app.extensions["occi.service"], 1, Path("/dev/null")).run_once()
+    Reconciler(client.app.extensions["occi.service"], 1).run_once()
     assert client.attributes(network)["occi.network.state"] == "active"
 
 
@@ -155,7 +155,7 @@ def test_a_dead_dhcp_server_is_restarted_and_reported(client: Client,
     network = create_network(client)
     [pid] = dnsmasq_pids(namespaces)
     os.kill(pid, signal.SIGKILL)
-    reconciler = Reconciler(client.app.extensions["occi.service"], 1, Path("/dev/null"))
+    reconciler = Reconciler(client.app.extensions["occi.service"], 1)
     assert reconciler.run_once() == 1
     assert "started again" in client.attributes(network)["occi.network.state.message"]
     assert len(dnsmasq_pids(namespaces)) == 1 and dnsmasq_pids(namespaces) != [pid]
@@ -170,8 +170,7 @@ def test_a_restart_adopts_bridges_and_dhcp_servers(make_app, client: Client,
     restarted = Client(make_app(network_backend="bridge", network_namespace=namespaces.host,
                                 network_uplink="uplink0", networks_dir=str(networks_dir),
                                 reconcile_seconds=0))
-    assert Reconciler(restarted.app.extensions["occi.service"], 1,
-                      Path("/dev/null")).run_once() == 0
+    assert Reconciler(restarted.app.extensions["occi.service"], 1).run_once() == 0
     assert dnsmasq_pids(namespaces) == before  # no second server
     plug_guest(namespaces, bridge_name(client.stored(network)), "vtest0",
                nic["occi.networkinterface.mac"])

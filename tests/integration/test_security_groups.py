@@ -101,7 +101,7 @@ def test_a_filter_that_vanished_is_put_back(client: Client, namespaces: Namespac
     run("ip", "netns", "exec", namespaces.host, "nft", "delete", "table", "bridge", name)
     assert connects(namespaces, guest["address"], 8080)  # unfiltered meanwhile
     service = client.app.extensions["occi.service"]
-    assert Reconciler(service, 0, Path("/nonexistent")).run_once() >= 1
+    assert Reconciler(service, 0).run_once() >= 1
     assert name in run("ip", "netns", "exec", namespaces.host, "nft", "list", "tables").stdout
     assert not connects(namespaces, guest["address"], 8080)
     assert client.request("DELETE", guest["nic"]["path"]).status_code == 200

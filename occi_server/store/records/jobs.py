@@ -16,13 +16,15 @@ _UPDATE = sql_update(jobs).where(jobs.c.id == bindparam("job_id"))
 
 
 class JobRecords(Records):
-    def insert_job(self, job_id: str, entity: Entity, operation: str, progress: str) -> None:
-        """A job, at work from the start on `progress` (its first step)."""
+    def insert_job(self, job_id: str, entity: Entity, operation: str, progress: str,
+                   holder: str | None = None) -> None:
+        """A job, at work from the start on `progress` (its first step), in the
+        process `holder`."""
         now = _now()
         self.connection.execute(_INSERT, dict(
             id=job_id, entity_id=entity.id, location=entity.location, operation=operation,
             state="running", progress=progress, error=None, created=now, updated=now,
-            tenant=entity.tenant or self._stamp()[0]))
+            tenant=entity.tenant or self._stamp()[0], holder=holder))
 
     def update_job(self, job_id: str, **values: str | None) -> None:
         self.connection.execute(_UPDATE, {**values, "job_id": job_id, "updated": _now()})
@@ -31,6 +33,12 @@ class JobRecords(Records):
         query = self._own_jobs(select(jobs).order_by(jobs.c.created.desc()).limit(limit))
         if state is not None:
             query = query.where(jobs.c.state == state)
+        return [dict(row._mapping) for row in self.connection.execute(query)]
+
+    def claim_running_jobs(self) -> list[dict[str, Any]]:
+        """Every running job, locked for this transaction (on PostgreSQL another
+        transaction claiming them at once skips those already claimed)."""
+        query = select(jobs).where(jobs.c.state == "running").with_for_update(skip_locked=True)
         return [dict(row._mapping) for row in self.connection.execute(query)]
 
     def running_jobs(self, entity_id: str) -> list[dict[str, Any]]:

@@ -1,0 +1,104 @@
+"""Two real front ends (`occi-server serve`, two workers each) on one private
+PostgreSQL: creates spread over both, one front end killed (kill -9) while
+its jobs are at work; the other takes those jobs over within seconds (each
+create ends running or in a clean `error`, no job stays running) and the
+reconciler's lease moves to it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, select
+
+from occi_server.store.tables import leases
+from tests.integration.test_serve import Server, create
+from tests.support.postgres import find_bin, private_cluster
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    if not find_bin("initdb"):
+        pytest.skip("PostgreSQL server binaries are not installed")
+    with private_cluster() as url:
+        yield url
+
+
+def computes(server: Server) -> dict[str, dict]:
+    listed = requests.get(server.url + "/compute/", timeout=30,
+                          headers={"Accept": "application/occi+json"}).json()
+    return {"/compute/" + resource["id"]: resource["attributes"]
+            for resource in listed.get("resources", [])}
+
+
+def running_jobs(server: Server) -> list[dict]:
+    return requests.get(server.url + "/jobs/?state=running", timeout=30).json()["jobs"]
+
+
+def test_a_killed_front_ends_jobs_are_taken_over(tmp_path: Path, database: str) -> None:
+    settings = {"database_url": database, "reconcile_seconds": "1", "lease_seconds": "2",
+                "simulated_delay_seconds": "3", "job_wait_seconds": "0.1",
+                "quotas": json.dumps({"default": {"instances": -1, "cores": -1,
+                                                  "memory": -1}})}
+    first, second = Server(tmp_path / "first"), Server(tmp_path / "second")
+    first.start(workers=2, **settings)
+    second.start(workers=2, **settings)
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(lambda n: create((first, second)[n % 2].url, f"vm{n}"),
+                                    range(24)))
+        assert [a.status_code for a in answers] == [201] * 24
+        made_by_first = {a.headers["Location"].removeprefix(first.url) for a in answers[0::2]}
+        first.kill()  # its 12 jobs are at work (each takes 3 s)
+
+        deadline = time.monotonic() + 30
+        while running_jobs(second) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert running_jobs(second) == []
+        states = {location: attributes["occi.compute.state"]
+                  for location, attributes in computes(second).items()}
+        assert len(states) == 24  # no record lost
+        assert Counter(states.values()) == {"active": 12, "error": 12}
+        assert {location for location, state in states.items() if state == "error"} == \
+            made_by_first
+        failed = requests.get(second.url + "/jobs/?state=failed", timeout=30).json()["jobs"]
+        assert len(failed) == 12
+        assert all(job["error"] == "the front end doing it stopped" for job in failed)
+
+        engine = create_engine(database)
+
+        def reconciler() -> str | None:
+            with engine.connect() as connection:
+                return connection.execute(select(leases.c.holder).where(
+                    leases.c.name == "reconciler")).scalar()
+        assert int((reconciler() or "").split(":")[1]) in second.worker_pids()
+        second.stop()  # a clean stop hands the lease on at once
+        assert reconciler() is None
+        engine.dispose()
+    finally:
+        second.stop()
+        first.kill()
+
+
+def test_rate_limits_count_across_front_ends(tmp_path: Path, database: str) -> None:
+    settings = {"database_url": database, "rate_limit_anonymous": "5/minute",
+                "reconcile_seconds": "0"}
+    first, second = Server(tmp_path / "first"), Server(tmp_path / "second")
+    first.start(workers=1, **settings)
+    second.start(workers=1, **settings)
+    try:
+        if time.time() % 60 > 50:  # all six requests in one window of the minute
+            time.sleep(60.5 - time.time() % 60)
+        statuses = [requests.get((first, second)[n % 2].url + "/compute/", timeout=30)
+                    .status_code for n in range(6)]
+        # three to each: within either's own count of 5, over the site's
+        assert statuses[-1] == 429, statuses
+    finally:
+        first.stop()
+        second.stop()
