@@ -320,21 +320,26 @@ class Reconciler:
         """One pass (interrupted jobs, orphans, then states); returns how many
         entities changed."""
         changed = len(self.service.take_over_jobs())
-        with self.service.store.transaction(write=True) as repo:
+        store = self.service.store
+        with store.transaction(write=True) as repo:
             known = {kind.term: repo.list(kinds=[kind.type_id]) for kind, _ in self._areas()}
             self._audit(repo, known, startup=False)
-            for kind, backend in self._areas():
-                for entity in known[kind.term]:
-                    if entity.attributes.get(state_attribute(entity)) == "waiting":
-                        continue  # its job decides
-                    try:
-                        real = backend.current_state(entity)
-                    except BackendUnavailable:
-                        continue  # e.g. its host does not answer: the others go on
-                    if real and any(entity.attributes.get(k) != v for k, v in real.items()):
-                        entity.attributes.update(real)
-                        repo.update(entity)
-                        changed += 1
+        # The infrastructure is asked with no transaction open; what it says is
+        # stored only where no request or job changed the entity meanwhile.
+        seen = []
+        for kind, backend in self._areas():
+            for entity in known[kind.term]:
+                if entity.attributes.get(state_attribute(entity)) == "waiting":
+                    continue  # its job decides
+                try:
+                    real = backend.current_state(entity)
+                except BackendUnavailable:
+                    continue  # e.g. its host does not answer: the others go on
+                if real and any(entity.attributes.get(k) != v for k, v in real.items()):
+                    entity.attributes.update(real)
+                    seen.append(entity)
+        with store.transaction(write=True) as repo:
+            changed += sum(repo.update_unless_changed(entity) for entity in seen)
             if self.service.backends.network.observes:
                 changed += repair_guards(repo, self.service.backends,
                                          self.service.settings.security_default_rules)

@@ -130,3 +130,30 @@ def test_a_long_job_keeps_its_process_alive(make_app) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert client.attributes(path)["occi.compute.state"] == "active"
+
+
+def test_the_reconciler_never_overwrites_what_a_request_changed_meanwhile(
+        make_app, monkeypatch) -> None:
+    app = make_app(reconcile_seconds=0)
+    client = Client(app)
+    path = client.compute()
+    service = app.extensions["occi.service"]
+    compute = service.backends.compute
+    asked: list[str] = []
+
+    def stale_answer(entity):
+        """The hypervisor is asked while a user's stop goes through: what it said
+        before the stop comes back after it."""
+        if asked:
+            return None
+        asked.append(entity.location)
+        stop = 'Category: stop; scheme="http://schemas.ogf.org/occi/infrastructure/compute/' \
+               'action#"; class="action"'
+        assert client.post_text(f"{path}?action=stop", [stop]).status_code == 200
+        return {"occi.compute.state": "error", "occi.compute.state.message": "stale"}
+
+    monkeypatch.setattr(compute, "observes", True)
+    monkeypatch.setattr(compute, "current_state", stale_answer)
+    assert Reconciler(service, 1).run_once() == 0
+    assert asked == [path]
+    assert client.attributes(path)["occi.compute.state"] == "inactive"  # the user's stop stands

@@ -35,6 +35,8 @@ _LINKS_FROM = prepared(select(entities).where(
     entities.c.created, entities.c.id))
 _INSERT = insert(entities)
 _UPDATE = sql_update(entities).where(entities.c.id == bindparam("entity_id"))
+_UPDATE_UNCHANGED = sql_update(entities).where((entities.c.id == bindparam("entity_id"))
+                                               & (entities.c.updated == bindparam("seen")))
 _KEY_HOLDER = select(entities.c.id).where(entities.c.key == bindparam("key"))
 _INSERT_MIXINS = insert(entity_mixins)
 _DELETE_MIXINS = delete(entity_mixins).where(entity_mixins.c.entity_id == bindparam("entity_id"))
@@ -192,6 +194,19 @@ class EntityRecords(UsageRecords):
         self.connection.execute(_DELETE_MIXINS, {"entity_id": entity.id})
         self._write_mixins(entity)
         self._record(entity, "changed", now)
+
+    def update_unless_changed(self, entity: Entity) -> bool:
+        """Store the entity's attributes unless it was changed since it was read
+        (its `updated`), by a request or a job meanwhile; whether they were."""
+        now = _now()
+        stored = self.connection.execute(_UPDATE_UNCHANGED, dict(
+            entity_id=entity.id, attributes=entity.attributes, updated=now,
+            seen=entity.updated))
+        if not stored.rowcount:
+            return False
+        entity.updated = now
+        self._record(entity, "changed", now)
+        return True
 
     def delete(self, entity_id: str) -> None:
         # Links of the entity go with it (ON DELETE CASCADE); deleted explicitly
