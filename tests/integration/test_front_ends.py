@@ -1,12 +1,14 @@
-"""Two real front ends (`occi-server serve`, two workers each) on one private
-PostgreSQL: creates spread over both, one front end killed (kill -9) while
-its jobs are at work; the other takes those jobs over within seconds (each
-create ends running or in a clean `error`, no job stays running) and the
-reconciler's lease moves to it."""
+"""Two real front ends (`occi-server serve`) on one private PostgreSQL:
+creates spread over both, one front end killed (kill -9) while its jobs are
+at work; the other takes those jobs over within seconds (each create ends
+running or in a clean `error`, no job stays running) and the reconciler's
+lease moves to it; a real guest made by a front end that died is found
+running; rate limits count across both."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,8 +19,19 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select
 
-from occi_server.store.tables import leases
+from occi_server.store.tables import entities, leases
+from tests.integration.test_crash_recovery import (
+    INFRA,
+    SETTINGS,
+    SITE,
+    create_guest,
+    domains,
+    settle,
+)
+from tests.integration.test_libvirt import remove_guests
 from tests.integration.test_serve import Server, create
+from tests.support.libvirt import link_images, reachable_dir
+from tests.support.libvirt import unavailable_reason as libvirt_unavailable
 from tests.support.postgres import find_bin, private_cluster
 
 
@@ -102,3 +115,44 @@ def test_rate_limits_count_across_front_ends(tmp_path: Path, database: str) -> N
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.skipif(libvirt_unavailable() is not None, reason=libvirt_unavailable() or "")
+def test_a_real_guest_made_by_a_front_end_that_died_is_taken_over(database: str) -> None:
+    """The first front end dies (kill -9) right after its job made a real guest and
+    before it stored the outcome; the second finds the guest running and says so."""
+    data = reachable_dir("occi-fronts-")
+    link_images(data)
+    settings = {**SETTINGS, "database_url": database, "lease_seconds": "2",
+                "site_scheme": SITE}
+    dying, survivor = Server(data), Server(data)  # one host: its images and instances
+    dying.start(workers=1, crash_at="create.provisioned", **settings)
+    survivor.start(workers=1, **settings)
+    engine = create_engine(database)
+
+    def records() -> dict[str, str]:
+        with engine.connect() as connection:
+            return {key: state for key, state in connection.execute(
+                select(entities.c.key, entities.c.attributes["occi.compute.state"].as_string())
+                .where(entities.c.kind == INFRA + "compute"))}
+    try:
+        with pytest.raises(requests.ConnectionError):  # the front end died mid-request
+            create_guest(dying)
+        dying.kill()
+        [made] = domains(data)  # its job had made the guest
+        settle(lambda: records() == {made: "active"})  # taken over, the real state read back
+        [job] = requests.get(survivor.url + "/jobs/", timeout=30).json()["jobs"]
+        assert (job["state"], job["error"]) == ("failed", "the front end doing it stopped")
+
+        assert create_guest(survivor).status_code == 201  # the survivor goes on working
+        assert set(records()) == domains(data)  # no guest without a record, nor the reverse
+        for location in requests.get(survivor.url + "/compute/", timeout=30, headers={
+                "Accept": "text/uri-list"}).text.split():
+            assert requests.delete(location, timeout=120).status_code == 200
+        assert domains(data) == set() and records() == {}
+    finally:
+        survivor.stop()
+        dying.kill()
+        engine.dispose()
+        remove_guests(data)
+        shutil.rmtree(data, ignore_errors=True)
