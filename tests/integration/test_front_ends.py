@@ -156,3 +156,34 @@ def test_a_real_guest_made_by_a_front_end_that_died_is_taken_over(database: str)
         engine.dispose()
         remove_guests(data)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_actions_on_one_compute_through_both_front_ends_take_turns(tmp_path: Path,
+                                                                   database: str) -> None:
+    """Ten stops sent at once to two front ends: one is done, the nine others see
+    it (409), as on one front end; never two jobs on one guest."""
+    settings = {"database_url": database, "reconcile_seconds": "0",
+                "simulated_delay_seconds": "1", "job_wait_seconds": "0"}
+    first, second = Server(tmp_path / "first"), Server(tmp_path / "second")
+    first.start(workers=2, **settings)
+    second.start(workers=2, **settings)
+    try:
+        location = create(first.url, "shared").headers["Location"].removeprefix(first.url)
+        deadline = time.monotonic() + 10
+        while running_jobs(first) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stop = ('Category: stop; scheme="http://schemas.ogf.org/occi/infrastructure/compute/'
+                'action#"; class="action"\n')
+
+        def stop_through(n: int) -> int:
+            server = (first, second)[n % 2]
+            return requests.post(f"{server.url}{location}?action=stop", data=stop, timeout=30,
+                                 headers={"Content-Type": "text/plain"}).status_code
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            statuses = list(pool.map(stop_through, range(10)))
+        assert sorted(statuses) == [200] + [409] * 9, statuses
+        jobs = requests.get(first.url + "/jobs/", timeout=30).json()["jobs"]
+        assert [job["operation"] for job in jobs].count("stop") == 1
+    finally:
+        first.stop()
+        second.stop()

@@ -33,17 +33,23 @@ class Scope:
 @dataclass(frozen=True)
 class Prepared:
     """A query built once, as every scope runs it: building and compiling a
-    statement per request cost more than SQLite answering it."""
+    statement per request cost more than SQLite answering it. `locked`: the
+    same two, locking the rows they read (a write transaction on PostgreSQL)."""
 
     everything: Any
     scoped: Any
+    locked: tuple[Any, Any] | None = None
 
 
-def prepared(query: Any) -> Prepared:
+def prepared(query: Any, *, lockable: bool = False) -> Prepared:
     """`query` (with bind parameters for its values) as operators see it and as a
-    tenant does (its own entities and shared ones; the tenant bound at run time)."""
-    return Prepared(query, query.where((entities.c.tenant == bindparam("scope_tenant"))
-                                       | entities.c.shared))
+    tenant does (its own entities and shared ones; the tenant bound at run time).
+    `lockable`: a write transaction on PostgreSQL locks the rows it reads, so
+    that two front ends' requests on one entity take turns (SQLite's write
+    transactions take turns already)."""
+    scoped = query.where((entities.c.tenant == bindparam("scope_tenant")) | entities.c.shared)
+    return Prepared(query, scoped, (query.with_for_update(of=entities),
+                                    scoped.with_for_update(of=entities)) if lockable else None)
 
 
 class Records:
@@ -62,10 +68,14 @@ class Records:
 
     def _prepared(self, query: Prepared, **values: Any) -> Any:
         """Run a statement built once (see `prepared`) for this transaction's scope."""
+        everything, scoped = query.everything, query.scoped
+        if query.locked is not None and self.connection.info.get("write") \
+                and self.connection.dialect.name == "postgresql":
+            everything, scoped = query.locked
         if self.sees_everything:
-            return self.connection.execute(query.everything, values)
+            return self.connection.execute(everything, values)
         assert self.scope is not None
-        return self.connection.execute(query.scoped, {**values, "scope_tenant": self.scope.tenant})
+        return self.connection.execute(scoped, {**values, "scope_tenant": self.scope.tenant})
 
     def _stamp(self) -> tuple[str, str]:
         """(tenant, owner) of what this transaction creates."""

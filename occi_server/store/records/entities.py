@@ -28,8 +28,11 @@ from occi_server.store.tables import (
 # Where a listing got to: (created, id) of the last entity it gave.
 Position = tuple[datetime, str]
 
-_BY_ID = prepared(select(entities).where(entities.c.id == bindparam("id")))
-_BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam("location")))
+# A write request locks the entity it acts on (PostgreSQL): two front ends'
+# actions on one entity take turns, and the second sees what the first did.
+_BY_ID = prepared(select(entities).where(entities.c.id == bindparam("id")), lockable=True)
+_BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam("location")),
+                        lockable=True)
 _LINKS_FROM = prepared(select(entities).where(
     entities.c.source_id.in_(bindparam("sources", expanding=True))).order_by(
     entities.c.created, entities.c.id))
