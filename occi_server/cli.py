@@ -468,6 +468,9 @@ def _serve(config: Any, *, debug: bool) -> int:
         "accesslog": None,
         "errorlog": "-",
         "loglevel": config.log_level,
+        # Gunicorn's control socket has one path per user: several servers on one
+        # host (front ends, tests) would take it from each other.
+        "control_socket_disable": True,
         "post_fork": post_fork,
         "worker_exit": worker_exit,
         "child_exit": child_exit,

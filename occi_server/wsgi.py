@@ -25,7 +25,8 @@ class GunicornServer(BaseApplication):
         # drops the application's; OCCI needs ours (with OCCI/1.2) on every response.
         gunicorn.http.wsgi.SERVER = SERVER_HEADER
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # e.g. control_socket_disable, new in gunicorn 25.1
+                self.cfg.set(key, value)
 
     def load(self) -> Flask:
         return self.application
