@@ -142,14 +142,21 @@ def _location(kind_location: str | None, member: str) -> str:
     return f"{kind_location}{member}"
 
 
-def machine_create(body: Body, refs: Refs) -> EntitySpec:
-    _expect(body, "MachineCreate")
+def _from_template(body: Body, refs: Refs, template_type: CimiType,
+                   describe: Callable[[Body, Refs], EntitySpec]) -> EntitySpec:
+    """A MachineCreate or VolumeCreate: what its template (kept, or by value)
+    describes, named as the body says."""
+    _expect(body, template_type.name.removesuffix("Template") + "Create")
     _no_properties(body)
-    template = _object(body, "machineTemplate", required=True)
+    template = _object(body, template_type.segment, required=True)
     assert template is not None
-    spec = machine_spec(refs.template(template, MACHINE_TEMPLATE, "machineTemplate"), refs)
+    spec = describe(refs.template(template, template_type, template_type.segment), refs)
     spec.attributes.update(_named(body))
     return spec
+
+
+def machine_create(body: Body, refs: Refs) -> EntitySpec:
+    return _from_template(body, refs, MACHINE_TEMPLATE, machine_spec)
 
 
 def machine_spec(template: Body, refs: Refs) -> EntitySpec:
@@ -272,13 +279,7 @@ def as_entity(link: LinkSpec, source: str) -> EntitySpec:
 
 
 def volume_create(body: Body, refs: Refs) -> EntitySpec:
-    _expect(body, "VolumeCreate")
-    _no_properties(body)
-    template = _object(body, "volumeTemplate", required=True)
-    assert template is not None
-    spec = volume_spec(refs.template(template, VOLUME_TEMPLATE, "volumeTemplate"), refs)
-    spec.attributes.update(_named(body))
-    return spec
+    return _from_template(body, refs, VOLUME_TEMPLATE, volume_spec)
 
 
 def volume_spec(template: Body, refs: Refs) -> EntitySpec:

@@ -77,7 +77,8 @@ VOLUME_CONFIGURATION = CimiType("VolumeConfiguration", "volumeConfigs", "volumeC
                                 creatable=True, kept=True)
 NETWORK_CONFIGURATION = CimiType("NetworkConfiguration", "networkConfigs", "networkConfig",
                                  creatable=True, kept=True)
-MACHINE_VOLUME = CimiType("MachineVolume", "volumes", "volume", STORAGELINK, creatable=True)
+MACHINE_VOLUME = CimiType("MachineVolume", "volumes", "volume", STORAGELINK, creatable=True,
+                          members_name="machineVolumes")
 MACHINE_INTERFACE = CimiType("MachineNetworkInterface", "networkInterfaces",
                              "networkInterface", NETWORKINTERFACE, creatable=True)
 RESOURCE_METADATA = CimiType("ResourceMetadata", "resourceMetadata", "resourceMetadata",

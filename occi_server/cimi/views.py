@@ -235,13 +235,11 @@ def _parts(work: Work, machine: Entity, part: CimiType) -> list[Resource]:
 
 
 def _part_collection(work: Work, machine: Entity, part: CimiType, query: Query) -> Resource:
-    members = _parts(work, machine, part)
-    members_key = "machineVolumes" if part is MACHINE_VOLUME else "networkInterfaces"
-    count, chosen = applied(query, members)
+    count, chosen = applied(query, _parts(work, machine, part))
     href = f"{resources.href_of(MACHINE, machine)}/{part.collection}"
     operations = ["add", "insert", "remove"] if part is MACHINE_VOLUME else ["add"]
     return {"resourceURI": part.collection_uri, "id": href, "count": count,
-            members_key: [selection(query, m) for m in chosen],
+            part.members: [selection(query, m) for m in chosen],
             "operations": [{"rel": rel, "href": href} for rel in operations]
             if work.changeable([machine]) else []}
 
@@ -511,9 +509,8 @@ def machine_parts(member: str, part_collection: str) -> Response:
         with _work(write=False) as work:
             machine = _member(work, MACHINE, member)
             body = _part_collection(work, machine, part, query)
-        members_key = "machineVolumes" if part is MACHINE_VOLUME else "networkInterfaces"
         return _respond(Answer(200, part.name + "Collection", body,
-                               members=(members_key, part.name)))
+                               members=(part.members, part.name)))
     if request.method != "POST":
         raise errors.MethodNotAllowed(f"{request.method} is not defined on "
                                       f"machine/{member}/{part_collection}",
