@@ -23,22 +23,16 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_http import KIND, RESULTS, start, stop
+from benchmarks.bench_http import RESULTS, post_compute, start, stop
 from tests.support.postgres import private_cluster
 
 
 def creates_per_second(urls: list[str], count: int) -> tuple[float, list[str]]:
     targets = itertools.cycle(urls)
     chosen = [next(targets) for _ in range(count)]
-
-    def one(url: str) -> str:
-        response = requests.post(url + "/compute/", timeout=60, headers={
-            "Content-Type": "text/plain"}, data=f'{KIND}\nX-OCCI-Attribute: occi.core.title="b"\n')
-        response.raise_for_status()
-        return response.headers["Location"]
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:
-        locations = list(pool.map(one, chosen))
+        locations = list(pool.map(post_compute, chosen))
     return count / (time.perf_counter() - began), locations
 
 

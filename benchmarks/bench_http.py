@@ -114,16 +114,19 @@ def worker_rss_kib(master: int) -> int:
                     if line.startswith("VmRSS:")))
 
 
+def post_compute(url: str) -> str:
+    """Create one compute at the site `url`; its location."""
+    response = requests.post(url + "/compute/", timeout=60, headers={
+        "Content-Type": "text/plain"}, data=f'{KIND}\nX-OCCI-Attribute: occi.core.title="b"\n')
+    response.raise_for_status()
+    return response.headers["Location"]
+
+
 def create(url: str, count: int) -> tuple[float, list[str]]:
     """Entities per second through 8 concurrent clients, and their locations."""
-    def one(_: int) -> str:
-        response = requests.post(url + "/compute/", timeout=60, headers={
-            "Content-Type": "text/plain"}, data=f'{KIND}\nX-OCCI-Attribute: occi.core.title="b"\n')
-        response.raise_for_status()
-        return response.headers["Location"]
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=8) as pool:
-        locations = list(pool.map(one, range(count)))
+        locations = list(pool.map(post_compute, [url] * count))
     return count / (time.perf_counter() - start), locations
 
 

@@ -6,34 +6,21 @@ every step."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import libvirt
 import pytest
 
 from tests.conformance.test_cimi import CIMI, cimi, occi_path, ok
 from tests.conftest import Client
-from tests.integration.test_libvirt import (
-    OVERSIZE_ALLOWED,
-    console_until,
-    domain_of,
-    libvirt_app,
-    remove_guests,
-    state,
-)
+from tests.integration import test_libvirt
+from tests.integration.test_libvirt import console_until, domain_of, state
 from tests.support.libvirt import unavailable_reason
 
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
                                 reason=unavailable_reason() or "")
 
 
-@pytest.fixture
-def client(data_dir: Path) -> Iterator[Client]:
-    app = libvirt_app(data_dir, quotas=OVERSIZE_ALLOWED)
-    yield Client(app)
-    remove_guests(data_dir)
-    app.extensions["occi.store"].dispose()
+client = test_libvirt.client  # the same site of real guests, removed after each test
 
 
 def act(client: Client, machine: str, action: str, **extra: object) -> dict:
