@@ -588,3 +588,12 @@ def test_serializations_follow_dsp0263s_pseudo_schemas(client: Client) -> None:
         return isinstance(value, list) and any(has_empty(v) for v in value)
     for path in ("", "machines", "machineImages", "jobs", "resourceMetadata"):
         assert not has_empty(ok(cimi(client, "GET", path))), path
+
+
+def test_a_body_too_large_is_413_in_cimi_form_and_makes_nothing(make_app) -> None:
+    client = Client(make_app(max_body_bytes=2048))
+    big = machine_create("x" * 4096)
+    refused = cimi(client, "POST", "machines", big)
+    assert refused.status_code == 413 and refused.get_json()["status"] == 413
+    assert refused.headers["CIMI-Specification-Version"] == "2.0"
+    assert ok(cimi(client, "GET", "machines"))["count"] == 0
