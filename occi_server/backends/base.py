@@ -100,6 +100,12 @@ class Backend(ABC):
         bridge taken down); None when the backend cannot tell."""
         return None
 
+    def finish_create(self, entity: Entity) -> Attributes | None:
+        """The rest of a create whose process stopped midway, where what was
+        made lets it be finished without making anything again; then its
+        real state, as current_state."""
+        return self.current_state(entity)
+
 
 class ComputeBackend(Backend):
     requires_image = False  # whether a compute needs an os_tpl

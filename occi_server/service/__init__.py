@@ -207,12 +207,15 @@ class Service:
         return {guest.location: compute.stats(guest) for guest in guests}
 
     def take_over_jobs(self) -> list[str]:
-        """Jobs whose front end stopped (killed, or restarted): their entities
-        get the real state back and the jobs end as failed."""
-        def current_state(entity: Entity) -> dict | None:
+        """Jobs whose front end stopped (killed, or restarted): creates are
+        finished where they can be, other entities get their real state back."""
+        def finish(entity: Entity, operation: str) -> dict | None:
             backend = self.backends.for_kind(entity.kind)
-            return backend.current_state(entity) if backend is not None else None
-        taken = take_over(self.store, current_state, self.config.lease_seconds)
+            if backend is None:
+                return None
+            return backend.finish_create(entity) if operation == "creating" else \
+                backend.current_state(entity)
+        taken = take_over(self.store, finish, self.config.lease_seconds, self.presence)
         for location in taken:
             log.warning("the front end doing the job of %s stopped; its state was read back",
                         location)
@@ -335,6 +338,9 @@ class Reconciler:
                     real = backend.current_state(entity)
                 except BackendUnavailable:
                     continue  # e.g. its host does not answer: the others go on
+                state = state_attribute(entity)
+                if real and real.get(state) == entity.attributes.get(state) == "error":
+                    continue  # still failed: its message says first why
                 if real and any(entity.attributes.get(k) != v for k, v in real.items()):
                     entity.attributes.update(real)
                     seen.append(entity)

@@ -9,7 +9,9 @@ would (a refusal such as 507 or 503 removes the entity again and is the
 answer); a longer one is handed off and the client sees `waiting` until it
 ends. Jobs are recorded in the store with the process at work on them; the
 jobs of a process that stopped (its lease expired, or on this host its pid is
-gone) are taken over: failed, with their entities' real state read back."""
+gone) are taken over by another: an interrupted create is finished where the
+infrastructure has what it needs (its guest defined, not yet started), other
+jobs end failed with their entities' real state read back."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from typing import Any
 from occi_server.core import Entity
 from occi_server.errors import BackendUnavailable, OCCIError
 from occi_server.metrics import JOBS
-from occi_server.service.presence import Presence, is_gone
+from occi_server.service.presence import Presence, holder_id, is_gone
 from occi_server.store import Repository, Store
 
 log = logging.getLogger("occi_server.jobs")
@@ -230,13 +232,33 @@ def _end(repo: Repository, job: Job, failed: list[str]) -> None:
                     error="; ".join(failed) or None)
 
 
-def take_over(store: Store, current_state: Callable[[Entity], Attributes | None],
-              grace: float) -> list[str]:
+INTERRUPTED = "the front end doing it stopped"
+
+
+@dataclass
+class _Claimed:
+    job: dict[str, Any]
+    entities: list[Entity]  # those still `waiting` on it
+
+
+def take_over(store: Store, finish: Callable[[Entity, str], Attributes | None], grace: float,
+              presence: Presence) -> list[str]:
     """The jobs whose process stopped (see presence.is_gone; `grace`: how long
-    a new job's process may take to show it lives): their entities get the
-    state the infrastructure reports, or `error` when it cannot tell, and the
-    jobs end as failed. Returns their entities' locations."""
-    taken = []
+    a new job's process may take to show it lives) become this process's; then,
+    with no transaction open, `finish(entity, operation)` brings each entity
+    they left `waiting` as far as the infrastructure lets it (an interrupted
+    create's guest is started) and says its state, or None for `error`. A
+    create so finished is done; any other job ends failed, its entities in
+    their real state. Returns the jobs' entities' locations."""
+    claimed = _claim(store, grace)
+    with presence.working():  # another process must not take them back meanwhile
+        for taken in claimed:
+            _finish(store, taken, finish)
+    return [taken.job["location"] for taken in claimed]
+
+
+def _claim(store: Store, grace: float) -> list[_Claimed]:
+    claimed = []
     now = datetime.now(UTC)
     with store.transaction(write=True) as repo:
         leases = repo.leases("process:")
@@ -245,22 +267,41 @@ def take_over(store: Store, current_state: Callable[[Entity], Attributes | None]
                 job["updated"].replace(tzinfo=UTC)
             if not is_gone(job["holder"], leases, now, (now - updated).total_seconds(), grace):
                 continue
-            entities = [e for e in [repo.get(job["entity_id"]),
-                                    *repo.links_from([job["entity_id"]]).get(
-                                        job["entity_id"], [])] if e is not None]
-            for entity in entities:
-                state = state_attribute(entity)
-                if entity.attributes.get(state) != "waiting":
-                    continue
-                real = current_state(entity) or error_state(
-                    state, "its job was interrupted (the front end doing it stopped); delete "
-                           "it and create it again")
-                entity.attributes.update(real)
-                repo.update(entity)
-            repo.update_job(job["id"], state="failed", progress="interrupted",
-                            error="the front end doing it stopped")
-            taken.append(job["location"])
-    return taken
+            repo.update_job(job["id"], holder=holder_id(), progress=f"taken over: {INTERRUPTED}")
+            waiting = [e for e in [repo.get(job["entity_id"]),
+                                   *repo.links_from([job["entity_id"]]).get(job["entity_id"], [])]
+                       if e is not None and e.attributes.get(state_attribute(e)) == "waiting"]
+            claimed.append(_Claimed(job, waiting))
+    return claimed
+
+
+def _finish(store: Store, taken: _Claimed,
+            finish: Callable[[Entity, str], Attributes | None]) -> None:
+    outcome: dict[str, Attributes] = {}
+    for entity in taken.entities:
+        try:
+            real = finish(entity, taken.job["operation"])
+        except Exception:
+            log.exception("job %s: %s could not be finished", taken.job["id"], entity.location)
+            real = None
+        outcome[entity.id] = real or error_state(
+            state_attribute(entity), f"its job was interrupted ({INTERRUPTED}); delete it and "
+                                     "create it again")
+    done = taken.job["operation"] == "creating" and not any(
+        outcome[entity.id].get(state_attribute(entity)) == "error" for entity in taken.entities)
+    with store.transaction(write=True) as repo:
+        for entity in taken.entities:
+            stored = repo.get(entity.id)
+            if stored is not None and stored.attributes.get(state_attribute(stored)) == "waiting":
+                stored.attributes.update(outcome[entity.id])
+                repo.update(stored)
+        if done:
+            repo.update_job(taken.job["id"], state="done",
+                            progress=f"finished by another process ({INTERRUPTED})")
+        else:
+            repo.update_job(taken.job["id"], state="failed", progress="interrupted",
+                            error=INTERRUPTED)
+    JOBS.labels(taken.job["operation"], "done" if done else "failed").inc()
 
 
 def state_of(entity: Entity) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from occi_server.faults import POINTS
+from tests.integration.test_libvirt import remove_guests
 from tests.integration.test_serve import Server
 from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
 
@@ -32,12 +33,7 @@ def data_dir() -> Iterator[Path]:
     directory = reachable_dir("occi-crash-")
     link_images(directory)
     yield directory
-    connection = libvirt.open("qemu:///system")
-    for domain in connection.listAllDomains(0):  # nothing of a failed test lingers
-        if (directory / "instances" / domain.name().removeprefix("occi-")).exists():
-            if domain.isActive():
-                domain.destroy()
-            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+    remove_guests(directory)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -47,10 +43,10 @@ def post(server: Server, path: str, body: str) -> requests.Response:
                                   "Accept": "application/occi+json"})
 
 
-def create_guest(server: Server) -> requests.Response:
+def create_guest(server: Server, image: str = "tiny", memory: float = 0.25) -> requests.Response:
     return post(server, "/compute/", f'Category: compute; scheme="{INFRA}"; class="kind"\n'
-                                     f'Category: tiny; scheme="{SITE}os_tpl#"; class="mixin"\n'
-                                     "X-OCCI-Attribute: occi.compute.memory=0.25\n")
+                                     f'Category: {image}; scheme="{SITE}os_tpl#"; class="mixin"\n'
+                                     f"X-OCCI-Attribute: occi.compute.memory={memory}\n")
 
 
 def create_volume(server: Server) -> requests.Response:

@@ -4,12 +4,16 @@ packages, boots through the OCCI API and reports what it received."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import os
 import re
+import signal
 import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +60,25 @@ def client(data_dir: Path) -> Iterator[Client]:
 
 
 def remove_guests(data_dir: Path, uris: tuple[str, ...] = ("qemu:///system",)) -> None:
-    """Nothing of a failed test lingers: the guests whose disks are in data_dir go."""
+    """Nothing of a failed test lingers: the guests whose disks are in data_dir
+    go. Their QEMU processes are killed first, all at once (libvirt's destroy
+    takes about 2 s a guest here, waiting on each QEMU in turn); libvirt sees
+    them end."""
     for uri in uris:
-        for domain in libvirt.open(uri).listAllDomains(0):
-            if domain.name().startswith("occi-") and (
-                    data_dir / "instances" / domain.name().removeprefix("occi-")).exists():
-                if domain.isActive():
-                    domain.destroy()
-                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+        ours = [domain for domain in libvirt.open(uri).listAllDomains(0)
+                if domain.name().startswith("occi-")
+                and (data_dir / "instances" / domain.name().removeprefix("occi-")).exists()]
+        for domain in ours:
+            pid_file = Path("/run/libvirt/qemu") / f"{domain.name()}.pid"
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        for domain in ours:
+            while domain.isActive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if domain.isActive():
+                domain.destroy()
+            domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
 
 
 def boot(client: Client, *lines: str, mixins: tuple[str, ...] = ()) -> str:
@@ -364,8 +379,6 @@ def test_a_long_graceful_stop_holds_no_other_tenant_back(data_dir: Path) -> None
     """A guest that ignores the power button (no ACPI) makes a graceful stop wait
     its whole timeout; meanwhile another tenant's creates are answered at once:
     the stop runs in its job, outside the store's write transaction."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from tests.support.tenants import client_of, site_users
 
     tiny = json.loads((data_dir / "images" / "tiny.json").read_text())

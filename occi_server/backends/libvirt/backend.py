@@ -572,6 +572,21 @@ class LibvirtCompute(ComputeBackend):
                     "occi.compute.state.message": "the guest no longer exists in libvirt"}
         return self._read_state(domain)
 
+    def finish_create(self, compute: Entity) -> Attributes | None:
+        """A guest defined but never started (its create stopped between the
+        two) is started; one never defined is not made here (None: the create
+        was interrupted, and says so)."""
+        domain = self._domain(compute)
+        if domain is None:
+            return None
+        if domain.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF and not domain.hasManagedSaveImage(0):
+            try:
+                domain.create()
+            except libvirt.libvirtError as exc:
+                return {"occi.compute.state": "error", "occi.compute.state.message":
+                        f"libvirt could not start the guest: {message(exc)}"}
+        return self.current_state(compute)
+
     def stats(self, compute: Entity) -> Attributes:
         domain = self._domain(compute)
         if domain is None or not domain.isActive():
