@@ -31,7 +31,7 @@ from occi_server.marketplace import Marketplace, Policy, next_change
 from occi_server.service.accounting import Site, cloud_records
 from occi_server.service.glue import Share, glue_document
 from occi_server.service.imagemixins import image_mixin, volume_image_mixin
-from occi_server.service.jobs import run_job, state_attribute, take_over
+from occi_server.service.jobs import reported, run_job, state_attribute, take_over
 from occi_server.service.models import ModelCache
 from occi_server.service.presence import Presence, holder_id
 from occi_server.service.quotas import limits_of, report, visible_tenants
@@ -335,13 +335,10 @@ class Reconciler:
                 if entity.attributes.get(state_attribute(entity)) == "waiting":
                     continue  # its job decides
                 try:
-                    real = backend.current_state(entity)
+                    real = reported(entity, backend.current_state(entity))
                 except BackendUnavailable:
                     continue  # e.g. its host does not answer: the others go on
-                state = state_attribute(entity)
-                if real and real.get(state) == entity.attributes.get(state) == "error":
-                    continue  # still failed: its message says first why
-                if real and any(entity.attributes.get(k) != v for k, v in real.items()):
+                if any(entity.attributes.get(k) != v for k, v in real.items()):
                     entity.attributes.update(real)
                     seen.append(entity)
         with store.transaction(write=True) as repo:

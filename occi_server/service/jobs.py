@@ -75,6 +75,15 @@ def state_attribute_of(kind_id: str) -> str:
     return f"occi.{kind_id.rpartition('#')[2]}.state"
 
 
+def reported(entity: Entity, real: Attributes | None) -> Attributes:
+    """What of the infrastructure's report on an entity it shows: all of it,
+    but an entity still in `error` keeps the reason it first failed for."""
+    state = state_attribute(entity)
+    if not real or real.get(state) == entity.attributes.get(state) == "error":
+        return {}
+    return real
+
+
 def busy_with(repo: Repository, entity_id: str, operation: str) -> bool:
     """Whether a job is at `operation` ("creating", "deleting"…) on the entity now."""
     return any(job["operation"] == operation for job in repo.running_jobs(entity_id))

@@ -40,6 +40,7 @@ from occi_server.service.jobs import (
     Step,
     busy_with,
     error_state,
+    reported,
     state_attribute,
     state_attribute_of,
     state_of,
@@ -177,7 +178,7 @@ class Work:
         if entity.kind == COMPUTE.type_id and compute.observes:
             try:
                 if entity.attributes.get("occi.compute.state") != "waiting":  # a job's to say
-                    entity.attributes.update(compute.current_state(entity) or {})
+                    entity.attributes.update(reported(entity, compute.current_state(entity)))
                 entity.attributes.update(compute.stats(entity))
             except BackendUnavailable:
                 pass  # its hypervisor does not answer: the stored state is the last known

@@ -1,7 +1,8 @@
 """Jobs outlive the front end that ran them: each job names the process at
 work on it, a process with jobs at work keeps a lease in the store, and the
 jobs of one that stopped (lease expired, or on this host its pid gone) are
-taken over: their entities get the real state back and the jobs end failed.
+taken over: a create is finished where it can be, other entities get their
+real state back and their jobs end failed.
 Two real front ends on one PostgreSQL: tests/integration/test_front_ends.py."""
 
 from __future__ import annotations

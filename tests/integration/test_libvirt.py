@@ -225,6 +225,35 @@ def test_reconciler_notices_what_happens_outside(client: Client) -> None:
 
 
 
+def test_a_create_its_front_end_left_midway_is_finished_or_failed_by_another(
+        client: Client) -> None:
+    """A create whose process stopped after defining its guest and before
+    starting it: the taker starts the guest and the job ends done. One whose
+    guest was never defined ends in `error`, saying why (and keeps saying it),
+    its job failed."""
+    from tests.conformance.test_takeover import ELSEWHERE, interrupted, job_state
+
+    service = client.app.extensions["occi.service"]
+    path = boot(client)
+    domain_of(client, path).destroy()  # defined, not running: as left between the two
+    job = interrupted(client.app, path, ELSEWHERE)
+    Reconciler(service, 1).run_once()
+    assert state(client, path) == "active" and domain_of(client, path).isActive()
+    assert job_state(client, job) == "done"
+
+    domain = domain_of(client, path)
+    domain.destroy()
+    domain.undefine()  # never defined
+    job = interrupted(client.app, path, ELSEWHERE)
+    Reconciler(service, 1).run_once()
+    Reconciler(service, 1).run_once()
+    shown = client.attributes(path)
+    assert shown["occi.compute.state"] == "error"
+    assert "front end doing it stopped" in shown["occi.compute.state.message"]
+    assert job_state(client, job) == "failed"
+    assert client.request("DELETE", path).status_code == 200
+
+
 def test_an_adopted_guest_goes_back_to_its_tenant_and_owner(data_dir: Path) -> None:
     from tests.support.tenants import client_of, site_users
 
