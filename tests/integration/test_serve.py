@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -43,10 +44,15 @@ class Server:
     def start(self, workers: int = 3, crash_at: str = "", **settings: str) -> None:
         env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_CRASH_AT": crash_at,
                **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
+        # Its log goes to a file: a pipe nobody reads fills up, and then every
+        # thread that logs waits forever.
+        log, name = tempfile.mkstemp(prefix="occi-serve-", suffix=".log")
+        self.log = Path(name)
         self.process = subprocess.Popen(
             [str(SERVER), "serve", "--listen", f"127.0.0.1:{self.port}",
              "--data-dir", str(self.data_dir), "--workers", str(workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+        os.close(log)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -54,7 +60,7 @@ class Server:
                 return
             except requests.ConnectionError:
                 if self.process.poll() is not None:
-                    raise RuntimeError(self.process.stderr.read().decode()) from None
+                    raise RuntimeError(self.log.read_text()) from None
                 time.sleep(0.1)
         raise RuntimeError("occi-server did not answer within 30 s")
 
