@@ -260,6 +260,8 @@ def take_over(store: Store, finish: Callable[[Entity, str], Attributes | None], 
     create so finished is done; any other job ends failed, its entities in
     their real state. Returns the jobs' entities' locations."""
     claimed = _claim(store, grace)
+    if not claimed:
+        return []
     with presence.working():  # another process must not take them back meanwhile
         for taken in claimed:
             _finish(store, taken, finish)

@@ -65,9 +65,19 @@ class Server:
         raise RuntimeError("occi-server did not answer within 30 s")
 
     def stop(self) -> None:
+        """A clean stop (SIGTERM). A worker forked just before it has not set
+        its own handlers yet and lets the signal pass (gunicorn then waits its
+        whole graceful timeout for it): the workers still there are told again."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
+            for _ in range(15):
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout=2)
+                    return
+                with contextlib.suppress(OSError):  # OSError: the master is gone too
+                    for pid in self.worker_pids():
+                        os.kill(pid, signal.SIGTERM)
+            self.process.wait(timeout=1)
 
     def worker_pids(self) -> set[int]:
         """The pids of the master's workers."""
