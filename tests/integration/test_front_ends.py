@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine, select
+from sqlalchemy import Engine, create_engine, select
 
 from occi_server.store.tables import entities, leases
 from tests.integration.test_crash_recovery import (
@@ -54,6 +54,22 @@ def running_jobs(server: Server) -> list[dict]:
     return requests.get(server.url + "/jobs/?state=running", timeout=30).json()["jobs"]
 
 
+def compute_records(engine: Engine) -> dict[str, str]:
+    """Each stored compute's key (which names its domain) and state."""
+    with engine.connect() as connection:
+        return {key: state for key, state in connection.execute(
+            select(entities.c.key, entities.c.attributes["occi.compute.state"].as_string())
+            .where(entities.c.kind == INFRA + "compute"))}
+
+
+def reconciler_pid(engine: Engine) -> int:
+    """The pid of the process holding the reconciler's lease (0: none)."""
+    with engine.connect() as connection:
+        holder = connection.execute(select(leases.c.holder).where(
+            leases.c.name == "reconciler")).scalar()
+    return int((holder or "::").split(":")[1] or 0)
+
+
 def test_a_killed_front_ends_jobs_are_taken_over(tmp_path: Path, database: str) -> None:
     settings = {"database_url": database, "reconcile_seconds": "1", "lease_seconds": "2",
                 "simulated_delay_seconds": "3", "job_wait_seconds": "0.1",
@@ -85,14 +101,9 @@ def test_a_killed_front_ends_jobs_are_taken_over(tmp_path: Path, database: str) 
         assert all(job["error"] == "the front end doing it stopped" for job in failed)
 
         engine = create_engine(database)
-
-        def reconciler() -> str | None:
-            with engine.connect() as connection:
-                return connection.execute(select(leases.c.holder).where(
-                    leases.c.name == "reconciler")).scalar()
-        assert int((reconciler() or "").split(":")[1]) in second.worker_pids()
+        assert reconciler_pid(engine) in second.worker_pids()
         second.stop()  # a clean stop hands the lease on at once
-        assert reconciler() is None
+        assert reconciler_pid(engine) == 0
         engine.dispose()
     finally:
         second.stop()
@@ -129,28 +140,24 @@ def test_a_real_guest_made_by_a_front_end_that_died_is_taken_over(database: str)
     dying.start(workers=1, crash_at="create.provisioned", **settings)
     survivor.start(workers=1, **settings)
     engine = create_engine(database)
-
-    def records() -> dict[str, str]:
-        with engine.connect() as connection:
-            return {key: state for key, state in connection.execute(
-                select(entities.c.key, entities.c.attributes["occi.compute.state"].as_string())
-                .where(entities.c.kind == INFRA + "compute"))}
     try:
         with pytest.raises(requests.ConnectionError):  # the front end died mid-request
             create_guest(dying)
         dying.kill()
         [made] = domains(data)  # its job had made the guest
-        settle(lambda: records() == {made: "active"})  # taken over, the real state read back
+        # taken over, the real state read back
+        settle(lambda: compute_records(engine) == {made: "active"})
         [job] = requests.get(survivor.url + "/jobs/", timeout=30).json()["jobs"]
         assert (job["state"], job["progress"]) == (
             "done", "finished by another process (the front end doing it stopped)")
 
         assert create_guest(survivor).status_code == 201  # the survivor goes on working
-        assert set(records()) == domains(data)  # no guest without a record, nor the reverse
+        # no guest without a record, nor the reverse
+        assert set(compute_records(engine)) == domains(data)
         for location in requests.get(survivor.url + "/compute/", timeout=30, headers={
                 "Accept": "text/uri-list"}).text.split():
             assert requests.delete(location, timeout=120).status_code == 200
-        assert domains(data) == set() and records() == {}
+        assert domains(data) == set() and compute_records(engine) == {}
     finally:
         survivor.stop()
         dying.kill()
@@ -220,12 +227,6 @@ def test_two_hundred_real_guests_over_two_front_ends_one_killed_midway(database:
             response = create_guest(second, image, memory=0.0625)
         answered.append(response.status_code)
         return response
-
-    def records() -> dict[str, str]:
-        with engine.connect() as connection:
-            return {key: state for key, state in connection.execute(
-                select(entities.c.key, entities.c.attributes["occi.compute.state"].as_string())
-                .where(entities.c.kind == INFRA + "compute"))}
     try:
         with ThreadPoolExecutor(max_workers=12) as pool:
             futures = [pool.submit(create_through, n) for n in range(200)]
@@ -246,7 +247,7 @@ def test_two_hundred_real_guests_over_two_front_ends_one_killed_midway(database:
             if values["occi.compute.state"] == "error":
                 assert "front end doing it stopped" in values["occi.compute.state.message"]
 
-        stored = records()
+        stored = compute_records(engine)
         assert domains(data) <= set(stored)  # no guest without a record
         connection = libvirt.open("qemu:///system")
         running = {d.name().removeprefix("occi-") for d in connection.listAllDomains(
@@ -257,12 +258,8 @@ def test_two_hundred_real_guests_over_two_front_ends_one_killed_midway(database:
         creates = Counter(job["location"] for job in jobs if job["operation"] == "creating")
         assert set(creates.values()) == {1} and len(creates) == len(stored)  # none ran twice
 
-        def reconciler_pid() -> int:
-            with engine.connect() as database_connection:
-                holder = database_connection.execute(select(leases.c.holder).where(
-                    leases.c.name == "reconciler")).scalar()
-            return int((holder or "::").split(":")[1] or 0)
-        settle(lambda: reconciler_pid() in second.worker_pids())  # moved, if it was the first's
+        # the lease moved, if the first held it
+        settle(lambda: reconciler_pid(engine) in second.worker_pids())
     finally:
         second.kill()
         first.kill()
