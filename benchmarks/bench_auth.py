@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jwt
 import requests
-from bench_http import KIND, RESULTS, start, stop, timed
+from bench_http import KIND, report, start, stop, timed
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 from werkzeug.security import generate_password_hash
@@ -104,10 +104,7 @@ def main() -> None:
             stop(server)
     table = ["| case | with identity | same request, auth none | ratio |", "|---|---|---|---|"]
     table += [f"| {name} | {ours} | {base} | {ratio} |" for name, ours, base, ratio in rows]
-    text = "\n".join(table) + "\n"
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_auth.md").write_text(text)
+    report("bench_auth.md", table)
 
 
 if __name__ == "__main__":

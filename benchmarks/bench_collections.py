@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from bench_http import RESULTS, start, stop, timed
+from bench_http import report, start, stop, timed
 
 from occi_server.core import Entity
 from occi_server.kinds.infrastructure import COMPUTE
@@ -122,10 +122,7 @@ def main() -> None:
                      f"{peak / base_peak:.2f}"))
     table = ["| case | occi-server | baseline (same run) | ratio |", "|---|---|---|---|"]
     table += [f"| {name} | {ours} | {base} | {ratio} |" for name, ours, base, ratio in rows]
-    text = "\n".join(table) + "\n"
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_collections.md").write_text(text)
+    report("bench_collections.md", table)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,16 @@ import tempfile
 from pathlib import Path
 
 import requests
-from bench_http import KIND, RESULTS, free_port, serve_bare, start, stop, wait_until_up
+from bench_http import (
+    KIND,
+    RESULTS,
+    free_port,
+    report,
+    serve_bare,
+    start,
+    stop,
+    wait_until_up,
+)
 
 from occi_server.config import load_config
 
@@ -145,10 +154,7 @@ def main() -> None:
             pyssf_cells = ("no Python 2.7 here", "")
         table.append(f"| {name} | {median['occi-server']:.0f} | {median['bare']:.0f} | "
                      f"{pyssf_cells[0]} | {of_bare:.2f}{verdict} | {pyssf_cells[1]} |")
-    text = "\n".join(table) + "\n"
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_entity.md").write_text(text)
+    report("bench_entity.md", table)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.bench_http import RESULTS, post_compute, start, stop
+from benchmarks.bench_http import post_compute, report, start, stop
 from tests.support.postgres import private_cluster
 
 
@@ -76,10 +76,7 @@ def main() -> None:
     table = ["| front ends | creates/s (8 clients) | GET one compute, p99 |", "|---|---|---|",
              *(f"| {n} | {rate:.0f} | {p99:.1f} ms |" for n, rate, p99 in rows),
              f"| ratio 2/1 | {two_rate / one_rate:.2f} | {two_p99 / one_p99:.2f} |"]
-    text = "\n".join(table) + "\n"
-    print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_front_ends.md").write_text(text)
+    report("bench_front_ends.md", table)
 
 
 if __name__ == "__main__":

@@ -172,10 +172,15 @@ def main() -> None:
             stop(server)
     table = ["| case | occi-server | bare Flask, same gunicorn | ratio |", "|---|---|---|---|"]
     table += [f"| {name} | {ours} | {bare} | {ratio} |" for name, ours, bare, ratio in rows]
-    text = "\n".join(table) + "\n"
+    report("bench_http.md", table)
+
+
+def report(name: str, lines: list[str]) -> None:
+    """Print a benchmark's table and keep it in results/`name`."""
+    text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "bench_http.md").write_text(text)
+    (RESULTS / name).write_text(text)
 
 
 def run_against_bare(cases: list[tuple[str, str, str, int]]) -> list[tuple[str, str, str, str]]:
