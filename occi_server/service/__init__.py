@@ -217,7 +217,7 @@ class Service:
                 backend.current_state(entity)
         taken = take_over(self.store, finish, self.config.lease_seconds, self.presence)
         for location in taken:
-            log.warning("the front end doing the job of %s stopped; its state was read back",
+            log.warning("the front end doing the job of %s stopped; this process took it over",
                         location)
         return taken
 
