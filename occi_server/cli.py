@@ -128,7 +128,31 @@ def main(argv: list[str] | None = None) -> int:
 
     glue = commands.add_parser("glue-info", help="print the GLUE 2.1 description of this "
                                                  "endpoint (JSON, as cloud-info-provider)")
-    for command in (add_user, list_users, remove_user, records, glue):
+    host = commands.add_parser("host", help="manage the site's hypervisor hosts")
+    host_actions = host.add_subparsers(dest="host_command", required=True)
+    host_key = host_actions.add_parser("key", help="print the site's SSH public key (made on "
+                                                   "first use), for the hosts' authorized_keys")
+    add_host = host_actions.add_parser("add", help="add a hypervisor host reached over SSH "
+                                                   "(or by a libvirt URI)")
+    add_host.add_argument("target", help="[user@]host[:port] (user: root), or a libvirt URI")
+    add_host.add_argument("--name", help="what the site calls it (default: its address)")
+    add_host.add_argument("--host-key", metavar="SHA256:…",
+                          help="the fingerprint of its SSH host key, checked on the host "
+                               "(else asked on the terminal)")
+    add_host.add_argument("--install-key", action="store_true",
+                          help="install the site's key with ssh-copy-id (asks for the "
+                               "host user's password) if it is not accepted yet")
+    list_hosts = host_actions.add_parser("list", help="list the hosts and what each reports")
+    drain_host = host_actions.add_parser("drain", help="send no new guest to a host")
+    undrain_host = host_actions.add_parser("undrain", help="send new guests to a host again")
+    remove_host = host_actions.add_parser("remove", help="forget an added host (it must have "
+                                                         "no guest of the site)")
+    remove_host.add_argument("--force", action="store_true",
+                             help="forget it even though it does not answer")
+    for command in (drain_host, undrain_host, remove_host):
+        command.add_argument("name")
+    for command in (add_user, list_users, remove_user, records, glue, host_key, add_host,
+                    list_hosts, drain_host, undrain_host, remove_host):
         command.add_argument("--data-dir")
         command.add_argument("--config")
 
@@ -155,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
             return _copy_store(config, args.target_url)
         if args.command == "user":
             return _user(config, args)
+        if args.command == "host":
+            return _host(config, args)
         if args.command in ("apel-records", "glue-info"):
             return _federation(config, args)
         if args.command == "migrate":
@@ -323,6 +349,57 @@ def _user(config: Any, args: argparse.Namespace) -> int:
     print(f"user {args.name}: tenants {', '.join(args.tenant)}"
           + (" (operator)" if args.admin else ""))
     return 0
+
+
+def _host(config: Any, args: argparse.Namespace) -> int:
+    from occi_server.backends.libvirt import ssh
+    from occi_server.errors import BackendFailure, OCCIError
+    from occi_server.service import hosts
+    from occi_server.store import Store
+
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    if args.host_command == "key":
+        print(ssh.public_key(config.data_path))
+        return 0
+    store = Store(config.effective_database_url)
+    store.migrate()
+    try:
+        if args.host_command == "add":
+            view = hosts.add(store, config, args.target, name=args.name,
+                             fingerprint=args.host_key, install_key=args.install_key,
+                             confirm=_ask if sys.stdin.isatty() else None)
+            print(f"host {view.name} added: {_capacity_text(view)}")
+        elif args.host_command == "list":
+            for view in hosts.listing(store, config):
+                state = "draining" if view.draining else "active"
+                origin = "configured" if view.configured else "added"
+                print("\t".join([view.name, view.target, f"{state} ({origin})",
+                                 _capacity_text(view)]))
+        elif args.host_command in ("drain", "undrain"):
+            hosts.drain(store, config, args.name, args.host_command == "drain")
+        else:
+            hosts.remove(store, config, args.name, force=args.force)
+    except OCCIError as exc:
+        raise ConfigError(exc.message) from None
+    except BackendFailure as exc:
+        raise ConfigError(str(exc)) from None
+    return 0
+
+
+def _ask(question: str) -> bool:
+    return input(f"{question} [yes/no] ").strip().lower() in ("y", "yes")
+
+
+def _capacity_text(view: Any) -> str:
+    capacity = view.capacity
+    if capacity is None:
+        return f"does not answer: {view.problem}"
+    disk = "?" if view.free_disk_bytes is None else f"{view.free_disk_bytes / 2**30:.1f} GiB"
+    free = "?" if capacity.free_kib is None else capacity.free_kib // 1024
+    return (f"{capacity.cores} cores, {capacity.memory_kib // 1024} MiB "
+            f"({free} MiB free), {disk} disk free; "
+            f"{capacity.guests} guests of the site running "
+            f"({capacity.vcpus} vCPUs, {capacity.promised_kib // 1024} MiB)")
 
 
 def _federation(config: Any, args: argparse.Namespace) -> int:

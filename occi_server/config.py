@@ -45,7 +45,7 @@ SECTIONS: dict[str, dict[str, str]] = {
     "libvirt": {"uri": "libvirt_uri", "hosts": "libvirt_hosts", "zones": "availability_zones",
                 "accelerator": "accelerator",
                 "instances_dir": "instances_dir", "shutdown_timeout": "shutdown_timeout",
-                "volume_access": "volume_access"},
+                "volume_access": "volume_access", "cpu_ratio": "cpu_ratio"},
     "filepool": {"volumes_dir": "volumes_dir", **_POOL_SETTINGS},
     "lvm": {"volume_group": "lvm_volume_group", **_POOL_SETTINGS},
     "iscsi": {"exporter": "iscsi_exporter", "portal": "iscsi_portal",
@@ -81,6 +81,8 @@ class Config:
     # Availability zones: name -> the hosts' libvirt URIs ({}: one zone, "default", of all).
     availability_zones: dict[str, list[str]] = field(default_factory=dict)
     accelerator: str = "auto"  # auto (probe KVM, else TCG), kvm or tcg
+    # How many vCPUs of running guests a host takes per core it has (placement).
+    cpu_ratio: float = 16.0
     images_dir: str = ""  # default: data_dir/images
     instances_dir: str = ""  # default: data_dir/instances
     shutdown_timeout: int = 60  # seconds a graceful stop may take before power-off
@@ -283,6 +285,9 @@ class Config:
         if self.network_namespace and not NAMESPACE_NAME.fullmatch(self.network_namespace):
             raise ConfigError(f"network_namespace {self.network_namespace!r} is not a network "
                               "namespace name (letters, digits, '.', '_', '-')")
+        if not self.cpu_ratio > 0:
+            raise ConfigError(f"cpu_ratio must be a positive number (vCPUs per host core), "
+                              f"not {self.cpu_ratio!r}")
         for zone, uris in self.availability_zones.items():
             if not ZONE_NAME.fullmatch(zone):
                 raise ConfigError(f"availability_zones: {zone!r} is not a zone name (letters, "

@@ -42,6 +42,8 @@ if [ "$extras" = test ]; then
   # The marketplace's web page is tested in a real headless browser.
   command -v chromium >/dev/null || need+=(chromium)
   command -v chromedriver >/dev/null || need+=(chromium-driver)
+  # A second hypervisor host in the tests is reached over SSH.
+  command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
   # pOCCI, a Python 2 client, is converted with 2to3 (tests/support/pocci.py).
   python3 -c 'import lib2to3' 2>/dev/null || need+=(python3-lib2to3)
 fi

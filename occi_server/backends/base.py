@@ -55,6 +55,16 @@ class VolumeSource:
 
 
 @dataclass(frozen=True)
+class HostEntry:
+    """A hypervisor host an operator added: its name, how libvirt reaches it,
+    and whether new guests stay off it (draining)."""
+
+    name: str
+    uri: str
+    draining: bool = False
+
+
+@dataclass(frozen=True)
 class Context:
     """Contextualization data for a guest (cloud-init NoCloud)."""
 
@@ -114,6 +124,10 @@ class ComputeBackend(Backend):
     @abstractmethod
     def zones(self) -> list[str]:
         """The availability zones guests can be placed in (groups of hosts)."""
+
+    def follow_hosts(self, source: Callable[[], list[HostEntry]]) -> None:
+        """Place guests on the hypervisor hosts `source` lists too (called again
+        now and then); a backend without hosts of its own has nothing to do."""
 
     @abstractmethod
     def create(self, compute: Entity, image: Image | None, context: Context,

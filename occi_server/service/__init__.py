@@ -28,6 +28,7 @@ from occi_server.kinds import (
 from occi_server.kinds.infrastructure import COMPUTE, pool_mixins, zone_mixins
 from occi_server.kinds.rules import parse_rules
 from occi_server.marketplace import Marketplace, Policy, next_change
+from occi_server.service import hosts as site_hosts
 from occi_server.service.accounting import Site, cloud_records
 from occi_server.service.glue import Share, glue_document
 from occi_server.service.imagemixins import image_mixin, volume_image_mixin
@@ -50,6 +51,8 @@ class Service:
         self.config = config
         self.store = store
         self.backends = backends
+        # The hosts an operator added (`occi-server host add`) take guests too.
+        backends.compute.follow_hosts(lambda: site_hosts.entries(store, config.data_path))
         policy = config.marketplace_policy
         self.marketplace = Marketplace(store, config.marketplace_ca_path, Policy(
             **{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()}))
@@ -270,13 +273,16 @@ class Reconciler:
         adopted as configured, once seen for `orphan_grace` seconds (a create
         still in progress in another worker has not committed yet); at start-up,
         when nothing is in progress, at once. Returns what was done."""
-        with self.service.store.transaction(write=True) as repo:
-            return self._audit(repo, {kind.term: repo.list(kinds=[kind.type_id])
-                                      for kind, _ in self._areas()}, startup)
+        return self._audit(self._known(), startup)
 
-    def _audit(self, repo: Repository, known: dict[str, list[Entity]],
-               startup: bool) -> list[str]:
-        now, done, still = time.monotonic(), [], set()
+    def _known(self) -> dict[str, list[Entity]]:
+        with self.service.store.transaction(write=False) as repo:
+            return {kind.term: repo.list(kinds=[kind.type_id]) for kind, _ in self._areas()}
+
+    def _audit(self, known: dict[str, list[Entity]], startup: bool) -> list[str]:
+        # The infrastructure is listed with no transaction open: a host that
+        # does not answer holds up no request meanwhile.
+        now, due, still = time.monotonic(), [], set()
         for kind, backend in self._areas():
             try:
                 names = backend.orphans(known[kind.term])
@@ -286,11 +292,14 @@ class Reconciler:
             for name in names:
                 still.add((kind.term, name))
                 first = self._orphans_seen.setdefault((kind.term, name), now)
-                if not startup and now - first < self.orphan_grace:
-                    continue
-                done.append(self._handle_orphan(repo, kind, backend, name))
+                if startup or now - first >= self.orphan_grace:
+                    due.append((kind, backend, name))
         self._orphans_seen = {k: v for k, v in self._orphans_seen.items() if k in still}
-        return done
+        if not due:
+            return []
+        with self.service.store.transaction(write=True) as repo:
+            return [self._handle_orphan(repo, kind, backend, name)
+                    for kind, backend, name in due]
 
     def _handle_orphan(self, repo: Repository, kind: Kind, backend: Backend, name: str) -> str:
         if self.orphan_policy == "adopt":
@@ -324,9 +333,8 @@ class Reconciler:
         entities changed."""
         changed = len(self.service.take_over_jobs())
         store = self.service.store
-        with store.transaction(write=True) as repo:
-            known = {kind.term: repo.list(kinds=[kind.type_id]) for kind, _ in self._areas()}
-            self._audit(repo, known, startup=False)
+        known = self._known()
+        self._audit(known, startup=False)
         # The infrastructure is asked with no transaction open; what it says is
         # stored only where no request or job changed the entity meanwhile.
         seen = []

@@ -28,6 +28,7 @@ from occi_server.store.records.allocations import AllocationRecords
 from occi_server.store.records.base import DEFAULT_TENANT, Scope
 from occi_server.store.records.categories import CategoryRecords
 from occi_server.store.records.entities import EntityRecords
+from occi_server.store.records.hosts import HostRecords
 from occi_server.store.records.jobs import JobRecords
 from occi_server.store.records.leases import LeaseRecords
 from occi_server.store.records.marketplace import EndorsementRecords
@@ -135,11 +136,12 @@ class Store:
 
 
 class Repository(EntityRecords, AllocationRecords, JobRecords, UserRecords, EndorsementRecords,
-                 CategoryRecords, SecretRecords, TemplateRecords, LeaseRecords, RateRecords):
+                 CategoryRecords, SecretRecords, TemplateRecords, LeaseRecords, RateRecords,
+                 HostRecords):
     """Reads and writes inside one transaction, one part per aggregate
     (store/records/): entities (whose writes accounting records), allocations,
     jobs, users, marketplace entries, run-time categories, site secrets,
-    templates, leases, rate-limit counters."""
+    templates, leases, rate-limit counters, hypervisor hosts."""
 
     def __init__(self, connection: Connection, scope: Scope | None = None) -> None:
         self.connection = connection

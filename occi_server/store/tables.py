@@ -218,3 +218,16 @@ rate_hits = Table(
     Column("window_start", Integer, primary_key=True),
     Column("count", Integer, nullable=False),
 )
+
+# The site's hypervisor hosts an operator added (`occi-server host add`): the
+# SSH target or libvirt URI, whether new guests may go there, and the host
+# keys pinned when it was added. Hosts of the configuration file are not here.
+hypervisor_hosts = Table(
+    "hypervisor_hosts",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    Column("target", String(1024), nullable=False, unique=True),
+    Column("draining", Boolean, nullable=False, default=False),
+    Column("host_keys", Text, nullable=False, default=""),
+    Column("added", DateTime(timezone=True), nullable=False),
+)

@@ -16,7 +16,6 @@ import pytest
 
 from occi_server.config import load_config
 from occi_server.core import Entity
-from occi_server.errors import BackendUnavailable
 from occi_server.http import create_app
 from occi_server.kinds.infrastructure import COMPUTE as COMPUTE_KIND
 from occi_server.service import Reconciler
@@ -81,7 +80,7 @@ def test_guests_are_spread_over_the_hosts_and_driven_where_they_are(data_dir: Pa
     too_large = client.compute("X-OCCI-Attribute: occi.compute.memory=4096", mixins=(TINY,))
     assert state(client, too_large) == "error"
     [job] = [j for j in client.get("/jobs/").get_json()["jobs"] if j["location"] == too_large]
-    assert "no hypervisor host has 4194304 MiB of memory left" in str(job)
+    assert "no hypervisor host has 4194304 MiB of memory and 1 core(s) left" in str(job)
     assert host_of(client, too_large) is None
     assert client.request("DELETE", too_large).status_code == 200
     console_until(client, first, "occi-tiny: ready")
@@ -127,20 +126,23 @@ def test_an_unreachable_host_is_left_out_and_reported(data_dir: Path) -> None:
     health = client.get("/health")
     assert health.status_code == 503
     assert "/nonexistent/libvirt-sock" in health.get_json()["checks"]["compute"]["detail"]
-    # A guest found on no answering host may be on the silent one: not "vanished".
+    # A guest found on no answering host may be on the silent one: not "vanished",
+    # but in error until that host answers.
     backend = client.app.extensions["occi.service"].backends.compute
     missing = Entity(id=str(uuid.uuid4()), key="0badc0ffee00", kind=COMPUTE_KIND.type_id,
                      location="/compute/x")
-    with pytest.raises(BackendUnavailable, match="does not answer"):
-        backend.current_state(missing)
-    # The reconciler leaves that one as it is and goes on with the guests it can see.
+    reported = backend.current_state(missing)
+    assert reported["occi.compute.state"] == "error"
+    assert "does not answer" in reported["occi.compute.state.message"]
+    assert "kept" in reported["occi.compute.state.message"]
+    # The reconciler says so and goes on with the guests it can see.
     service = client.app.extensions["occi.service"]
     with service.store.transaction(write=True) as repo:
         repo.insert(Entity(id=missing.id, key=missing.key, kind=COMPUTE_KIND.type_id,
                            location=f"/compute/{missing.id}", attributes={
                                "occi.core.id": missing.id, "occi.compute.state": "active"}))
     libvirt.open("qemu:///system").lookupByName(domain_name(client, path)).destroy()
-    assert Reconciler(service, 1).run_once() == 1
+    assert Reconciler(service, 1).run_once() == 2
     assert state(client, path) == "inactive"
-    assert client.attributes(f"/compute/{missing.id}")["occi.compute.state"] == "active"
+    assert client.attributes(f"/compute/{missing.id}")["occi.compute.state"] == "error"
     assert client.request("DELETE", path).status_code == 200

@@ -11,6 +11,7 @@ it through its socket (qemu+unix:///system?socket=…)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -52,9 +53,22 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def run(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(*args: str, check: bool = True, timeout: float = 60,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, check=check,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
+
+
+SSHD_CONFIG = """ListenAddress {address}
+HostKey {directory}/ssh/host_key
+AuthorizedKeysFile {directory}/ssh/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile {directory}/sshd.pid
+"""
 
 
 @dataclass
@@ -62,25 +76,72 @@ class NamespaceHost:
     namespace: str
     directory: Path
     tgt_control_port: int
+    address: str = ""  # on the link to another host (`link`)
 
     @property
     def libvirt_uri(self) -> str:
         return f"qemu+unix:///system?socket={self.directory / 'run' / 'libvirt-sock'}"
 
-    def exec(self, *args: str, check: bool = True,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def exec(self, *args: str, check: bool = True, timeout: float = 60,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run a command inside the namespace (where the guests' network is)."""
-        return run("ip", "netns", "exec", self.namespace, *args, check=check, timeout=timeout)
+        return run("ip", "netns", "exec", self.namespace, *args, check=check, timeout=timeout,
+                   env=env)
+
+    def link(self, other: NamespaceHost, subnet: str) -> None:
+        """A veth pair between this host and `other`, on `subnet` (a /24 prefix
+        such as "10.231.7"): this one is .1, the other .2."""
+        mine, theirs = f"{self.namespace[-6:]}-{other.namespace[-6:]}", "uplink0"
+        run("ip", "-n", self.namespace, "link", "add", mine[:15], "type", "veth", "peer",
+            "name", theirs, "netns", other.namespace)
+        for host, device, address in ((self, mine[:15], f"{subnet}.1"),
+                                      (other, theirs, f"{subnet}.2")):
+            run("ip", "-n", host.namespace, "addr", "add", f"{address}/24", "dev", device)
+            run("ip", "-n", host.namespace, "link", "set", device, "up")
+            host.address = address
+
+    @property
+    def libvirtd_pid(self) -> int:
+        return int((self.directory / "libvirtd.pid").read_text())
+
+    def start_sshd(self) -> str:
+        """An sshd on this host's link address, whose sessions see its libvirt
+        daemon (they run in its mount namespace); root logs in with the keys
+        put into `authorized_keys`. Returns the host key's SHA256 fingerprint."""
+        ssh = self.directory / "ssh"
+        ssh.mkdir()
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh / "host_key"))
+        self.authorized_keys.touch(mode=0o600)
+        config = ssh / "sshd_config"
+        config.write_text(SSHD_CONFIG.format(address=self.address, directory=self.directory))
+        Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+        run("nsenter", "-t", str(self.libvirtd_pid), "-m", "-n", shutil.which("sshd") or "sshd",
+            "-f", str(config), "-E", str(ssh / "sshd.log"))
+        return run("ssh-keygen", "-l", "-f", str(ssh / "host_key.pub")).stdout.split()[1]
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.directory / "ssh" / "authorized_keys"
+
+    def freeze_libvirt(self, frozen: bool = True) -> None:
+        """Stop (SIGSTOP) or resume (SIGCONT) this host's libvirt daemon: it
+        neither answers nor fails, as a hung hypervisor."""
+        os.kill(self.libvirtd_pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def environment(self, **settings: str) -> dict[str, str]:
+        """The environment of an `occi-server` command on this host: the
+        backends scripts/run.sh chooses, reaching this host's libvirt and tgtd."""
+        settings = {**RUN_SH_BACKENDS, "libvirt_uri": self.libvirt_uri,
+                    "network_namespace": self.namespace, "iscsi_exporter": "tgt",
+                    "iscsi_tgt_control_port": str(self.tgt_control_port), **settings}
+        return {**os.environ, **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
 
     @contextmanager
     def serve(self, data_dir: Path, **settings: str) -> Iterator[str]:
         """`occi-server serve` inside the namespace on its loopback, with the
         backends scripts/run.sh chooses, reaching this host's libvirt and tgtd;
         yields its URL (reached from inside the namespace only)."""
-        settings = {**RUN_SH_BACKENDS, "libvirt_uri": self.libvirt_uri,
-                    "network_namespace": self.namespace, "iscsi_exporter": "tgt",
-                    "iscsi_tgt_control_port": str(self.tgt_control_port), **settings}
-        env = {**os.environ, **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
+        env = self.environment(**settings)
         url, log = "http://127.0.0.1:8080", data_dir / "serve.log"
         # Its log goes to a file: a pipe nobody reads would stall a chatty server.
         with log.open("wb") as output:
@@ -103,7 +164,7 @@ class NamespaceHost:
             server.wait(timeout=60)
 
     @classmethod
-    def start(cls) -> NamespaceHost:
+    def start(cls, *, tgt: bool = True) -> NamespaceHost:
         suffix = uuid.uuid4().hex[:6]
         host = cls(f"occi-nshost-{suffix}", reachable_dir("occi-nshost-"),
                    tgt_control_port=100 + int(suffix[:3], 16) % 800)
@@ -111,7 +172,8 @@ class NamespaceHost:
         try:
             run("ip", "-n", host.namespace, "link", "set", "lo", "up")
             host._start_libvirt()
-            host._start_tgt()
+            if tgt:
+                host._start_tgt()
         except BaseException:
             host.stop()
             raise
@@ -148,6 +210,8 @@ class NamespaceHost:
     def stop(self) -> None:
         """Guests off, every process of the namespace (daemons, QEMU) gone, the
         namespace deleted; the private mounts go with their last process."""
+        with contextlib.suppress(OSError, ValueError):
+            self.freeze_libvirt(False)
         if (self.directory / "run" / "libvirt-sock").exists():
             listed = run("virsh", "-c", self.libvirt_uri, "list", "--all", "--name",
                          check=False).stdout.split()

@@ -22,4 +22,4 @@ def libvirt_compute(config: Config, catalogue: ImageCatalogue):  # -> LibvirtCom
                           catalogue, accelerator,
                           shutdown_timeout=config.shutdown_timeout,
                           volume_access=config.volume_access,
-                          zones=config.availability_zones)
+                          zones=config.availability_zones, cpu_ratio=config.cpu_ratio)

@@ -4,9 +4,10 @@ Each compute is a persistent domain named `occi-<key>` (the key the store
 gave it, never the client's id) whose boot disk is a qcow2 overlay on its
 image, with a NoCloud seed and a serial console log in `<instances>/<key>/`.
 States are read back from libvirt after every operation, never assumed. A
-site may have several hypervisor hosts: a new guest goes to the one running
-the fewest guests (hosts.py); the instances and images directories are then
-on storage every host mounts at the same path."""
+site may have several hypervisor hosts: a new guest goes to the answering
+host with room for it running the fewest guests (hosts.py); the instances
+and images directories are then on storage every host mounts at the same
+path."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import contextlib
 import json
 import logging
 import shutil
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -28,6 +28,7 @@ from occi_server.backends.base import (
     Attributes,
     ComputeBackend,
     Context,
+    HostEntry,
     VolumeSource,
 )
 from occi_server.backends.libvirt.accel import Accelerator
@@ -47,7 +48,7 @@ from occi_server.backends.libvirt.domain import (
     resized,
     secret_usages,
 )
-from occi_server.backends.libvirt.hosts import Host, Hosts, message
+from occi_server.backends.libvirt.hosts import Host, Hosts, message, start_event_loop
 from occi_server.backends.libvirt.seed import write_seed
 from occi_server.config import CHOICES
 from occi_server.core import Entity
@@ -97,17 +98,19 @@ class LibvirtCompute(ComputeBackend):
 
     def __init__(self, uris: list[str], instances: Path, catalogue: ImageCatalogue,
                  accelerator: Accelerator, shutdown_timeout: float = 60.0,
-                 volume_access: str = "local", zones: dict[str, list[str]] | None = None
-                 ) -> None:
+                 volume_access: str = "local", zones: dict[str, list[str]] | None = None,
+                 cpu_ratio: float = 16.0) -> None:
         if volume_access not in VOLUME_ACCESS:
             raise BackendFailure(f"volume_access must be one of {', '.join(VOLUME_ACCESS)}")
         self.volume_access = volume_access
-        self.hosts = Hosts(uris, PREFIX, zones)
+        self.hosts = Hosts(uris, PREFIX, zones, cpu_ratio)
         self.instances = instances
         self.catalogue = catalogue
         self.accelerator = accelerator
         self.shutdown_timeout = shutdown_timeout
-        self._events: dict[str, libvirt.virConnect] = {}  # host URI -> event connection
+        # Host URI -> its connection for lifecycle events, and the one registered.
+        self._events: dict[str, Host] = {}
+        self._registered: dict[str, libvirt.virConnect] = {}
         instances.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -121,10 +124,10 @@ class LibvirtCompute(ComputeBackend):
             try:
                 version = host.connection().getLibVersion()
             except (BackendUnavailable, libvirt.libvirtError) as exc:
-                failing.append(f"{host.uri}: {getattr(exc, 'message', None) or exc}")
+                failing.append(f"{host.name}: {getattr(exc, 'message', None) or exc}")
                 continue
             major, minor = divmod(version // 1000, 1000)
-            answers.append(f"libvirt {major}.{minor} at {host.uri}")
+            answers.append(f"libvirt {major}.{minor} at {host.name}")
         if failing:
             raise BackendUnavailable("libvirt does not answer at " + "; ".join(failing))
         return f"{', '.join(answers)}, QEMU with {self.accelerator.label}"
@@ -145,13 +148,17 @@ class LibvirtCompute(ComputeBackend):
     def zones(self) -> list[str]:
         return list(self.hosts.zones)
 
+    def follow_hosts(self, source: Callable[[], list[HostEntry]]) -> None:
+        self.hosts.follow(source)
+
     def create(self, compute: Entity, image: Image | None, context: Context,
                zone: str | None = None) -> Attributes:
         if image is None or "disk" not in image.info:
             raise BackendFailure("the OS template has no disk image on this host")
         memory_kib = int(float(compute.attributes.get("occi.compute.memory") or 1.0)
                          * KIB_PER_GIB)
-        host = self.hosts.place(memory_kib, zone)
+        vcpus = int(compute.attributes.get("occi.compute.cores") or 1)
+        host = self.hosts.place(memory_kib, vcpus, zone)
         connection = host.connection()
         directory = self._directory(compute)
         directory.mkdir(parents=True, exist_ok=True)
@@ -499,29 +506,27 @@ class LibvirtCompute(ComputeBackend):
 
     def watch(self, wake: Callable[[], None]) -> None:
         """Lifecycle events of our domains, on any host, call `wake`; each host's
-        on a connection of its own."""
-        _start_event_loop()
+        on a connection of its own (opened again when it died)."""
+        start_event_loop()
         for host in self.hosts.hosts:
-            events = self._events.get(host.uri)
+            events = self._events.setdefault(host.uri, Host(host.uri, host.name))
+            registered = self._registered.get(host.uri)
             try:
-                if events is not None and events.isAlive():
-                    continue
-            except libvirt.libvirtError:
-                pass
-            try:
-                events = libvirt.open(host.uri)
-            except libvirt.libvirtError as exc:
+                connection = events.connection()
+            except BackendUnavailable as exc:
                 log.warning("no libvirt lifecycle events from %s (%s); states are reconciled "
-                            "periodically", host.uri, message(exc))
+                            "periodically", host.name, exc.message)
+                continue
+            if connection is registered:
                 continue
 
             def on_event(_conn: Any, domain: libvirt.virDomain, *_args: Any) -> None:
                 if domain.name().startswith(PREFIX):
                     wake()
 
-            events.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                          on_event, None)
-            self._events[host.uri] = events
+            connection.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                              on_event, None)
+            self._registered[host.uri] = connection
 
     # ------------------------------------------------------------ orphans
     def orphans(self, known: list[Entity]) -> list[str]:
@@ -566,11 +571,23 @@ class LibvirtCompute(ComputeBackend):
         return guest
 
     def current_state(self, compute: Entity) -> Attributes | None:
-        domain = self._domain(compute)
-        if domain is None:
-            return {"occi.compute.state": "error",
-                    "occi.compute.state.message": "the guest no longer exists in libvirt"}
-        return self._read_state(domain)
+        """The guest's state; `error` while the host it may be on does not
+        answer (the guest is kept: its real state shows again once it does)."""
+        try:
+            domain = self._domain(compute)
+            if domain is None:
+                return {"occi.compute.state": "error",
+                        "occi.compute.state.message": "the guest no longer exists in libvirt"}
+            return self._read_state(domain)
+        except BackendUnavailable as exc:
+            silent = exc.message
+        except libvirt.libvirtError as exc:
+            if exc.get_error_domain() != libvirt.VIR_FROM_RPC:
+                raise
+            silent = f"libvirt stopped answering: {message(exc)}"
+        return {"occi.compute.state": "error", "occi.compute.state.message":
+                f"{silent}; the guest is kept and shows its real state again once its "
+                "host answers"}
 
     def finish_create(self, compute: Entity) -> Attributes | None:
         """A guest defined but never started (its create stopped between the
@@ -619,23 +636,3 @@ class LibvirtCompute(ComputeBackend):
             size = handle.tell()
             handle.seek(max(0, size - max_bytes))
             return handle.read().decode("utf-8", errors="replace")
-
-
-_event_loop_lock = threading.Lock()
-_event_loop: threading.Thread | None = None
-
-
-def _start_event_loop() -> None:
-    """libvirt delivers events through an event loop this process must run."""
-    global _event_loop
-    with _event_loop_lock:
-        if _event_loop is not None:
-            return
-        libvirt.virEventRegisterDefaultImpl()
-
-        def run() -> None:
-            while True:
-                libvirt.virEventRunDefaultImpl()
-
-        _event_loop = threading.Thread(target=run, name="libvirt-events", daemon=True)
-        _event_loop.start()

@@ -1,0 +1,208 @@
+"""A site of two real hypervisor hosts, the second reached over SSH.
+
+Each host is a network namespace of its own (tests/support/nshost.py) with
+its own libvirt daemon; the second also runs an sshd, and the two are linked
+by a veth pair. The frontend (`occi-server serve` and the operator's `host`
+commands) runs on the first. The operator adds the second host with its host
+key pinned and the site's key let in; guests booted through OCCI are spread
+over both hosts, a drained host takes no new guest, a frozen one (its libvirt
+daemon stopped with SIGSTOP) neither hangs the service nor loses its guests,
+and a host with guests cannot be removed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from occi_server.config import load_config
+from occi_server.store import Store
+from tests.conftest import COMPUTE, SITE, category
+from tests.support import nshost
+from tests.support.libvirt import link_images, reachable_dir
+from tests.support.libvirt import unavailable_reason as libvirt_unavailable
+
+REASON = nshost.unavailable_reason() or libvirt_unavailable() or (
+    None if shutil.which("sshd") else "sshd is not installed (scripts/setup.sh --test "
+                                      "installs openssh-server)")
+pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+
+BIN = Path(sys.executable).parent
+TINY = SITE + "os_tpl#tiny"
+SETTINGS = {"site_scheme": SITE, "accelerator": "tcg", "reconcile_seconds": "1",
+            "shutdown_timeout": "10"}
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[tuple[nshost.NamespaceHost, nshost.NamespaceHost]]:
+    front = nshost.NamespaceHost.start()
+    try:
+        second = nshost.NamespaceHost.start(tgt=False)
+    except BaseException:
+        front.stop()
+        raise
+    try:
+        front.link(second, "10.231.7")
+        yield front, second
+    finally:
+        second.stop()
+        front.stop()
+
+
+@pytest.fixture(scope="module")
+def data_dir() -> Iterator[Path]:
+    directory = reachable_dir("occi-sshhosts-")
+    link_images(directory)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def host_command(front: nshost.NamespaceHost, data_dir: Path, *args: str,
+                 check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`occi-server host …` as the operator runs it on the frontend."""
+    return front.exec(str(BIN / "occi-server"), "host", *args, "--data-dir", str(data_dir),
+                      check=check, env=front.environment(**SETTINGS))
+
+
+class Site:
+    """The service's HTTP interface, reached with curl from inside the frontend."""
+
+    def __init__(self, front: nshost.NamespaceHost, url: str, data_dir: Path) -> None:
+        self.front, self.url = front, url
+        self.store = Store(load_config(environ={}, data_dir=str(data_dir)).effective_database_url)
+
+    def request(self, method: str, path: str, *lines: str) -> tuple[int, str]:
+        command = ["curl", "-sS", "-X", method, "-H", "Accept: text/plain",
+                   "-w", "\n%{http_code}", "--max-time", "60"]
+        if lines:
+            command += ["-H", "Content-Type: text/plain", "--data-binary", "\n".join(lines)]
+        output = self.front.exec(*command, self.url + path, timeout=90).stdout
+        body, _, status = output.rpartition("\n")
+        return int(status), body
+
+    def boot(self) -> str:
+        status, body = self.request("POST", "/compute/", category(COMPUTE, "kind"),
+                                    category(TINY, "mixin"),
+                                    "X-OCCI-Attribute: occi.compute.memory=0.25")
+        assert status == 201, body
+        return "/" + body.split("Location:")[-1].strip().split("/", 3)[3]
+
+    def attribute(self, path: str, name: str) -> str:
+        status, body = self.request("GET", path)
+        assert status == 200, body
+        prefix = f"X-OCCI-Attribute: {name}="
+        [value] = [line[len(prefix):].strip('"') for line in body.splitlines()
+                   if line.startswith(prefix)]
+        return value
+
+    def until(self, path: str, name: str, wanted: str, seconds: float = 120) -> str:
+        deadline, value = time.monotonic() + seconds, ""
+        while time.monotonic() < deadline:
+            value = self.attribute(path, name)
+            if value == wanted:
+                return value
+            time.sleep(0.5)
+        raise AssertionError(f"{path}: {name} is {value!r}, not {wanted!r}")
+
+    def domain(self, path: str) -> str:
+        with self.store.transaction(write=False) as repo:
+            entity = repo.by_location(path)
+        assert entity is not None
+        return "occi-" + entity.key
+
+
+def domains(host: nshost.NamespaceHost) -> set[str]:
+    return set(nshost.run("virsh", "-c", host.libvirt_uri, "list", "--all", "--name"
+                          ).stdout.split())
+
+
+def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.NamespaceHost],
+                                data_dir: Path) -> None:
+    front, second = hosts
+    fingerprint = second.start_sshd()
+    target = f"root@{second.address}"
+
+    # The host key is pinned: another fingerprint is refused, and nothing is kept.
+    refused = host_command(front, data_dir, "add", target, "--host-key", "SHA256:" + "A" * 43,
+                           check=False)
+    assert refused.returncode == 2 and fingerprint in refused.stderr, refused.stderr
+    # The site's key is not let in yet: the refusal says which line to add where.
+    site_key = host_command(front, data_dir, "key").stdout.strip()
+    refused = host_command(front, data_dir, "add", target, "--host-key", fingerprint,
+                           check=False)
+    assert refused.returncode == 2 and site_key in refused.stderr, refused.stderr
+    assert "root@10.231.7.2" not in host_command(front, data_dir, "list").stdout
+    second.authorized_keys.write_text(site_key + "\n")
+    added = host_command(front, data_dir, "add", target, "--name", "hv2", "--host-key",
+                         fingerprint)
+    assert added.stdout.startswith("host hv2 added: 2 cores") or "cores" in added.stdout
+    listed = host_command(front, data_dir, "list").stdout.splitlines()
+    [line] = [line for line in listed if line.startswith("hv2\t")]
+    assert "\troot@10.231.7.2\tactive (added)\t" in line
+    memory_mib = int(nshost.run("virsh", "-c", second.libvirt_uri, "nodeinfo").stdout
+                     .split("Memory size:")[1].split()[0]) // 1024
+    assert f" cores, {memory_mib} MiB (" in line, line  # read from the host's libvirt
+
+    with front.serve(data_dir, **SETTINGS) as url:
+        site = Site(front, url, data_dir)
+        first, other = site.boot(), site.boot()
+        for path in (first, other):
+            site.until(path, "occi.compute.state", "active")
+        # One guest on each host: the one with the fewest guests takes the next.
+        placed = {host.namespace: domains(host) & {site.domain(first), site.domain(other)}
+                  for host in (front, second)}
+        assert sorted(len(names) for names in placed.values()) == [1, 1], placed
+        [remote] = [path for path in (first, other)
+                    if site.domain(path) in placed[second.namespace]]
+        deadline = time.monotonic() + 120  # it booted there
+        while "occi-tiny: ready" not in site.request("GET", f"{remote}/console")[1]:
+            assert time.monotonic() < deadline, "the guest on the second host did not boot"
+            time.sleep(1)
+
+        # Drained, the second host takes no new guest (it would: it has fewer).
+        host_command(front, data_dir, "drain", "hv2")
+        assert "draining (added)" in host_command(front, data_dir, "list").stdout
+        time.sleep(6)  # the service reads the hosts again every 5 s
+        third = site.boot()
+        site.until(third, "occi.compute.state", "active")
+        assert site.domain(third) in domains(front)
+        host_command(front, data_dir, "undrain", "hv2")
+
+        # Frozen, it neither hangs the service nor loses its guest.
+        second.freeze_libvirt()
+        try:
+            started = time.monotonic()
+            message = ""
+            while time.monotonic() - started < 60:
+                if site.attribute(remote, "occi.compute.state") == "error":
+                    message = site.attribute(remote, "occi.compute.state.message")
+                    break
+                time.sleep(1)
+            assert "does not answer" in message or "not reachable" in message, message
+            assert site.attribute(first if remote == other else other,
+                                  "occi.compute.state") == "active"
+            time.sleep(6)
+            fourth = site.boot()  # placed on the host that answers, within seconds
+            site.until(fourth, "occi.compute.state", "active")
+            assert site.domain(fourth) in domains(front)
+            listed = host_command(front, data_dir, "list").stdout
+            assert "does not answer" in listed or "not reachable" in listed, listed
+        finally:
+            second.freeze_libvirt(False)
+        site.until(remote, "occi.compute.state", "active", seconds=60)
+        assert site.domain(remote) in domains(second)
+
+        # A host with guests of the site stays; without them it can go.
+        refused = host_command(front, data_dir, "remove", "hv2", check=False)
+        assert refused.returncode == 2 and "still has guests" in refused.stderr
+        for path in (first, other, third, fourth):
+            status, body = site.request("DELETE", path)
+            assert status == 200, body
+        assert not domains(second)
+        host_command(front, data_dir, "remove", "hv2")
+        assert "hv2" not in host_command(front, data_dir, "list").stdout
