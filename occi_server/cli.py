@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                                "host user's password) if it is not accepted yet")
     list_hosts = host_actions.add_parser("list", help="list the hosts and what each reports")
     drain_host = host_actions.add_parser("drain", help="send no new guest to a host")
+    drain_host.add_argument("--migrate", action="store_true",
+                            help="and move its guests to other hosts (running ones live)")
     undrain_host = host_actions.add_parser("undrain", help="send new guests to a host again")
     remove_host = host_actions.add_parser("remove", help="forget an added host (it must have "
                                                          "no guest of the site)")
@@ -375,6 +377,9 @@ def _host(config: Any, args: argparse.Namespace) -> int:
                 origin = "configured" if view.configured else "added"
                 print("\t".join([view.name, view.target, f"{state} ({origin})",
                                  _capacity_text(view)]))
+        elif args.host_command == "drain" and args.migrate:
+            for line in hosts.evacuate(store, config, args.name):
+                print(line)
         elif args.host_command in ("drain", "undrain"):
             hosts.drain(store, config, args.name, args.host_command == "drain")
         else:

@@ -57,11 +57,13 @@ class VolumeSource:
 @dataclass(frozen=True)
 class HostEntry:
     """A hypervisor host an operator added: its name, how libvirt reaches it,
-    and whether new guests stay off it (draining)."""
+    whether new guests stay off it (draining), and the SSH target the site's
+    key logs in at (None: a host given by a libvirt URI)."""
 
     name: str
     uri: str
     draining: bool = False
+    ssh_target: str | None = None
 
 
 @dataclass(frozen=True)

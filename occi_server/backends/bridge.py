@@ -6,7 +6,8 @@ nftables masquerading for public networks.
 Interface names derive from the server's key of each network (`ob<key>` for
 bridges, `ov<key>` for VLAN ports): no client value becomes an interface name,
 and every name fits Linux's 15 characters. Everything can live in a network namespace
-(`network_namespace`), where the service's tests put it."""
+(`network_namespace`), where the service's tests put it. Tunnels to other
+hypervisor hosts (`ox…`, libvirt/fabric.py) go with their bridge."""
 
 from __future__ import annotations
 
@@ -154,10 +155,15 @@ class BridgeNetwork(NetworkBackend):
         if self.nat is not None:
             self.nat.remove(bridge)
         with self._ip() as ip:
-            for name in (vlan_port_name(network), bridge):
-                index = self._index(ip, name)
-                if index is not None:
-                    ip.link("del", index=index)
+            index = self._index(ip, bridge)
+            # Its ports of our making: the VLAN port, tunnels to other hosts.
+            ports = [link["index"] for link in ip.get_links()
+                     if index is not None and link.get_attr("IFLA_MASTER") == index
+                     and (link.get_attr("IFLA_IFNAME") or "").startswith("ox")]
+            vlan_port = self._index(ip, vlan_port_name(network))
+            for found in (*ports, vlan_port, index):
+                if found is not None:
+                    ip.link("del", index=found)
 
     def act(self, network: Entity, action: str, params: Attributes) -> ActionOutcome:
         bridge = bridge_name(network)
@@ -276,6 +282,14 @@ class BridgeNetwork(NetworkBackend):
                 "occi.network.state.message": f"bridge {bridge} {'up' if up else 'down'}{dhcp}"}
 
 
+def netlink_of(namespace: str) -> Netlink:
+    """Netlink in `namespace` (or the host's), never creating the namespace
+    (pyroute2 would by default)."""
+    def netlink() -> IPRoute:
+        return IPRoute(netns=namespace, flags=0) if namespace else IPRoute()
+    return netlink
+
+
 def bridge_network(config: Config) -> BridgeNetwork:
     """Bridges, DHCP and NAT in the configured network namespace (or the host's)."""
     namespace = config.network_namespace
@@ -286,10 +300,7 @@ def bridge_network(config: Config) -> BridgeNetwork:
                                      f"(create it with: ip netns add {namespace})")
         enter = ["nsenter", f"--net=/run/netns/{namespace}", "--"]
 
-    def netlink() -> IPRoute:
-        # flags=0: never create the namespace (pyroute2 would by default).
-        return IPRoute(netns=namespace, flags=0) if namespace else IPRoute()
-
+    netlink = netlink_of(namespace)
     nat = Nat(config.network_uplink, enter) if config.network_uplink else None
     return BridgeNetwork(netlink, DhcpServers(config.networks_path, enter), Filters(enter),
                          config.network_uplink, nat, namespace)

@@ -44,7 +44,8 @@ def entries(store: Store, data_path: Path) -> list[HostEntry]:
     with store.transaction(write=False) as repo:
         records = repo.hypervisor_hosts()
     ssh.write_known_hosts(data_path, _pinned(records))
-    return [HostEntry(record.name, ssh.libvirt_uri(record.target, data_path), record.draining)
+    return [HostEntry(record.name, ssh.libvirt_uri(record.target, data_path), record.draining,
+                      None if ssh.is_uri(record.target) else record.target)
             for record in records]
 
 
@@ -114,6 +115,18 @@ def drain(store: Store, config: Config, name: str, draining: bool = True) -> Non
             raise NotFound(f"no host {name}")
         if draining:
             repo.add_hypervisor_host(HostRecord(name, name, True, ""))
+
+
+def evacuate(store: Store, config: Config, name: str) -> list[str]:
+    """Move every guest of the site off host `name` (drained first, so that
+    none goes there meanwhile), each where placement puts it; running guests
+    move live. Returns a line per guest moved."""
+    from occi_server.backends.registry import factory
+    from occi_server.images.catalogue import ImageCatalogue
+    drain(store, config, name)
+    compute = factory("compute", "libvirt")(config, ImageCatalogue(config.images_path))
+    compute.follow_hosts(lambda: entries(store, config.data_path))
+    return compute.evacuate(name)
 
 
 def remove(store: Store, config: Config, name: str, *, force: bool = False) -> None:

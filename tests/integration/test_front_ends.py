@@ -211,6 +211,8 @@ def test_two_hundred_real_guests_over_two_front_ends_one_killed_midway(database:
     settings = {**SETTINGS, "database_url": database, "lease_seconds": "2",
                 "site_scheme": SITE, "orphans": "report",
                 "job_wait_seconds": "1",
+                # 200 halting guests on 2 cores: placement must let them all in.
+                "cpu_ratio": "128",
                 "quotas": json.dumps({"default": {"instances": -1, "cores": -1,
                                                   "memory": -1}})}
     first, second = Server(data), Server(data)  # one host: its images and instances

@@ -193,11 +193,23 @@ def test_hostile_title_reaches_libvirt_as_text(client: Client) -> None:
     assert len(domain_of(client, path).XMLDesc(0).split("<disk ")) == 3  # boot disk, seed
 
 
-def test_a_failed_boot_leaves_an_error_and_no_orphan(client: Client) -> None:
+def test_a_failed_boot_leaves_an_error_and_no_orphan(data_dir: Path) -> None:
+    # Placement would refuse 512 vCPUs on this host; with the ratio raised, libvirt does.
+    app = libvirt_app(data_dir, quotas=OVERSIZE_ALLOWED, cpu_ratio=1024)
+    client = Client(app)
     path = boot(client, "X-OCCI-Attribute: occi.compute.cores=512")
     attributes = client.attributes(path)
     assert attributes["occi.compute.state"] == "error"
     assert "libvirt" in attributes["occi.compute.state.message"]
+    assert domain_of(client, path) is None
+    assert client.request("DELETE", path).status_code == 200
+    app.extensions["occi.store"].dispose()
+
+
+def test_placement_refuses_more_vcpus_than_the_host_takes(client: Client) -> None:
+    path = boot(client, "X-OCCI-Attribute: occi.compute.cores=512")
+    message = client.attributes(path)["occi.compute.state.message"]
+    assert "no hypervisor host has 256 MiB of memory and 512 core(s) left" in message
     assert domain_of(client, path) is None
     assert client.request("DELETE", path).status_code == 200
 

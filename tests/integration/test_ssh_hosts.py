@@ -11,6 +11,7 @@ and a host with guests cannot be removed."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 
 from occi_server.config import load_config
 from occi_server.store import Store
-from tests.conftest import COMPUTE, SITE, category
+from tests.conftest import COMPUTE, INFRA, IPNETWORK, NETWORK, SITE, category
 from tests.support import nshost
 from tests.support.libvirt import link_images, reachable_dir
 from tests.support.libvirt import unavailable_reason as libvirt_unavailable
@@ -85,12 +86,19 @@ class Site:
         body, _, status = output.rpartition("\n")
         return int(status), body
 
-    def boot(self) -> str:
-        status, body = self.request("POST", "/compute/", category(COMPUTE, "kind"),
-                                    category(TINY, "mixin"),
-                                    "X-OCCI-Attribute: occi.compute.memory=0.25")
+    def create(self, collection: str, *lines: str) -> str:
+        status, body = self.request("POST", collection, *lines)
         assert status == 201, body
         return "/" + body.split("Location:")[-1].strip().split("/", 3)[3]
+
+    def boot(self, *lines: str) -> str:
+        return self.create("/compute/", category(COMPUTE, "kind"), category(TINY, "mixin"),
+                           "X-OCCI-Attribute: occi.compute.memory=0.25", *lines)
+
+    def links(self, path: str) -> list[dict]:
+        output = self.front.exec("curl", "-sS", "-H", "Accept: application/occi+json",
+                                 self.url + path).stdout
+        return json.loads(output)["links"]
 
     def attribute(self, path: str, name: str) -> str:
         status, body = self.request("GET", path)
@@ -109,11 +117,14 @@ class Site:
             time.sleep(0.5)
         raise AssertionError(f"{path}: {name} is {value!r}, not {wanted!r}")
 
-    def domain(self, path: str) -> str:
+    def key(self, path: str) -> str:
         with self.store.transaction(write=False) as repo:
             entity = repo.by_location(path)
         assert entity is not None
-        return "occi-" + entity.key
+        return entity.key
+
+    def domain(self, path: str) -> str:
+        return "occi-" + self.key(path)
 
 
 def domains(host: nshost.NamespaceHost) -> set[str]:
@@ -197,12 +208,67 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
         site.until(remote, "occi.compute.state", "active", seconds=60)
         assert site.domain(remote) in domains(second)
 
-        # A host with guests of the site stays; without them it can go.
+        # A network reaches a guest on the second host: its bridge there, a VXLAN
+        # tunnel to the frontend's, the lease from the frontend's DHCP server,
+        # and the security group enforced on the frontend's bridge.
+        host_command(front, data_dir, "drain", front.libvirt_uri)
+        network = site.create("/network/", category(NETWORK, "kind"),
+                              category(IPNETWORK, "mixin"),
+                              'X-OCCI-Attribute: occi.network.address="10.232.0.0/24"',
+                              'X-OCCI-Attribute: occi.network.gateway="10.232.0.1"')
+        site.until(network, "occi.network.state", "active")
+        time.sleep(6)
+        networked = site.boot(f'Link: <{network}>; rel="{INFRA}network"')
+        site.until(networked, "occi.compute.state", "active")
+        assert site.domain(networked) in domains(second)
+        [nic] = [link for link in site.links(networked)
+                 if link["kind"].endswith("#networkinterface")]
+        site.until(f"/link/networkinterface/{nic['id']}", "occi.networkinterface.state",
+                   "active")
+        [nic] = [link for link in site.links(networked)
+                 if link["kind"].endswith("#networkinterface")]
+        address = nic["attributes"]["occi.networkinterface.address"]
+        deadline = time.monotonic() + 120
+        while f"occi-tiny: lease eth0 {address}/" not in site.request(
+                "GET", f"{networked}/console")[1]:
+            assert time.monotonic() < deadline, "no lease over the tunnel"
+            time.sleep(1)
+        bridge = "ob" + site.key(network)
+        assert second.exec("ip", "-d", "link", "show", "ox" + site.key(network)).returncode == 0
+        ports = second.exec("bridge", "-d", "link", "show", "master", bridge).stdout
+        assert "isolated on" in ports, ports
+        assert front.exec("busybox", "ping", "-c", "1", "-W", "5", address,
+                          check=False).returncode == 0
+        refused = front.exec("busybox", "nc", "-w", "3", address, "8080", check=False)
+        assert "occi-tiny: port 8080" not in refused.stdout  # not in the default rules
+        host_command(front, data_dir, "undrain", front.libvirt_uri)
+        assert "ox" in front.exec("ip", "-o", "link", "show", "master", bridge).stdout
+
+        # A host with guests of the site stays.
         refused = host_command(front, data_dir, "remove", "hv2", check=False)
         assert refused.returncode == 2 and "still has guests" in refused.stderr
-        for path in (first, other, third, fourth):
+
+        # Drained with --migrate, its guests move live to the other host: still
+        # running the same boot, the networked one reachable there, and the
+        # network's bridge and tunnel gone from both ends.
+        migrated = host_command(front, data_dir, "drain", "hv2", "--migrate", check=False)
+        moved = migrated.stdout
+        assert moved.count(" moved from hv2 to ") == 2, moved + migrated.stderr
+        assert not domains(second)
+        assert {site.domain(remote), site.domain(networked)} <= domains(front)
+        for path in (remote, networked):
+            assert site.attribute(path, "occi.compute.state") == "active"
+        assert site.request("GET", f"{remote}/console")[1].count("occi-tiny: booted") == 1
+        assert front.exec("busybox", "ping", "-c", "1", "-W", "5", address,
+                          check=False).returncode == 0
+        assert second.exec("ip", "link", "show", bridge, check=False).returncode != 0
+        assert "ox" not in front.exec("ip", "-o", "link", "show", "master", bridge).stdout
+
+        # Without guests it can go.
+        for path in (first, other, third, fourth, networked):
             status, body = site.request("DELETE", path)
             assert status == 200, body
-        assert not domains(second)
+        status, body = site.request("DELETE", network)
+        assert status == 200, body
         host_command(front, data_dir, "remove", "hv2")
         assert "hv2" not in host_command(front, data_dir, "list").stdout

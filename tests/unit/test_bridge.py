@@ -58,8 +58,20 @@ class FakeNetlink:
     def get_addr(self, index: int) -> list[Any]:
         return []
 
-    def get_links(self, index: int) -> list[dict[str, Any]]:
-        return [self.links[self._name(index)]]
+    def get_links(self, index: int | None = None) -> list[Link]:
+        names = [self._name(index)] if index is not None else list(self.links)
+        return [Link(name, self.links[name]) for name in names]
+
+
+class Link(dict):
+    """A link as pyroute2 gives it: its fields, and its attributes by IFLA name."""
+
+    def __init__(self, name: str, fields: dict[str, Any]) -> None:
+        super().__init__(fields)
+        self.name = name
+
+    def get_attr(self, attribute: str) -> Any:
+        return {"IFLA_IFNAME": self.name, "IFLA_MASTER": self.get("master")}.get(attribute)
 
 
 def vlan_network(vlan: int = 42) -> Entity:
@@ -110,3 +122,16 @@ def test_interface_names_fit_linux_and_never_come_from_the_client() -> None:
     for key in ("", "n1", "x" * 12, "0123456789abc", "0123456789a;"):
         with pytest.raises(BackendFailure, match="not a network key"):
             bridge_name(Entity(id="n1", key=key, kind=NETWORK, location="/network/n1"))
+
+
+def test_deleting_a_network_removes_its_tunnels_to_other_hosts(netlink: FakeNetlink,
+                                                                tmp_path: Path) -> None:
+    network = BridgeNetwork(netlink, DhcpServers(tmp_path), Filters())
+    entity = Entity(id="n1", key="0123456789ab", kind=NETWORK, location="/network/n1")
+    network.create(entity)
+    bridge = netlink.links["ob0123456789ab"]["index"]
+    netlink.link("add", ifname="ox0a1b2c3d4e5f6", kind="vxlan")
+    netlink.link("set", index=netlink.link_lookup("ox0a1b2c3d4e5f6")[0], master=bridge)
+    netlink.link("add", ifname="oxfeedfeedfeed0", kind="vxlan")  # another bridge's
+    network.delete(entity)
+    assert set(netlink.links) == {"lo", "eth1", "oxfeedfeedfeed0"}

@@ -48,8 +48,11 @@ from occi_server.backends.libvirt.domain import (
     resized,
     secret_usages,
 )
+from occi_server.backends.libvirt.fabric import Fabric
 from occi_server.backends.libvirt.hosts import Host, Hosts, message, start_event_loop
+from occi_server.backends.libvirt.migration import move
 from occi_server.backends.libvirt.seed import write_seed
+from occi_server.backends.libvirt.ssh import Target
 from occi_server.config import CHOICES
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, BackendUnavailable
@@ -99,11 +102,12 @@ class LibvirtCompute(ComputeBackend):
     def __init__(self, uris: list[str], instances: Path, catalogue: ImageCatalogue,
                  accelerator: Accelerator, shutdown_timeout: float = 60.0,
                  volume_access: str = "local", zones: dict[str, list[str]] | None = None,
-                 cpu_ratio: float = 16.0) -> None:
+                 cpu_ratio: float = 16.0, fabric: Fabric | None = None) -> None:
         if volume_access not in VOLUME_ACCESS:
             raise BackendFailure(f"volume_access must be one of {', '.join(VOLUME_ACCESS)}")
         self.volume_access = volume_access
         self.hosts = Hosts(uris, PREFIX, zones, cpu_ratio)
+        self.fabric = fabric  # networks on the hosts reached over SSH
         self.instances = instances
         self.catalogue = catalogue
         self.accelerator = accelerator
@@ -361,6 +365,7 @@ class LibvirtCompute(ComputeBackend):
     def delete(self, compute: Entity) -> None:
         domain = self._domain(compute)
         usages: list[str] = []
+        xml = ""
         connection = domain.connect() if domain is not None else None
         try:
             if domain is not None:
@@ -375,6 +380,8 @@ class LibvirtCompute(ComputeBackend):
                 from None
         if connection is not None:
             self._undefine_secrets(connection, usages)
+        if domain is not None:
+            self._retract(compute, devices_matching(xml, "interface", lambda _: True))
         shutil.rmtree(self._directory(compute), ignore_errors=True)
 
     # ------------------------------------------------------------ devices
@@ -450,13 +457,72 @@ class LibvirtCompute(ComputeBackend):
         if not bridge:
             raise BackendFailure(f"{network.location} has no bridge on this host")
         mac = str(link.attributes["occi.networkinterface.mac"])
-        self._attach(compute, interface_xml(mac, bridge))
+        target = self._ssh_target(compute)
+        if target is not None:
+            if self.fabric is None:
+                raise BackendFailure("a guest on another host reaches networks of the bridge "
+                                     "backend only")
+            self.fabric.extend(bridge, target)
+        try:
+            self._attach(compute, interface_xml(mac, bridge, isolated=target is not None))
+        except BaseException:
+            if target is not None and self.fabric is not None:
+                self.fabric.retract(bridge, target)
+            raise
         return {"occi.networkinterface.state": "active"}
 
     def detach_network(self, compute: Entity, link: Entity) -> None:
         mac = link.attributes.get("occi.networkinterface.mac")
-        self._detach_matching(compute, "interface",
-                              lambda e: any(m.get("address") == mac for m in e.findall("mac")))
+        detached = self._detach_matching(
+            compute, "interface", lambda e: any(m.get("address") == mac for m in e.findall("mac")))
+        self._retract(compute, detached)
+
+    def _ssh_target(self, compute: Entity) -> Target | None:
+        """Where the guest's host is reached over SSH (None: a host of the
+        configuration, whose bridges are the network backend's own)."""
+        self._existing(compute)
+        host = self.hosts.where(PREFIX + compute.key)
+        return host.ssh_target if host is not None else None
+
+    def _retract(self, compute: Entity, interfaces: list[str],
+                 host: Host | None = None) -> None:
+        """The networks of `interfaces` leave the guest's host (or `host`) if no
+        other guest there is on them (best effort: a failure is logged, the
+        bridge stays)."""
+        host = host or self.hosts.where(PREFIX + compute.key)
+        if host is None or host.ssh_target is None or self.fabric is None:
+            return
+        for bridge in _bridges(interfaces):
+            try:
+                self.fabric.retract(bridge, host.ssh_target)
+            except (BackendFailure, BackendUnavailable) as exc:
+                log.warning("bridge %s left on %s: %s", bridge, host.name, exc)
+
+    # ------------------------------------------------------------ moves
+    def evacuate(self, host_name: str) -> list[str]:
+        """Move every guest of ours off host `host_name` (draining: no new guest
+        goes there), each to the host placement picks; a running guest moves
+        live. Returns a line per guest moved."""
+        [source] = [host for host in self.hosts.hosts if host.name == host_name] or [None]
+        if source is None:
+            raise BackendFailure(f"no host {host_name}")
+        moved = []
+        for name in source.guests(PREFIX):
+            domain = source.connection().lookupByName(name)
+            _, max_kib, _, vcpus, _ = domain.info()
+            destination = self.hosts.place(max_kib, vcpus)
+            if destination is source:
+                raise BackendFailure(f"{host_name} is not draining: drain it first")
+            interfaces = devices_matching(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE),
+                                          "interface", lambda _: True)
+            if destination.ssh_target is not None and self.fabric is not None:
+                for bridge in _bridges(interfaces):
+                    self.fabric.extend(bridge, destination.ssh_target)
+            move(domain, source, destination)
+            self.hosts.placed(name, destination)
+            self._retract(self._orphan_entity(name), interfaces, source)
+            moved.append(f"{name} moved from {source.name} to {destination.name}")
+        return moved
 
     def _attach(self, compute: Entity, xml: str) -> None:
         domain = self._existing(compute)
@@ -636,3 +702,9 @@ class LibvirtCompute(ComputeBackend):
             size = handle.tell()
             handle.seek(max(0, size - max_bytes))
             return handle.read().decode("utf-8", errors="replace")
+
+
+def _bridges(interfaces: list[str]) -> set[str]:
+    """The bridges the interfaces (their libvirt XML) are plugged into."""
+    return {str(source.get("bridge")) for device in interfaces
+            if (source := parse(device).find("source")) is not None and source.get("bridge")}

@@ -149,11 +149,15 @@ def secret_usages(device_xml: str) -> list[str]:
             if secret.get("type") == "iscsi" and secret.get("usage")]
 
 
-def interface_xml(mac: str, bridge: str) -> str:
+def interface_xml(mac: str, bridge: str, isolated: bool = False) -> str:
+    """A virtio NIC on `bridge`; `isolated`: its port reaches the bridge's
+    other ports only through one not isolated (the tunnel to the frontend)."""
     interface = ET.Element("interface", {"type": "bridge"})
     _sub(interface, "mac", address=mac)
     _sub(interface, "source", bridge=bridge)
     _sub(interface, "model", type="virtio")
+    if isolated:
+        _sub(interface, "port", isolated="yes")
     return ET.tostring(interface, encoding="unicode")
 
 
@@ -204,3 +208,17 @@ def devices_matching(xml: str, tag: str, matches: Callable[[ET.Element], bool]) 
     if devices is None:
         return []
     return [ET.tostring(d, encoding="unicode") for d in devices.iter(tag) if matches(d)]
+
+
+def with_isolated_ports(xml: str, isolated: bool) -> str:
+    """The domain's XML with every bridge interface's port isolated or not (a
+    guest moved onto a host reached through a tunnel, or off one)."""
+    domain = parse(xml)
+    for interface in domain.iter("interface"):
+        if interface.get("type") != "bridge":
+            continue
+        for port in interface.findall("port"):
+            interface.remove(port)
+        if isolated:
+            _sub(interface, "port", isolated="yes")
+    return ET.tostring(domain, encoding="unicode")

@@ -23,6 +23,7 @@ from xml.sax.saxutils import escape
 import libvirt
 
 from occi_server.backends.base import HostEntry
+from occi_server.backends.libvirt.ssh import Target
 from occi_server.errors import BackendFailure, BackendUnavailable
 
 log = logging.getLogger("occi_server.libvirt")
@@ -60,10 +61,12 @@ class Capacity:
 class Host:
     """One hypervisor, by its name and libvirt URI."""
 
-    def __init__(self, uri: str, name: str | None = None, draining: bool = False) -> None:
+    def __init__(self, uri: str, name: str | None = None, draining: bool = False,
+                 ssh_target: Target | None = None) -> None:
         self.uri = uri
         self.name = name or uri
         self.draining = draining
+        self.ssh_target = ssh_target  # where the site's key logs in (an added host)
         self._connection: libvirt.virConnect | None = None
         self._keepalive = False  # whether the connection's calls fail when the host hangs
         self._owner = os.getpid()
@@ -237,6 +240,7 @@ class Hosts:
             for entry in entries:
                 host = known.get(entry.uri) or Host(entry.uri, entry.name)
                 host.name, host.draining = entry.name, entry.draining
+                host.ssh_target = Target.parse(entry.ssh_target) if entry.ssh_target else None
                 if entry.uri not in configured:
                     added.append(host)
             self._added = added

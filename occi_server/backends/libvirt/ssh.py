@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -134,6 +136,21 @@ def install_key(target: Target, data_path: Path) -> None:
          *target.login], check=False)
     if result.returncode != 0:
         raise BackendFailure(f"the site's key was not installed on {target}")
+
+
+def address_of(target: Target) -> str:
+    """The host's IP address (an IPv4 one when it has both)."""
+    try:
+        found = socket.getaddrinfo(target.address, target.port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise BackendUnavailable(f"{target.address} has no address: {exc}") from None
+    found.sort(key=lambda entry: entry[0] != socket.AF_INET)
+    return str(found[0][4][0])
+
+
+def remote_command(args: list[str]) -> str:
+    """The command line sshd hands the host's shell: every word quoted."""
+    return shlex.join(args)
 
 
 def libvirt_uri(target: str, data_path: Path) -> str:
