@@ -23,7 +23,16 @@ import pytest
 
 from occi_server.config import load_config
 from occi_server.store import Store
-from tests.conftest import COMPUTE, INFRA, IPNETWORK, NETWORK, SITE, category
+from tests.conftest import (
+    COMPUTE,
+    INFRA,
+    IPNETWORK,
+    NETWORK,
+    SITE,
+    STORAGE,
+    STORAGELINK,
+    category,
+)
 from tests.support import nshost
 from tests.support.libvirt import link_images, reachable_dir
 from tests.support.libvirt import unavailable_reason as libvirt_unavailable
@@ -159,7 +168,9 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
                      .split("Memory size:")[1].split()[0]) // 1024
     assert f" cores, {memory_mib} MiB (" in line, line  # read from the host's libvirt
 
-    with front.serve(data_dir, **SETTINGS) as url:
+    # Volumes reach guests on either host over iSCSI, at the frontend's address.
+    served = {**SETTINGS, "volume_access": "iscsi", "iscsi_portal": f"{front.address}:3260"}
+    with front.serve(data_dir, **served) as url:
         site = Site(front, url, data_dir)
         first, other = site.boot(), site.boot()
         for path in (first, other):
@@ -244,6 +255,28 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
         host_command(front, data_dir, "undrain", front.libvirt_uri)
         assert "ox" in front.exec("ip", "-o", "link", "show", "master", bridge).stdout
 
+        # A volume moves with its data from a guest on one host to one on the other.
+        volume = site.create("/storage/", category(STORAGE, "kind"),
+                             "X-OCCI-Attribute: occi.storage.size=1")
+        site.until(volume, "occi.storage.state", "online")
+        local = first if remote == other else other
+        mark = ""
+        for guest in (remote, local):
+            link = site.create("/link/storagelink/", category(STORAGELINK, "kind"),
+                               f'X-OCCI-Attribute: occi.core.source="{guest}"',
+                               f'X-OCCI-Attribute: occi.core.target="{volume}"')
+            site.until(link, "occi.storagelink.state", "active")
+            wanted = f"carries {mark}" if mark else "marked occi-marker:"
+            deadline = time.monotonic() + 60
+            while wanted not in (console := site.request("GET", f"{guest}/console")[1]):
+                assert time.monotonic() < deadline, f"{guest} did not find the volume"
+                time.sleep(1)
+            if not mark:
+                mark = "occi-marker:" + console.split(wanted, 1)[1].split()[0]
+            status, body = site.request("DELETE", link)
+            assert status == 200, body
+        assert mark.startswith("occi-marker:vm-")
+
         # A host with guests of the site stays.
         refused = host_command(front, data_dir, "remove", "hv2", check=False)
         assert refused.returncode == 2 and "still has guests" in refused.stderr
@@ -265,7 +298,7 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
         assert "ox" not in front.exec("ip", "-o", "link", "show", "master", bridge).stdout
 
         # Without guests it can go.
-        for path in (first, other, third, fourth, networked):
+        for path in (first, other, third, fourth, networked, volume):
             status, body = site.request("DELETE", path)
             assert status == 200, body
         status, body = site.request("DELETE", network)

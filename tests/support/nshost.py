@@ -196,7 +196,8 @@ class NamespaceHost:
         run("virsh", "-c", self.libvirt_uri, "version")
 
     def _start_tgt(self) -> None:
-        self.exec("tgtd", "-C", str(self.tgt_control_port), "--iscsi", "portal=127.0.0.1:3260")
+        # Every address of the namespace: its loopback, and a link to another host.
+        self.exec("tgtd", "-C", str(self.tgt_control_port), "--iscsi", "portal=0.0.0.0:3260")
         deadline = time.monotonic() + 10
         while self._tgtadm("--op", "show", "--mode", "target").returncode != 0:
             if time.monotonic() > deadline:

@@ -40,12 +40,17 @@ def test_what_ssh_could_take_for_an_option_or_a_command_is_refused(text: str) ->
         ssh.Target.parse(text)
 
 
-def test_the_libvirt_uri_logs_in_with_the_site_key_and_pins_the_host_key() -> None:
-    uri = ssh.libvirt_uri("root@[fd00::7]:2222", Path("/srv/occi data"))
-    assert uri == ("qemu+libssh://root@[fd00::7]:2222/system?keyfile=/srv/occi%20data/ssh/"
-                   "id_ed25519&known_hosts=/srv/occi%20data/ssh/known_hosts&"
-                   "known_hosts_verify=normal&sshauth=privkey")
-    assert ssh.libvirt_uri(SIMULATOR, Path("/srv")) == SIMULATOR
+def test_the_libvirt_uri_logs_in_with_the_site_key_and_pins_the_host_key(
+        tmp_path: Path) -> None:
+    data = tmp_path / "occi data"
+    uri = ssh.libvirt_uri("root@[fd00::7]:2222", data)
+    assert uri == (f"qemu+ssh://root@[fd00::7]:2222/system?command={tmp_path}/occi%20data/ssh/"
+                   f"ssh&keyfile={tmp_path}/occi%20data/ssh/id_ed25519&no_tty=1")
+    wrapper = (data / "ssh" / "ssh").read_text()
+    assert f"-i '{data}/ssh/id_ed25519'" in wrapper
+    assert f"-o 'UserKnownHostsFile={data}/ssh/known_hosts'" in wrapper
+    assert "-o StrictHostKeyChecking=yes" in wrapper and "-o BatchMode=yes" in wrapper
+    assert ssh.libvirt_uri(SIMULATOR, data) == SIMULATOR
 
 
 def test_the_site_key_is_made_once(tmp_path: Path) -> None:

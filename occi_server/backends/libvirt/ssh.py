@@ -1,10 +1,13 @@
 """Reaching hypervisor hosts over SSH: the site's key pair, the host keys
 pinned when a host was added, and the libvirt URI that uses both.
 
-libvirt's libssh transport (`qemu+libssh://`) is used rather than `qemu+ssh://`:
-it takes the key file and a known_hosts file of our own in the URI and refuses
-a host whose key is not the pinned one, with no ~/.ssh configuration involved.
-On the host, sshd runs libvirt's virt-ssh-helper, which reaches its daemon."""
+libvirt's `qemu+ssh://` transport runs OpenSSH's client, here through a
+wrapper of the site's (`ssh/ssh`, written from the data directory's paths)
+that logs in with the site's key only and trusts the pinned host keys only,
+with no ~/.ssh configuration involved. (libvirt's in-process libssh
+transport takes those in its URI, but crashed a worker using one connection
+from several threads.) On the host, sshd runs libvirt's virt-ssh-helper,
+which reaches its daemon."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from occi_server.errors import BackendFailure, BackendUnavailable
 
 KEY = "ssh/id_ed25519"
 KNOWN_HOSTS = "ssh/known_hosts"
+WRAPPER = "ssh/ssh"
 SSH_SECONDS = 20
 # user@host or user@host:port (host: a name, an IPv4 address or [an IPv6 one]).
 TARGET = re.compile(r"(?:(?P<user>[a-z_][a-z0-9_.-]{0,31})@)?"
@@ -159,10 +163,26 @@ def libvirt_uri(target: str, data_path: Path) -> str:
         return target
     parsed = Target.parse(target)
     address = f"[{parsed.address}]" if ":" in parsed.address else parsed.address
-    options = {"keyfile": str(data_path / KEY), "known_hosts": str(data_path / KNOWN_HOSTS),
-               "known_hosts_verify": "normal", "sshauth": "privkey"}
+    options = {"command": str(ssh_command(data_path)), "keyfile": str(data_path / KEY),
+               "no_tty": "1"}
     query = "&".join(f"{name}={quote(value, safe='/')}" for name, value in options.items())
-    return f"qemu+libssh://{quote(parsed.user)}@{address}:{parsed.port}/system?{query}"
+    return f"qemu+ssh://{quote(parsed.user)}@{address}:{parsed.port}/system?{query}"
+
+
+def ssh_command(data_path: Path) -> Path:
+    """The ssh that libvirt runs: OpenSSH's, with the options of `ssh_options`
+    (the file is rewritten only when they changed)."""
+    path = data_path / WRAPPER
+    text = "#!/bin/sh\nexec ssh -F /dev/null " + shlex.join(ssh_options(data_path)) \
+        + ' -o ServerAliveInterval=5 -o ServerAliveCountMax=3 "$@"\n'
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".ssh.")
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o700)
+        os.replace(temporary, path)
+    return path
 
 
 def _run(command: list[str], failure: str) -> str:
