@@ -133,9 +133,10 @@ class ComputeBackend(Backend):
 
     @abstractmethod
     def create(self, compute: Entity, image: Image | None, context: Context,
-               zone: str | None = None) -> Attributes:
-        """Define and boot the guest (on a host of `zone`, when given: BackendFailure
-        if no host there can take it); returns at least occi.compute.state."""
+               zone: str | None = None, apart_from: Sequence[str] = ()) -> Attributes:
+        """Define and boot the guest (on a host of `zone`, when given, and on
+        none that runs a guest of `apart_from`, computes' keys: BackendFailure
+        if no host can take it); returns at least occi.compute.state."""
 
     @abstractmethod
     def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:

@@ -167,7 +167,7 @@ class SimulatedCompute(_Simulation, ComputeBackend):
         return list(self._zones)
 
     def create(self, compute: Entity, image: Image | None, context: Context,
-               zone: str | None = None) -> Attributes:
+               zone: str | None = None, apart_from: Sequence[str] = ()) -> Attributes:
         self.failures.check("compute.create")
         if zone is not None and zone not in self._zones:
             raise BackendFailure(f"no availability zone {zone} here")

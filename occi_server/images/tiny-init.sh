@@ -1,6 +1,7 @@
 #!/bin/busybox sh
 # /init of the tiny test guest: boots, reads its NoCloud seed, prints what it
-# found on the serial console, takes a DHCP lease, and powers off on ACPI.
+# found on the serial console, takes a DHCP lease, runs user data that is a
+# shell script, and powers off on ACPI.
 /bin/busybox mkdir -p /proc /sys /dev /seed /etc /tmp /run /bin
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -56,6 +57,12 @@ printf '#!/bin/sh\necho "occi-tiny: power button, shutting down"\nsync\npoweroff
 chmod 755 /etc/acpi/PWRF/00000080
 acpid -c /etc/acpi -l /tmp/acpid.log
 echo "occi-tiny: ready"
+
+# User data that is a shell script runs once the network is up, its output
+# on the console (tests have the guest reach others with it).
+if [ "$(head -c 2 /seed/user-data 2>/dev/null)" = "#!" ]; then
+  (sh /seed/user-data 2>&1 | sed 's/^/occi-tiny: script: /') &
+fi
 
 # Disks beyond the boot disk and the seed: report each one that appears; mark a
 # blank one, or report the mark it already carries (so a volume is recognised

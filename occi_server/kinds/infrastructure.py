@@ -247,6 +247,19 @@ PUBLIC_NETWORK = Mixin(
     title="Public network: NAT (masquerade) to the site's uplink", applies=(NETWORK.type_id,),
     depends=(IPNETWORK.type_id,), location="/mixin/public/")
 
+# Computes of one tenant naming one group run on different hypervisor hosts.
+ANTI_AFFINITY_GROUP = "occi.compute.anti_affinity_group"
+ANTI_AFFINITY = Mixin(
+    "http://schemas.occi-server.org/occi/infrastructure/compute#", "anti_affinity",
+    title="Anti-affinity: computes of one group run on different hypervisor hosts",
+    applies=(COMPUTE.type_id,), location="/mixin/anti_affinity/",
+    attributes=(
+        Attribute(ANTI_AFFINITY_GROUP, required=True, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+                  max_length=64, description="The group (of the tenant's computes): none of "
+                                             "its computes is placed on a host that runs "
+                                             "another, when it is created"),
+    ))
+
 # rOCCI-server 2's parent of the zones a site offers: a compute with one of
 # them runs on that zone's hypervisor hosts.
 AVAILABILITY_ZONE = Mixin(
@@ -330,7 +343,7 @@ def builtin_categories() -> list[Category]:
         ENTITY, RESOURCE, LINK,
         COMPUTE, NETWORK, STORAGE, NETWORKINTERFACE, STORAGELINK, SECURITYGROUP,
         SECURITYGROUPLINK, IPRESERVATION, FLOATINGIPPOOL, IPNETWORK, IPNETWORKINTERFACE,
-        PUBLIC_NETWORK, AVAILABILITY_ZONE,
+        PUBLIC_NETWORK, AVAILABILITY_ZONE, ANTI_AFFINITY,
         SHARED, OS_TPL, RESOURCE_TPL, IMAGE_TPL,
         SSH_KEY, USER_DATA, LEGACY_PUBLIC_KEY, LEGACY_USER_DATA, QUOTA,
     ]

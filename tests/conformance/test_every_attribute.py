@@ -25,6 +25,7 @@ SAMPLES = {
     "occi.storagelink.deviceid": "/dev/vdc",
     "occi.storagelink.mountpoint": "/mnt/data",
     "occi.network.label": "external-dmz",
+    "occi.compute.anti_affinity_group": "web-tier",
     "occi.compute.userdata": "I2Nsb3VkLWNvbmZpZwo=",
 }
 

@@ -60,7 +60,8 @@ def test_no_empty_quoted_values_and_only_true_requirements(client: Client) -> No
     assert required == {
         "occi.core.source", "occi.core.target", "occi.storage.size",
         "occi.credentials.ssh.publickey", "occi.compute.userdata",
-        "org.openstack.credentials.publickey.data", "org.openstack.compute.user_data"}
+        "org.openstack.credentials.publickey.data", "org.openstack.compute.user_data",
+        "occi.compute.anti_affinity_group"}
 
 
 def test_text_occi_carries_categories_in_headers(client: Client) -> None:

@@ -146,3 +146,28 @@ def test_an_unreachable_host_is_left_out_and_reported(data_dir: Path) -> None:
     assert state(client, path) == "inactive"
     assert client.attributes(f"/compute/{missing.id}")["occi.compute.state"] == "error"
     assert client.request("DELETE", path).status_code == 200
+
+
+def test_an_anti_affinity_group_runs_on_different_hosts(data_dir: Path) -> None:
+    client = make_client(data_dir, HOSTS)
+    group = ("http://schemas.occi-server.org/occi/infrastructure/compute#anti_affinity",)
+    named = 'X-OCCI-Attribute: occi.compute.anti_affinity_group="web"'
+    first, second = boot(client, named, mixins=group), boot(client, named, mixins=group)
+    assert {host_of(client, first), host_of(client, second)} == set(HOSTS)
+    third = boot(client, named, mixins=group)
+    assert state(client, third) == "error"
+    assert "anti-affinity group already" in \
+        client.attributes(third)["occi.compute.state.message"]
+    assert host_of(client, third) is None
+    # Another group, or none, is placed as usual.
+    other = boot(client, 'X-OCCI-Attribute: occi.compute.anti_affinity_group="db"',
+                 mixins=group)
+    assert host_of(client, other) in HOSTS
+    missing = client.post_text("/compute/", [
+        'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; '
+        'class="kind"', f'Category: tiny; scheme="{SITE}os_tpl#"; class="mixin"',
+        'Category: anti_affinity; scheme="http://schemas.occi-server.org/occi/infrastructure/'
+        'compute#"; class="mixin"'])
+    assert missing.status_code == 400, missing.get_data(as_text=True)
+    for path in (first, second, third, other):
+        assert client.request("DELETE", path).status_code == 200

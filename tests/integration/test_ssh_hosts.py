@@ -11,6 +11,7 @@ and a host with guests cannot be removed."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -44,6 +45,7 @@ pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 BIN = Path(sys.executable).parent
 TINY = SITE + "os_tpl#tiny"
+USER_DATA = "http://schemas.ogf.org/occi/infrastructure/compute#user_data"
 SETTINGS = {"site_scheme": SITE, "accelerator": "tcg", "reconcile_seconds": "1",
             "shutdown_timeout": "10"}
 
@@ -255,6 +257,21 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
         host_command(front, data_dir, "undrain", front.libvirt_uri)
         assert "ox" in front.exec("ip", "-o", "link", "show", "master", bridge).stdout
 
+        # A guest on the frontend's host reaches the one on the second over the tunnel.
+        host_command(front, data_dir, "drain", "hv2")
+        time.sleep(6)
+        script = f"#!/bin/sh\nping -c 3 -W 2 {address} >/dev/null && echo reached {address}\n"
+        pinging = site.boot(f'Link: <{network}>; rel="{INFRA}network"',
+                            category(USER_DATA, "mixin"), "X-OCCI-Attribute: "
+                            f'occi.compute.userdata="{base64.b64encode(script.encode()).decode()}"')
+        site.until(pinging, "occi.compute.state", "active")
+        assert site.domain(pinging) in domains(front)
+        deadline = time.monotonic() + 120
+        while f"occi-tiny: script: reached {address}" not in site.request(
+                "GET", f"{pinging}/console")[1]:
+            assert time.monotonic() < deadline, "the guests did not reach each other"
+            time.sleep(1)
+
         # A volume moves with its data from a guest on one host to one on the other.
         volume = site.create("/storage/", category(STORAGE, "kind"),
                              "X-OCCI-Attribute: occi.storage.size=1")
@@ -298,7 +315,7 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
         assert "ox" not in front.exec("ip", "-o", "link", "show", "master", bridge).stdout
 
         # Without guests it can go.
-        for path in (first, other, third, fourth, networked, volume):
+        for path in (first, other, third, fourth, networked, pinging, volume):
             status, body = site.request("DELETE", path)
             assert status == 200, body
         status, body = site.request("DELETE", network)

@@ -109,3 +109,23 @@ def test_placement_leaves_draining_hosts_out() -> None:
     assert site_hosts.place(1024, vcpus=16 * 16).uri == "test:///default"
     with pytest.raises(BackendFailure, match="1 MiB of memory and 257 core"):
         site_hosts.place(1024, vcpus=16 * 16 + 1)
+
+
+def test_placement_keeps_an_anti_affinity_group_apart(tmp_path: Path) -> None:
+    """A group's next guest goes to a host without one of the group, even the
+    busier one; with the group on every host it goes nowhere."""
+    from occi_server.backends.libvirt.hosts import Hosts
+    node = ("<node><cpu><nodes>1</nodes><sockets>1</sockets><cores>8</cores><threads>1"
+            "</threads><active>8</active><mhz>2000</mhz><model>x86_64</model></cpu>"
+            "<memory>16777216</memory>{}</node>")
+    domain = ("<domain type='test'><name>{}</name><memory>524288</memory><vcpu>1</vcpu>"
+              "<os><type>hvm</type></os></domain>")
+    idle, busy = tmp_path / "idle.xml", tmp_path / "busy.xml"
+    idle.write_text(node.format(domain.format("occi-member000001")))
+    busy.write_text(node.format("".join(domain.format(f"occi-other00000{n}") for n in (1, 2))))
+    site_hosts = Hosts([f"test://{idle}", f"test://{busy}"], "occi-")
+    assert site_hosts.place(1024).uri == f"test://{idle}"  # the fewest guests
+    assert site_hosts.place(1024, avoid=frozenset({"occi-member000001"})).uri == \
+        f"test://{busy}"
+    with pytest.raises(BackendFailure, match="anti-affinity group already"):
+        site_hosts.place(1024, avoid=frozenset({"occi-member000001", "occi-other000001"}))

@@ -17,7 +17,7 @@ import logging
 import shutil
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -156,13 +156,14 @@ class LibvirtCompute(ComputeBackend):
         self.hosts.follow(source)
 
     def create(self, compute: Entity, image: Image | None, context: Context,
-               zone: str | None = None) -> Attributes:
+               zone: str | None = None, apart_from: Sequence[str] = ()) -> Attributes:
         if image is None or "disk" not in image.info:
             raise BackendFailure("the OS template has no disk image on this host")
         memory_kib = int(float(compute.attributes.get("occi.compute.memory") or 1.0)
                          * KIB_PER_GIB)
         vcpus = int(compute.attributes.get("occi.compute.cores") or 1)
-        host = self.hosts.place(memory_kib, vcpus, zone)
+        host = self.hosts.place(memory_kib, vcpus, zone,
+                                avoid=frozenset(PREFIX + key for key in apart_from))
         connection = host.connection()
         directory = self._directory(compute)
         directory.mkdir(parents=True, exist_ok=True)

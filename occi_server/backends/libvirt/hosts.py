@@ -52,6 +52,7 @@ class Capacity:
     guests: int
     vcpus: int  # given to our running guests
     promised_kib: int  # memory given to our running guests
+    names: frozenset[str] = frozenset()  # our guests there, running or not
 
     def room_kib(self) -> int:
         unpromised = self.memory_kib - self.promised_kib
@@ -124,15 +125,17 @@ class Host:
         try:
             connection = self.connection()
             info = connection.getInfo()
-            ours = [domain.info() for domain in connection.listAllDomains(
-                libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE) if domain.name().startswith(prefix)]
+            domains = [domain for domain in connection.listAllDomains(0)
+                       if domain.name().startswith(prefix)]
+            ours = [domain.info() for domain in domains if domain.isActive()]
             free_kib = _available_kib(connection)
         except libvirt.libvirtError as exc:
             raise BackendUnavailable(f"libvirt at {self.name} did not say what it holds: "
                                      f"{message(exc)}") from None
         return Capacity(cores=info[2], memory_kib=info[1] * 1024, free_kib=free_kib,
                         guests=len(ours), vcpus=sum(guest[3] for guest in ours),
-                        promised_kib=sum(guest[1] for guest in ours))
+                        promised_kib=sum(guest[1] for guest in ours),
+                        names=frozenset(domain.name() for domain in domains))
 
 
     def free_disk(self, path: Path) -> int | None:
@@ -276,12 +279,14 @@ class Hosts:
             self._where.pop(name, None)
         return None
 
-    def place(self, memory_kib: int, vcpus: int = 1, zone: str | None = None) -> Host:
+    def place(self, memory_kib: int, vcpus: int = 1, zone: str | None = None,
+              avoid: frozenset[str] = frozenset()) -> Host:
         """The host for a new guest (in `zone`, when given): among the answering
-        hosts not draining whose memory (not yet promised to our running guests,
-        and free) holds it and whose cores are not yet taken `cpu_ratio` times
-        over, the one running the fewest of our guests, then the one with the
-        most memory left (guests are spread)."""
+        hosts not draining, with none of the domains `avoid` names, whose memory
+        (not yet promised to our running guests, and free) holds it and whose
+        cores are not yet taken `cpu_ratio` times over, the one running the
+        fewest of our guests, then the one with the most memory left (guests
+        are spread)."""
         zones = self.zones
         if zone is not None and zone not in zones:
             raise BackendFailure(f"no availability zone {zone} here")
@@ -289,7 +294,7 @@ class Hosts:
                    if not host.draining]
         if not members:
             raise BackendFailure("every hypervisor host is draining: no new guest can start")
-        candidates, silent = [], []
+        candidates, silent, crowded = [], [], []
         for position, host in enumerate(members):
             try:
                 capacity = host.capacity(self.prefix)
@@ -297,11 +302,16 @@ class Hosts:
                 log.warning("host %s left out of placement: %s", host.name, exc.message)
                 silent.append(exc.message)
                 continue
-            if capacity.room_kib() >= memory_kib \
+            if capacity.names & avoid:
+                crowded.append(host.name)
+            elif capacity.room_kib() >= memory_kib \
                     and capacity.vcpus + vcpus <= capacity.cores * self.cpu_ratio:
                 candidates.append((capacity.guests, -capacity.room_kib(), position, host))
         if len(silent) == len(members):
             raise BackendUnavailable("; ".join(silent))
+        if not candidates and crowded and len(crowded) + len(silent) == len(members):
+            raise BackendFailure("every hypervisor host runs a compute of its anti-affinity "
+                                 f"group already ({', '.join(crowded)})")
         if not candidates:
             raise BackendFailure(f"no hypervisor host has {memory_kib // 1024} MiB of memory "
                                  f"and {vcpus} core(s) left for the guest (hosts: "

@@ -12,6 +12,8 @@ from occi_server.core import Entity, Mixin
 from occi_server.errors import BadRequest
 from occi_server.images import Image
 from occi_server.kinds.infrastructure import (
+    ANTI_AFFINITY,
+    ANTI_AFFINITY_GROUP,
     AVAILABILITY_ZONE,
     COMPUTE,
     COMPUTE_ARCHITECTURE,
@@ -104,4 +106,19 @@ class ComputeRoom(Room):
         zone = next((mixin.term for mixin in map(work.model.mixin, entity.mixins)
                      if mixin is not None and _is_zone(work, mixin)), None)
         return work.backends.compute.create(entity, work.image(entity, OS_TPL.type_id),
-                                            context_of(entity), zone)
+                                            context_of(entity), zone,
+                                            apart_from=_group_members(work, entity))
+
+
+def _group_members(work: Work, compute: Entity) -> list[str]:
+    """The keys of the tenant's other computes in the anti-affinity group
+    `compute` names (read in its job: the group as it is when it is placed)."""
+    if ANTI_AFFINITY.type_id not in compute.mixins:
+        return []
+    group = compute.attributes.get(ANTI_AFFINITY_GROUP)
+    with work.store.transaction(write=False) as repo:
+        computes = repo.everywhere().list(kinds=[COMPUTE.type_id])
+    return [other.key for other in computes
+            if other.id != compute.id and other.tenant == compute.tenant
+            and ANTI_AFFINITY.type_id in other.mixins
+            and other.attributes.get(ANTI_AFFINITY_GROUP) == group]
