@@ -39,8 +39,8 @@ from tests.support.libvirt import link_images, reachable_dir
 from tests.support.libvirt import unavailable_reason as libvirt_unavailable
 
 REASON = nshost.unavailable_reason() or libvirt_unavailable() or (
-    None if shutil.which("sshd") else "sshd is not installed (scripts/setup.sh --test "
-                                      "installs openssh-server)")
+    None if Path(nshost.SSHD).exists() else "sshd is not installed (scripts/setup.sh --test "
+                                            "installs openssh-server)")
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 BIN = Path(sys.executable).parent

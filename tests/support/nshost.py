@@ -59,6 +59,7 @@ def run(*args: str, check: bool = True, timeout: float = 60,
                           timeout=timeout, env=env)
 
 
+SSHD = shutil.which("sshd") or "/usr/sbin/sshd"  # sbin may not be on PATH
 SSHD_CONFIG = """ListenAddress {address}
 HostKey {directory}/ssh/host_key
 AuthorizedKeysFile {directory}/ssh/authorized_keys
@@ -115,7 +116,7 @@ class NamespaceHost:
         config = ssh / "sshd_config"
         config.write_text(SSHD_CONFIG.format(address=self.address, directory=self.directory))
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-        run("nsenter", "-t", str(self.libvirtd_pid), "-m", "-n", shutil.which("sshd") or "sshd",
+        run("nsenter", "-t", str(self.libvirtd_pid), "-m", "-n", SSHD,
             "-f", str(config), "-E", str(ssh / "sshd.log"))
         return run("ssh-keygen", "-l", "-f", str(ssh / "host_key.pub")).stdout.split()[1]
 
