@@ -91,7 +91,8 @@ class Host:
     def _open(self) -> libvirt.virConnect:
         """A new connection within OPEN_SECONDS (libvirt's own open has no
         deadline: a host whose daemon is frozen would hold the caller forever);
-        while one attempt hangs, the next callers are answered at once."""
+        once an attempt has outlasted it and still hangs, callers are answered
+        at once (those that came meanwhile waited for the first, at most as long)."""
         if self._opening is not None and self._opening.is_alive():
             raise BackendUnavailable(f"libvirt at {self.name} does not answer")
         keepalive = event_loop_runs()
