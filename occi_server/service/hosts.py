@@ -142,7 +142,7 @@ def remove(store: Store, config: Config, name: str, *, force: bool = False) -> N
         if view.capacity is None and not force:
             raise BackendUnavailable(f"{name} does not answer ({view.problem}); its guests "
                                      "cannot be counted: use --force to forget it anyway")
-        if view.capacity is not None and _defined_guests(record, config):
+        if view.capacity is not None and view.capacity.names:
             raise Conflict(f"{name} still has guests of this site: delete them (or move "
                            "them) first")
     with store.transaction(write=True) as repo:
@@ -207,13 +207,3 @@ def _view(record: HostRecord, config: Config, *, configured: bool) -> HostView:
         host.close()
     return HostView(record.name, record.target, configured, record.draining, capacity,
                     free_disk)
-
-
-def _defined_guests(record: HostRecord, config: Config) -> list[str]:
-    from occi_server.backends.libvirt.backend import PREFIX
-    from occi_server.backends.libvirt.hosts import Host
-    host = Host(ssh.libvirt_uri(record.target, config.data_path), record.name)
-    try:
-        return host.guests(PREFIX)
-    finally:
-        host.close()

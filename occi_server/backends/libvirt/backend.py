@@ -382,7 +382,8 @@ class LibvirtCompute(ComputeBackend):
         if connection is not None:
             self._undefine_secrets(connection, usages)
         if domain is not None:
-            self._retract(compute, devices_matching(xml, "interface", lambda _: True))
+            self._retract(self.hosts.where(PREFIX + compute.key),
+                          devices_matching(xml, "interface", lambda _: True))
         shutil.rmtree(self._directory(compute), ignore_errors=True)
 
     # ------------------------------------------------------------ devices
@@ -476,7 +477,7 @@ class LibvirtCompute(ComputeBackend):
         mac = link.attributes.get("occi.networkinterface.mac")
         detached = self._detach_matching(
             compute, "interface", lambda e: any(m.get("address") == mac for m in e.findall("mac")))
-        self._retract(compute, detached)
+        self._retract(self.hosts.where(PREFIX + compute.key), detached)
 
     def _ssh_target(self, compute: Entity) -> Target | None:
         """Where the guest's host is reached over SSH (None: a host of the
@@ -485,12 +486,9 @@ class LibvirtCompute(ComputeBackend):
         host = self.hosts.where(PREFIX + compute.key)
         return host.ssh_target if host is not None else None
 
-    def _retract(self, compute: Entity, interfaces: list[str],
-                 host: Host | None = None) -> None:
-        """The networks of `interfaces` leave the guest's host (or `host`) if no
-        other guest there is on them (best effort: a failure is logged, the
-        bridge stays)."""
-        host = host or self.hosts.where(PREFIX + compute.key)
+    def _retract(self, host: Host | None, interfaces: list[str]) -> None:
+        """The networks of `interfaces` leave `host` if no other guest there is
+        on them (best effort: a failure is logged, the bridge stays)."""
         if host is None or host.ssh_target is None or self.fabric is None:
             return
         for bridge in _bridges(interfaces):
@@ -521,7 +519,7 @@ class LibvirtCompute(ComputeBackend):
                     self.fabric.extend(bridge, destination.ssh_target)
             move(domain, source, destination)
             self.hosts.placed(name, destination)
-            self._retract(self._orphan_entity(name), interfaces, source)
+            self._retract(source, interfaces)
             moved.append(f"{name} moved from {source.name} to {destination.name}")
         return moved
 

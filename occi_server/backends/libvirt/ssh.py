@@ -103,16 +103,7 @@ def fingerprints(known_hosts_lines: list[str]) -> list[str]:
 def write_known_hosts(data_path: Path, lines: list[str]) -> Path:
     """The pinned host keys of every host, in the file libvirt checks against
     (rewritten only when it changed; replaced whole, never half-written)."""
-    path = data_path / KNOWN_HOSTS
-    text = "".join(line + "\n" for line in lines)
-    if path.exists() and path.read_text() == text:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".known_hosts.")
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    os.replace(temporary, path)
-    return path
+    return _write(data_path / KNOWN_HOSTS, "".join(line + "\n" for line in lines), 0o600)
 
 
 def ssh_options(data_path: Path) -> list[str]:
@@ -172,16 +163,22 @@ def libvirt_uri(target: str, data_path: Path) -> str:
 def ssh_command(data_path: Path) -> Path:
     """The ssh that libvirt runs: OpenSSH's, with the options of `ssh_options`
     (the file is rewritten only when they changed)."""
-    path = data_path / WRAPPER
-    text = "#!/bin/sh\nexec ssh -F /dev/null " + shlex.join(ssh_options(data_path)) \
-        + ' -o ServerAliveInterval=5 -o ServerAliveCountMax=3 "$@"\n'
-    if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".ssh.")
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o700)
-        os.replace(temporary, path)
+    return _write(data_path / WRAPPER, "#!/bin/sh\nexec ssh -F /dev/null "
+                  + shlex.join(ssh_options(data_path))
+                  + ' -o ServerAliveInterval=5 -o ServerAliveCountMax=3 "$@"\n', 0o700)
+
+
+def _write(path: Path, text: str, mode: int) -> Path:
+    """`path` holding `text`, with `mode` (rewritten only when it changed;
+    replaced whole, never half-written)."""
+    if path.exists() and path.read_text() == text:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
     return path
 
 
