@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from occi_server.backends.base import Context
-from occi_server.backends.libvirt.seed import write_seed
+from occi_server.backends.libvirt.seed import seed_iso
 from occi_server.config import load_config
 from occi_server.http import create_app
 from tests.support.libvirt import link_images, reachable_dir
@@ -55,8 +55,8 @@ def bare_qemu(images: Path, work: Path, key: Path, accel: str) -> float:
     disk, seed = work / "bare.qcow2", work / "bare-seed.iso"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
                     str(images / "debian-12.qcow2"), str(disk), "10G"], check=True)
-    write_seed(seed, f"bare-{time.time_ns()}", "bare",
-               Context(ssh_keys=(Path(f"{key}.pub").read_text(),)))
+    seed.write_bytes(seed_iso(f"bare-{time.time_ns()}", "bare",
+                              Context(ssh_keys=(Path(f"{key}.pub").read_text(),))))
     started = time.perf_counter()
     process = subprocess.Popen([
         "qemu-system-x86_64", "-accel", accel, "-m", "1024", "-display", "none", "-nodefaults",

@@ -75,8 +75,8 @@ class Config:
     network_backend: str = ""
     libvirt_uri: str = "qemu:///system"
     # Several hypervisor hosts: their libvirt URIs (e.g. qemu+ssh://root@node2/system),
-    # instead of libvirt_uri; instances_dir and images_dir must be shared storage
-    # mounted at the same path on every host.
+    # instead of libvirt_uri. A host on another machine gets the images and
+    # files its guests need through libvirt (nothing shared with the frontend).
     libvirt_hosts: list[str] = field(default_factory=list)
     # Availability zones: name -> the hosts' libvirt URIs ({}: one zone, "default", of all).
     availability_zones: dict[str, list[str]] = field(default_factory=dict)

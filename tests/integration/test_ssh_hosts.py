@@ -26,6 +26,7 @@ from occi_server.config import load_config
 from occi_server.store import Store
 from tests.conftest import (
     COMPUTE,
+    COMPUTE_ACTION,
     INFRA,
     IPNETWORK,
     NETWORK,
@@ -146,6 +147,9 @@ def domains(host: nshost.NamespaceHost) -> set[str]:
 def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.NamespaceHost],
                                 data_dir: Path) -> None:
     front, second = hosts
+    # The second host shares no storage with the frontend: what its guests
+    # boot from reaches it through libvirt.
+    instances = second.own_directory(data_dir / "instances")
     fingerprint = second.start_sshd()
     target = f"root@{second.address}"
 
@@ -187,6 +191,14 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
         while "occi-tiny: ready" not in site.request("GET", f"{remote}/console")[1]:
             assert time.monotonic() < deadline, "the guest on the second host did not boot"
             time.sleep(1)
+        # From files of its own: the image's (kernel, initrd and disk) sent once
+        # into its cache, its disk, seed and console log.
+        key = site.key(remote)
+        assert {path.name for path in instances.iterdir()} == {
+            f"{key}.qcow2", f"{key}.seed.iso", f"{key}.console.log", "images"}
+        cached = {path.name.partition("-")[2] for path in (instances / "images").iterdir()}
+        assert cached == {"tiny.raw", "tiny-vmlinuz", "tiny-initrd.gz"}
+        assert not (data_dir / "instances" / key).exists()
 
         # Drained, the second host takes no new guest (it would: it has fewer).
         host_command(front, data_dir, "drain", "hv2")
@@ -309,15 +321,51 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
         for path in (remote, networked):
             assert site.attribute(path, "occi.compute.state") == "active"
         assert site.request("GET", f"{remote}/console")[1].count("occi-tiny: booted") == 1
+        # Their disks came with them; nothing of theirs is left on the second
+        # host, whose image cache is empty again.
+        assert not [path for path in instances.iterdir() if path.name != "images"]
+        assert not list((instances / "images").iterdir())
         assert front.exec("busybox", "ping", "-c", "1", "-W", "5", address,
                           check=False).returncode == 0
         assert second.exec("ip", "link", "show", bridge, check=False).returncode != 0
         assert "ox" not in front.exec("ip", "-o", "link", "show", "master", bridge).stdout
 
-        # Without guests it can go.
-        for path in (first, other, third, fourth, networked, pinging, volume):
+        # The frontend's host drained the same way: a stopped guest moves too,
+        # stopped (started paused for the copy, its CPUs never run), and the
+        # running one keeps its network through a new tunnel.
+        for path in (local, third, fourth, pinging):
             status, body = site.request("DELETE", path)
             assert status == 200, body
+        host_command(front, data_dir, "undrain", "hv2")
+        status, body = site.request("POST", f"{remote}?action=stop",
+                                    category(COMPUTE_ACTION + "stop", "action"))
+        assert status == 200, body
+        site.until(remote, "occi.compute.state", "inactive")
+        migrated = host_command(front, data_dir, "drain", front.libvirt_uri, "--migrate",
+                                check=False)
+        assert migrated.stdout.count(" to hv2") == 2, migrated.stdout + migrated.stderr
+        assert {site.domain(remote), site.domain(networked)} == domains(second)
+        assert not (data_dir / "instances" / site.key(remote)).exists()
+        site.until(remote, "occi.compute.state", "inactive")
+        assert front.exec("busybox", "ping", "-c", "1", "-W", "5", address,
+                          check=False).returncode == 0
+        # Whole disks came: the cache holds the boot files the guests still use.
+        cached = {path.name.partition("-")[2] for path in (instances / "images").iterdir()}
+        assert cached == {"tiny-vmlinuz", "tiny-initrd.gz"}
+        status, body = site.request("POST", f"{remote}?action=start")
+        assert status == 200, body
+        deadline = time.monotonic() + 120  # its disk and console log came with it
+        while site.request("GET", f"{remote}/console")[1].count("occi-tiny: ready") < 2:
+            assert time.monotonic() < deadline, "the moved guest did not boot again"
+            time.sleep(1)
+        host_command(front, data_dir, "undrain", front.libvirt_uri)
+
+        # Without guests it can go, and it keeps none of their files.
+        for path in (networked, remote, volume):
+            status, body = site.request("DELETE", path)
+            assert status == 200, body
+        assert not [path for path in instances.iterdir() if path.name != "images"]
+        assert not list((instances / "images").iterdir())
         status, body = site.request("DELETE", network)
         assert status == 200, body
         host_command(front, data_dir, "remove", "hv2")

@@ -120,6 +120,19 @@ class NamespaceHost:
             "-f", str(config), "-E", str(ssh / "sshd.log"))
         return run("ssh-keygen", "-l", "-f", str(ssh / "host_key.pub")).stdout.split()[1]
 
+    def own_directory(self, path: Path) -> Path:
+        """`path` as a directory of this host's alone: its libvirt daemon, its
+        guests and its SSH sessions see an empty directory there, which nothing
+        else sees (no storage shared with the frontend). Returns where the
+        machine sees it."""
+        private = self.directory / "own" / path.name
+        private.mkdir(parents=True)
+        private.chmod(0o755)
+        path.mkdir(parents=True, exist_ok=True)
+        run("nsenter", "-t", str(self.libvirtd_pid), "-m", "mount", "--bind", str(private),
+            str(path))
+        return private
+
     @property
     def authorized_keys(self) -> Path:
         return self.directory / "ssh" / "authorized_keys"

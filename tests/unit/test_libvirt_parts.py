@@ -21,8 +21,11 @@ from occi_server.backends.libvirt.domain import (
     ownership_of,
     resized,
     secret_usages,
+    with_files,
 )
+from occi_server.backends.libvirt.hosts import Host
 from occi_server.backends.libvirt.seed import meta_data
+from occi_server.backends.libvirt.storage import LocalFiles, PoolFiles, files_on
 from occi_server.images.catalogue import ImageCatalogue
 
 HOSTILE = "a'><disk type=\"file\"><source file=\"/etc/shadow\"/></disk><x a='"
@@ -49,6 +52,26 @@ def test_domain_xml_carries_the_request_values() -> None:
         ("disk", "vda"), ("cdrom", "hdc")]
     assert disks[1].find("readonly") is not None
     assert domain.find("devices/serial/source").get("path") == "/i/1/console.log"
+
+
+def test_a_moving_guests_definition_names_its_files_at_the_destination() -> None:
+    xml = domain_xml(spec(kernel=Path("/img/k"), initrd=Path("/img/i")))
+    domain = ET.fromstring(xml)
+    domain.find("devices").append(ET.fromstring(iscsi_disk_xml(
+        IscsiTarget("iqn.2026-01.org.example:v1", "10.0.0.1:3260", 1, "u", "s"), "vdb",
+        "serial", "occi-iqn")))
+    moved = ET.fromstring(with_files(ET.tostring(domain, encoding="unicode"),
+                                     Path("/h/1.qcow2"), Path("/h/1.seed.iso"),
+                                     Path("/h/1.console.log"),
+                                     {"kernel": Path("/h/images/k"), "initrd": None}))
+    boot, seed, volume = moved.findall("devices/disk")
+    assert boot.find("source").get("file") == "/h/1.qcow2"
+    assert boot.find("backingStore") is not None and len(boot.find("backingStore")) == 0
+    assert seed.find("source").get("file") == "/h/1.seed.iso"
+    assert volume.find("source").get("name") == "iqn.2026-01.org.example:v1/1"  # untouched
+    assert moved.find("devices/serial/source").get("path") == "/h/1.console.log"
+    assert (moved.findtext("os/kernel"), moved.findtext("os/initrd")) == ("/h/images/k",
+                                                                          "/img/i")
 
 
 def test_speed_becomes_a_cpu_bandwidth_cap() -> None:
@@ -165,3 +188,16 @@ def test_a_graceful_stop_presses_the_button_again(monkeypatch) -> None:
     stubborn.isActive = lambda: True  # never obeys: the caller powers it off
     assert not backend.LibvirtCompute._shut_down(stubborn, 0, timeout=1)
     assert stubborn.presses >= 3
+
+
+@pytest.mark.parametrize(("uri", "kept_here"), [
+    ("qemu:///system", True), ("qemu+unix:///system?socket=/run/x/libvirt-sock", True),
+    ("qemu+tcp://localhost/system", True), ("qemu+ssh://root@node2:22/system", False),
+    ("qemu+tls://10.0.0.2/system", False)])
+def test_a_host_elsewhere_keeps_its_guests_files_in_its_own_pools(uri: str,
+                                                                  kept_here: bool) -> None:
+    files = files_on(Host(uri), Path("/srv/instances"), Path("/srv/images"))
+    assert isinstance(files, LocalFiles) is kept_here
+    assert isinstance(files, PoolFiles) is not kept_here
+    assert files.paths("k").disk == (Path("/srv/instances/k/disk.qcow2") if kept_here
+                                     else Path("/srv/instances/k.qcow2"))

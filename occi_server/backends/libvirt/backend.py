@@ -2,12 +2,12 @@
 
 Each compute is a persistent domain named `occi-<key>` (the key the store
 gave it, never the client's id) whose boot disk is a qcow2 overlay on its
-image, with a NoCloud seed and a serial console log in `<instances>/<key>/`.
-States are read back from libvirt after every operation, never assumed. A
-site may have several hypervisor hosts: a new guest goes to the answering
-host with room for it running the fewest guests (hosts.py); the instances
-and images directories are then on storage every host mounts at the same
-path."""
+image, with a NoCloud seed and a serial console log. States are read back
+from libvirt after every operation, never assumed. A site may have several
+hypervisor hosts: a new guest goes to the answering host with room for it
+running the fewest guests (hosts.py); a host elsewhere gets the guest's files
+and images from the frontend (storage.py), and guests move between hosts
+with their disks (migration.py)."""
 
 from __future__ import annotations
 
@@ -51,14 +51,21 @@ from occi_server.backends.libvirt.domain import (
 from occi_server.backends.libvirt.fabric import Fabric
 from occi_server.backends.libvirt.hosts import Host, Hosts, message, start_event_loop
 from occi_server.backends.libvirt.migration import move
-from occi_server.backends.libvirt.seed import write_seed
+from occi_server.backends.libvirt.seed import seed_iso
 from occi_server.backends.libvirt.ssh import Target
+from occi_server.backends.libvirt.storage import (
+    BootImage,
+    GuestFiles,
+    GuestPaths,
+    LocalFiles,
+    files_on,
+)
 from occi_server.config import CHOICES
 from occi_server.core import Entity
 from occi_server.errors import BackendFailure, BackendUnavailable
 from occi_server.images import Image
 from occi_server.images.catalogue import ImageCatalogue
-from occi_server.images.diskfile import qemu_img, virtual_size
+from occi_server.images.diskfile import virtual_size
 from occi_server.kinds.infrastructure import COMPUTE, GIB
 
 log = logging.getLogger("occi_server.libvirt")
@@ -145,9 +152,6 @@ class LibvirtCompute(ComputeBackend):
             raise BackendFailure(f"the guest of {compute.location} no longer exists in libvirt")
         return domain
 
-    def _directory(self, compute: Entity) -> Path:
-        return self.instances / compute.key
-
     # ------------------------------------------------------------ lifecycle
     def zones(self) -> list[str]:
         return list(self.hosts.zones)
@@ -165,18 +169,19 @@ class LibvirtCompute(ComputeBackend):
         host = self.hosts.place(memory_kib, vcpus, zone,
                                 avoid=frozenset(PREFIX + key for key in apart_from))
         connection = host.connection()
-        directory = self._directory(compute)
-        directory.mkdir(parents=True, exist_ok=True)
-        directory.chmod(0o755)
+        files = self._files(host)
+        disk_format = image.info.get("format", "qcow2")
+        boot = BootImage(Path(image.info["disk"]), disk_format,
+                         *(Path(image.info[name]) if name in image.info else None
+                           for name in ("kernel", "initrd")))
+        size_gib = compute.attributes.get("occi.compute.ephemeral_storage.size")
+        size = max(virtual_size(boot.disk, disk_format), int((size_gib or 0) * GIB))
+        seed = seed_iso(compute.key, context.hostname or f"vm-{compute.key[:8]}", context)
         try:
-            disk = directory / "disk.qcow2"
-            self._overlay(Path(image.info["disk"]), image.info.get("format", "qcow2"), disk,
-                          compute.attributes.get("occi.compute.ephemeral_storage.size"))
-            seed = directory / "seed.iso"
-            hostname = context.hostname or f"vm-{compute.key[:8]}"
-            write_seed(seed, compute.key, hostname, context)
-            spec = self._spec(compute, image, disk, seed, host)
-            domain = connection.defineXML(domain_xml(spec))
+            with files.held():  # its image stays until the guest is defined
+                paths = files.make(compute.key, boot, size, seed)
+                spec = self._spec(compute, paths, image.info.get("cmdline"), host)
+                domain = connection.defineXML(domain_xml(spec))
             self.hosts.placed(spec.name, host)
             try:
                 domain.create()
@@ -184,15 +189,21 @@ class LibvirtCompute(ComputeBackend):
                 _undefine(domain)
                 raise
         except libvirt.libvirtError as exc:
-            shutil.rmtree(directory, ignore_errors=True)
+            files.discard(compute.key)
             raise BackendFailure(f"libvirt could not start the guest: {message(exc)}") from None
         except BackendFailure:
-            shutil.rmtree(directory, ignore_errors=True)
+            files.discard(compute.key)
             raise
         return {**self._read_state(domain), "occi.compute.architecture":
                 compute.attributes.get("occi.compute.architecture") or image.architecture}
 
-    def _spec(self, compute: Entity, image: Image, disk: Path, seed: Path,
+    def _files(self, host: Host | None) -> GuestFiles:
+        """The guest files of `host` (of this machine when no host is known)."""
+        if host is None:
+            return LocalFiles(self.instances)
+        return files_on(host, self.instances, self.catalogue.directory)
+
+    def _spec(self, compute: Entity, paths: GuestPaths, cmdline: str | None,
               host: Host) -> DomainSpec:
         values = compute.attributes
         return DomainSpec(
@@ -204,11 +215,9 @@ class LibvirtCompute(ComputeBackend):
             shares=values.get("occi.compute.share"),
             cpu_fraction=self._cpu_fraction(values.get("occi.compute.speed"), host),
             accelerator=self.accelerator.domain_type,
-            disk=disk, disk_format="qcow2", seed=seed,
-            console_log=self._directory(compute) / "console.log",
-            kernel=Path(image.info["kernel"]) if "kernel" in image.info else None,
-            initrd=Path(image.info["initrd"]) if "initrd" in image.info else None,
-            cmdline=image.info.get("cmdline"),
+            disk=paths.disk, disk_format="qcow2", seed=paths.seed, console_log=paths.console,
+            kernel=paths.kernel, initrd=paths.initrd if paths.kernel else None,
+            cmdline=cmdline,
         )
 
     @staticmethod
@@ -221,15 +230,6 @@ class LibvirtCompute(ComputeBackend):
         if not host_mhz or speed_ghz * 1000 >= host_mhz:
             return None
         return speed_ghz * 1000 / host_mhz
-
-    @staticmethod
-    def _overlay(backing: Path, backing_format: str, overlay: Path,
-                 size_gib: float | None) -> None:
-        """A copy-on-write qcow2 overlay: its creation time does not depend on
-        the image's size. It is grown to the flavour's disk size if larger."""
-        wanted = max(virtual_size(backing, backing_format), int((size_gib or 0) * GIB))
-        qemu_img("create", "-q", "-f", "qcow2", "-F", backing_format, "-b", str(backing),
-                 str(overlay), str(wanted), doing=f"creating the disk on {backing.name}")
 
     def act(self, compute: Entity, action: str, params: Attributes) -> ActionOutcome:
         domain = self._existing(compute)
@@ -297,12 +297,12 @@ class LibvirtCompute(ComputeBackend):
         """Copy the boot disk, flattened, into the catalogue as a new image."""
         term = str(params.get("term") or f"saved-{compute.key}-{int(time.time())}")
         target = self.catalogue.directory / f"{term}.qcow2"
+        files = self._files(self.hosts.where(domain.name()))
         paused = domain.isActive() and domain.state()[0] == libvirt.VIR_DOMAIN_RUNNING
         if paused:
             domain.suspend()  # a consistent copy of a running guest's disk
         try:
-            qemu_img("convert", "-U", "-O", "qcow2", str(self._directory(compute) / "disk.qcow2"),
-                     str(target), doing="saving the disk as an image")
+            files.disk_copy(compute.key, target)
         finally:
             if paused:
                 domain.resume()
@@ -315,7 +315,7 @@ class LibvirtCompute(ComputeBackend):
         for key, suffix in (("kernel", "vmlinuz"), ("initrd", "initrd")):
             if key in boot:
                 copy = self.catalogue.directory / f"{term}-{suffix}"
-                shutil.copyfile(boot[key], copy)
+                shutil.copyfile(files.frontend_file(Path(boot[key])), copy)
                 metadata[key] = copy.name
         if "cmdline" in boot:
             metadata["cmdline"] = boot["cmdline"]
@@ -365,6 +365,7 @@ class LibvirtCompute(ComputeBackend):
 
     def delete(self, compute: Entity) -> None:
         domain = self._domain(compute)
+        host = self.hosts.where(PREFIX + compute.key) if domain is not None else None
         usages: list[str] = []
         xml = ""
         connection = domain.connect() if domain is not None else None
@@ -382,9 +383,8 @@ class LibvirtCompute(ComputeBackend):
         if connection is not None:
             self._undefine_secrets(connection, usages)
         if domain is not None:
-            self._retract(self.hosts.where(PREFIX + compute.key),
-                          devices_matching(xml, "interface", lambda _: True))
-        shutil.rmtree(self._directory(compute), ignore_errors=True)
+            self._retract(host, devices_matching(xml, "interface", lambda _: True))
+        self._files(host).discard(compute.key)
 
     # ------------------------------------------------------------ devices
     def attach_storage(self, compute: Entity, link: Entity, storage: Entity,
@@ -517,7 +517,8 @@ class LibvirtCompute(ComputeBackend):
             if destination.ssh_target is not None and self.fabric is not None:
                 for bridge in _bridges(interfaces):
                     self.fabric.extend(bridge, destination.ssh_target)
-            move(domain, source, destination)
+            move(domain, name.removeprefix(PREFIX), source, destination,
+                 (self._files(source), self._files(destination)))
             self.hosts.placed(name, destination)
             self._retract(source, interfaces)
             moved.append(f"{name} moved from {source.name} to {destination.name}")
@@ -693,14 +694,8 @@ class LibvirtCompute(ComputeBackend):
         }
 
     def console(self, compute: Entity, max_bytes: int = 256 * 1024) -> str:
-        log_file = self._directory(compute) / "console.log"
-        if not log_file.exists():
-            return ""
-        with log_file.open("rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            return handle.read().decode("utf-8", errors="replace")
+        host = self.hosts.where(PREFIX + compute.key) if self._domain(compute) else None
+        return self._files(host).log(compute.key, max_bytes).decode("utf-8", errors="replace")
 
 
 def _bridges(interfaces: list[str]) -> set[str]:

@@ -222,3 +222,33 @@ def with_isolated_ports(xml: str, isolated: bool) -> str:
         if isolated:
             _sub(interface, "port", isolated="yes")
     return ET.tostring(domain, encoding="unicode")
+
+
+def with_files(xml: str, disk: Path, seed: Path, console: Path,
+               boot: dict[str, Path | None]) -> str:
+    """The domain's XML with its boot disk (whole: no backing file), seed,
+    console log and direct-boot files at other paths (a guest moved to a host
+    that keeps them elsewhere)."""
+    domain = parse(xml)
+    devices = domain.find("devices")
+    for device in [] if devices is None else devices.iter("disk"):
+        source, target = device.find("source"), device.find("target")
+        if source is None or target is None:
+            continue
+        if target.get("dev") == "vda":
+            source.set("file", str(disk))
+            for backing in device.findall("backingStore"):
+                device.remove(backing)
+            device.insert(list(device).index(source) + 1, ET.Element("backingStore"))
+        elif device.get("device") == "cdrom":
+            source.set("file", str(seed))
+    for serial in [] if devices is None else devices.iter("serial"):
+        source = serial.find("source")
+        if serial.get("type") == "file" and source is not None:
+            source.set("path", str(console))
+    os_element = domain.find("os")
+    for tag, path in boot.items():
+        element = None if os_element is None else os_element.find(tag)
+        if element is not None and path is not None:
+            element.text = str(path)
+    return ET.tostring(domain, encoding="unicode")

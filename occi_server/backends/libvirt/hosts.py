@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 import libvirt
@@ -73,6 +74,12 @@ class Host:
         self._owner = os.getpid()
         self._lock = threading.Lock()
         self._opening: threading.Thread | None = None
+
+    @property
+    def local(self) -> bool:
+        """Whether the host is this machine (its URI names no other one), so
+        that it sees this machine's files."""
+        return urlsplit(self.uri).hostname in (None, "", "localhost")
 
     def connection(self) -> libvirt.virConnect:
         with self._lock:

@@ -29,10 +29,11 @@ def meta_data(instance_id: str, hostname: str, ssh_keys: tuple[str, ...]) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_seed(destination: Path, instance_id: str, hostname: str, context: Context) -> None:
-    """Write the seed ISO (genisoimage, argument list, fixed file names)."""
+def seed_iso(instance_id: str, hostname: str, context: Context) -> bytes:
+    """The seed ISO (genisoimage, argument list, fixed file names)."""
     with tempfile.TemporaryDirectory() as work:
         directory = Path(work)
+        destination = directory / "seed.iso"
         (directory / "meta-data").write_text(meta_data(instance_id, hostname, context.ssh_keys))
         (directory / "user-data").write_bytes(context.user_data or b"")
         (directory / "network-config").write_text(NETWORK_CONFIG)
@@ -47,3 +48,4 @@ def write_seed(destination: Path, instance_id: str, hostname: str, context: Cont
         except subprocess.CalledProcessError as exc:
             raise BackendFailure("could not write the cloud-init seed: "
                                  + exc.stderr.decode(errors="replace")) from None
+        return destination.read_bytes()
