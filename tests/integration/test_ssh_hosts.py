@@ -144,6 +144,10 @@ def domains(host: nshost.NamespaceHost) -> set[str]:
                           ).stdout.split())
 
 
+def secrets(host: nshost.NamespaceHost) -> str:
+    return nshost.run("virsh", "-c", host.libvirt_uri, "secret-list").stdout
+
+
 def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.NamespaceHost],
                                 data_dir: Path) -> None:
     front, second = hosts
@@ -341,11 +345,23 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
                                     category(COMPUTE_ACTION + "stop", "action"))
         assert status == 200, body
         site.until(remote, "occi.compute.state", "inactive")
+        kept = site.create("/link/storagelink/", category(STORAGELINK, "kind"),
+                           f'X-OCCI-Attribute: occi.core.source="{networked}"',
+                           f'X-OCCI-Attribute: occi.core.target="{volume}"')
+        site.until(kept, "occi.storagelink.state", "active")
+        assert "occi-iqn" in secrets(front)
         migrated = host_command(front, data_dir, "drain", front.libvirt_uri, "--migrate",
                                 check=False)
         assert migrated.stdout.count(" to hv2") == 2, migrated.stdout + migrated.stderr
         assert {site.domain(remote), site.domain(networked)} == domains(second)
         assert not (data_dir / "instances" / site.key(remote)).exists()
+        # Its volume went along: the CHAP secret QEMU logs in with moved too.
+        assert "protocol='iscsi'" in nshost.run("virsh", "-c", second.libvirt_uri, "dumpxml",
+                                                site.domain(networked)).stdout
+        assert "occi-iqn" in secrets(second) and "occi-iqn" not in secrets(front)
+        status, body = site.request("DELETE", kept)
+        assert status == 200, body
+        assert "occi-iqn" not in secrets(second)
         site.until(remote, "occi.compute.state", "inactive")
         assert front.exec("busybox", "ping", "-c", "1", "-W", "5", address,
                           check=False).returncode == 0

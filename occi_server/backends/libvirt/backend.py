@@ -31,6 +31,7 @@ from occi_server.backends.base import (
     HostEntry,
     VolumeSource,
 )
+from occi_server.backends.libvirt import secrets
 from occi_server.backends.libvirt.accel import Accelerator
 from occi_server.backends.libvirt.domain import (
     KIB_PER_GIB,
@@ -41,7 +42,6 @@ from occi_server.backends.libvirt.domain import (
     domain_xml,
     interface_xml,
     iscsi_disk_xml,
-    iscsi_secret_xml,
     location_of,
     ownership_of,
     parse,
@@ -372,8 +372,7 @@ class LibvirtCompute(ComputeBackend):
         try:
             if domain is not None:
                 xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
-                usages = [u for device in devices_matching(xml, "disk", lambda _: True)
-                          for u in secret_usages(device)]
+                usages = secrets.of_domain(xml)
                 if domain.isActive():
                     domain.destroy()
                 _undefine(domain)
@@ -381,7 +380,7 @@ class LibvirtCompute(ComputeBackend):
             raise BackendFailure(f"libvirt could not remove the guest: {message(exc)}") \
                 from None
         if connection is not None:
-            self._undefine_secrets(connection, usages)
+            secrets.drop(connection, usages)
         if domain is not None:
             self._retract(host, devices_matching(xml, "interface", lambda _: True))
         self._files(host).discard(compute.key)
@@ -401,12 +400,12 @@ class LibvirtCompute(ComputeBackend):
                                  "here reach volumes over iSCSI only")
         usage = f"occi-{source.iscsi.iqn}"
         connection = self._existing(compute).connect()  # the secret lives on the guest's host
-        self._define_secret(connection, usage, source.iscsi.secret,
-                            f"CHAP secret of {storage.location}")
+        secrets.keep(connection, usage, source.iscsi.secret.encode(),
+                     f"CHAP secret of {storage.location}")
         try:
             self._attach(compute, iscsi_disk_xml(source.iscsi, dev, serial, usage))
         except BaseException:
-            self._undefine_secrets(connection, [usage])
+            secrets.drop(connection, [usage])
             raise
         return {"occi.storagelink.state": "active"}
 
@@ -415,7 +414,7 @@ class LibvirtCompute(ComputeBackend):
         detached = self._detach_matching(compute, "disk",
                                          lambda e: e.findtext("serial") == link.key[:20])
         if domain is not None:
-            self._undefine_secrets(domain.connect(), [u for device in detached
+            secrets.drop(domain.connect(), [u for device in detached
                                                       for u in secret_usages(device)])
 
     def storage_grown(self, compute: Entity, link: Entity, size_bytes: int) -> None:
@@ -434,25 +433,6 @@ class LibvirtCompute(ComputeBackend):
             except libvirt.libvirtError as exc:
                 raise BackendFailure(f"the guest could not be told the new size: "
                                      f"{message(exc)}") from None
-
-    @staticmethod
-    def _define_secret(connection: libvirt.virConnect, usage: str, value: str,
-                       description: str) -> None:
-        try:
-            secret = connection.secretDefineXML(iscsi_secret_xml(usage, description))
-            secret.setValue(value.encode())
-        except libvirt.libvirtError as exc:
-            raise BackendFailure(f"libvirt could not keep the CHAP secret: {message(exc)}") \
-                from None
-
-    @staticmethod
-    def _undefine_secrets(connection: libvirt.virConnect, usages: list[str]) -> None:
-        for usage in set(usages):
-            try:
-                connection.secretLookupByUsage(libvirt.VIR_SECRET_USAGE_TYPE_ISCSI,
-                                               usage).undefine()
-            except libvirt.libvirtError:
-                continue  # gone already
 
     def attach_network(self, compute: Entity, link: Entity, network: Entity,
                        bridge: str | None) -> Attributes:

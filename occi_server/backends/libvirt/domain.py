@@ -137,7 +137,7 @@ def iscsi_disk_xml(target: IscsiTarget, dev: str, serial: str, secret_usage: str
 
 
 def iscsi_secret_xml(usage: str, description: str) -> str:
-    secret = ET.Element("secret", {"ephemeral": "no", "private": "yes"})
+    secret = ET.Element("secret", {"ephemeral": "no", "private": "no"})  # see secrets.py
     _sub(secret, "description", description)
     _sub(_sub(secret, "usage", type="iscsi"), "target", usage)
     return ET.tostring(secret, encoding="unicode")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import libvirt
 
+from occi_server.backends.libvirt import secrets
 from occi_server.backends.libvirt.domain import direct_boot, with_files, with_isolated_ports
 from occi_server.backends.libvirt.hosts import Host, message
 from occi_server.backends.libvirt.ssh import address_of
@@ -37,15 +38,26 @@ def move(domain: libvirt.virDomain, key: str, source: Host, destination: Host,
     Returns it as the destination knows it. Its network ports are isolated on
     a host reached through tunnels, not on others (fabric.py)."""
     isolated = destination.ssh_target is not None
+    name = domain.name()
+    carried: list[str] = []
     try:
         persistent = with_isolated_ports(domain.XMLDesc(
             libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_MIGRATABLE), isolated)
+        # Its volumes' CHAP secrets first: the destination's QEMU logs in with them.
+        carried = secrets.of_domain(domain.XMLDesc(0)) + secrets.of_domain(persistent)
+        secrets.carry(source.connection(), destination.connection(), carried)
         if files[0].local and files[1].local:
-            return _move_definition(domain, source, destination, persistent, isolated)
-        return _move_with_files(domain, key, source, destination, files, persistent, isolated)
-    except libvirt.libvirtError as exc:
-        raise BackendFailure(f"{domain.name()} did not move from {source.name} to "
-                             f"{destination.name}: {message(exc)}") from None
+            moved = _move_definition(domain, source, destination, persistent, isolated)
+        else:
+            moved = _move_with_files(domain, key, source, destination, files, persistent,
+                                     isolated)
+    except (libvirt.libvirtError, BackendFailure) as exc:
+        secrets.drop(destination.connection(), carried)
+        reason = message(exc) if isinstance(exc, libvirt.libvirtError) else str(exc)
+        raise BackendFailure(f"{name} did not move from {source.name} to "
+                             f"{destination.name}: {reason}") from None
+    secrets.drop(source.connection(), carried)
+    return moved
 
 
 def _move_definition(domain: libvirt.virDomain, source: Host, destination: Host,
