@@ -8,16 +8,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from occi_server.backends.libvirt.domain import DomainSpec, domain_xml
 from occi_server.backends.libvirt.hosts import Host
 from occi_server.backends.libvirt.storage import (
     BootImage,
     Carried,
     GuestFiles,
+    GuestPaths,
     LocalFiles,
     PoolFiles,
     cache_name,
@@ -118,7 +121,36 @@ def test_a_moving_guest_gets_an_empty_disk_its_seed_and_boot_files(files: GuestF
     assert not paths.disk.exists()
 
 
-def test_a_host_keeps_one_copy_of_an_image_while_guests_use_it(work: Path) -> None:
+class Guests:
+    """Guests defined (not started) on the machine's libvirt with given files:
+    what a host's files are kept for."""
+
+    def __init__(self) -> None:
+        self.connection = libvirt.open("qemu:///system")
+        self.names: dict[str, str] = {}
+
+    def define(self, key: str, paths: GuestPaths) -> None:
+        self.names[key] = f"occi-filestest-{uuid.uuid4().hex[:8]}-{key}"
+        self.connection.defineXML(domain_xml(DomainSpec(
+            name=self.names[key], title=key, location=f"/compute/{key}", memory_gib=0.125,
+            vcpus=1, accelerator="qemu", disk=paths.disk, disk_format="qcow2",
+            seed=paths.seed, console_log=paths.console, kernel=paths.kernel)))
+
+    def undefine(self, key: str) -> None:
+        self.connection.lookupByName(self.names.pop(key)).undefine()
+
+
+@pytest.fixture
+def guests() -> Iterator[Guests]:
+    defined = Guests()
+    yield defined
+    for key in list(defined.names):
+        defined.undefine(key)
+    defined.connection.close()
+
+
+def test_a_host_keeps_one_copy_of_an_image_while_guests_use_it(
+        work: Path, guests: Guests) -> None:
     files = PoolFiles(Host("qemu:///system"), work / "instances", work / "catalogue",
                       work / "locks")
     first = files.make("k1", image_of(work), 8 * MIB, SEED)
@@ -128,7 +160,7 @@ def test_a_host_keeps_one_copy_of_an_image_while_guests_use_it(work: Path) -> No
     assert cached.parent == work / "instances" / "images"
     assert cached.name == cache_name(work / "catalogue" / "base.raw")
     uploaded = cached.stat().st_ino
-    files.make("k2", image_of(work), 8 * MIB, SEED)
+    guests.define("k2", files.make("k2", image_of(work), 8 * MIB, SEED))
     assert cached.stat().st_ino == uploaded  # not sent again
 
     # A copy cut short (an upload interrupted) is sent again, whole.
@@ -136,7 +168,7 @@ def test_a_host_keeps_one_copy_of_an_image_while_guests_use_it(work: Path) -> No
     assert cached.exists()  # k2 still boots from it
     with cached.open("r+b") as handle:
         handle.truncate(MIB)
-    files.make("k3", image_of(work), 8 * MIB, SEED)
+    guests.define("k3", files.make("k3", image_of(work), 8 * MIB, SEED))
     assert cached.stat().st_size == 4 * MIB
     assert qemu_io(cached, "read -P 0x5a 0 4M", "raw").returncode == 0
 
@@ -145,8 +177,19 @@ def test_a_host_keeps_one_copy_of_an_image_while_guests_use_it(work: Path) -> No
     with pytest.raises(BackendFailure, match="no longer an image of the catalogue"):
         files.frontend_file(cached)
     fresh = files.make("k4", image_of(work), 8 * MIB, SEED)
-    assert fresh.kernel is not None
-    for key in ("k2", "k3", "k4"):
+    guests.define("k4", fresh)
+    replaced = work / "instances" / "images" / cache_name(work / "catalogue" / "base.raw")
+    assert replaced != cached and replaced.exists() and cached.exists()
+    # Files no guest here uses (its host did not answer as it went) go with
+    # the next guest to go; those of guests defined here stay.
+    leftover = files.make("k9", image_of(work), 8 * MIB, SEED)
+    guests.undefine("k4")
+    files.remove("k4")
+    assert not any(path.exists() for path in leftover.own())
+    assert cached.exists() and not replaced.exists()  # k2 and k3 boot from the first
+    assert all(path.exists() for path in files.paths("k3").own())
+    for key in ("k2", "k3"):
+        guests.undefine(key)
         files.remove(key)
     assert not list((work / "instances" / "images").iterdir())  # unused, gone
     assert not [path for path in (work / "instances").iterdir() if path.is_file()]

@@ -188,6 +188,15 @@ def direct_boot(xml: str) -> dict[str, str]:
             if (element := os_element.find(tag)) is not None and element.text}
 
 
+def files_of(xml: str) -> set[str]:
+    """Every file a domain uses: its disks', its file consoles' and its direct-boot ones."""
+    domain = parse(xml)
+    found = {path for path in direct_boot(xml).values() if path.startswith("/")}
+    for element in domain.iter("source"):
+        found.update(value for name in ("file", "path") if (value := element.get(name)))
+    return found
+
+
 def resized(xml: str, vcpus: int, memory_gib: float) -> str:
     """A domain definition with other vCPU and memory sizes."""
     domain = parse(xml)

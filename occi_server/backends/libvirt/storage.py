@@ -38,7 +38,7 @@ from xml.sax.saxutils import escape
 
 import libvirt
 
-from occi_server.backends.libvirt.domain import direct_boot, parse
+from occi_server.backends.libvirt.domain import files_of, parse
 from occi_server.backends.libvirt.hosts import Host, message
 from occi_server.errors import BackendFailure, BackendUnavailable
 from occi_server.images.diskfile import qemu_img
@@ -372,15 +372,24 @@ class PoolFiles(GuestFiles):
             self._collect(guests)
 
     def _collect(self, guests: libvirt.virStoragePool) -> None:
-        """Remove the cached images that no disk and no guest here uses."""
+        """Remove what no guest here uses: files of guests gone (when a host
+        did not answer as they went, say) and cached images. Guests' files are
+        made, and received, under the lock, up to their guest's definition."""
+        used: set[str] = set()
+        for domain in self.host.connection().listAllDomains(0):
+            used.update(files_of(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
+            if domain.isActive():
+                used.update(files_of(domain.XMLDesc(0)))
         guests.refresh(0)
-        used = set()
         for volume in guests.listAllVolumes(0):
+            if volume.info()[0] != libvirt.VIR_STORAGE_VOL_FILE:
+                continue  # the image cache's directory
+            if volume.path() not in used:
+                volume.delete(0)
+                continue
             backing = parse(volume.XMLDesc(0)).findtext("backingStore/path")
             if backing:
                 used.add(backing)
-        for domain in self.host.connection().listAllDomains(0):
-            used.update(direct_boot(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).values())
         images = self._images()
         images.refresh(0)
         for volume in images.listAllVolumes(0):
