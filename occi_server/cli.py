@@ -147,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     drain_host.add_argument("--migrate", action="store_true",
                             help="and move its guests to other hosts (running ones live)")
     undrain_host = host_actions.add_parser("undrain", help="send new guests to a host again")
+    move_host = host_actions.add_parser("move", help="move a compute to another host (live "
+                                                     "when it runs), with its disk")
+    move_host.add_argument("location", help="the compute's location, e.g. /compute/<id>")
+    move_host.add_argument("--to", metavar="HOST", help="the host (default: where placement "
+                                                        "puts it)")
     remove_host = host_actions.add_parser("remove", help="forget an added host (it must have "
                                                          "no guest of the site)")
     remove_host.add_argument("--force", action="store_true",
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     for command in (drain_host, undrain_host, remove_host):
         command.add_argument("name")
     for command in (add_user, list_users, remove_user, records, glue, host_key, add_host,
-                    list_hosts, drain_host, undrain_host, remove_host):
+                    list_hosts, drain_host, undrain_host, move_host, remove_host):
         command.add_argument("--data-dir")
         command.add_argument("--config")
 
@@ -380,6 +385,8 @@ def _host(config: Any, args: argparse.Namespace) -> int:
         elif args.host_command == "drain" and args.migrate:
             for line in hosts.evacuate(store, config, args.name):
                 print(line)
+        elif args.host_command == "move":
+            print(hosts.move(store, config, args.location, args.to))
         elif args.host_command in ("drain", "undrain"):
             hosts.drain(store, config, args.name, args.host_command == "drain")
         else:

@@ -9,11 +9,13 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from occi_server.backends.base import HostEntry
 from occi_server.backends.libvirt import ssh
 from occi_server.errors import BackendFailure, BackendUnavailable, Conflict, NotFound
+from occi_server.kinds.infrastructure import COMPUTE
+from occi_server.service.rooms.compute import group_members
 from occi_server.store.records.hosts import HostRecord
 
 if TYPE_CHECKING:
@@ -121,12 +123,33 @@ def evacuate(store: Store, config: Config, name: str) -> list[str]:
     """Move every guest of the site off host `name` (drained first, so that
     none goes there meanwhile), each where placement puts it; running guests
     move live. Returns a line per guest moved."""
+    drain(store, config, name)
+    return _compute(store, config).evacuate(name, _groups(store))
+
+
+def move(store: Store, config: Config, location: str, to: str | None) -> str:
+    """Move the compute at `location` to host `to` (or where placement puts
+    it); live when it runs. Returns what moved where."""
+    with store.transaction(write=False) as repo:
+        entity = repo.by_location(location)
+    if entity is None or entity.kind != COMPUTE.type_id:
+        raise NotFound(f"no compute at {location}")
+    return _compute(store, config).move_guest(entity, to, _groups(store).get(entity.key, []))
+
+
+def _groups(store: Store) -> dict[str, list[str]]:
+    """The anti-affinity groups a move keeps apart (rooms/compute.py)."""
+    with store.transaction(write=False) as repo:
+        return group_members(repo.everywhere().list(kinds=[COMPUTE.type_id]))
+
+
+def _compute(store: Store, config: Config) -> Any:
+    """The site's libvirt compute backend, following the added hosts."""
     from occi_server.backends.registry import factory
     from occi_server.images.catalogue import ImageCatalogue
-    drain(store, config, name)
     compute = factory("compute", "libvirt")(config, ImageCatalogue(config.images_path))
     compute.follow_hosts(lambda: entries(store, config.data_path))
-    return compute.evacuate(name)
+    return compute
 
 
 def remove(store: Store, config: Config, name: str, *, force: bool = False) -> None:

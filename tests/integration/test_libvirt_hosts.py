@@ -16,9 +16,10 @@ import pytest
 
 from occi_server.config import load_config
 from occi_server.core import Entity
+from occi_server.errors import BackendFailure
 from occi_server.http import create_app
 from occi_server.kinds.infrastructure import COMPUTE as COMPUTE_KIND
-from occi_server.service import Reconciler
+from occi_server.service import Reconciler, hosts
 from tests.conftest import COMPUTE_ACTION, SITE, Client, category
 from tests.integration.test_libvirt import (
     OVERSIZE_ALLOWED,
@@ -153,6 +154,11 @@ def test_an_anti_affinity_group_runs_on_different_hosts(data_dir: Path) -> None:
     group = ("http://schemas.occi-server.org/occi/infrastructure/compute#anti_affinity",)
     named = 'X-OCCI-Attribute: occi.compute.anti_affinity_group="web"'
     first, second = boot(client, named, mixins=group), boot(client, named, mixins=group)
+    assert {host_of(client, first), host_of(client, second)} == set(HOSTS)
+    # An operator's move keeps them apart too: each host has one already.
+    service = client.app.extensions["occi.service"]
+    with pytest.raises(BackendFailure, match="anti-affinity group already"):
+        hosts.move(service.store, service.config, first, None)
     assert {host_of(client, first), host_of(client, second)} == set(HOSTS)
     third = boot(client, named, mixins=group)
     assert state(client, third) == "error"

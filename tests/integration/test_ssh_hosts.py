@@ -376,6 +376,17 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
             time.sleep(1)
         host_command(front, data_dir, "undrain", front.libvirt_uri)
 
+        # The operator moves one guest, to the host named: back to the frontend's.
+        refused = host_command(front, data_dir, "move", networked, "--to", "nosuch",
+                               check=False)
+        assert refused.returncode == 2 and "no host nosuch" in refused.stderr, refused.stderr
+        moved = host_command(front, data_dir, "move", networked, "--to", front.libvirt_uri)
+        assert moved.stdout.startswith(f"{networked}: occi-"), moved.stdout
+        assert site.domain(networked) in domains(front)
+        assert front.exec("busybox", "ping", "-c", "1", "-W", "5", address,
+                          check=False).returncode == 0
+        assert site.attribute(networked, "occi.compute.state") == "active"
+
         # Without guests it can go, and it keeps none of their files.
         for path in (networked, remote, volume):
             status, body = site.request("DELETE", path)

@@ -17,7 +17,7 @@ import logging
 import shutil
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -478,10 +478,12 @@ class LibvirtCompute(ComputeBackend):
                 log.warning("bridge %s left on %s: %s", bridge, host.name, exc)
 
     # ------------------------------------------------------------ moves
-    def evacuate(self, host_name: str) -> list[str]:
+    def evacuate(self, host_name: str,
+                 groups: Mapping[str, Sequence[str]] | None = None) -> list[str]:
         """Move every guest of ours off host `host_name` (draining: no new guest
-        goes there), each to the host placement picks; a running guest moves
-        live. Returns a line per guest moved."""
+        goes there), each to the host placement picks, apart from the other
+        members of its anti-affinity group (`groups`: guest key -> theirs); a
+        running guest moves live. Returns a line per guest moved."""
         [source] = [host for host in self.hosts.hosts if host.name == host_name] or [None]
         if source is None:
             raise BackendFailure(f"no host {host_name}")
@@ -489,20 +491,45 @@ class LibvirtCompute(ComputeBackend):
         for name in source.guests(PREFIX):
             domain = source.connection().lookupByName(name)
             _, max_kib, _, vcpus, _ = domain.info()
-            destination = self.hosts.place(max_kib, vcpus)
+            apart = (groups or {}).get(name.removeprefix(PREFIX), ())
+            destination = self.hosts.place(max_kib, vcpus,
+                                           avoid=frozenset(PREFIX + key for key in apart))
             if destination is source:
                 raise BackendFailure(f"{host_name} is not draining: drain it first")
-            interfaces = devices_matching(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE),
-                                          "interface", lambda _: True)
-            if destination.ssh_target is not None and self.fabric is not None:
-                for bridge in _bridges(interfaces):
-                    self.fabric.extend(bridge, destination.ssh_target)
-            move(domain, name.removeprefix(PREFIX), source, destination,
-                 (self._files(source), self._files(destination)))
-            self.hosts.placed(name, destination)
-            self._retract(source, interfaces)
-            moved.append(f"{name} moved from {source.name} to {destination.name}")
+            moved.append(self._move(domain, source, destination))
         return moved
+
+    def move_guest(self, compute: Entity, to: str | None = None,
+                   apart_from: Sequence[str] = ()) -> str:
+        """Move the guest of `compute` to host `to`, or to the host placement
+        picks (another than its own), apart from the computes of keys
+        `apart_from` (its anti-affinity group); a running guest moves live."""
+        domain = self._existing(compute)
+        source = self.hosts.where(domain.name())
+        if source is None:
+            raise BackendFailure(f"the host of {compute.location} is not known")
+        if to == source.name:
+            raise BackendFailure(f"{compute.location} is on {to} already")
+        _, max_kib, _, vcpus, _ = domain.info()
+        destination = self.hosts.place(
+            max_kib, vcpus, only=to,
+            avoid=frozenset({domain.name(), *(PREFIX + key for key in apart_from)}))
+        return f"{compute.location}: " + self._move(domain, source, destination)
+
+    def _move(self, domain: libvirt.virDomain, source: Host, destination: Host) -> str:
+        """Move one guest, its networks reaching the destination first and
+        leaving the source after."""
+        name = domain.name()
+        interfaces = devices_matching(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE),
+                                      "interface", lambda _: True)
+        if destination.ssh_target is not None and self.fabric is not None:
+            for bridge in _bridges(interfaces):
+                self.fabric.extend(bridge, destination.ssh_target)
+        move(domain, name.removeprefix(PREFIX), source, destination,
+             (self._files(source), self._files(destination)))
+        self.hosts.placed(name, destination)
+        self._retract(source, interfaces)
+        return f"{name} moved from {source.name} to {destination.name}"
 
     def _attach(self, compute: Entity, xml: str) -> None:
         domain = self._existing(compute)

@@ -288,9 +288,10 @@ class Hosts:
         return None
 
     def place(self, memory_kib: int, vcpus: int = 1, zone: str | None = None,
-              avoid: frozenset[str] = frozenset()) -> Host:
-        """The host for a new guest (in `zone`, when given): among the answering
-        hosts not draining, with none of the domains `avoid` names, whose memory
+              avoid: frozenset[str] = frozenset(), only: str | None = None) -> Host:
+        """The host for a new guest (in `zone`, when given; host `only`, when
+        given, if it can): among the answering hosts not draining, with none
+        of the domains `avoid` names, whose memory
         (not yet promised to our running guests, and free) holds it and whose
         cores are not yet taken `cpu_ratio` times over, the one running the
         fewest of our guests, then the one with the most memory left (guests
@@ -299,7 +300,9 @@ class Hosts:
         if zone is not None and zone not in zones:
             raise BackendFailure(f"no availability zone {zone} here")
         members = [host for host in (self.hosts if zone is None else zones[zone])
-                   if not host.draining]
+                   if not host.draining and only in (None, host.name)]
+        if only is not None and not members:
+            raise BackendFailure(f"no host {only} takes guests (see occi-server host list)")
         if not members:
             raise BackendFailure("every hypervisor host is draining: no new guest can start")
         candidates, silent, crowded = [], [], []

@@ -4,6 +4,7 @@ contextualization handed to the guest, and `save` into the catalogue."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -115,10 +116,19 @@ def _group_members(work: Work, compute: Entity) -> list[str]:
     `compute` names (read in its job: the group as it is when it is placed)."""
     if ANTI_AFFINITY.type_id not in compute.mixins:
         return []
-    group = compute.attributes.get(ANTI_AFFINITY_GROUP)
     with work.store.transaction(write=False) as repo:
         computes = repo.everywhere().list(kinds=[COMPUTE.type_id])
-    return [other.key for other in computes
-            if other.id != compute.id and other.tenant == compute.tenant
-            and ANTI_AFFINITY.type_id in other.mixins
-            and other.attributes.get(ANTI_AFFINITY_GROUP) == group]
+    return group_members([compute, *(other for other in computes if other.id != compute.id)]
+                         ).get(compute.key, [])
+
+
+def group_members(computes: Sequence[Entity]) -> dict[str, list[str]]:
+    """For each compute of an anti-affinity group, the keys of the other
+    members (its tenant's computes naming the same group)."""
+    groups: dict[tuple[str, object], list[str]] = {}
+    for compute in computes:
+        if ANTI_AFFINITY.type_id in compute.mixins:
+            groups.setdefault((compute.tenant, compute.attributes.get(ANTI_AFFINITY_GROUP)),
+                              []).append(compute.key)
+    return {key: [other for other in members if other != key]
+            for members in groups.values() for key in members}
