@@ -221,9 +221,9 @@ class PoolFiles(GuestFiles):
             pool = connection.storagePoolDefineXML(
                 f"<pool type='dir'><name>{name}</name><target><path>{escape(str(path))}"
                 "</path><permissions><mode>0755</mode></permissions></target></pool>", 0)
-            pool.build(0)
             pool.setAutostart(1)
         if not pool.isActive():
+            pool.build(0)  # its directory again, if it went (its parents too)
             pool.create(0)
         return pool
 
