@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from occi_server.backends.base import HostEntry
 from occi_server.backends.libvirt import ssh
+from occi_server.backends.libvirt.hosts import Bounds
 from occi_server.errors import BackendFailure, BackendUnavailable, Conflict, NotFound
-from occi_server.kinds.infrastructure import COMPUTE
+from occi_server.kinds.infrastructure import COMPUTE, zone_mixins
 from occi_server.service.rooms.compute import group_members
 from occi_server.store.records.hosts import HostRecord
 
@@ -124,7 +125,8 @@ def evacuate(store: Store, config: Config, name: str) -> list[str]:
     none goes there meanwhile), each where placement puts it; running guests
     move live. Returns a line per guest moved."""
     drain(store, config, name)
-    return _compute(store, config).evacuate(name, _groups(store))
+    compute = _compute(store, config)
+    return compute.evacuate(name, _bounds(store, config, compute.zones()))
 
 
 def move(store: Store, config: Config, location: str, to: str | None) -> str:
@@ -134,13 +136,24 @@ def move(store: Store, config: Config, location: str, to: str | None) -> str:
         entity = repo.by_location(location)
     if entity is None or entity.kind != COMPUTE.type_id:
         raise NotFound(f"no compute at {location}")
-    return _compute(store, config).move_guest(entity, to, _groups(store).get(entity.key, []))
+    compute = _compute(store, config)
+    bounds = _bounds(store, config, compute.zones())
+    return compute.move_guest(entity, to, bounds.get(entity.key, Bounds()))
 
 
-def _groups(store: Store) -> dict[str, list[str]]:
-    """The anti-affinity groups a move keeps apart (rooms/compute.py)."""
+def _bounds(store: Store, config: Config, zones: list[str]) -> dict[str, Bounds]:
+    """Where each compute may move (by key): the availability zone it was
+    created in, away from its anti-affinity group's other members (as a
+    create places it, rooms/compute.py)."""
     with store.transaction(write=False) as repo:
-        return group_members(repo.everywhere().list(kinds=[COMPUTE.type_id]))
+        computes = repo.everywhere().list(kinds=[COMPUTE.type_id])
+    zone_of = {mixin.type_id: mixin.term
+               for mixin in zone_mixins(config.effective_site_scheme, zones)}
+    groups = group_members(computes)
+    return {compute.key: Bounds(next((zone_of[m] for m in compute.mixins if m in zone_of),
+                                     None),
+                                tuple(groups.get(compute.key, ())))
+            for compute in computes}
 
 
 def _compute(store: Store, config: Config) -> Any:

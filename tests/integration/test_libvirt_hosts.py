@@ -115,6 +115,13 @@ def test_a_compute_runs_in_the_availability_zone_it_names(data_dir: Path) -> Non
     assert zone + "simulator" in client.json(in_simulator)["mixins"]
     in_lab = boot(client, mixins=(zone + "lab",))
     assert host_of(client, in_lab) == "qemu:///system"
+    # An operator's move keeps a compute in its zone: "lab" has no other host.
+    service = client.app.extensions["occi.service"]
+    with pytest.raises(BackendFailure, match="no other hypervisor host in zone lab"):
+        hosts.move(service.store, service.config, in_lab, None)
+    with pytest.raises(BackendFailure, match="no host test:///default takes guests"):
+        hosts.move(service.store, service.config, in_lab, "test:///default")
+    assert host_of(client, in_lab) == "qemu:///system"
     for path in (in_simulator, in_lab):
         assert client.request("DELETE", path).status_code == 200
 

@@ -49,7 +49,13 @@ from occi_server.backends.libvirt.domain import (
     secret_usages,
 )
 from occi_server.backends.libvirt.fabric import Fabric
-from occi_server.backends.libvirt.hosts import Host, Hosts, message, start_event_loop
+from occi_server.backends.libvirt.hosts import (
+    Bounds,
+    Host,
+    Hosts,
+    message,
+    start_event_loop,
+)
 from occi_server.backends.libvirt.migration import move
 from occi_server.backends.libvirt.seed import seed_iso
 from occi_server.backends.libvirt.ssh import Target
@@ -478,12 +484,11 @@ class LibvirtCompute(ComputeBackend):
                 log.warning("bridge %s left on %s: %s", bridge, host.name, exc)
 
     # ------------------------------------------------------------ moves
-    def evacuate(self, host_name: str,
-                 groups: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    def evacuate(self, host_name: str, bounds: Mapping[str, Bounds] | None = None) -> list[str]:
         """Move every guest of ours off host `host_name` (draining: no new guest
-        goes there), each to the host placement picks, apart from the other
-        members of its anti-affinity group (`groups`: guest key -> theirs); a
-        running guest moves live. Returns a line per guest moved."""
+        goes there), each to the host placement picks within its bounds (by
+        guest key: its zone, its anti-affinity group); a running guest moves
+        live. Returns a line per guest moved."""
         [source] = [host for host in self.hosts.hosts if host.name == host_name] or [None]
         if source is None:
             raise BackendFailure(f"no host {host_name}")
@@ -491,19 +496,18 @@ class LibvirtCompute(ComputeBackend):
         for name in source.guests(PREFIX):
             domain = source.connection().lookupByName(name)
             _, max_kib, _, vcpus, _ = domain.info()
-            apart = (groups or {}).get(name.removeprefix(PREFIX), ())
-            destination = self.hosts.place(max_kib, vcpus,
-                                           avoid=frozenset(PREFIX + key for key in apart))
-            if destination is source:
-                raise BackendFailure(f"{host_name} is not draining: drain it first")
+            kept = (bounds or {}).get(name.removeprefix(PREFIX), Bounds())
+            destination = self.hosts.place(
+                max_kib, vcpus, kept.zone, away_from=source,
+                avoid=frozenset(PREFIX + k for k in kept.apart_from))
             moved.append(self._move(domain, source, destination))
         return moved
 
     def move_guest(self, compute: Entity, to: str | None = None,
-                   apart_from: Sequence[str] = ()) -> str:
+                   bounds: Bounds | None = None) -> str:
         """Move the guest of `compute` to host `to`, or to the host placement
-        picks (another than its own), apart from the computes of keys
-        `apart_from` (its anti-affinity group); a running guest moves live."""
+        picks (another than its own), within its `bounds`; a running guest
+        moves live."""
         domain = self._existing(compute)
         source = self.hosts.where(domain.name())
         if source is None:
@@ -511,9 +515,10 @@ class LibvirtCompute(ComputeBackend):
         if to == source.name:
             raise BackendFailure(f"{compute.location} is on {to} already")
         _, max_kib, _, vcpus, _ = domain.info()
+        bounds = bounds or Bounds()
         destination = self.hosts.place(
-            max_kib, vcpus, only=to,
-            avoid=frozenset({domain.name(), *(PREFIX + key for key in apart_from)}))
+            max_kib, vcpus, bounds.zone, only=to, away_from=source,
+            avoid=frozenset(PREFIX + key for key in bounds.apart_from))
         return f"{compute.location}: " + self._move(domain, source, destination)
 
     def _move(self, domain: libvirt.virDomain, source: Host, destination: Host) -> str:

@@ -60,6 +60,15 @@ class Capacity:
         return unpromised if self.free_kib is None else min(unpromised, self.free_kib)
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """Where a guest may go when it moves: its availability zone (None: any)
+    and the keys of the computes of its anti-affinity group."""
+
+    zone: str | None = None
+    apart_from: tuple[str, ...] = ()
+
+
 class Host:
     """One hypervisor, by its name and libvirt URI."""
 
@@ -288,10 +297,12 @@ class Hosts:
         return None
 
     def place(self, memory_kib: int, vcpus: int = 1, zone: str | None = None,
-              avoid: frozenset[str] = frozenset(), only: str | None = None) -> Host:
-        """The host for a new guest (in `zone`, when given; host `only`, when
-        given, if it can): among the answering hosts not draining, with none
-        of the domains `avoid` names, whose memory
+              avoid: frozenset[str] = frozenset(), only: str | None = None,
+              away_from: Host | None = None) -> Host:
+        """The host for a new guest, or one moving off host `away_from` (in
+        `zone`, when given; host `only`, when given, if it can): among the
+        answering hosts not draining, with none of the domains `avoid` names,
+        whose memory
         (not yet promised to our running guests, and free) holds it and whose
         cores are not yet taken `cpu_ratio` times over, the one running the
         fewest of our guests, then the one with the most memory left (guests
@@ -300,9 +311,12 @@ class Hosts:
         if zone is not None and zone not in zones:
             raise BackendFailure(f"no availability zone {zone} here")
         members = [host for host in (self.hosts if zone is None else zones[zone])
-                   if not host.draining and only in (None, host.name)]
+                   if not host.draining and only in (None, host.name) and host is not away_from]
         if only is not None and not members:
             raise BackendFailure(f"no host {only} takes guests (see occi-server host list)")
+        if away_from is not None and not members:
+            raise BackendFailure("no other hypervisor host"
+                                 f"{f' in zone {zone}' if zone else ''} takes guests")
         if not members:
             raise BackendFailure("every hypervisor host is draining: no new guest can start")
         candidates, silent, crowded = [], [], []
