@@ -192,4 +192,21 @@ def test_a_host_keeps_one_copy_of_an_image_while_guests_use_it(
         guests.undefine(key)
         files.remove(key)
     assert not list((work / "instances" / "images").iterdir())  # unused, gone
-    assert not [path for path in (work / "instances").iterdir() if path.is_file()]
+    assert [path.name for path in (work / "instances").iterdir() if path.is_file()] == [
+        files.owner]
+
+
+def test_a_directory_two_hosts_share_is_never_collected(work: Path) -> None:
+    """Shared storage at the instances path (as sites set up before hosts kept
+    their own files): one host cannot tell the other's guests' files from
+    leftovers, so it removes its guest's own files only."""
+    one = PoolFiles(Host("qemu:///system"), work / "instances", work / "catalogue",
+                    work / "locks")
+    other = PoolFiles(Host("qemu+unix:///system"), work / "instances", work / "catalogue",
+                      work / "locks")
+    theirs = other.make("k2", image_of(work), 8 * MIB, SEED)
+    mine = one.make("k1", image_of(work), 8 * MIB, SEED)
+    one.remove("k1")
+    assert not any(path.exists() for path in mine.own())
+    assert all(path.exists() for path in theirs.own())
+    assert theirs.kernel is not None and theirs.kernel.exists()

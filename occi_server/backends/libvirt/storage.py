@@ -45,6 +45,7 @@ from occi_server.images.diskfile import qemu_img
 
 log = logging.getLogger("occi_server.libvirt")
 CACHE = "images"  # the image cache's directory, under the instances directory
+OWNER = ".owner"
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,9 @@ class PoolFiles(GuestFiles):
         self.catalogue = catalogue
         digest = hashlib.sha256(host.uri.encode()).hexdigest()[:16]
         self.lock_file = locks / f"{digest}.lock"
+        # A file of the host's in its guests' pool: another host's there
+        # means the directory is shared, and nothing is collected.
+        self.owner = f"host-{digest}{OWNER}"
 
     def paths(self, key: str) -> GuestPaths:
         return GuestPaths(self.instances / f"{key}.qcow2", self.instances / f"{key}.seed.iso",
@@ -228,7 +232,10 @@ class PoolFiles(GuestFiles):
         return pool
 
     def _guests(self) -> libvirt.virStoragePool:
-        return self._pool(self.instances)
+        pool = self._pool(self.instances)
+        if self._volume(pool, self.owner) is None:
+            self._upload(pool, self.owner, io.BytesIO(b""), 0)
+        return pool
 
     def _images(self) -> libvirt.virStoragePool:
         self._guests()  # the cache's directory is inside the guests' one
@@ -381,9 +388,15 @@ class PoolFiles(GuestFiles):
             if domain.isActive():
                 used.update(files_of(domain.XMLDesc(0)))
         guests.refresh(0)
-        for volume in guests.listAllVolumes(0):
-            if volume.info()[0] != libvirt.VIR_STORAGE_VOL_FILE:
-                continue  # the image cache's directory
+        volumes = guests.listAllVolumes(0)
+        owners = {volume.name() for volume in volumes if volume.name().endswith(OWNER)}
+        if owners - {self.owner}:
+            log.warning("%s is shared with other hosts (%s): nothing of it is collected",
+                        self.instances, ", ".join(sorted(owners - {self.owner})))
+            return
+        for volume in volumes:
+            if volume.info()[0] != libvirt.VIR_STORAGE_VOL_FILE or volume.name() == self.owner:
+                continue  # the image cache's directory, the host's own mark
             if volume.path() not in used:
                 volume.delete(0)
                 continue
