@@ -130,7 +130,7 @@ class Guests:
         self.names: dict[str, str] = {}
 
     def define(self, key: str, paths: GuestPaths) -> None:
-        self.names[key] = f"occi-filestest-{uuid.uuid4().hex[:8]}-{key}"
+        self.names[key] = f"filestest-{uuid.uuid4().hex[:8]}-{key}"
         self.connection.defineXML(domain_xml(DomainSpec(
             name=self.names[key], title=key, location=f"/compute/{key}", memory_gib=0.125,
             vcpus=1, accelerator="qemu", disk=paths.disk, disk_format="qcow2",
