@@ -420,8 +420,8 @@ class LibvirtCompute(ComputeBackend):
         detached = self._detach_matching(compute, "disk",
                                          lambda e: e.findtext("serial") == link.key[:20])
         if domain is not None:
-            secrets.drop(domain.connect(), [u for device in detached
-                                                      for u in secret_usages(device)])
+            secrets.drop(domain.connect(),
+                         [usage for device in detached for usage in secret_usages(device)])
 
     def storage_grown(self, compute: Entity, link: Entity, size_bytes: int) -> None:
         domain = self._existing(compute)
