@@ -302,11 +302,10 @@ class Hosts:
         """The host for a new guest, or one moving off host `away_from` (in
         `zone`, when given; host `only`, when given, if it can): among the
         answering hosts not draining, with none of the domains `avoid` names,
-        whose memory
-        (not yet promised to our running guests, and free) holds it and whose
-        cores are not yet taken `cpu_ratio` times over, the one running the
-        fewest of our guests, then the one with the most memory left (guests
-        are spread)."""
+        whose memory (not yet promised to our running guests, and free) holds
+        it and whose cores are not yet taken `cpu_ratio` times over, the one
+        running the fewest of our guests, then the one with the most memory
+        left (guests are spread)."""
         zones = self.zones
         if zone is not None and zone not in zones:
             raise BackendFailure(f"no availability zone {zone} here")

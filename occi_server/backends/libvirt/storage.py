@@ -208,6 +208,7 @@ class PoolFiles(GuestFiles):
         # A file of the host's in its guests' pool: another host's there
         # means the directory is shared, and nothing is collected.
         self.owner = f"host-{digest}{OWNER}"
+        self._ready: dict[Path, libvirt.virStoragePool] = {}  # pools looked up or made
 
     def paths(self, key: str) -> GuestPaths:
         return GuestPaths(self.instances / f"{key}.qcow2", self.instances / f"{key}.seed.iso",
@@ -215,6 +216,13 @@ class PoolFiles(GuestFiles):
 
     # ------------------------------------------------------------ pools
     def _pool(self, path: Path) -> libvirt.virStoragePool:
+        """The host's directory pool at `path` (asked for once per operation)."""
+        pool = self._ready.get(path)
+        if pool is None:
+            pool = self._ready[path] = self._start(path)
+        return pool
+
+    def _start(self, path: Path) -> libvirt.virStoragePool:
         """The host's directory pool at `path`, defined, built and started if
         it was not (named from a digest of the path)."""
         connection = self.host.connection()
@@ -232,8 +240,9 @@ class PoolFiles(GuestFiles):
         return pool
 
     def _guests(self) -> libvirt.virStoragePool:
+        first = self.instances not in self._ready
         pool = self._pool(self.instances)
-        if self._volume(pool, self.owner) is None:
+        if first and self._volume(pool, self.owner) is None:
             self._upload(pool, self.owner, io.BytesIO(b""), 0)
         return pool
 
