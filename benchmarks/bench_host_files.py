@@ -19,16 +19,21 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import libvirt
 from bench_http import report
 
-from occi_server.backends.libvirt.domain import DomainSpec, domain_xml
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from occi_server.backends.libvirt.hosts import Host
-from occi_server.backends.libvirt.storage import BootImage, GuestFiles, LocalFiles, PoolFiles
+from occi_server.backends.libvirt.storage import (
+    BootImage,
+    GuestFiles,
+    LocalFiles,
+    PoolFiles,
+)
+from tests.support.libvirt import DefinedGuests, drop_pools
 
 IMAGES = Path("/var/tmp/occi-test-images/images")  # tests/support/libvirt.py builds them
 SEED = b"\0" * 370 * 1024  # a seed ISO's size
@@ -51,24 +56,17 @@ def seconds(call: Callable[[], object]) -> float:
 
 
 class Guests:
-    """Guests defined (not started) on the host with their files, as a
-    host's guests are: what its files are kept for."""
+    """A host's files and its guests defined on them, made and removed together."""
 
     def __init__(self, files: GuestFiles, image: BootImage) -> None:
         self.files, self.image = files, image
-        self.connection = libvirt.open("qemu:///system")
-        self.prefix = f"benchfiles-{uuid.uuid4().hex[:6]}-"
+        self.defined = DefinedGuests("benchfiles")
 
     def make(self, key: str) -> None:
-        paths = self.files.make(key, self.image, 1 << 30, SEED)
-        self.connection.defineXML(domain_xml(DomainSpec(
-            name=self.prefix + key, title=key, location=f"/compute/{key}", memory_gib=0.125,
-            vcpus=1, accelerator="qemu", disk=paths.disk, disk_format="qcow2",
-            seed=paths.seed, console_log=paths.console, kernel=paths.kernel,
-            initrd=paths.initrd)))
+        self.defined.define(key, self.files.make(key, self.image, 1 << 30, SEED))
 
     def remove(self, key: str) -> None:
-        self.connection.lookupByName(self.prefix + key).undefine()
+        self.defined.undefine(key)
         self.files.remove(key)
 
 
@@ -104,12 +102,7 @@ def main() -> None:
                                          work / "catalogue", work / "locks"), image),
                         args.repeat)
     finally:
-        connection = libvirt.open("qemu:///system")
-        for pool in connection.listAllStoragePools(0):
-            if str(work) in pool.XMLDesc(0):
-                if pool.isActive():
-                    pool.destroy()
-                pool.undefine()
+        drop_pools(work)
         shutil.rmtree(work, ignore_errors=True)
     lines = [f"A guest's files, image `{args.image}` ({sent / 2**20:.1f} MiB sent when the "
              f"host lacks it), medians of {args.repeat}:", "",

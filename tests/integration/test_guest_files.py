@@ -8,25 +8,27 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from occi_server.backends.libvirt.domain import DomainSpec, domain_xml
 from occi_server.backends.libvirt.hosts import Host
 from occi_server.backends.libvirt.storage import (
     BootImage,
     Carried,
     GuestFiles,
-    GuestPaths,
     LocalFiles,
     PoolFiles,
     cache_name,
 )
 from occi_server.errors import BackendFailure
-from tests.support.libvirt import reachable_dir, unavailable_reason
+from tests.support.libvirt import (
+    DefinedGuests,
+    drop_pools,
+    reachable_dir,
+    unavailable_reason,
+)
 
 libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
 pytestmark = pytest.mark.skipif(unavailable_reason() is not None,
@@ -50,13 +52,7 @@ def work() -> Iterator[Path]:
     image.write_bytes(b"\x5a" * (4 * MIB))
     (catalogue / "base-vmlinuz").write_bytes(b"a kernel")
     yield directory
-    connection = libvirt.open("qemu:///system")
-    for pool in connection.listAllStoragePools(0):
-        if str(directory) in pool.XMLDesc(0):
-            if pool.isActive():
-                pool.destroy()
-            pool.undefine()
-    connection.close()
+    drop_pools(directory)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -121,36 +117,15 @@ def test_a_moving_guest_gets_an_empty_disk_its_seed_and_boot_files(files: GuestF
     assert not paths.disk.exists()
 
 
-class Guests:
-    """Guests defined (not started) on the machine's libvirt with given files:
-    what a host's files are kept for."""
-
-    def __init__(self) -> None:
-        self.connection = libvirt.open("qemu:///system")
-        self.names: dict[str, str] = {}
-
-    def define(self, key: str, paths: GuestPaths) -> None:
-        self.names[key] = f"filestest-{uuid.uuid4().hex[:8]}-{key}"
-        self.connection.defineXML(domain_xml(DomainSpec(
-            name=self.names[key], title=key, location=f"/compute/{key}", memory_gib=0.125,
-            vcpus=1, accelerator="qemu", disk=paths.disk, disk_format="qcow2",
-            seed=paths.seed, console_log=paths.console, kernel=paths.kernel)))
-
-    def undefine(self, key: str) -> None:
-        self.connection.lookupByName(self.names.pop(key)).undefine()
-
-
 @pytest.fixture
-def guests() -> Iterator[Guests]:
-    defined = Guests()
+def guests() -> Iterator[DefinedGuests]:
+    defined = DefinedGuests("filestest")
     yield defined
-    for key in list(defined.names):
-        defined.undefine(key)
-    defined.connection.close()
+    defined.close()
 
 
 def test_a_host_keeps_one_copy_of_an_image_while_guests_use_it(
-        work: Path, guests: Guests) -> None:
+        work: Path, guests: DefinedGuests) -> None:
     files = PoolFiles(Host("qemu:///system"), work / "instances", work / "catalogue",
                       work / "locks")
     first = files.make("k1", image_of(work), 8 * MIB, SEED)

@@ -1,12 +1,19 @@
-"""What tests on the real libvirt share: whether it can run here, directories
-QEMU can reach, and the tiny image."""
+"""What tests (and benchmarks) on the real libvirt share: whether it can run
+here, directories QEMU can reach, the tiny image, guests defined on a host's
+files, and the pools a test leaves."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from occi_server.backends.libvirt.storage import GuestPaths
+
 
 IMAGE_CACHE = Path("/var/tmp/occi-test-images")
 
@@ -77,3 +84,45 @@ def add_halting_image(images: Path) -> str:
         "title": "A boot sector that halts", "disk": "halting.raw", "format": "raw",
         "os": "other", "architecture": "x64"}))
     return "halting"
+
+
+class DefinedGuests:
+    """Guests defined (not started) on the machine's libvirt with the files a
+    host made for them: what a host's files are kept for. Their names are
+    outside the service's `occi-` prefix, so no service takes them for its own."""
+
+    def __init__(self, label: str) -> None:
+        import libvirt
+        self.connection = libvirt.open("qemu:///system")
+        self.prefix = f"{label}-{uuid.uuid4().hex[:8]}-"
+        self.keys: set[str] = set()
+
+    def define(self, key: str, paths: GuestPaths) -> None:
+        from occi_server.backends.libvirt.domain import DomainSpec, domain_xml
+        self.connection.defineXML(domain_xml(DomainSpec(
+            name=self.prefix + key, title=key, location=f"/compute/{key}", memory_gib=0.125,
+            vcpus=1, accelerator="qemu", disk=paths.disk, disk_format="qcow2",
+            seed=paths.seed, console_log=paths.console, kernel=paths.kernel,
+            initrd=paths.initrd)))
+        self.keys.add(key)
+
+    def undefine(self, key: str) -> None:
+        self.connection.lookupByName(self.prefix + key).undefine()
+        self.keys.discard(key)
+
+    def close(self) -> None:
+        for key in list(self.keys):
+            self.undefine(key)
+        self.connection.close()
+
+
+def drop_pools(directory: Path) -> None:
+    """Every libvirt pool at a path in `directory` stopped and forgotten."""
+    import libvirt
+    connection = libvirt.open("qemu:///system")
+    for pool in connection.listAllStoragePools(0):
+        if str(directory) in pool.XMLDesc(0):
+            if pool.isActive():
+                pool.destroy()
+            pool.undefine()
+    connection.close()
