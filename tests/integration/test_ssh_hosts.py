@@ -387,6 +387,7 @@ def test_a_second_host_over_ssh(hosts: tuple[nshost.NamespaceHost, nshost.Namesp
         refused = host_command(front, data_dir, "move", networked, "--to", "nosuch",
                                check=False)
         assert refused.returncode == 2 and "no host nosuch" in refused.stderr, refused.stderr
+        assert site.domain(networked) in domains(second)  # the refusal moved nothing
         moved = host_command(front, data_dir, "move", networked, "--to", front.libvirt_uri)
         assert moved.stdout.startswith(f"{networked}: occi-"), moved.stdout
         assert site.domain(networked) in domains(front)
