@@ -39,7 +39,7 @@ from occi_server.service.quotas import limits_of, report, visible_tenants
 from occi_server.service.rooms.ipreservation import repair_published
 from occi_server.service.security import repair_guards
 from occi_server.service.work import QUERY_PATHS, Settings, Work, server_mixins
-from occi_server.store import DEFAULT_TENANT, Repository, Scope, Store
+from occi_server.store import DEFAULT_TENANT, Repository, Scope, Store, audience_of
 
 __all__ = ["QUERY_PATHS", "Reconciler", "Service", "Work"]
 
@@ -107,7 +107,12 @@ class Service:
 
     def model(self, repo: Repository) -> Model:
         """The model in force for `repo`'s audience (kept while it holds)."""
-        return self._models.model(repo)
+        return self._models.model(repo, repo.model_generation())
+
+    def kept_model(self, generation: int, scope: Scope | None) -> Model | None:
+        """The model in force for `scope` at a model generation, if one is kept
+        (a GET answered from memory reads nothing else)."""
+        return self._models.kept(generation, audience_of(scope))
 
     def _build_model(self, repo: Repository, now: datetime) -> tuple[Model, datetime | None]:
         """Built-in categories, images as os_tpl and image_tpl mixins, and the
@@ -232,8 +237,9 @@ class Service:
         the commit, waited for up to `wait` seconds (default: job_wait_seconds);
         a failure it ends with while the request waits is raised."""
         with self.store.transaction(write=write, scope=scope) as repo:
-            work = Work(repo, self.model(repo), self.backends, self.settings, local_path,
-                        self.store)
+            generations = repo.generations()
+            work = Work(repo, self._models.model(repo, generations.model), self.backends,
+                        self.settings, local_path, self.store, generations)
             yield work
         if write:
             checkpoint("write.committed")

@@ -27,14 +27,13 @@ class ModelCache:
         self._lock = threading.Lock()
         self._kept: OrderedDict[Hashable, tuple[Model, datetime | None]] = OrderedDict()
 
-    def model(self, repo: Repository) -> Model:
+    def model(self, repo: Repository, generation: int) -> Model:
+        """The model for `repo`'s audience at the model generation `repo` reads."""
         now = datetime.now(UTC)
-        key = (repo.model_generation(), self._stamp(), repo.audience)
-        with self._lock:
-            kept = self._kept.get(key)
-            if kept is not None and (kept[1] is None or kept[1] > now):
-                self._kept.move_to_end(key)
-                return kept[0]
+        key = (generation, self._stamp(), repo.audience)
+        found = self._find(key, now)
+        if found is not None:
+            return found
         model, until = self._build(repo, now)  # outside the lock: requests build in parallel
         with self._lock:
             self._kept[key] = (model, until)
@@ -42,3 +41,16 @@ class ModelCache:
             while len(self._kept) > self._size:
                 self._kept.popitem(last=False)
         return model
+
+    def kept(self, generation: int, audience: str | None) -> Model | None:
+        """The model kept for an audience at a model generation, if it still
+        holds; None where one would have to be built."""
+        return self._find((generation, self._stamp(), audience), datetime.now(UTC))
+
+    def _find(self, key: Hashable, now: datetime) -> Model | None:
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is None or (kept[1] is not None and kept[1] <= now):
+                return None
+            self._kept.move_to_end(key)
+            return kept[0]

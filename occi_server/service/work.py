@@ -56,7 +56,7 @@ from occi_server.service.validation import (
     resolve_mixins,
     template_family,
 )
-from occi_server.store import Position, Repository, Store
+from occi_server.store import Generations, Position, Repository, Store
 
 log = logging.getLogger("occi_server.service")
 
@@ -84,8 +84,10 @@ class Settings:
 
 class Work:
     def __init__(self, repo: Repository, model: Model, backends: Backends,
-                 settings: Settings, local_path: Any, store: Store) -> None:
+                 settings: Settings, local_path: Any, store: Store,
+                 generations: Generations) -> None:
         self.repo = repo
+        self.generations = generations  # as the transaction began
         self.store = store  # what a job reads after the request's transaction has ended
         self.model = model
         self.backends = backends
@@ -171,11 +173,16 @@ class Work:
                     link.actions = self.legal_actions(link)
         return list(entities)
 
+    def is_live(self, entity: Entity) -> bool:
+        """Whether `entity` is shown as its infrastructure reports it at the
+        moment, not as stored (see `observed`)."""
+        return entity.kind == COMPUTE.type_id and self.backends.compute.observes
+
     def observed(self, entity: Entity) -> Entity:
         """A compute as the hypervisor sees it now: real state and usage
         counters (rendered, not stored; the reconciler stores states)."""
         compute = self.backends.compute
-        if entity.kind == COMPUTE.type_id and compute.observes:
+        if self.is_live(entity):
             try:
                 if entity.attributes.get("occi.compute.state") != "waiting":  # a job's to say
                     entity.attributes.update(reported(entity, compute.current_state(entity)))

@@ -28,6 +28,7 @@ from occi_server.store.records.allocations import AllocationRecords
 from occi_server.store.records.base import DEFAULT_TENANT, Scope
 from occi_server.store.records.categories import CategoryRecords
 from occi_server.store.records.entities import EntityRecords
+from occi_server.store.records.generation import Generations, shows
 from occi_server.store.records.hosts import HostRecords
 from occi_server.store.records.jobs import JobRecords
 from occi_server.store.records.leases import LeaseRecords
@@ -41,6 +42,7 @@ from occi_server.store.tables import (
     metadata,
     usage_events,
 )
+from occi_server.store.watch import GenerationReader
 
 log = logging.getLogger("occi_server.store")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -61,6 +63,12 @@ class Store:
         self.engine: Engine = create_engine(url, **options)
         if self.is_sqlite:
             self._configure_sqlite()
+        self._generations = GenerationReader(self.engine)
+
+        @event.listens_for(self.engine, "before_execute")
+        def _note_change(connection: Connection, statement: Any, *_: Any) -> None:
+            if shows(statement):
+                connection.info["changed"] = True
 
     def _configure_sqlite(self) -> None:
         @event.listens_for(self.engine, "connect")
@@ -96,8 +104,12 @@ class Store:
         try:
             with self.engine.connect() as connection:
                 connection.info["write"] = write
+                connection.info["changed"] = False
                 with connection.begin():
-                    yield Repository(connection, scope)
+                    repo = Repository(connection, scope)
+                    yield repo
+                    if connection.info["changed"]:
+                        repo.data_changed()
         except OperationalError as exc:
             # The database's own words stay in the log: they may name other tenants' rows.
             log.warning("database unavailable: %s", exc.orig)
@@ -108,6 +120,10 @@ class Store:
             raise Conflict("the request conflicts with something this site already has (an "
                            "id, location or name taken, perhaps meanwhile); nothing was "
                            "changed") from None
+
+    def generations(self) -> Generations:
+        """The model and data generations now, read outside any transaction."""
+        return self._generations.read()
 
     def dispose(self) -> None:
         self.engine.dispose()

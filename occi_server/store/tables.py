@@ -174,6 +174,17 @@ model_generation = Table(
     Column("generation", Integer, nullable=False),
 )
 
+# A number every committed change of what the API shows increases (entities,
+# their mixins and links, categories, marketplace entries…; not the service's
+# bookkeeping: leases, rate-limit counters, accounting): a worker answers a GET
+# from memory while the number holds. One row, made by the first change.
+data_generation = Table(
+    "data_generation",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("generation", Integer, nullable=False),
+)
+
 # Secrets the site makes once and every worker and front end shares (the key
 # that signs web sessions).
 site_secrets = Table(

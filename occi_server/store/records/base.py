@@ -30,6 +30,12 @@ class Scope:
     everything: bool = False
 
 
+def audience_of(scope: Scope | None) -> str | None:
+    """Whom a scope's model is for: None for whoever sees every tenant, else
+    the tenant (run-time mixins are offered per tenant)."""
+    return None if scope is None or scope.everything else scope.tenant
+
+
 @dataclass(frozen=True)
 class Prepared:
     """A query built once, as every scope runs it: building and compiling a

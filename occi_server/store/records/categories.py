@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select
 
 from occi_server.core import Mixin
-from occi_server.store.records.base import _now
+from occi_server.store.records.base import _now, audience_of
 from occi_server.store.records.generation import GenerationRecords
 from occi_server.store.tables import categories, entity_mixins
 
@@ -16,10 +16,7 @@ class CategoryRecords(GenerationRecords):
     def audience(self) -> str | None:
         """Whom this transaction's model is for: None for whoever sees every
         tenant, else the tenant (run-time mixins are offered per tenant)."""
-        if self.sees_everything:
-            return None
-        assert self.scope is not None
-        return self.scope.tenant
+        return audience_of(self.scope)
 
     def mixins(self) -> tuple[list[Mixin], set[str]]:
         """Run-time mixins this transaction's scope is offered (the site's and its

@@ -1,26 +1,62 @@
-"""The model generation: a number every change of run-time categories and of
-marketplace entries moves on, in the same transaction."""
+"""The generations: numbers that move on in the transaction of every change
+of what they cover. The model generation: run-time categories and marketplace
+entries (what the OCCI model is built from). The data generation: anything the
+API shows (see `shows`)."""
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import UpdateBase
 
 from occi_server.store.records.base import Records
-from occi_server.store.tables import model_generation
+from occi_server.store.tables import data_generation, leases, model_generation, rate_hits
 
-_GENERATION = select(model_generation.c.generation)
 # The stores supported, each with its INSERT … ON CONFLICT.
 UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+# The service's bookkeeping, which no answer shows: writing it changes nothing.
+_BOOKKEEPING = frozenset(table.name for table in (leases, rate_hits, data_generation))
+
+
+class Generations(NamedTuple):
+    model: int
+    data: int
+
+
+# Both in one statement: it reads one snapshot, inside a transaction or not.
+GENERATIONS = select(select(model_generation.c.generation).scalar_subquery(),
+                     select(data_generation.c.generation).scalar_subquery())
+
+
+def generations_of(row: Any) -> Generations:
+    return Generations(row[0] or 0, row[1] or 0)
+
+
+def shows(statement: Any) -> bool:
+    """Whether a statement changes what the API shows: any insert, update or
+    delete but of the service's bookkeeping."""
+    return isinstance(statement, UpdateBase) and statement.table.name not in _BOOKKEEPING
 
 
 class GenerationRecords(Records):
+    def generations(self) -> Generations:
+        """The model and data generations as this transaction sees them."""
+        return generations_of(self.connection.execute(GENERATIONS).one())
+
     def model_generation(self) -> int:
         """The number every change of run-time mixins and marketplace entries increases."""
-        return self.connection.execute(_GENERATION).scalar() or 0
+        return self.generations().model
 
     def _model_changed(self) -> None:
-        table = model_generation
+        self._increase(model_generation)
+
+    def data_changed(self) -> None:
+        """Move the data generation on (once, as the transaction that changed it ends)."""
+        self._increase(data_generation)
+
+    def _increase(self, table: Any) -> None:
         upsert = UPSERT[self.connection.dialect.name](table).values(id=1, generation=1)
         self.connection.execute(upsert.on_conflict_do_update(
             index_elements=[table.c.id], set_={"generation": table.c.generation + 1}))
