@@ -170,6 +170,8 @@ class Config:
     workers: int = 0  # 0: chosen from the number of CPUs
     threads: int = 4
     max_body_bytes: int = 4 * 1024 * 1024
+    # GET answers each worker keeps while nothing they show changes (0: none).
+    answer_cache_bytes: int = 16 * 1024 * 1024
     max_header_bytes: int = 128 * 1024  # one header line (text/occi carries user data in one)
     max_page_size: int = 1000
     default_page_size: int = 1000  # a collection without page or number: its first page
@@ -362,6 +364,8 @@ class Config:
             raise ConfigError("default_page_size must be 0 (whole collections) or more")
         if not 1024 <= self.max_header_bytes <= 8 * 1024 * 1024:
             raise ConfigError("max_header_bytes must be from 1024 to 8388608")
+        if self.answer_cache_bytes < 0:
+            raise ConfigError("answer_cache_bytes must be 0 (none kept) or more")
         if self.max_entities_per_request < 1:
             raise ConfigError("max_entities_per_request must be at least 1")
         for setting in ("rate_limit_anonymous", "rate_limit_authenticated"):

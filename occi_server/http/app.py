@@ -20,6 +20,7 @@ from occi_server.backends.base import Backends
 from occi_server.cimi.views import blueprint as cimi_blueprint
 from occi_server.config import Config
 from occi_server.errors import BadRequest, NotImplementedFeature, TooManyRequests, Unauthorized
+from occi_server.http.answers import Answers
 from occi_server.http.errors import register_error_handlers
 from occi_server.http.logs import request_id
 from occi_server.http.marketplace import blueprint as marketplace_blueprint
@@ -43,6 +44,8 @@ log = logging.getLogger("occi_server.http")
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]
 _VERSION_TOKEN = re.compile(r"OCCI/(\d+)\.(\d+)")
 _SUPPORTED_VERSION = tuple(int(p) for p in OCCI_VERSION.split("."))
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+_ACCEPTED = ", ".join(SUPPORTED)
 
 
 def create_app(config: Config, *, backends: Backends | None = None,
@@ -72,6 +75,7 @@ def create_app(config: Config, *, backends: Backends | None = None,
         if background:
             reconciler.start()
     app.extensions["occi.store"] = store
+    app.extensions["occi.answers"] = Answers(config.answer_cache_bytes)
     app.extensions["occi.config"] = config
     app.url_map.strict_slashes = False
     app.register_blueprint(marketplace_blueprint)
@@ -102,23 +106,25 @@ def create_app(config: Config, *, backends: Backends | None = None,
 
     @app.after_request
     def _finish(response: Response) -> Response:
+        status, method, path = response.status_code, request.method, request.path
         # Werkzeug upper-cases reason phrases; strict clients expect RFC 9110's.
-        response.status = f"{response.status_code} {HTTPStatus(response.status_code).phrase}"
-        response.headers["Server"] = SERVER_HEADER
+        response.status = _STATUS_LINES.get(status) or response.status
+        headers = response.headers
+        headers["Server"] = SERVER_HEADER
         if request.blueprint != cimi_blueprint.name:  # CIMI says its own media types
-            response.headers["Accept"] = ", ".join(SUPPORTED)
-        response.headers["X-Request-Id"] = request_id()
+            headers["Accept"] = _ACCEPTED
+        headers["X-Request-Id"] = request_id()
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        route = route_of(request.path)
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        LATENCY.labels(request.method, route).observe(seconds)
-        # The path as a JSON string: a %0A in it cannot start a forged log line.
-        log.info("request method=%s path=%s status=%d duration_ms=%.1f",
-                 request.method, json.dumps(request.path), response.status_code,
-                 seconds * 1000,
-                 extra={"fields": {"method": request.method, "path": request.path,
-                                   "route": route, "status": response.status_code,
-                                   "duration_ms": round(seconds * 1000, 1)}})
+        route = route_of(path)
+        REQUESTS.labels(method, route, str(status)).inc()
+        LATENCY.labels(method, route).observe(seconds)
+        if log.isEnabledFor(logging.INFO):
+            # The path as a JSON string: a %0A in it cannot start a forged log line.
+            log.info("request method=%s path=%s status=%d duration_ms=%.1f",
+                     method, json.dumps(path), status, seconds * 1000,
+                     extra={"fields": {"method": method, "path": path, "route": route,
+                                       "status": status,
+                                       "duration_ms": round(seconds * 1000, 1)}})
         return response
 
     return app
@@ -128,6 +134,8 @@ def _read_body() -> None:
     """Read the whole body now (werkzeug keeps it): a broken chunked framing
     shows here as the WSGI server's parse error (gunicorn's ParseException) and
     is the client's 400, not a 500; a body too large stays a 413."""
+    if request.content_length is None and "Transfer-Encoding" not in request.headers:
+        return  # nothing to read
     try:
         request.get_data(cache=True)
     except HTTPException:

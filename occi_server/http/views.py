@@ -19,9 +19,11 @@ from occi_server.errors import (
     NotFound,
     PayloadTooLarge,
 )
+from occi_server.http.answers import Answer, Answers, answer_key
 from occi_server.http.numbers import whole_number
 from occi_server.http.prefer import preferred_wait
 from occi_server.http.routes import Shape, Target, resolve
+from occi_server.http.urls import base_url
 from occi_server.rendering import (
     RenderContext,
     Rendered,
@@ -301,6 +303,16 @@ class Exchange:
         self.work.dissociate(mixin, current)
         return self.collection_result(self.members(Filter()))
 
+    def keepable(self, result: Result) -> bool:
+        """Whether `result` is a function of the store's content alone (it may
+        be sent again while nothing changes): the query interface, an entity
+        shown as stored."""
+        if result.status != 200 or result.pieces is not None or self.method != "GET":
+            return False
+        shape, entity = self.target.shape, self.target.entity
+        return shape is Shape.QUERY or (shape is Shape.ENTITY and entity is not None
+                                        and not self.work.is_live(entity))
+
     def entity_get(self) -> Result:
         assert self.target.entity is not None
         return self.entity_result(self.work.observed(self.target.entity))
@@ -368,9 +380,17 @@ ALLOWED = {shape: [allowed for method in methods
 
 def dispatch(path: str = "") -> Response:
     service: Service = current_app.extensions["occi.service"]
-    base_url = request.host_url.rstrip("/") + request.script_root
+    answers: Answers = current_app.extensions["occi.answers"]
+    base = base_url()
+    key = answer_key(request, base, g.scope) if answers.capacity else None
+    if key is not None:
+        generations = service.store.generations()
+        kept = answers.find(key, generations, service.kept_model(generations.model, g.scope))
+        if kept is not None:
+            return Response(kept.body, headers=list(kept.headers),
+                            content_type=kept.media_type)
     write = request.method in ("POST", "PUT", "DELETE")
-    ctx = RenderContext(model=service.builtin, base_url=base_url)
+    ctx = RenderContext(model=service.builtin, base_url=base)
     data = RequestData(body=request.get_data(cache=True), headers=list(request.headers.items()))
     if request.method in ("POST", "PUT"):  # the syntax is checked before any lock is taken
         choose_parser(request.headers.get("Content-Type")).read(data)
@@ -382,9 +402,15 @@ def dispatch(path: str = "") -> Response:
         exchange = Exchange(service, work, ctx, resolve(work, request.path), data)
         result = exchange.answer()
     rendered = result.rendered() if callable(result.rendered) else result.rendered
+    headers = [*rendered.headers, *result.headers]
+    if key is not None and exchange.keepable(result):
+        body = rendered.body.encode()
+        answers.keep(key, Answer(body, exchange.negotiated.media_type, tuple(headers),
+                                 work.generations, work.model))
+        return Response(body, headers=headers, content_type=exchange.negotiated.media_type)
     response = Response(rendered.body if result.pieces is None else result.pieces,
                         status=result.status, content_type=exchange.negotiated.media_type)
-    for name, value in [*rendered.headers, *result.headers]:
+    for name, value in headers:
         response.headers.add(name, value)
     if preferred is not None and work.job is not None:
         response.headers["Preference-Applied"] = preferred[1]

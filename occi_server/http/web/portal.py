@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 from occi_server.core import Entity, Kind, Model
 from occi_server.core.specs import ActionSpec, EntitySpec, Filter, LinkSpec
 from occi_server.errors import BadRequest, NotFound, Unauthorized
+from occi_server.http.urls import base_url
 from occi_server.http.web import TENANT_COOKIE, pages
 from occi_server.identity import Authenticator
 from occi_server.identity.sessions import SESSION_COOKIE, SESSION_SECONDS
@@ -51,7 +52,7 @@ def _service() -> Service:
 def _work(*, write: bool) -> Iterator[Work]:
     service = _service()
     context = RenderContext(model=service.builtin,
-                            base_url=request.host_url.rstrip("/") + request.script_root)
+                            base_url=base_url())
     with service.work(write=write, local_path=context.local_path, scope=g.scope,
                       wait=WAIT_SECONDS if write else None) as work:
         yield work

@@ -1,0 +1,116 @@
+"""GET answers a worker keeps in memory: sent again only while nothing they
+show has changed, whoever changed it, and only to whom they were made for."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+
+from tests.conftest import Client
+from tests.support.tenants import client_of, site_users
+
+INFRA = "http://schemas.ogf.org/occi/infrastructure#"
+STOP = 'Category: stop; scheme="http://schemas.ogf.org/occi/infrastructure/compute/action#"; ' \
+       'class="action"'
+
+
+def transactions(client: Client, path: str, **kwargs) -> tuple[int, int]:
+    """(status, transactions begun) of a GET."""
+    begun: list[object] = []
+    engine = client.app.extensions["occi.store"].engine
+
+    def count(connection: object) -> None:
+        begun.append(connection)
+
+    event.listen(engine, "begin", count)
+    try:
+        status = client.get(path, **kwargs).status_code
+    finally:
+        event.remove(engine, "begin", count)
+    return status, len(begun)
+
+
+def test_a_change_through_another_front_end_shows_in_the_next_get(make_app) -> None:
+    """Two apps on one store stand for two workers (or front ends): what one
+    changes, the other's next GET shows, though it had the answer in memory."""
+    reader, writer = Client(make_app()), Client(make_app())
+    compute = writer.compute()
+    for media in ("text/plain", "application/occi+json"):
+        reader.get(compute, accept=media)
+    assert transactions(reader, compute) == (200, 0)  # kept
+    renamed = writer.post_text(compute, [f'Category: compute; scheme="{INFRA}"; class="kind"',
+                                         'X-OCCI-Attribute: occi.core.title="renamed"'])
+    assert renamed.status_code == 200
+    assert reader.attributes(compute)["occi.core.title"] == "renamed"
+    assert 'occi.core.title="renamed"' in reader.get(compute).get_data(as_text=True)
+    assert writer.post_text(f"{compute}?action=stop", [STOP]).status_code == 200
+    assert reader.attributes(compute)["occi.compute.state"] == "inactive"
+    assert writer.request("DELETE", compute).status_code == 200
+    assert reader.get(compute).status_code == 404
+
+
+def test_a_mixin_made_through_another_front_end_shows_in_the_next_discovery(make_app) -> None:
+    reader, writer = Client(make_app()), Client(make_app())
+    assert "my_stuff" not in reader.get("/-/").get_data(as_text=True)
+    assert transactions(reader, "/-/") == (200, 0)
+    made = writer.post_text("/-/", ['Category: my_stuff; scheme="http://example.org/my#"; '
+                                    'class="mixin"; location="/my_stuff/"'])
+    assert made.status_code == 200
+    assert "my_stuff" in reader.get("/-/").get_data(as_text=True)
+
+
+def test_an_answer_kept_for_one_tenant_is_sent_to_no_other(make_app) -> None:
+    app = make_app(auth="basic", users=site_users())
+    alice, bob, root = (client_of(app, user) for user in ("alice", "bob", "root"))
+    compute = alice.compute()
+    assert alice.get(compute).status_code == 200
+    assert transactions(alice, compute) == (200, 0)
+    assert bob.get(compute).status_code == 404
+    assert root.get(compute).status_code == 200  # the operator sees every tenant
+    assert bob.get(compute).status_code == 404
+
+
+def test_each_rendering_and_host_gets_its_own_answer(client: Client) -> None:
+    compute = client.compute()
+    plain = client.get(compute).get_data(as_text=True)
+    as_json = client.get(compute, accept="application/occi+json")
+    assert as_json.get_json()["id"] in plain
+    other_host = client.get(compute, accept="application/occi+json",
+                            headers={"Host": "cloud.example.org:8443"})
+    assert as_json.get_json() == other_host.get_json()  # locations are paths
+    in_headers = [client.get(compute, accept="text/occi") for _ in range(2)]
+    assert [r.get_data() for r in in_headers] == [b"OK", b"OK"]  # text/occi: all in headers
+    assert in_headers[0].headers.getlist("X-OCCI-Attribute") \
+        == in_headers[1].headers.getlist("X-OCCI-Attribute")
+    assert as_json.get_json()["id"] in in_headers[1].headers["X-OCCI-Attribute"]
+    assert client.get(compute).get_data(as_text=True) == plain
+
+
+def test_filtered_and_paged_reads_are_answered_afresh(client: Client) -> None:
+    client.compute()
+    assert transactions(client, "/-/") == (200, 1)
+    filtered = {"Category": f'storage; scheme="{INFRA}"; class="kind"'}
+    for _ in range(2):
+        assert transactions(client, "/-/", headers=filtered) == (200, 1)
+        assert transactions(client, "/compute/?page=1&number=1") == (200, 1)
+
+
+def test_live_computes_are_read_every_time(app, client: Client,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compute whose hypervisor is asked for its state is not kept: the
+    hypervisor may say something else the next time."""
+    compute = client.compute()
+    backend = app.extensions["occi.service"].backends.compute
+    said = iter(["inactive", "suspended"])
+    monkeypatch.setattr(backend, "observes", True)
+    monkeypatch.setattr(backend, "current_state", lambda _e: {"occi.compute.state": next(said)})
+    assert client.attributes(compute)["occi.compute.state"] == "inactive"
+    assert client.attributes(compute)["occi.compute.state"] == "suspended"
+
+
+def test_none_kept_when_the_setting_is_zero(make_app) -> None:
+    client = Client(make_app(answer_cache_bytes=0))
+    compute = client.compute()
+    for _ in range(2):
+        assert transactions(client, compute) == (200, 1)
+        assert transactions(client, "/-/") == (200, 1)
