@@ -30,6 +30,17 @@ GENERATIONS = select(select(model_generation.c.generation).scalar_subquery(),
                      select(data_generation.c.generation).scalar_subquery())
 
 
+def _increase(dialect: str, table: Any) -> Any:
+    upsert = UPSERT[dialect](table).values(id=1, generation=1)
+    return upsert.on_conflict_do_update(index_elements=[table.c.id],
+                                        set_={"generation": table.c.generation + 1})
+
+
+# Built once: a statement built per write transaction cost as much as the rest of its commit.
+_INCREASE = {(dialect, table.name): _increase(dialect, table)
+             for dialect in UPSERT for table in (model_generation, data_generation)}
+
+
 def generations_of(row: Any) -> Generations:
     return Generations(row[0] or 0, row[1] or 0)
 
@@ -57,6 +68,4 @@ class GenerationRecords(Records):
         self._increase(data_generation)
 
     def _increase(self, table: Any) -> None:
-        upsert = UPSERT[self.connection.dialect.name](table).values(id=1, generation=1)
-        self.connection.execute(upsert.on_conflict_do_update(
-            index_elements=[table.c.id], set_={"generation": table.c.generation + 1}))
+        self.connection.execute(_INCREASE[self.connection.dialect.name, table.name])
