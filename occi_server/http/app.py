@@ -46,6 +46,7 @@ _VERSION_TOKEN = re.compile(r"OCCI/(\d+)\.(\d+)")
 _SUPPORTED_VERSION = tuple(int(p) for p in OCCI_VERSION.split("."))
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 _ACCEPTED = ", ".join(SUPPORTED)
+_TENANT_KEY = "HTTP_" + TENANT_HEADER.upper().replace("-", "_")  # as WSGI names it
 
 
 def create_app(config: Config, *, backends: Backends | None = None,
@@ -100,7 +101,7 @@ def create_app(config: Config, *, backends: Backends | None = None,
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        _check_version(request.headers.get("User-Agent", ""))
+        _check_version(request.environ.get("HTTP_USER_AGENT", ""))
         _identify(authenticator, limiter, limits)
         _read_body()
 
@@ -157,16 +158,17 @@ def _identify(authenticator: Authenticator, limiter: RateLimiter | None,
               limits: dict[str, Rule | None]) -> None:
     """Authenticate the request (401 otherwise), count it against its rate limit
     (429), and set the tenant scope it acts in."""
-    socket = request.environ.get("gunicorn.socket")
+    environ, remote = request.environ, request.remote_addr
+    socket = environ.get("gunicorn.socket")
     peer = socket.getpeercert() if isinstance(socket, ssl.SSLSocket) else None
     page = is_page()
-    credentials = Credentials(headers=request.headers, remote_addr=request.remote_addr,
+    credentials = Credentials(headers=request.headers, remote_addr=remote,
                               peer_dn=peer_certificate_dn(peer),
                               session=request.cookies.get(SESSION_COOKIE) if page else None)
     try:
         principal = authenticator.authenticate(credentials)
     except Unauthorized:
-        _count(limiter, f"address:{request.remote_addr}", limits["anonymous"])
+        _count(limiter, f"address:{remote}", limits["anonymous"])
         if page:  # the page itself sends the browser to sign in, or refuses
             g.principal = None
             return
@@ -174,9 +176,9 @@ def _identify(authenticator: Authenticator, limiter: RateLimiter | None,
     if authenticator.methods:
         _count(limiter, f"user:{principal.name}", limits["authenticated"])
     else:
-        _count(limiter, f"address:{request.remote_addr}", limits["anonymous"])
+        _count(limiter, f"address:{remote}", limits["anonymous"])
     g.principal = principal
-    g.scope = principal.scope(request.headers.get(TENANT_HEADER) or None)
+    g.scope = principal.scope(environ.get(_TENANT_KEY) or None)
 
 
 def _count(limiter: RateLimiter | None, key: str, rule: Rule | None) -> None:

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
-import uuid
 from datetime import UTC, datetime
 
 from flask import g, has_request_context, request
@@ -19,10 +19,11 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 def request_id() -> str:
     """The id of the current request, chosen on first use."""
-    if "request_id" not in g:
-        given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _CLIENT_ID.fullmatch(given) else uuid.uuid4().hex
-    return str(g.request_id)
+    found = g.get("request_id")
+    if found is None:
+        given = request.environ.get("HTTP_X_REQUEST_ID", "")
+        found = g.request_id = given if _CLIENT_ID.fullmatch(given) else os.urandom(16).hex()
+    return str(found)
 
 
 class RequestIdFilter(logging.Filter):
