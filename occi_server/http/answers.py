@@ -3,23 +3,35 @@ generations and the model in force are the ones they were rendered at. The
 generations move on in the transaction of every change any answer shows,
 whichever worker or front end makes it, so a kept answer is never older than
 what the next request would read; checking them costs one statement and no
-transaction."""
+transaction. A kept answer is sent before Flask sees the request (`AnswerPath`),
+past the same gate: version check, authentication, rate limit, tenant scope,
+headers, metrics and access log."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from flask import Request
+from werkzeug.datastructures import EnvironHeaders
 
 from occi_server.core import Model
+from occi_server.errors import OCCIError
+from occi_server.http.gate import STATUS_LINES, Gate
+from occi_server.http.logs import request_id_of
+from occi_server.http.urls import known_base_url
+from occi_server.service import Service
 from occi_server.store import Generations, Scope
 
-# Headers that filter what a GET answers (text/occi filters), as WSGI names
-# them: such a request is answered afresh.
-_FILTERS = ("HTTP_CATEGORY", "HTTP_X_OCCI_ATTRIBUTE", "HTTP_X_OCCI_LOCATION")
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+# Headers that filter what a GET answers (text/occi filters), or frame a body,
+# as WSGI names them: such a request is answered afresh.
+_FILTERS = ("HTTP_CATEGORY", "HTTP_X_OCCI_ATTRIBUTE", "HTTP_X_OCCI_LOCATION",
+            "HTTP_TRANSFER_ENCODING")
 
 
 @dataclass(frozen=True)
@@ -35,15 +47,19 @@ class Answer:
         return len(self.body) + sum(len(n) + len(v) for n, v in self.headers)
 
 
-def answer_key(request: Request, base_url: str, scope: Scope | None) -> Hashable | None:
+def keeps(environ: dict[str, Any]) -> bool:
+    """Whether a request's answer may be kept or sent from memory: a GET (or
+    HEAD) with no query, no filter and no body (whose framing Flask checks)."""
+    return environ.get("REQUEST_METHOD") in ("GET", "HEAD") \
+        and not environ.get("QUERY_STRING") and environ.get("CONTENT_LENGTH", "0") in ("", "0") \
+        and not any(name in environ for name in _FILTERS)
+
+
+def answer_key(environ: dict[str, Any], base_url: str, scope: Scope | None) -> Hashable:
     """What a GET's answer is a function of, given the store's content: its path,
     the media types it accepts, the base URL its locations are written with and
-    on whose behalf it reads. None: a request not answered from memory."""
-    environ = request.environ
-    if request.method not in ("GET", "HEAD") or environ.get("QUERY_STRING") \
-            or any(name in environ for name in _FILTERS):
-        return None
-    return (request.path, environ.get("HTTP_ACCEPT", ""), base_url, scope)
+    on whose behalf it reads."""
+    return (environ.get("PATH_INFO", ""), environ.get("HTTP_ACCEPT", ""), base_url, scope)
 
 
 class Answers:
@@ -79,3 +95,54 @@ class Answers:
             while self._size > self.capacity:
                 _, dropped = self._kept.popitem(last=False)
                 self._size -= dropped.size
+
+
+class AnswerPath:
+    """The application as WSGI sees it: a GET whose answer is kept is sent from
+    here; any other request, or anything the gate refuses (to be answered with
+    the error's rendering), goes on to Flask."""
+
+    def __init__(self, app: WSGIApp, gate: Gate, service: Service, answers: Answers) -> None:
+        self.app = app
+        self.gate = gate
+        self.service = service
+        self.answers = answers
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        if self.answers.capacity and keeps(environ):
+            sent = self._kept(environ, start_response)
+            if sent is not None:
+                return sent
+        return self.app(environ, start_response)
+
+    def _kept(self, environ: dict[str, Any], start_response: Callable[..., Any]
+              ) -> list[bytes] | None:
+        started = time.perf_counter()
+        base = known_base_url(environ)
+        if base is None:
+            return None
+        gate, service, remote = self.gate, self.service, environ.get("REMOTE_ADDR")
+        try:
+            gate.check_version(environ)
+            principal = gate.authenticate(environ, EnvironHeaders(environ), remote, None)
+            scope = gate.scope(principal, environ)
+            generations = service.store.generations()
+            answer = self.answers.find(answer_key(environ, base, scope), generations,
+                                       service.kept_model(generations.model, scope))
+            if answer is None:
+                return None
+            gate.count(principal, remote)
+        except OCCIError:  # Flask meets it again and answers it in the right rendering
+            return None
+        request_id = request_id_of(environ)
+        signed: dict[str, str] = {}
+        gate.sign(signed, request_id)
+        start_response(STATUS_LINES[200], [  # in the order Flask sends them
+            *answer.headers, ("Content-Type", answer.media_type),
+            ("Content-Length", str(len(answer.body))), *signed.items()])
+        # The path as werkzeug reads it (WSGI carries it as Latin-1).
+        path = "/" + environ.get("PATH_INFO", "").encode("latin-1").decode(
+            "utf-8", "replace").lstrip("/")
+        gate.account(environ["REQUEST_METHOD"], path, 200, started, request_id)
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [answer.body]

@@ -2,51 +2,35 @@
 
 from __future__ import annotations
 
-import json
-import logging
-import math
-import re
-import ssl
 import time
-from http import HTTPStatus
 from pathlib import Path
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from occi_server import OCCI_VERSION, SERVER_HEADER
 from occi_server.backends import load_backends
 from occi_server.backends.base import Backends
 from occi_server.cimi.views import blueprint as cimi_blueprint
 from occi_server.config import Config
-from occi_server.errors import BadRequest, NotImplementedFeature, TooManyRequests, Unauthorized
-from occi_server.http.answers import Answers
+from occi_server.errors import BadRequest, Unauthorized
+from occi_server.http.answers import AnswerPath, Answers
 from occi_server.http.errors import register_error_handlers
+from occi_server.http.gate import STATUS_LINES, Gate
 from occi_server.http.logs import request_id
 from occi_server.http.marketplace import blueprint as marketplace_blueprint
 from occi_server.http.ops import blueprint as ops_blueprint
-from occi_server.http.tenancy import TENANT_HEADER
 from occi_server.http.tenancy import blueprint as tenancy_blueprint
 from occi_server.http.views import dispatch
 from occi_server.http.web import is_page
 from occi_server.http.web.marketplace import blueprint as marketplace_pages
 from occi_server.http.web.portal import blueprint as portal_pages
-from occi_server.identity import Authenticator, Credentials, RateLimiter
+from occi_server.identity import Authenticator, RateLimiter
 from occi_server.identity.ratelimit import FileCounters, Rule, StoreCounters
 from occi_server.identity.sessions import SESSION_COOKIE
-from occi_server.identity.x509 import peer_certificate_dn
-from occi_server.metrics import LATENCY, REQUESTS, route_of
-from occi_server.rendering import SUPPORTED
 from occi_server.service import Reconciler, Service
 from occi_server.store import Store
 
-log = logging.getLogger("occi_server.http")
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]
-_VERSION_TOKEN = re.compile(r"OCCI/(\d+)\.(\d+)")
-_SUPPORTED_VERSION = tuple(int(p) for p in OCCI_VERSION.split("."))
-_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
-_ACCEPTED = ", ".join(SUPPORTED)
-_TENANT_KEY = "HTTP_" + TENANT_HEADER.upper().replace("-", "_")  # as WSGI names it
 
 
 def create_app(config: Config, *, backends: Backends | None = None,
@@ -76,7 +60,6 @@ def create_app(config: Config, *, backends: Backends | None = None,
         if background:
             reconciler.start()
     app.extensions["occi.store"] = store
-    app.extensions["occi.answers"] = Answers(config.answer_cache_bytes)
     app.extensions["occi.config"] = config
     app.url_map.strict_slashes = False
     app.register_blueprint(marketplace_blueprint)
@@ -98,34 +81,25 @@ def create_app(config: Config, *, backends: Backends | None = None,
                           else FileCounters(config.data_path / "ratelimit.sqlite3")) \
         if any(limits.values()) else None
 
+    gate = Gate(authenticator, limiter, limits)
+    answers = Answers(config.answer_cache_bytes)
+    app.extensions["occi.answers"] = answers
+    app.wsgi_app = AnswerPath(app.wsgi_app, gate, service, answers)  # type: ignore[method-assign]
+
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        _check_version(request.environ.get("HTTP_USER_AGENT", ""))
-        _identify(authenticator, limiter, limits)
+        gate.check_version(request.environ)
+        _identify(gate)
         _read_body()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        status, method, path = response.status_code, request.method, request.path
-        # Werkzeug upper-cases reason phrases; strict clients expect RFC 9110's.
-        response.status = _STATUS_LINES.get(status) or response.status
-        headers = response.headers
-        headers["Server"] = SERVER_HEADER
-        if request.blueprint != cimi_blueprint.name:  # CIMI says its own media types
-            headers["Accept"] = _ACCEPTED
-        headers["X-Request-Id"] = request_id()
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        route = route_of(path)
-        REQUESTS.labels(method, route, str(status)).inc()
-        LATENCY.labels(method, route).observe(seconds)
-        if log.isEnabledFor(logging.INFO):
-            # The path as a JSON string: a %0A in it cannot start a forged log line.
-            log.info("request method=%s path=%s status=%d duration_ms=%.1f",
-                     method, json.dumps(path), status, seconds * 1000,
-                     extra={"fields": {"method": method, "path": path, "route": route,
-                                       "status": status,
-                                       "duration_ms": round(seconds * 1000, 1)}})
+        status = response.status_code
+        response.status = STATUS_LINES.get(status) or response.status
+        gate.sign(response.headers, request_id(), occi=request.blueprint != cimi_blueprint.name)
+        gate.account(request.method, request.path, status,
+                     g.get("started", time.perf_counter()), request_id())
         return response
 
     return app
@@ -146,46 +120,19 @@ def _read_body() -> None:
                          ) from None
 
 
-def _check_version(user_agent: str) -> None:
-    versions = [(int(a), int(b)) for a, b in _VERSION_TOKEN.findall(user_agent)]
-    if versions and max(versions) > _SUPPORTED_VERSION:
-        wanted = ".".join(map(str, max(versions)))
-        raise NotImplementedFeature(f"this server speaks OCCI {OCCI_VERSION}; the client asks "
-                                    f"for OCCI {wanted}")
-
-
-def _identify(authenticator: Authenticator, limiter: RateLimiter | None,
-              limits: dict[str, Rule | None]) -> None:
+def _identify(gate: Gate) -> None:
     """Authenticate the request (401 otherwise), count it against its rate limit
     (429), and set the tenant scope it acts in."""
-    environ, remote = request.environ, request.remote_addr
-    socket = environ.get("gunicorn.socket")
-    peer = socket.getpeercert() if isinstance(socket, ssl.SSLSocket) else None
-    page = is_page()
-    credentials = Credentials(headers=request.headers, remote_addr=remote,
-                              peer_dn=peer_certificate_dn(peer),
-                              session=request.cookies.get(SESSION_COOKIE) if page else None)
+    environ, remote, page = request.environ, request.remote_addr, is_page()
     try:
-        principal = authenticator.authenticate(credentials)
+        principal = gate.authenticate(environ, request.headers, remote,
+                                      request.cookies.get(SESSION_COOKIE) if page else None)
     except Unauthorized:
-        _count(limiter, f"address:{remote}", limits["anonymous"])
+        gate.count(None, remote)
         if page:  # the page itself sends the browser to sign in, or refuses
             g.principal = None
             return
         raise
-    if authenticator.methods:
-        _count(limiter, f"user:{principal.name}", limits["authenticated"])
-    else:
-        _count(limiter, f"address:{remote}", limits["anonymous"])
+    gate.count(principal, remote)
     g.principal = principal
-    g.scope = principal.scope(environ.get(_TENANT_KEY) or None)
-
-
-def _count(limiter: RateLimiter | None, key: str, rule: Rule | None) -> None:
-    if limiter is None or rule is None:
-        return
-    wait = limiter.hit(key, rule)
-    if wait is not None:
-        raise TooManyRequests(f"too many requests: at most {rule.requests} per {rule.seconds} s; "
-                              f"try again in {wait:g} s",
-                              headers={"Retry-After": str(max(1, math.ceil(wait)))})
+    g.scope = gate.scope(principal, environ)

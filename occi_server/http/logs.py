@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import g, has_request_context, request
 
@@ -21,14 +22,20 @@ def request_id() -> str:
     """The id of the current request, chosen on first use."""
     found = g.get("request_id")
     if found is None:
-        given = request.environ.get("HTTP_X_REQUEST_ID", "")
-        found = g.request_id = given if _CLIENT_ID.fullmatch(given) else os.urandom(16).hex()
+        found = g.request_id = request_id_of(request.environ)
     return str(found)
+
+
+def request_id_of(environ: dict[str, Any]) -> str:
+    """The client's X-Request-Id when it is sensible, else a new one."""
+    given = environ.get("HTTP_X_REQUEST_ID", "")
+    return given if _CLIENT_ID.fullmatch(given) else os.urandom(16).hex()
 
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id() if has_request_context() else "-"
+        if not hasattr(record, "request_id"):  # one answered outside Flask says its own
+            record.request_id = request_id() if has_request_context() else "-"
         return True
 
 

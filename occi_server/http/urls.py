@@ -13,12 +13,15 @@ _KEPT = 64
 _known: dict[tuple[object, ...], str] = {}
 
 
+def known_base_url(environ: dict[str, object]) -> str | None:
+    """The base URL of a request from an origin already seen (None: not yet)."""
+    return _known.get(tuple(environ.get(name) for name in _ORIGIN))
+
+
 def base_url() -> str:
-    environ = request.environ
-    origin = tuple(environ.get(name) for name in _ORIGIN)
-    found = _known.get(origin)
+    found = known_base_url(request.environ)
     if found is None:
         found = request.host_url.rstrip("/") + request.script_root
         if len(_known) < _KEPT:
-            _known[origin] = found
+            _known[tuple(request.environ.get(name) for name in _ORIGIN)] = found
     return found

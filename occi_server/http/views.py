@@ -19,7 +19,7 @@ from occi_server.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from occi_server.http.answers import Answer, Answers, answer_key
+from occi_server.http.answers import Answer, Answers, answer_key, keeps
 from occi_server.http.numbers import whole_number
 from occi_server.http.prefer import preferred_wait
 from occi_server.http.routes import Shape, Target, resolve
@@ -382,13 +382,8 @@ def dispatch(path: str = "") -> Response:
     service: Service = current_app.extensions["occi.service"]
     answers: Answers = current_app.extensions["occi.answers"]
     base = base_url()
-    key = answer_key(request, base, g.scope) if answers.capacity else None
-    if key is not None:
-        generations = service.store.generations()
-        kept = answers.find(key, generations, service.kept_model(generations.model, g.scope))
-        if kept is not None:
-            return Response(kept.body, headers=list(kept.headers),
-                            content_type=kept.media_type)
+    key = answer_key(request.environ, base, g.scope) \
+        if answers.capacity and keeps(request.environ) else None
     write = request.method in ("POST", "PUT", "DELETE")
     ctx = RenderContext(model=service.builtin, base_url=base)
     data = RequestData(body=request.get_data(cache=True), headers=list(request.headers.items()))

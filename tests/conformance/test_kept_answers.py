@@ -114,3 +114,38 @@ def test_none_kept_when_the_setting_is_zero(make_app) -> None:
     for _ in range(2):
         assert transactions(client, compute) == (200, 1)
         assert transactions(client, "/-/") == (200, 1)
+
+
+def test_an_answer_from_memory_is_the_one_flask_gave(client: Client) -> None:
+    compute = client.compute()
+    for media in ("text/plain", "text/occi", "application/occi+json"):
+        fresh, kept = (client.get(compute, accept=media) for _ in range(2))
+        assert transactions(client, compute, accept=media) == (200, 0)
+        assert (kept.status, kept.get_data()) == (fresh.status, fresh.get_data())
+        assert [h for h in kept.headers if h[0] != "X-Request-Id"] \
+            == [h for h in fresh.headers if h[0] != "X-Request-Id"]
+        assert kept.headers["X-Request-Id"] != fresh.headers["X-Request-Id"]
+    head = client.http.head(compute, headers={"Accept": "text/plain", "X-Request-Id": "r-42"})
+    assert (head.status_code, head.get_data()) == (200, b"")
+    assert head.headers["Content-Length"] == str(len(client.get(compute).get_data()))
+    assert head.headers["X-Request-Id"] == "r-42"
+
+
+def test_kept_answers_pass_the_same_gate(make_app, caplog) -> None:
+    app = make_app(auth="basic", users=site_users(), rate_limit_authenticated="4/day")
+    alice = client_of(app, "alice")
+    compute = alice.compute()  # counts one
+    assert [alice.get(compute).status_code for _ in range(3)] == [200, 200, 200]
+    refused = alice.get(compute)  # the fifth of the day
+    assert refused.status_code == 429 and "at most 4 per 86400 s" in refused.get_data(True)
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert Client(app).get(compute).status_code == 401
+    newer = client_of(make_app(auth="basic", users=site_users()), "alice")
+    newer.get(compute)
+    with caplog.at_level("INFO", logger="occi_server.http"):
+        kept = newer.get(compute, headers={"User-Agent": "rOCCI-cli OCCI/1.2"})
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("request ")
+              and getattr(r, "request_id", None) == kept.headers["X-Request-Id"]]
+    assert line.startswith(f'request method=GET path="{compute}" status=200')
+    later = newer.get(compute, headers={"User-Agent": "some-client OCCI/2.0"})
+    assert later.status_code == 501
