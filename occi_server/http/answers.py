@@ -20,7 +20,7 @@ from werkzeug.datastructures import EnvironHeaders
 
 from occi_server.core import Model
 from occi_server.errors import OCCIError
-from occi_server.http.gate import STATUS_LINES, Gate
+from occi_server.http.gate import AUTHENTICATED, STATUS_LINES, Gate
 from occi_server.http.logs import request_id_of
 from occi_server.http.urls import known_base_url
 from occi_server.service import Service
@@ -45,6 +45,10 @@ class Answer:
     @property
     def size(self) -> int:
         return len(self.body) + sum(len(n) + len(v) for n, v in self.headers)
+
+    def holds(self, generations: Generations, model: Model | None) -> bool:
+        """Whether it was rendered at these generations and with this model."""
+        return self.generations == generations and self.model is model
 
 
 def keeps(environ: dict[str, Any]) -> bool:
@@ -72,15 +76,12 @@ class Answers:
         self._kept: OrderedDict[Hashable, Answer] = OrderedDict()
         self._size = 0
 
-    def find(self, key: Hashable, generations: Generations, model: Model | None
-             ) -> Answer | None:
-        """The answer kept for `key` if it was rendered at these generations and
-        with this model."""
+    def find(self, key: Hashable) -> Answer | None:
+        """The answer kept for `key`, whether it still holds or not."""
         with self._lock:
             answer = self._kept.get(key)
-            if answer is None or answer.generations != generations or answer.model is not model:
-                return None
-            self._kept.move_to_end(key)
+            if answer is not None:
+                self._kept.move_to_end(key)
             return answer
 
     def keep(self, key: Hashable, answer: Answer) -> None:
@@ -126,11 +127,15 @@ class AnswerPath:
         try:
             gate.check_version(environ)
             principal = gate.authenticate(environ, EnvironHeaders(environ), remote, None)
+            # Flask need not authenticate the request again (which may cost a
+            # token's verification); no client can set this key.
+            environ[AUTHENTICATED] = principal
             scope = gate.scope(principal, environ)
-            generations = service.store.generations()
-            answer = self.answers.find(answer_key(environ, base, scope), generations,
-                                       service.kept_model(generations.model, scope))
+            answer = self.answers.find(answer_key(environ, base, scope))
             if answer is None:
+                return None
+            generations = service.store.generations()
+            if not answer.holds(generations, service.kept_model(generations.model, scope)):
                 return None
             gate.count(principal, remote)
         except OCCIError:  # Flask meets it again and answers it in the right rendering

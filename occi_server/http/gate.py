@@ -32,6 +32,9 @@ _SUPPORTED_VERSION = tuple(int(p) for p in OCCI_VERSION.split("."))
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 _ACCEPTED = ", ".join(SUPPORTED)
 _TENANT_KEY = "HTTP_" + TENANT_HEADER.upper().replace("-", "_")  # as WSGI names it
+# Where a request's environ carries who sent it, once authenticated (WSGI names
+# every header HTTP_…: a client cannot set it).
+AUTHENTICATED = "occi.principal"
 
 
 class Gate:
@@ -53,7 +56,10 @@ class Gate:
 
     def authenticate(self, environ: Mapping[str, Any], headers: Mapping[str, str],
                      remote: str | None, session: str | None) -> Principal:
-        """Who sends the request (Unauthorized otherwise)."""
+        """Who sends the request (Unauthorized otherwise). Without a session
+        (not a web page), whom the answer path found, if it looked."""
+        if session is None and AUTHENTICATED in environ:
+            return environ[AUTHENTICATED]  # type: ignore[no-any-return]
         socket = environ.get("gunicorn.socket")
         peer = socket.getpeercert() if isinstance(socket, ssl.SSLSocket) else None
         return self.authenticator.authenticate(Credentials(
