@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,8 +84,13 @@ class Answers:
                 self._kept.move_to_end(key)
             return answer
 
+    @property
+    def largest(self) -> int:
+        """The largest answer kept: a few large bodies would push out everything."""
+        return self.capacity // 8
+
     def keep(self, key: Hashable, answer: Answer) -> None:
-        if answer.size > self.capacity // 8:  # a few large bodies would push out everything
+        if answer.size > self.largest:
             return
         with self._lock:
             replaced = self._kept.pop(key, None)
@@ -96,6 +101,31 @@ class Answers:
             while self._size > self.capacity:
                 _, dropped = self._kept.popitem(last=False)
                 self._size -= dropped.size
+
+    def kept_as_sent(self, key: Hashable, pieces: Iterator[str], media_type: str,
+                     headers: tuple[tuple[str, str], ...], generations: Generations,
+                     model: Model, now: Callable[[], Generations]) -> Iterator[str]:
+        """A body sent piece by piece (each piece read in a transaction of its
+        own), kept once whole if it is small enough and nothing changed while
+        it was read: the generations `now` are still those it began at."""
+        parts: list[str] | None = []
+        size = 0
+        for piece in pieces:
+            yield piece
+            if parts is not None:
+                parts.append(piece)
+                size += len(piece)
+                if size > self.largest:
+                    parts = None
+        if parts is None:
+            return
+        try:
+            unchanged = now() == generations
+        except OCCIError:
+            return
+        if unchanged:
+            self.keep(key, Answer("".join(parts).encode(), media_type, headers, generations,
+                                  model))
 
 
 class AnswerPath:
@@ -144,8 +174,8 @@ class AnswerPath:
         signed: dict[str, str] = {}
         gate.sign(signed, request_id)
         start_response(STATUS_LINES[200], [  # in the order Flask sends them
-            *answer.headers, ("Content-Type", answer.media_type),
-            ("Content-Length", str(len(answer.body))), *signed.items()])
+            ("Content-Type", answer.media_type), ("Content-Length", str(len(answer.body))),
+            *answer.headers, *signed.items()])
         # The path as werkzeug reads it (WSGI carries it as Latin-1).
         path = "/" + environ.get("PATH_INFO", "").encode("latin-1").decode(
             "utf-8", "replace").lstrip("/")

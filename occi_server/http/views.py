@@ -305,13 +305,14 @@ class Exchange:
 
     def keepable(self, result: Result) -> bool:
         """Whether `result` is a function of the store's content alone (it may
-        be sent again while nothing changes): the query interface, an entity
-        shown as stored."""
-        if result.status != 200 or result.pieces is not None or self.method != "GET":
+        be sent again while nothing changes): the query interface, collections,
+        an entity shown as stored."""
+        if result.status != 200 or self.method != "GET":
             return False
         shape, entity = self.target.shape, self.target.entity
-        return shape is Shape.QUERY or (shape is Shape.ENTITY and entity is not None
-                                        and not self.work.is_live(entity))
+        if shape is Shape.ENTITY:
+            return entity is not None and not self.work.is_live(entity)
+        return shape in (Shape.QUERY, Shape.KIND, Shape.MIXIN, Shape.UNBOUND)
 
     def entity_get(self) -> Result:
         assert self.target.entity is not None
@@ -398,13 +399,18 @@ def dispatch(path: str = "") -> Response:
         result = exchange.answer()
     rendered = result.rendered() if callable(result.rendered) else result.rendered
     headers = [*rendered.headers, *result.headers]
+    media_type = exchange.negotiated.media_type
+    body: str | bytes | Iterator[str] = rendered.body if result.pieces is None \
+        else result.pieces
     if key is not None and exchange.keepable(result):
-        body = rendered.body.encode()
-        answers.keep(key, Answer(body, exchange.negotiated.media_type, tuple(headers),
-                                 work.generations, work.model))
-        return Response(body, headers=headers, content_type=exchange.negotiated.media_type)
-    response = Response(rendered.body if result.pieces is None else result.pieces,
-                        status=result.status, content_type=exchange.negotiated.media_type)
+        if result.pieces is None:
+            body = rendered.body.encode()
+            answers.keep(key, Answer(body, media_type, tuple(headers), work.generations,
+                                     work.model))
+        else:
+            body = answers.kept_as_sent(key, result.pieces, media_type, tuple(headers),
+                                        work.generations, work.model, service.store.generations)
+    response = Response(body, status=result.status, content_type=media_type)
     for name, value in headers:
         response.headers.add(name, value)
     if preferred is not None and work.job is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import event
 
+from occi_server.http.answers import Answers
+from occi_server.store import Generations
 from tests.conftest import Client
 from tests.support.tenants import client_of, site_users
 
@@ -149,3 +151,42 @@ def test_kept_answers_pass_the_same_gate(make_app, caplog) -> None:
     assert line.startswith(f'request method=GET path="{compute}" status=200')
     later = newer.get(compute, headers={"User-Agent": "some-client OCCI/2.0"})
     assert later.status_code == 501
+
+
+def test_collections_are_kept_until_a_member_changes(make_app) -> None:
+    reader, writer = Client(make_app(default_page_size=0)), Client(make_app())
+    computes = {writer.compute() for _ in range(3)}
+    for media in ("text/uri-list", "text/plain", "application/occi+json"):
+        first = reader.get("/compute/", accept=media).get_data()  # sent as it is read
+        assert transactions(reader, "/compute/", accept=media) == (200, 0)
+        assert reader.get("/compute/", accept=media).get_data() == first
+    assert set(reader.get("/compute/", accept="text/uri-list").get_data(True).split()) \
+        == {f"http://localhost{c}" for c in computes}
+    renamed = computes.pop()
+    writer.post_text(renamed, [f'Category: compute; scheme="{INFRA}"; class="kind"',
+                               'X-OCCI-Attribute: occi.core.title="renamed"'])
+    titles = [r["attributes"].get("occi.core.title")
+              for r in reader.json("/compute/")["resources"]]
+    assert "renamed" in titles
+    assert writer.request("DELETE", renamed).status_code == 200
+    assert set(reader.get("/compute/", accept="text/uri-list").get_data(True).split()) \
+        == {f"http://localhost{c}" for c in computes}
+
+
+def test_a_collection_read_while_something_changed_is_not_kept(app) -> None:
+    model = app.extensions["occi.service"].builtin
+    answers, began = Answers(1 << 20), Generations(model=3, data=5)
+    for now, kept in ((Generations(3, 6), None), (began, b"ab")):
+        sent = answers.kept_as_sent("key", iter(["a", "b"]), "text/plain", (), began, model,
+                                    lambda now=now: now)
+        assert "".join(sent) == "ab"
+        found = answers.find("key")
+        assert (found.body if found else None) == kept
+
+
+def test_answers_larger_than_an_eighth_of_the_room_are_not_kept(make_app) -> None:
+    client = Client(make_app(answer_cache_bytes=4 * 1024))
+    compute = client.compute()
+    assert len(client.get(compute, accept="application/occi+json").get_data()) > 512
+    assert transactions(client, compute, accept="application/occi+json") == (200, 1)
+    assert transactions(client, "/-/") == (200, 1)
