@@ -5,7 +5,11 @@ collections of 1 000 and 10 000 entities in text/plain and
 application/occi+json; create and delete
 rates with the simulated backend; the worker's memory per 10 000 entities.
 
-    .venv/bin/python benchmarks/bench_http.py [--sizes 1000,10000] [--repeat 50]
+    .venv/bin/python benchmarks/bench_http.py [--sizes 1000,10000] [--repeat 50] [--fresh]
+
+GETs are repeated, so most are answered from the answers each worker keeps in
+memory (the default); --fresh keeps none, to show what reading and rendering
+cost.
 
 Prints a Markdown table and writes it to benchmarks/results/bench_http.md."""
 
@@ -142,11 +146,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--fresh", action="store_true",
+                        help="keep no answers in memory: every GET is read and rendered afresh")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory() as data:
-        server, url = start(data, default_page_size="0")
+        server, url = start(data, default_page_size="0",
+                            **({"answer_cache_bytes": "0"} if args.fresh else {}))
         try:
             rss_empty = worker_rss_kib(server.pid)
             rate, probe = create(url, 1000)
@@ -172,7 +179,7 @@ def main() -> None:
             stop(server)
     table = ["| case | occi-server | bare Flask, same gunicorn | ratio |", "|---|---|---|---|"]
     table += [f"| {name} | {ours} | {bare} | {ratio} |" for name, ours, bare, ratio in rows]
-    report("bench_http.md", table)
+    report("bench_http-fresh.md" if args.fresh else "bench_http.md", table)
 
 
 def report(name: str, lines: list[str]) -> None:
