@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ class Answer:
     media_type: str
     headers: tuple[tuple[str, str], ...]
     generations: Generations
-    model: Model
+    # Weakly: an answer left behind keeps no model the worker has let go of.
+    model: weakref.ref[Model]
 
     @property
     def size(self) -> int:
@@ -48,7 +50,8 @@ class Answer:
 
     def holds(self, generations: Generations, model: Model | None) -> bool:
         """Whether it was rendered at these generations and with this model."""
-        return self.generations == generations and self.model is model
+        return self.generations == generations and model is not None \
+            and self.model() is model
 
 
 def keeps(environ: dict[str, Any]) -> bool:
@@ -125,7 +128,7 @@ class Answers:
             return
         if unchanged:
             self.keep(key, Answer("".join(parts).encode(), media_type, headers, generations,
-                                  model))
+                                  weakref.ref(model)))
 
 
 class AnswerPath:

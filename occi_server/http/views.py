@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, ref
 
 from flask import Response, current_app, g, request
 
@@ -406,7 +406,7 @@ def dispatch(path: str = "") -> Response:
         if result.pieces is None:
             body = rendered.body.encode()
             answers.keep(key, Answer(body, media_type, tuple(headers), work.generations,
-                                     work.model))
+                                     ref(work.model)))
         else:
             body = answers.kept_as_sent(key, result.pieces, media_type, tuple(headers),
                                         work.generations, work.model, service.store.generations)
