@@ -20,7 +20,7 @@ from typing import Any
 from werkzeug.datastructures import EnvironHeaders
 
 from occi_server.core import Model
-from occi_server.errors import OCCIError
+from occi_server.errors import OCCIError, Unauthorized
 from occi_server.http.gate import AUTHENTICATED, STATUS_LINES, Gate
 from occi_server.http.logs import request_id_of
 from occi_server.http.urls import known_base_url
@@ -159,9 +159,13 @@ class AnswerPath:
         gate, service, remote = self.gate, self.service, environ.get("REMOTE_ADDR")
         try:
             gate.check_version(environ)
-            principal = gate.authenticate(environ, EnvironHeaders(environ), remote, None)
+            try:
+                principal = gate.authenticate(environ, EnvironHeaders(environ), remote, None)
+            except Unauthorized as refusal:
+                environ[AUTHENTICATED] = refusal
+                raise
             # Flask need not authenticate the request again (which may cost a
-            # token's verification); no client can set this key.
+            # token's verification, or a slow hash); no client can set this key.
             environ[AUTHENTICATED] = principal
             scope = gate.scope(principal, environ)
             answer = self.answers.find(answer_key(environ, base, scope))

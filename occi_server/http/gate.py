@@ -16,7 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from occi_server import OCCI_VERSION, SERVER_HEADER
-from occi_server.errors import NotImplementedFeature, TooManyRequests
+from occi_server.errors import NotImplementedFeature, TooManyRequests, Unauthorized
 from occi_server.http.tenancy import TENANT_HEADER
 from occi_server.identity import Authenticator, Credentials, Principal, RateLimiter
 from occi_server.identity.ratelimit import Rule
@@ -32,8 +32,8 @@ _SUPPORTED_VERSION = tuple(int(p) for p in OCCI_VERSION.split("."))
 STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 _ACCEPTED = ", ".join(SUPPORTED)
 _TENANT_KEY = "HTTP_" + TENANT_HEADER.upper().replace("-", "_")  # as WSGI names it
-# Where a request's environ carries who sent it, once authenticated (WSGI names
-# every header HTTP_…: a client cannot set it).
+# Where a request's environ carries who sent it, or why that was refused, once
+# authenticated (WSGI names every header HTTP_…: a client cannot set it).
 AUTHENTICATED = "occi.principal"
 
 
@@ -57,9 +57,12 @@ class Gate:
     def authenticate(self, environ: Mapping[str, Any], headers: Mapping[str, str],
                      remote: str | None, session: str | None) -> Principal:
         """Who sends the request (Unauthorized otherwise). Without a session
-        (not a web page), whom the answer path found, if it looked."""
+        (not a web page), what the answer path found, if it looked."""
         if session is None and AUTHENTICATED in environ:
-            return environ[AUTHENTICATED]  # type: ignore[no-any-return]
+            found = environ[AUTHENTICATED]
+            if isinstance(found, Unauthorized):
+                raise found
+            return found  # type: ignore[no-any-return]
         socket = environ.get("gunicorn.socket")
         peer = socket.getpeercert() if isinstance(socket, ssl.SSLSocket) else None
         return self.authenticator.authenticate(Credentials(

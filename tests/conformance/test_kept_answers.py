@@ -9,7 +9,7 @@ from sqlalchemy import event
 from occi_server.http.answers import Answers
 from occi_server.store import Generations
 from tests.conftest import Client
-from tests.support.tenants import client_of, site_users
+from tests.support.tenants import basic, client_of, site_users
 
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 STOP = 'Category: stop; scheme="http://schemas.ogf.org/occi/infrastructure/compute/action#"; ' \
@@ -190,3 +190,25 @@ def test_answers_larger_than_an_eighth_of_the_room_are_not_kept(make_app) -> Non
     assert len(client.get(compute, accept="application/occi+json").get_data()) > 512
     assert transactions(client, compute, accept="application/occi+json") == (200, 1)
     assert transactions(client, "/-/") == (200, 1)
+
+
+def test_a_request_is_authenticated_once(make_app, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer path hands what it found to Flask: a refused user costs one
+    slow hash, not two."""
+    from occi_server.identity import authenticate
+
+    hashed: list[str] = []
+    slow = authenticate.check_password_hash
+
+    def counted(stored: str, password: str) -> bool:
+        hashed.append(password)
+        return slow(stored, password)
+
+    monkeypatch.setattr(authenticate, "check_password_hash", counted)
+    app = make_app(auth="basic", users=site_users())
+    assert client_of(app, "alice").get("/-/").status_code == 200  # its origin now known
+    hashed.clear()
+    stranger = client_of(app, "alice")
+    stranger.http.environ_base["HTTP_AUTHORIZATION"] = basic("mallory", "guess")
+    assert stranger.get("/-/").status_code == 401
+    assert hashed == ["guess"]
