@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,13 @@ from jwt import PyJWK, PyJWKSet
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
               "ES512", "EdDSA")
 JWKS_REFRESH_SECONDS = 600
+LEEWAY_SECONDS = 30  # clocks of the issuer and of this service may differ this much
+# A token once verified is taken as it is for this long (never past its own
+# end), by the most recent this many: its signature costs more than the rest of
+# a GET answered from memory. A key withdrawn from the issuer's set stops being
+# trusted within this time too.
+VERIFIED_SECONDS = 60
+VERIFIED_KEPT = 1024
 
 
 class TokenRejected(Exception):
@@ -66,9 +74,26 @@ class TokenVerifier:
         self.audience = audience
         self.keys = keys
         self.algorithms = [a for a in algorithms if a in ALGORITHMS]
+        self._verified: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def claims(self, token: str) -> dict[str, Any]:
         """The token's claims, once its signature, issuer, audience and times hold."""
+        now = time.time()
+        with self._lock:
+            found = self._verified.get(token)
+            if found is not None and found[1] > now:
+                return dict(found[0])
+        claims = self._verify(token)
+        until = min(now + VERIFIED_SECONDS, float(claims["exp"]) + LEEWAY_SECONDS)
+        with self._lock:
+            self._verified[token] = (claims, until)
+            self._verified.move_to_end(token)
+            while len(self._verified) > VERIFIED_KEPT:
+                self._verified.popitem(last=False)
+        return dict(claims)
+
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -79,7 +104,8 @@ class TokenVerifier:
         key = self.keys.key(header.get("kid"))
         try:
             return jwt.decode(token, key=key.key, algorithms=self.algorithms,
-                              audience=self.audience, issuer=self.issuer, leeway=30,
+                              audience=self.audience, issuer=self.issuer,
+                              leeway=LEEWAY_SECONDS,
                               options={"require": ["exp", "iat", "iss", "aud", "sub"]})
         except jwt.ExpiredSignatureError:
             raise TokenRejected("the token has expired") from None

@@ -269,3 +269,29 @@ def test_the_web_pages_know_a_certificate_the_proxy_vouches_for(app: Flask) -> N
     assert page.status_code == 200
     assert ALICE_DN in text(page) and "tenant vo-example" in text(page)
     assert "Sign out" not in text(page)  # nothing to sign out of: the certificate is it
+
+
+def test_a_token_is_verified_once_a_minute_and_never_past_its_end(
+        app: Flask, signing_keys, monkeypatch: pytest.MonkeyPatch) -> None:
+    from occi_server.identity import oidc
+
+    decoded: list[str] = []
+    decode = oidc.jwt.decode
+
+    def counted(token: str, **options: Any) -> dict[str, Any]:
+        decoded.append(token)
+        return decode(token, **options)
+
+    monkeypatch.setattr(oidc.jwt, "decode", counted)
+    lasting, ending = token(signing_keys), token(signing_keys, exp=int(time.time()) - 20)
+    for bearer in (lasting, lasting, ending, ending):
+        assert whoami(app, Authorization=f"Bearer {bearer}").status_code == 200
+    assert decoded == [lasting, ending]
+    started = time.time()
+    monkeypatch.setattr(oidc.time, "time", lambda: started + 15)  # past `ending`'s leeway
+    for bearer in (lasting, ending):
+        whoami(app, Authorization=f"Bearer {bearer}")
+    assert decoded == [lasting, ending, ending]
+    monkeypatch.setattr(oidc.time, "time", lambda: started + 61)
+    assert whoami(app, Authorization=f"Bearer {lasting}").status_code == 200
+    assert decoded == [lasting, ending, ending, lasting]
