@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import jwt
 from jwt import PyJWK, PyJWKSet
+
+from occi_server.recent import Recent
 
 # Asymmetric algorithms only: a shared-secret (HS*) or unsigned ("none") token
 # could be forged by anyone who knows the issuer's public keys.
@@ -74,23 +75,16 @@ class TokenVerifier:
         self.audience = audience
         self.keys = keys
         self.algorithms = [a for a in algorithms if a in ALGORITHMS]
-        self._verified: OrderedDict[str, tuple[dict[str, Any], float]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._verified: Recent[dict[str, Any]] = Recent(VERIFIED_KEPT)
 
     def claims(self, token: str) -> dict[str, Any]:
         """The token's claims, once its signature, issuer, audience and times hold."""
         now = time.time()
-        with self._lock:
-            found = self._verified.get(token)
-            if found is not None and found[1] > now:
-                return dict(found[0])
-        claims = self._verify(token)
-        until = min(now + VERIFIED_SECONDS, float(claims["exp"]) + LEEWAY_SECONDS)
-        with self._lock:
-            self._verified[token] = (claims, until)
-            self._verified.move_to_end(token)
-            while len(self._verified) > VERIFIED_KEPT:
-                self._verified.popitem(last=False)
+        claims = self._verified.get(token, now)
+        if claims is None:
+            claims = self._verify(token)
+            self._verified.put(token, claims,
+                               min(now + VERIFIED_SECONDS, float(claims["exp"]) + LEEWAY_SECONDS))
         return dict(claims)
 
     def _verify(self, token: str) -> dict[str, Any]:

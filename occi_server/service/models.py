@@ -6,12 +6,11 @@ run-time mixin, marketplace entry and image."""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 
 from occi_server.core import Model
+from occi_server.recent import Recent
 from occi_server.store import Repository
 
 # Builds the model for a transaction's audience: the model, and until when it
@@ -23,34 +22,21 @@ class ModelCache:
     def __init__(self, build: Builder, stamp: Callable[[], Hashable], size: int = 64) -> None:
         self._build = build
         self._stamp = stamp
-        self._size = size  # audiences (tenants) kept; the least recently asked goes first
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[Hashable, tuple[Model, datetime | None]] = OrderedDict()
+        # By audience (tenant) too; the least recently asked goes first.
+        self._kept: Recent[Model] = Recent(size)
 
     def model(self, repo: Repository, generation: int) -> Model:
         """The model for `repo`'s audience at the model generation `repo` reads."""
         now = datetime.now(UTC)
         key = (generation, self._stamp(), repo.audience)
-        found = self._find(key, now)
+        found = self._kept.get(key, now)
         if found is not None:
             return found
-        model, until = self._build(repo, now)  # outside the lock: requests build in parallel
-        with self._lock:
-            self._kept[key] = (model, until)
-            self._kept.move_to_end(key)
-            while len(self._kept) > self._size:
-                self._kept.popitem(last=False)
+        model, until = self._build(repo, now)  # outside any lock: requests build in parallel
+        self._kept.put(key, model, until)
         return model
 
     def kept(self, generation: int, audience: str | None) -> Model | None:
         """The model kept for an audience at a model generation, if it still
         holds; None where one would have to be built."""
-        return self._find((generation, self._stamp(), audience), datetime.now(UTC))
-
-    def _find(self, key: Hashable, now: datetime) -> Model | None:
-        with self._lock:
-            kept = self._kept.get(key)
-            if kept is None or (kept[1] is not None and kept[1] <= now):
-                return None
-            self._kept.move_to_end(key)
-            return kept[0]
+        return self._kept.get((generation, self._stamp(), audience), datetime.now(UTC))
