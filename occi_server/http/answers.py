@@ -14,10 +14,11 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from werkzeug.datastructures import EnvironHeaders
+from werkzeug.wsgi import get_path_info
 
 from occi_server.core import Model
 from occi_server.errors import OCCIError, Unauthorized
@@ -79,6 +80,10 @@ class Answers:
         self._kept: OrderedDict[Hashable, Answer] = OrderedDict()
         self._size = 0
 
+    def take(self, environ: dict[str, Any]) -> bool:
+        """Whether this request's answer may be kept, or sent from what is kept."""
+        return self.capacity > 0 and keeps(environ)
+
     def find(self, key: Hashable) -> Answer | None:
         """The answer kept for `key`, whether it still holds or not."""
         with self._lock:
@@ -105,12 +110,11 @@ class Answers:
                 _, dropped = self._kept.popitem(last=False)
                 self._size -= dropped.size
 
-    def kept_as_sent(self, key: Hashable, pieces: Iterator[str], media_type: str,
-                     headers: tuple[tuple[str, str], ...], generations: Generations,
-                     model: Model, now: Callable[[], Generations]) -> Iterator[str]:
+    def kept_as_sent(self, key: Hashable, pieces: Iterator[str], answer: Answer,
+                     now: Callable[[], Generations]) -> Iterator[str]:
         """A body sent piece by piece (each piece read in a transaction of its
-        own), kept once whole if it is small enough and nothing changed while
-        it was read: the generations `now` are still those it began at."""
+        own), kept as `answer`'s once whole if it is small enough and nothing
+        changed while it was read: the generations `now` are still `answer`'s."""
         parts: list[str] | None = []
         size = 0
         for piece in pieces:
@@ -123,12 +127,11 @@ class Answers:
         if parts is None:
             return
         try:
-            unchanged = now() == generations
+            unchanged = now() == answer.generations
         except OCCIError:
             return
         if unchanged:
-            self.keep(key, Answer("".join(parts).encode(), media_type, headers, generations,
-                                  weakref.ref(model)))
+            self.keep(key, replace(answer, body="".join(parts).encode()))
 
 
 class AnswerPath:
@@ -144,7 +147,7 @@ class AnswerPath:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
                  ) -> Iterable[bytes]:
-        if self.answers.capacity and keeps(environ):
+        if self.answers.take(environ):
             sent = self._kept(environ, start_response)
             if sent is not None:
                 return sent
@@ -183,8 +186,6 @@ class AnswerPath:
         start_response(STATUS_LINES[200], [  # in the order Flask sends them
             ("Content-Type", answer.media_type), ("Content-Length", str(len(answer.body))),
             *answer.headers, *signed.items()])
-        # The path as werkzeug reads it (WSGI carries it as Latin-1).
-        path = "/" + environ.get("PATH_INFO", "").encode("latin-1").decode(
-            "utf-8", "replace").lstrip("/")
-        gate.account(environ["REQUEST_METHOD"], path, 200, started, request_id)
+        gate.account(environ["REQUEST_METHOD"], "/" + get_path_info(environ).lstrip("/"), 200,
+                     started, request_id)
         return [] if environ["REQUEST_METHOD"] == "HEAD" else [answer.body]

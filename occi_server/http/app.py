@@ -95,11 +95,11 @@ def create_app(config: Config, *, backends: Backends | None = None,
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        status = response.status_code
+        status, rid = response.status_code, request_id()
         response.status = STATUS_LINES.get(status) or response.status
-        gate.sign(response.headers, request_id(), occi=request.blueprint != cimi_blueprint.name)
+        gate.sign(response.headers, rid, occi=request.blueprint != cimi_blueprint.name)
         gate.account(request.method, request.path, status,
-                     g.get("started", time.perf_counter()), request_id())
+                     g.get("started", time.perf_counter()), rid)
         return response
 
     return app

@@ -19,7 +19,7 @@ from occi_server.errors import (
     NotFound,
     PayloadTooLarge,
 )
-from occi_server.http.answers import Answer, Answers, answer_key, keeps
+from occi_server.http.answers import Answer, Answers, answer_key
 from occi_server.http.numbers import whole_number
 from occi_server.http.prefer import preferred_wait
 from occi_server.http.routes import Shape, Target, resolve
@@ -383,8 +383,8 @@ def dispatch(path: str = "") -> Response:
     service: Service = current_app.extensions["occi.service"]
     answers: Answers = current_app.extensions["occi.answers"]
     base = base_url()
-    key = answer_key(request.environ, base, g.scope) \
-        if answers.capacity and keeps(request.environ) else None
+    key = answer_key(request.environ, base, g.scope) if answers.take(request.environ) \
+        else None
     write = request.method in ("POST", "PUT", "DELETE")
     ctx = RenderContext(model=service.builtin, base_url=base)
     data = RequestData(body=request.get_data(cache=True), headers=list(request.headers.items()))
@@ -403,13 +403,13 @@ def dispatch(path: str = "") -> Response:
     body: str | bytes | Iterator[str] = rendered.body if result.pieces is None \
         else result.pieces
     if key is not None and exchange.keepable(result):
+        answer = Answer(rendered.body.encode(), media_type, tuple(headers), work.generations,
+                        ref(work.model))
         if result.pieces is None:
-            body = rendered.body.encode()
-            answers.keep(key, Answer(body, media_type, tuple(headers), work.generations,
-                                     ref(work.model)))
+            body = answer.body
+            answers.keep(key, answer)
         else:
-            body = answers.kept_as_sent(key, result.pieces, media_type, tuple(headers),
-                                        work.generations, work.model, service.store.generations)
+            body = answers.kept_as_sent(key, result.pieces, answer, service.store.generations)
     response = Response(body, status=result.status, content_type=media_type)
     for name, value in headers:
         response.headers.add(name, value)

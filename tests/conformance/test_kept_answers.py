@@ -3,10 +3,12 @@ show has changed, whoever changed it, and only to whom they were made for."""
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 from sqlalchemy import event
 
-from occi_server.http.answers import Answers
+from occi_server.http.answers import Answer, Answers
 from occi_server.store import Generations
 from tests.conftest import Client
 from tests.support.tenants import basic, client_of, site_users
@@ -177,7 +179,8 @@ def test_a_collection_read_while_something_changed_is_not_kept(app) -> None:
     model = app.extensions["occi.service"].builtin
     answers, began = Answers(1 << 20), Generations(model=3, data=5)
     for now, kept in ((Generations(3, 6), None), (began, b"ab")):
-        sent = answers.kept_as_sent("key", iter(["a", "b"]), "text/plain", (), began, model,
+        sent = answers.kept_as_sent("key", iter(["a", "b"]),
+                                    Answer(b"", "text/plain", (), began, weakref.ref(model)),
                                     lambda now=now: now)
         assert "".join(sent) == "ab"
         found = answers.find("key")
