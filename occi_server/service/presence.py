@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,16 +83,18 @@ class Presence:
         self.lease_seconds = lease_seconds
         self._lock = threading.Lock()
         self._working = 0
-        self._stop = threading.Event()
+        self._since_renewal = False  # whether a job started since the renewer last woke
         self._thread: threading.Thread | None = None
 
     @contextmanager
     def working(self) -> Iterator[None]:
-        """Around a job's work: the lease lives as long as some job runs."""
+        """Around a job's work: the lease lives as long as some job runs. The
+        renewing thread outlives the last job by up to a third of the lease, so
+        that jobs in quick succession do not start one each."""
         with self._lock:
             self._working += 1
-            if self._thread is None or not self._thread.is_alive():
-                self._stop.clear()
+            self._since_renewal = True
+            if self._thread is None or not self._thread.is_alive():  # none, or forked
                 self._thread = threading.Thread(target=self._renew, name="occi-presence",
                                                 daemon=True)
                 self._thread.start()
@@ -100,19 +103,18 @@ class Presence:
         finally:
             with self._lock:
                 self._working -= 1
-                if not self._working:
-                    self._stop.set()
 
     def _renew(self) -> None:
         holder = holder_id()
         while True:
-            if self._stop.wait(self.lease_seconds / 3):
-                with self._lock:
-                    if self._working:  # a job started meanwhile: go on
-                        self._stop.clear()
-                        continue
+            time.sleep(self.lease_seconds / 3)
+            with self._lock:
+                if not self._working and not self._since_renewal:
                     self._thread = None
-                return
+                    return
+                self._since_renewal = False
+                if not self._working:  # only short jobs meanwhile: they needed no lease
+                    continue
             try:
                 with self.store.transaction(write=True) as repo:
                     repo.hold_lease(lease_name(holder), holder, self.lease_seconds)
