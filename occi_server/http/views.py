@@ -132,7 +132,7 @@ class Exchange:
         return None if pieces is None else Result(200, Rendered(), pieces=pieces)
 
     def created_result(self, created: Sequence[Entity]) -> Result:
-        self.work.detailed(created)
+        self.work.with_actions(created)
         headers = [("Location", self.ctx.absolute(created[0].location))] if len(created) == 1 \
             else []
         return Result(201, self.renderer.locations(created, self.ctx), headers)

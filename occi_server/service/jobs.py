@@ -134,7 +134,7 @@ def _fail(store: Store, job: Job, message: str) -> None:
                 if stored is not None and stored.attributes.get(
                         state_attribute(stored)) == "waiting":
                     stored.attributes.update(error_state(state_attribute(stored), message))
-                    repo.update(stored)
+                    repo.update(stored, mixins=False)
             repo.update_job(job.id, state="failed", progress="ended by an error", error=message)
         JOBS.labels(job.operation, "failed").inc()
     except Exception:  # the store itself fails: a restart's recovery ends the job
@@ -215,8 +215,9 @@ def _steps(store: Store, job: Job, outcome: _Outcome) -> None:
         with store.transaction(write=True) as repo:
             stored = repo.get(step.entity.id)
             if stored is not None:
-                stored.attributes.update(attributes)
-                repo.update(stored)
+                if attributes:  # a delete's teardown reports none: its record goes next
+                    stored.attributes.update(attributes)
+                    repo.update(stored, mixins=False)
                 if step.finish is not None and \
                         attributes.get(state_attribute(step.entity)) != "error":
                     step.finish(repo)
@@ -305,7 +306,7 @@ def _finish(store: Store, taken: _Claimed,
             stored = repo.get(entity.id)
             if stored is not None and stored.attributes.get(state_attribute(stored)) == "waiting":
                 stored.attributes.update(outcome[entity.id])
-                repo.update(stored)
+                repo.update(stored, mixins=False)
         if done:
             repo.update_job(taken.job["id"], state="done",
                             progress=f"finished by another process ({INTERRUPTED})")

@@ -165,12 +165,17 @@ class Work:
         """Entities with their outgoing links and applicable actions filled in."""
         resources = [e for e in entities if not e.is_link]
         links = self.repo.links_from([e.id for e in resources])
+        for entity in resources:
+            entity.links = links[entity.id]
+        return self.with_actions(entities)
+
+    def with_actions(self, entities: Sequence[Entity]) -> list[Entity]:
+        """Entities (and the links they hold) with their applicable actions
+        filled in: those this request created have every link they have."""
         for entity in entities:
             entity.actions = self.legal_actions(entity)
-            if not entity.is_link:
-                entity.links = links[entity.id]
-                for link in entity.links:
-                    link.actions = self.legal_actions(link)
+            for link in entity.links:
+                link.actions = self.legal_actions(link)
         return list(entities)
 
     def is_live(self, entity: Entity) -> bool:
@@ -327,8 +332,9 @@ class Work:
         if entity_id is not None and proposed is not None and str(proposed) != entity_id:
             raise BadRequest(f"occi.core.id {proposed} differs from the id in the path "
                              f"({entity_id})")
-        new_id = check_entity_id(entity_id or proposed) if (entity_id or proposed) \
-            else str(uuid.uuid4())
+        if not (entity_id or proposed):  # drawn here: no other entity has it
+            return str(uuid.uuid4())
+        new_id = check_entity_id(entity_id or proposed)
         if self.repo.everywhere().get(new_id) is not None:
             raise Conflict(f"an entity with id {new_id} already exists")
         return new_id
@@ -544,7 +550,7 @@ class Work:
                    finish=gone, after_others=True, failure=lambda why: OperationFailed(
                        f"the infrastructure could not delete {entity.location}: {why}; it is "
                        "kept in state error"))
-        self.repo.update(entity)
+        self.repo.update(entity, mixins=False)
 
     def _detach(self, link: Entity, source: Entity | None, target: Entity | None) -> None:
         room = link_room(link.kind, link.target_kind or "")
@@ -808,7 +814,7 @@ class Work:
                    restore=before, failure=lambda why: OperationFailed(
                        f"{action.term} failed on {entity.location}: {why}; it is now in state "
                        "error"))
-        self.repo.update(entity)
+        self.repo.update(entity, mixins=False)
         return entity
 
 def server_mixins(settings: Settings, kind: Kind) -> list[str]:

@@ -79,6 +79,28 @@ def test_entities_round_trip_with_mixins_and_links(store: Store) -> None:
         assert repo.count() == 0
 
 
+def test_an_update_of_attributes_alone_keeps_the_stored_mixins(store: Store) -> None:
+    compute = Entity(id="c1", kind=COMPUTE, location="/compute/c1", mixins=["m#b", "m#a"],
+                     attributes={"occi.core.id": "c1", "occi.compute.cores": 2})
+    with store.transaction(write=True) as repo:
+        repo.insert(compute)
+    with store.transaction(write=True) as repo:
+        found = repo.get("c1")
+        assert found is not None
+        found.attributes["occi.compute.cores"] = 4
+        found.mixins = []  # not written: only the attributes are said to have changed
+        repo.update(found, mixins=False)
+    with store.transaction(write=True) as repo:
+        found = repo.get("c1")
+        assert found is not None
+        assert (found.mixins, found.attributes["occi.compute.cores"]) == (["m#b", "m#a"], 4)
+        found.mixins = ["m#a"]
+        repo.update(found)
+    with store.transaction(write=False) as repo:
+        found = repo.get("c1")
+        assert found is not None and found.mixins == ["m#a"]
+
+
 def test_collections_come_a_page_or_a_chunk_at_a_time_in_creation_order(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     instants = iter([datetime(2026, 1, 1, tzinfo=UTC)] * 4 + [datetime(2026, 1, 2, tzinfo=UTC)])

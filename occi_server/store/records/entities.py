@@ -188,14 +188,17 @@ class EntityRecords(UsageRecords):
             if self.connection.scalar(_KEY_HOLDER, {"key": key}) is None:
                 return key
 
-    def update(self, entity: Entity) -> None:
+    def update(self, entity: Entity, *, mixins: bool = True) -> None:
+        """Store the entity as it is now; `mixins`=False: only its attributes
+        changed since it was read (its mixins are not written again)."""
         now = _now()
         entity.shared = SHARED.type_id in entity.mixins
         self.connection.execute(_UPDATE, dict(
             entity_id=entity.id, attributes=entity.attributes, target_kind=entity.target_kind,
             updated=now, shared=entity.shared))
-        self.connection.execute(_DELETE_MIXINS, {"entity_id": entity.id})
-        self._write_mixins(entity)
+        if mixins:
+            self.connection.execute(_DELETE_MIXINS, {"entity_id": entity.id})
+            self._write_mixins(entity)
         self._record(entity, "changed", now)
 
     def update_unless_changed(self, entity: Entity) -> bool:
