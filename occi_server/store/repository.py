@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from occi_server.store.tables import (
     usage_events,
 )
 from occi_server.store.watch import GenerationReader
+from occi_server.store.writers import WriterTurns
 
 log = logging.getLogger("occi_server.store")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -61,8 +62,12 @@ class Store:
         else:
             options["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **options)
+        self._turns: WriterTurns | None = None
         if self.is_sqlite:
             self._configure_sqlite()
+            database = self.engine.url.database
+            self._turns = WriterTurns(Path(database) if database and database != ":memory:"
+                                      else None)
         self._generations = GenerationReader(self.engine)
 
         @event.listens_for(self.engine, "before_execute")
@@ -86,8 +91,11 @@ class Store:
         def _on_begin(connection: Connection) -> None:
             # Writers take the lock up front, so two writers never deadlock
             # upgrading from a shared read lock.
+            # (On the driver's connection: SQLAlchemy's execution machinery would
+            # cost more than the statement.)
             immediate = connection.info.get("write", False)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     def migrate(self) -> None:
         """Bring the schema up to date (alembic upgrade head)."""
@@ -102,7 +110,8 @@ class Store:
     @contextmanager
     def transaction(self, *, write: bool, scope: Scope | None = None) -> Iterator[Repository]:
         try:
-            with self.engine.connect() as connection:
+            with self.engine.connect() as connection, \
+                    self._turns.turn() if write and self._turns else nullcontext():
                 connection.info["write"] = write
                 connection.info["changed"] = False
                 with connection.begin():

@@ -1,0 +1,113 @@
+"""Writers of a SQLite store take turns on a lock file beside the database,
+across threads and processes (store/writers.py)."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from occi_server.core import Entity
+from occi_server.store import Store
+from occi_server.store.writers import WriterTurns
+from tests.conftest import COMPUTE
+
+
+def compute(entity_id: str) -> Entity:
+    return Entity(id=entity_id, kind=COMPUTE, location=f"/compute/{entity_id}",
+                  attributes={"occi.core.id": entity_id})
+
+
+def test_a_writer_of_another_process_waits_for_the_turn_to_end(tmp_path: Path) -> None:
+    database = tmp_path / "s.sqlite3"
+    store = Store(f"sqlite:///{database}")
+    store.migrate()
+    with store.transaction(write=True) as repo:
+        repo.insert(compute("c1"))
+    assert (tmp_path / "s.sqlite3-writers.lock").exists()
+    forked = multiprocessing.get_context("fork")
+    committed = forked.Value("d", 0.0)
+
+    def write_in_a_child() -> None:
+        with store.transaction(write=True) as repo:
+            repo.insert(compute("c2"))
+        committed.value = time.monotonic()
+
+    with WriterTurns(database).turn():  # no SQLite lock is held meanwhile, only the turn
+        child = forked.Process(target=write_in_a_child)
+        child.start()
+        time.sleep(0.5)
+        ended = time.monotonic()
+    child.join(30)
+    assert child.exitcode == 0
+    assert committed.value >= ended
+    with store.transaction(write=False) as repo:
+        assert repo.get("c2") is not None
+    store.dispose()
+
+
+def test_a_forked_child_takes_turns_of_its_own(tmp_path: Path) -> None:
+    """Forked while its parent is in its turn (its threads' lock held, its lock
+    file's descriptor locked), a child waits for that turn to end, then writes."""
+    turns = WriterTurns(tmp_path / "s.sqlite3")
+    forked = multiprocessing.get_context("fork")
+    began = forked.Value("d", 0.0)
+
+    def turn_in_a_child() -> None:
+        with turns.turn():
+            began.value = time.monotonic()
+
+    with turns.turn():
+        child = forked.Process(target=turn_in_a_child)
+        child.start()
+        time.sleep(0.5)
+        ended = time.monotonic()
+    child.join(10)
+    assert child.exitcode == 0
+    assert began.value >= ended
+
+
+def test_threads_of_one_process_take_turns_too(tmp_path: Path) -> None:
+    turns = WriterTurns(tmp_path / "s.sqlite3")
+    order: list[str] = []
+
+    def second() -> None:
+        with turns.turn():
+            order.append("second")
+
+    with turns.turn():
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(0.2)
+        order.append("first ends")
+    other.join(10)
+    assert order == ["first ends", "second"]
+
+
+def test_a_write_inside_another_of_the_same_thread_does_not_wait_for_itself(
+        tmp_path: Path) -> None:
+    turns = WriterTurns(tmp_path / "s.sqlite3")
+    done = threading.Event()
+
+    def nested() -> None:
+        with turns.turn(), turns.turn():
+            done.set()
+
+    worker = threading.Thread(target=nested, daemon=True)
+    worker.start()
+    assert done.wait(5)
+
+
+def test_without_a_lock_file_writers_still_write(tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    turns = WriterTurns(tmp_path / "missing" / "s.sqlite3")  # its directory cannot hold one
+    with caplog.at_level(logging.WARNING), turns.turn():
+        pass
+    assert "writers do not take turns" in caplog.text
+    with turns.turn():  # said once
+        pass
+    assert caplog.text.count("writers do not take turns") == 1
