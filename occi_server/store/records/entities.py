@@ -36,6 +36,7 @@ _BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam(
 _LINKS_FROM = prepared(select(entities).where(
     entities.c.source_id.in_(bindparam("sources", expanding=True))).order_by(
     entities.c.created, entities.c.id))
+_LINKS_TO = select(entities).where(entities.c.target_id == bindparam("target_id"))
 _INSERT = insert(entities)
 _UPDATE = sql_update(entities).where(entities.c.id == bindparam("entity_id"))
 _UPDATE_UNCHANGED = sql_update(entities).where((entities.c.id == bindparam("entity_id"))
@@ -43,6 +44,19 @@ _UPDATE_UNCHANGED = sql_update(entities).where((entities.c.id == bindparam("enti
 _KEY_HOLDER = select(entities.c.id).where(entities.c.key == bindparam("key"))
 _INSERT_MIXINS = insert(entity_mixins)
 _DELETE_MIXINS = delete(entity_mixins).where(entity_mixins.c.entity_id == bindparam("entity_id"))
+# A deletion: the entity, its links (ON DELETE CASCADE too, for a database
+# without cascades), what they hold of the address pools.
+_LINKS_OF = select(entities.c.id).where(entities.c.source_id == bindparam("entity_id"))
+_GOING = select(entities).where((entities.c.id == bindparam("entity_id"))
+                                | entities.c.id.in_(_LINKS_OF))
+_RELEASES = [delete(table).where((table.c.link_id == bindparam("entity_id"))
+                                 | table.c.link_id.in_(_LINKS_OF))
+             for table in (ip_allocations, mac_allocations)]
+_DELETES = [*_RELEASES,
+            delete(public_addresses).where(
+                public_addresses.c.reservation_id == bindparam("entity_id")),
+            delete(entities).where(entities.c.source_id == bindparam("entity_id")),
+            delete(entities).where(entities.c.id == bindparam("entity_id"))]
 _MIXINS_OF = select(entity_mixins).where(
     entity_mixins.c.entity_id.in_(bindparam("ids", expanding=True))).order_by(
     entity_mixins.c.entity_id, entity_mixins.c.position)
@@ -160,9 +174,7 @@ class EntityRecords(UsageRecords):
     def links_to(self, entity_id: str) -> list[Entity]:
         """Every link to the entity, whatever its tenant: the service's checks and
         clean-ups need them all (a shared network's interfaces, for one)."""
-        rows = self.connection.execute(
-            select(entities).where(entities.c.target_id == entity_id)).all()
-        return self._hydrate(rows)
+        return self._hydrate(self.connection.execute(_LINKS_TO, {"target_id": entity_id}).all())
 
     def insert(self, entity: Entity, *, source_id: str | None = None,
                target_id: str | None = None) -> None:
@@ -215,19 +227,11 @@ class EntityRecords(UsageRecords):
         return True
 
     def delete(self, entity_id: str) -> None:
-        # Links of the entity go with it (ON DELETE CASCADE); deleted explicitly
-        # as well so that a database without cascades behaves the same.
+        """The entity goes, with its links and the addresses they hold."""
         now = _now()
-        links = select(entities.c.id).where(entities.c.source_id == entity_id)
-        gone = self.connection.execute(select(entities).where(
-            (entities.c.id == entity_id) | entities.c.id.in_(links))).all()
-        for table in (ip_allocations, mac_allocations):
-            self.connection.execute(delete(table).where(
-                (table.c.link_id == entity_id) | table.c.link_id.in_(links)))
-        self.connection.execute(delete(public_addresses).where(
-            public_addresses.c.reservation_id == entity_id))
-        self.connection.execute(delete(entities).where(entities.c.source_id == entity_id))
-        self.connection.execute(delete(entities).where(entities.c.id == entity_id))
+        gone = self.connection.execute(_GOING, {"entity_id": entity_id}).all()
+        for statement in _DELETES:
+            self.connection.execute(statement, {"entity_id": entity_id})
         self._record_gone(gone, now)
 
     def _write_mixins(self, entity: Entity) -> None:
