@@ -28,6 +28,7 @@ from occi_server.core import Entity
 from occi_server.errors import BackendUnavailable, OCCIError
 from occi_server.metrics import JOBS
 from occi_server.service.presence import Presence, holder_id, is_gone
+from occi_server.service.workers import JobThreads
 from occi_server.store import Repository, Store
 
 log = logging.getLogger("occi_server.jobs")
@@ -94,22 +95,27 @@ def error_state(state: str, message: str) -> Attributes:
     return {state: "error", f"{state}.message": message}
 
 
+JOB_THREADS = JobThreads()
+
+
 def run_job(store: Store, job: Job, wait: float, presence: Presence) -> None:
     """Run `job` in a thread (this process's lease renewed meanwhile); wait
     for it up to `wait` seconds. Raises the refusal that ended it if it ended
     by then."""
     outcome = _Outcome()
+    ended = threading.Event()
 
     def work() -> None:
-        with presence.working():
-            _work(store, job, outcome)
+        try:
+            with presence.working():
+                _work(store, job, outcome)
+        finally:
+            ended.set()
 
-    thread = threading.Thread(target=work,
-                              name=f"occi-job-{job.id[:8]}", daemon=True)
-    thread.start()
-    thread.join(wait)
+    JOB_THREADS.run(work)
+    ended.wait(wait)
     with outcome.lock:
-        if thread.is_alive():
+        if outcome.refusal is None and not ended.is_set():
             outcome.handed_off = True
             return
     if outcome.refusal is not None:
