@@ -60,12 +60,14 @@ def wait_until_up(url: str) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
-def start(data: str, *, workers: int | None = 1,
+def start(data: str, *, workers: int | None = 1, code: str | None = None,
           **settings: str) -> tuple[subprocess.Popen[bytes], str]:
     """`occi-server serve` on a free loopback port with the simulated backend, no
-    reconciler and no quotas (`workers`: None for serve's default), answering."""
+    reconciler and no quotas (`workers`: None for serve's default; `code`: a
+    checkout whose occi_server to run instead of this one's), answering."""
     port = free_port()
     env = {**os.environ, "OCCI_BACKEND": "simulated", "OCCI_RECONCILE_SECONDS": "0",
+           **({"PYTHONPATH": code} if code else {}),
            "OCCI_LOG_LEVEL": "warning", **UNLIMITED,
            **{f"OCCI_{name.upper()}": value for name, value in settings.items()}}
     server = subprocess.Popen(
