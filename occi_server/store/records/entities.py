@@ -57,6 +57,12 @@ _DELETES = [*_RELEASES,
                 public_addresses.c.reservation_id == bindparam("entity_id")),
             delete(entities).where(entities.c.source_id == bindparam("entity_id")),
             delete(entities).where(entities.c.id == bindparam("entity_id"))]
+# One entity's (most reads are of one): no IN list for SQLAlchemy to expand per call.
+_MIXINS_OF_ONE = select(entity_mixins.c.mixin).where(
+    entity_mixins.c.entity_id == bindparam("entity_id")).order_by(
+    entity_mixins.c.entity_id, entity_mixins.c.position)
+_LOCATIONS_OF = select(entities.c.id, entities.c.location).where(
+    entities.c.id.in_(bindparam("ids", expanding=True)))
 _MIXINS_OF = select(entity_mixins).where(
     entity_mixins.c.entity_id.in_(bindparam("ids", expanding=True))).order_by(
     entity_mixins.c.entity_id, entity_mixins.c.position)
@@ -242,10 +248,14 @@ class EntityRecords(UsageRecords):
 
     def _hydrate(self, rows: Sequence[Any]) -> list[Entity]:
         ids = [row.id for row in rows]
-        mixins: dict[str, list[str]] = {entity_id: [] for entity_id in ids}
-        for chunk in _chunks(ids, 500):
-            for row in self.connection.execute(_MIXINS_OF, {"ids": chunk}):
-                mixins[row.entity_id].append(row.mixin)
+        if len(ids) == 1:
+            mixins = {ids[0]: [mixin for (mixin,) in self.connection.execute(
+                _MIXINS_OF_ONE, {"entity_id": ids[0]})]}
+        else:
+            mixins = {entity_id: [] for entity_id in ids}
+            for chunk in _chunks(ids, 500):
+                for row in self.connection.execute(_MIXINS_OF, {"ids": chunk}):
+                    mixins[row.entity_id].append(row.mixin)
         source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
         self._read_as.read(rows, mixins)
         # Rows of select(entities) unpacked as tuples, in the table's column order:
@@ -262,8 +272,7 @@ class EntityRecords(UsageRecords):
     def _locations_of(self, ids: set[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(ids), 500):
-            for row in self.connection.execute(
-                    select(entities.c.id, entities.c.location).where(entities.c.id.in_(chunk))):
+            for row in self.connection.execute(_LOCATIONS_OF, {"ids": chunk}):
                 found[row.id] = row.location
         return found
 
