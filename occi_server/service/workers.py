@@ -11,7 +11,9 @@ import logging
 import os
 import queue
 import threading
+import weakref
 from collections.abc import Callable
+from functools import partial
 
 log = logging.getLogger("occi_server.jobs")
 
@@ -19,19 +21,18 @@ log = logging.getLogger("occi_server.jobs")
 class JobThreads:
     def __init__(self, idle_seconds: float = 60.0) -> None:
         self.idle_seconds = idle_seconds
-        self._pid = os.getpid()
+        self._numbers = itertools.count(1)
+        self._forget()
+        os.register_at_fork(after_in_child=partial(_forget_in_child, weakref.ref(self)))
+
+    def _forget(self) -> None:
+        """No thread yet: a forked child has none of its parent's."""
         self._lock = threading.Lock()
         self._waiting: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._idle = 0  # threads waiting for work, less the work handed to them
-        self._numbers = itertools.count(1)
 
     def run(self, work: Callable[[], None]) -> None:
         """Run `work` in a thread of its own, now."""
-        if os.getpid() != self._pid:  # forked: the parent's threads are not here
-            self._pid = os.getpid()
-            self._lock = threading.Lock()
-            self._waiting = queue.SimpleQueue()
-            self._idle = 0
         with self._lock:
             if self._idle:
                 self._idle -= 1
@@ -59,3 +60,9 @@ class JobThreads:
                         if self._idle:
                             self._idle -= 1
                             return
+
+
+def _forget_in_child(threads: weakref.ref[JobThreads]) -> None:
+    found = threads()
+    if found is not None:
+        found._forget()

@@ -17,8 +17,10 @@ import fcntl
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 log = logging.getLogger("occi_server.store")
@@ -28,23 +30,33 @@ class WriterTurns:
     def __init__(self, database: Path | None) -> None:
         """`database`: the SQLite file (None: one in memory, one process's)."""
         self._path = database.with_name(database.name + "-writers.lock") if database else None
+        self._descriptor: int | None = None
+        self._forget()
+        os.register_at_fork(after_in_child=partial(_forget_in_child, weakref.ref(self)))
+
+    def _forget(self) -> None:
+        """Nothing held, nothing open: a forked child's turns are its own (a
+        descriptor inherited across fork would share its lock with the parent
+        and every sibling, and the parent's threads' lock may be held)."""
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+        self._threads = threading.Lock()
         self._holder: int | None = None  # the thread in its turn
-        # This process's: (pid, lock of its threads, descriptor of the lock file).
-        # What a forked child inherits is its parent's, perhaps held: it makes its own.
-        self._process: tuple[int, threading.Lock, int | None] | None = None
+        self._descriptor = None
+        self._opened = False
 
     @contextmanager
     def turn(self) -> Iterator[None]:
         """Wait for this writer's turn; it ends when the block does."""
-        _pid, threads, descriptor = self._own()
         if self._holder == threading.get_ident():
             # A write transaction inside another of the same thread: SQLite's
             # own lock decides, as it would without turns.
             yield
             return
-        with threads:
+        with self._threads:
             self._holder = threading.get_ident()
             try:
+                descriptor = self._lock_file()
                 if descriptor is None:
                     yield
                     return
@@ -56,24 +68,23 @@ class WriterTurns:
             finally:
                 self._holder = None
 
-    def _own(self) -> tuple[int, threading.Lock, int | None]:
-        pid = os.getpid()
-        if self._process is None or self._process[0] != pid:
-            self._holder = None
-            self._process = (pid, threading.Lock(), self._open())
-        return self._process
-
-    def _open(self) -> int | None:
-        """A descriptor of the lock file of this process's own (one inherited
-        across fork would share its lock with the parent and every sibling);
+    def _lock_file(self) -> int | None:
+        """This process's descriptor of the lock file, opened on first use;
         read-only is enough to lock it, so any user who may read the database
-        can take turns."""
-        if self._path is None:
-            return None
-        try:
-            return os.open(self._path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            log.warning("writers do not take turns (%s): SQLite's busy handler orders them",
-                        exc)
-            self._path = None
-            return None
+        can take turns. None: there is none (a database in memory, or a
+        directory that cannot hold it)."""
+        if not self._opened and self._path is not None:
+            self._opened = True
+            try:
+                self._descriptor = os.open(self._path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
+                                           0o644)
+            except OSError as exc:
+                log.warning("writers do not take turns (%s): SQLite's busy handler orders "
+                            "them", exc)
+        return self._descriptor
+
+
+def _forget_in_child(turns: weakref.ref[WriterTurns]) -> None:
+    found = turns()
+    if found is not None:
+        found._forget()
