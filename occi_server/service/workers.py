@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import queue
 import threading
-import weakref
 from collections.abc import Callable
-from functools import partial
+
+from occi_server.forks import forget_in_children
 
 log = logging.getLogger("occi_server.jobs")
 
@@ -23,7 +22,7 @@ class JobThreads:
         self.idle_seconds = idle_seconds
         self._numbers = itertools.count(1)
         self._forget()
-        os.register_at_fork(after_in_child=partial(_forget_in_child, weakref.ref(self)))
+        forget_in_children(self._forget)
 
     def _forget(self) -> None:
         """No thread yet: a forked child has none of its parent's."""
@@ -61,8 +60,3 @@ class JobThreads:
                             self._idle -= 1
                             return
 
-
-def _forget_in_child(threads: weakref.ref[JobThreads]) -> None:
-    found = threads()
-    if found is not None:
-        found._forget()

@@ -17,11 +17,11 @@ import fcntl
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
+
+from occi_server.forks import forget_in_children
 
 log = logging.getLogger("occi_server.store")
 
@@ -32,7 +32,7 @@ class WriterTurns:
         self._path = database.with_name(database.name + "-writers.lock") if database else None
         self._descriptor: int | None = None
         self._forget()
-        os.register_at_fork(after_in_child=partial(_forget_in_child, weakref.ref(self)))
+        forget_in_children(self._forget)
 
     def _forget(self) -> None:
         """Nothing held, nothing open: a forked child's turns are its own (a
@@ -83,8 +83,3 @@ class WriterTurns:
                             "them", exc)
         return self._descriptor
 
-
-def _forget_in_child(turns: weakref.ref[WriterTurns]) -> None:
-    found = turns()
-    if found is not None:
-        found._forget()
