@@ -43,7 +43,6 @@ class WriterTurns:
         self._threads = threading.Lock()
         self._holder: int | None = None  # the thread in its turn
         self._descriptor = None
-        self._opened = False
 
     @contextmanager
     def turn(self) -> Iterator[None]:
@@ -73,13 +72,13 @@ class WriterTurns:
         read-only is enough to lock it, so any user who may read the database
         can take turns. None: there is none (a database in memory, or a
         directory that cannot hold it)."""
-        if not self._opened and self._path is not None:
-            self._opened = True
+        if self._descriptor is None and self._path is not None:
             try:
                 self._descriptor = os.open(self._path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
                                            0o644)
             except OSError as exc:
                 log.warning("writers do not take turns (%s): SQLite's busy handler orders "
                             "them", exc)
+                self._path = None  # said once
         return self._descriptor
 
