@@ -7,6 +7,8 @@ import logging
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,26 @@ def compute(entity_id: str) -> Entity:
                   attributes={"occi.core.id": entity_id})
 
 
+def waited_for(turn: AbstractContextManager[None], in_a_child: Callable[[], None]) -> bool:
+    """Whether `in_a_child`, run in a child forked while this process holds
+    `turn` for half a second, ended only after the turn did."""
+    forked = multiprocessing.get_context("fork")
+    done = forked.Value("d", 0.0)
+
+    def run() -> None:
+        in_a_child()
+        done.value = time.monotonic()
+
+    with turn:
+        child = forked.Process(target=run)
+        child.start()
+        time.sleep(0.5)
+        ended = time.monotonic()
+    child.join(30)
+    assert child.exitcode == 0
+    return done.value >= ended
+
+
 def test_a_writer_of_another_process_waits_for_the_turn_to_end(tmp_path: Path) -> None:
     database = tmp_path / "s.sqlite3"
     store = Store(f"sqlite:///{database}")
@@ -29,22 +51,13 @@ def test_a_writer_of_another_process_waits_for_the_turn_to_end(tmp_path: Path) -
     with store.transaction(write=True) as repo:
         repo.insert(compute("c1"))
     assert (tmp_path / "s.sqlite3-writers.lock").exists()
-    forked = multiprocessing.get_context("fork")
-    committed = forked.Value("d", 0.0)
 
-    def write_in_a_child() -> None:
+    def write() -> None:
         with store.transaction(write=True) as repo:
             repo.insert(compute("c2"))
-        committed.value = time.monotonic()
 
-    with WriterTurns(database).turn():  # no SQLite lock is held meanwhile, only the turn
-        child = forked.Process(target=write_in_a_child)
-        child.start()
-        time.sleep(0.5)
-        ended = time.monotonic()
-    child.join(30)
-    assert child.exitcode == 0
-    assert committed.value >= ended
+    # No SQLite lock is held meanwhile, only the turn.
+    assert waited_for(WriterTurns(database).turn(), write)
     with store.transaction(write=False) as repo:
         assert repo.get("c2") is not None
     store.dispose()
@@ -52,23 +65,14 @@ def test_a_writer_of_another_process_waits_for_the_turn_to_end(tmp_path: Path) -
 
 def test_a_forked_child_takes_turns_of_its_own(tmp_path: Path) -> None:
     """Forked while its parent is in its turn (its threads' lock held, its lock
-    file's descriptor locked), a child waits for that turn to end, then writes."""
+    file's descriptor locked), a child waits for that turn to end."""
     turns = WriterTurns(tmp_path / "s.sqlite3")
-    forked = multiprocessing.get_context("fork")
-    began = forked.Value("d", 0.0)
 
-    def turn_in_a_child() -> None:
+    def take_a_turn() -> None:
         with turns.turn():
-            began.value = time.monotonic()
+            pass
 
-    with turns.turn():
-        child = forked.Process(target=turn_in_a_child)
-        child.start()
-        time.sleep(0.5)
-        ended = time.monotonic()
-    child.join(10)
-    assert child.exitcode == 0
-    assert began.value >= ended
+    assert waited_for(turns.turn(), take_a_turn)
 
 
 def test_threads_of_one_process_take_turns_too(tmp_path: Path) -> None:
