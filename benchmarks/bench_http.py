@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -197,21 +199,28 @@ def run_against_bare(cases: list[tuple[str, str, str, int]]) -> list[tuple[str, 
     serving the bytes occi-server answers it with now."""
     bodies = {f"case{n}": (requests.get(location, headers={"Accept": media}, timeout=300).content,
                            media) for n, (_name, location, media, _r) in enumerate(cases)}
+    with bare_server(bodies) as bare:
+        rows = []
+        for n, (name, location, media, repeat) in enumerate(cases):
+            ours = timed(location, media, repeat)
+            base = timed(f"{bare}/case{n}", media, repeat)
+            rows.append((name, f"{ours:.2f} ms", f"{base:.2f} ms", f"{ours / base:.1f}"))
+        return rows
+
+
+@contextmanager
+def bare_server(bodies: dict[str, tuple[bytes, str]]) -> Iterator[str]:
+    """The bare handler (`serve_bare`) serving `bodies` by name, answering at the URL given."""
     port = free_port()
     bare = multiprocessing.Process(target=serve_bare, args=(bodies, port), daemon=True)
     bare.start()
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/case0")
-        rows = []
-        for n, (name, location, media, repeat) in enumerate(cases):
-            ours = timed(location, media, repeat)
-            base = timed(f"http://127.0.0.1:{port}/case{n}", media, repeat)
-            rows.append((name, f"{ours:.2f} ms", f"{base:.2f} ms", f"{ours / base:.1f}"))
-        return rows
+        url = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{url}/{next(iter(bodies))}")
+        yield url
     finally:
         bare.terminate()
         bare.join(timeout=10)
-
 
 if __name__ == "__main__":
     main()

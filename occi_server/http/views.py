@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlencode
 from weakref import WeakKeyDictionary, ref
 
@@ -38,8 +39,10 @@ from occi_server.service import Service, Work
 from occi_server.service.query import add_user_mixins, delete_user_mixins, discover
 from occi_server.store import Position
 
-# A whole collection is read and sent this many members at a time.
+# A whole collection is read and sent this many members at a time; a location
+# list (a line each, not a rendering) this many locations.
 CHUNK = 1000
+LOCATIONS_CHUNK = 10_000
 # The query interface's rendered answers, per model: by media type and base URL.
 _QUERY_BODIES: WeakKeyDictionary[Model, dict[tuple[str, str], Rendered]] = WeakKeyDictionary()
 QUERY_BODIES_KEPT = 16
@@ -114,21 +117,26 @@ class Exchange:
         """A whole kind collection sent in chunks as they are read (each chunk
         in a read transaction of its own, so a slow reader holds none open);
         None where the rendering cannot be sent so."""
-        service, scope, light = self.service, g.scope, self.renderer.lists_locations
-        local_path = self.ctx.local_path
+        service, scope, local_path = self.service, g.scope, self.ctx.local_path
 
-        def chunks() -> Iterator[list[Entity]]:
+        def chunks(read: Callable[[Work, Position | None], tuple[list[Any], Position | None]]
+                   ) -> Iterator[list[Any]]:
             after: Position | None = None
             while True:
                 with service.work(write=False, local_path=local_path, scope=scope) as work:
-                    found, after = work.chunk(kind, after, CHUNK, light=light)
+                    found, after = read(work, after)
                 yield found
                 if after is None:
                     return
 
-        holds_links = self.holds_links()
-        assert holds_links is not None
-        pieces = self.renderer.collection_pieces(chunks(), self.ctx, holds_links)
+        if self.renderer.lists_locations:
+            pieces = self.renderer.location_pieces(chunks(
+                lambda work, after: work.location_chunk(kind, after, LOCATIONS_CHUNK)), self.ctx)
+        else:
+            holds_links = self.holds_links()
+            assert holds_links is not None
+            pieces = self.renderer.collection_pieces(chunks(
+                lambda work, after: work.chunk(kind, after, CHUNK)), self.ctx, holds_links)
         return None if pieces is None else Result(200, Rendered(), pieces=pieces)
 
     def created_result(self, created: Sequence[Entity]) -> Result:

@@ -251,12 +251,12 @@ class TextPlainRenderer(_TextRenderer):
     def emit(self, pairs: list[tuple[str, str]]) -> Rendered:
         return Rendered(body="\n".join(f"{name}: {value}" for name, value in pairs))
 
-    def collection_pieces(self, chunks: Iterable[Sequence[Entity]], ctx: RenderContext,
-                          links: bool) -> Iterator[str]:
+    def location_pieces(self, chunks: Iterable[Sequence[str]], ctx: RenderContext
+                        ) -> Iterator[str]:
         separator = ""  # between lines, none after the last (as emit)
         for chunk in chunks:
             if chunk:
-                yield separator + self.locations(chunk, ctx).body
+                yield separator + ctx.joined_locations(chunk, "X-OCCI-Location: ", "\n")
                 separator = "\n"
 
     def empty(self) -> Rendered:

@@ -27,13 +27,17 @@ class UriListRenderer(Renderer):
                    links: bool | None = None) -> Rendered:
         return self.locations(entities, ctx)
 
-    def collection_pieces(self, chunks: Iterable[Sequence[Entity]], ctx: RenderContext,
-                          links: bool) -> Iterator[str]:
+    def location_pieces(self, chunks: Iterable[Sequence[str]], ctx: RenderContext
+                        ) -> Iterator[str]:
         for chunk in chunks:
-            yield self.locations(chunk, ctx).body
+            yield self._lines(chunk, ctx)
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        return Rendered(body="".join(ctx.absolute(e.location) + "\r\n" for e in entities))
+        return Rendered(body=self._lines([e.location for e in entities], ctx))
+
+    @staticmethod
+    def _lines(paths: Sequence[str], ctx: RenderContext) -> str:
+        return ctx.joined_locations(paths, "", "\r\n") + "\r\n" if paths else ""
 
     def empty(self) -> Rendered:
         return Rendered()

@@ -227,13 +227,18 @@ class Work:
         """Whether a listing asks for every member: no page, no number, no default page."""
         return page is None and number is None and not self.settings.default_page_size
 
-    def chunk(self, kind: Kind, after: Position | None, size: int, *, light: bool
+    def chunk(self, kind: Kind, after: Position | None, size: int
               ) -> tuple[list[Entity], Position | None]:
         """The next members of a kind's collection after a position (a
         collection sent in pieces, each read in a transaction of its own)."""
-        found, last = self.repo.chunk(after=after, limit=size, light=light,
-                                      kinds=self._kinds(kind))
-        return (found if light else self.detailed(found)), last
+        found, last = self.repo.chunk(after=after, limit=size, kinds=self._kinds(kind))
+        return self.detailed(found), last
+
+    def location_chunk(self, kind: Kind, after: Position | None, size: int
+                       ) -> tuple[list[str], Position | None]:
+        """The locations of a kind's next members after a position (a location
+        list sent in pieces)."""
+        return self.repo.location_chunk(after=after, limit=size, kinds=self._kinds(kind))
 
     def members(self, collection: Kind | Mixin | None, path: str,
                 query: Filter) -> list[Entity]:

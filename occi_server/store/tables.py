@@ -42,8 +42,9 @@ entities = Table(
     Column("tenant", String(255), nullable=False, index=True, server_default="default"),
     Column("owner", String(1024), nullable=False, server_default="anonymous"),
     Column("shared", Boolean, nullable=False, server_default=false()),
-    # Listings: a kind's members in creation order, a page at a time.
-    Index("ix_entities_kind_created_id", "kind", "created", "id"),
+    # Listings: a kind's members in creation order, a page at a time; location
+    # lists from the index alone (it holds what a scope tests and the location).
+    Index("ix_entities_listing", "kind", "created", "id", "tenant", "shared", "location"),
 )
 
 entity_mixins = Table(

@@ -169,8 +169,10 @@ def test_text_occi_delete_of_listed_members_only(client: Client, three: list[str
 
 @pytest.fixture
 def whole(make_app, monkeypatch: pytest.MonkeyPatch) -> Flask:
-    """A site that sends whole collections (no default page), 2 members a chunk."""
+    """A site that sends whole collections (no default page), 2 members (or
+    locations) a chunk."""
     monkeypatch.setattr(views, "CHUNK", 2)
+    monkeypatch.setattr(views, "LOCATIONS_CHUNK", 2)
     return make_app(auth="basic", users=site_users(), default_page_size=0)
 
 

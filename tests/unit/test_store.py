@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,11 +14,12 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from occi_server.core import Entity, Mixin
 from occi_server.store import Store
 from occi_server.store.records import entities as entity_records
+from occi_server.store.records.base import Scope
 from occi_server.store.repository import MIGRATIONS
 from occi_server.store.tables import metadata, usage_events
 from tests.conftest import COMPUTE, Client
@@ -121,7 +124,39 @@ def test_collections_come_a_page_or_a_chunk_at_a_time_in_creation_order(
             chunks.append([e.id for e in found])
             if after is None:
                 break
+        location_chunks, after = [], None
+        while True:
+            locations, after = repo.location_chunk(after=after, limit=2, kinds=[COMPUTE])
+            location_chunks.append(locations)
+            if after is None:
+                break
     assert chunks == [["a", "b"], ["d", "e"], ["c"]]
+    assert location_chunks == [[f"/compute/{n}" for n in chunk] for chunk in chunks]
+
+
+def test_a_tenants_location_list_reads_the_listing_index_alone(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    with store.transaction(write=True) as repo:
+        repo.insert(Entity(id="a", kind=COMPUTE, location="/compute/a"))
+    statements: list[tuple[str, tuple[object, ...]]] = []
+
+    def record(_connection: object, _cursor: object, sql: str, params: tuple[object, ...],
+               *_: object) -> None:
+        statements.append((sql, params))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    with store.transaction(write=False, scope=Scope("t1", "alice")) as repo:
+        assert repo.location_chunk(after=None, limit=2, kinds=[COMPUTE]) == ([], None)
+    event.remove(store.engine, "before_cursor_execute", record)
+    store.dispose()
+    listings = [(sql, params) for sql, params in statements if "entities.tenant" in sql]
+    assert listings
+    with closing(sqlite3.connect(path)) as raw:
+        plans = [row[-1] for sql, params in listings
+                 for row in raw.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    assert plans == ["SEARCH entities USING COVERING INDEX ix_entities_listing (kind=?)"]
 
 
 def test_a_failed_transaction_leaves_nothing(store: Store) -> None:

@@ -28,6 +28,13 @@ from occi_server.store.tables import (
 # Where a listing got to: (created, id) of the last entity it gave.
 Position = tuple[datetime, str]
 
+
+def _after(after: Position) -> Any:
+    """Entities after a position in creation order (keyset: the listing index)."""
+    return tuple_(entities.c.created, entities.c.id) > tuple_(
+        literal(after[0], entities.c.created.type), literal(after[1]))
+
+
 # A write request locks the entity it acts on (PostgreSQL): two front ends'
 # actions on one entity take turns, and the second sees what the first did.
 _BY_ID = prepared(select(entities).where(entities.c.id == bindparam("id")), lockable=True)
@@ -36,6 +43,8 @@ _BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam(
 _LINKS_FROM = prepared(select(entities).where(
     entities.c.source_id.in_(bindparam("sources", expanding=True))).order_by(
     entities.c.created, entities.c.id))
+_POSITION_AT = select(entities.c.created, entities.c.id).where(
+    entities.c.location == bindparam("location"))
 _LINKS_TO = select(entities).where(entities.c.target_id == bindparam("target_id"))
 _INSERT = insert(entities)
 _UPDATE = sql_update(entities).where(entities.c.id == bindparam("entity_id"))
@@ -131,18 +140,36 @@ class EntityRecords(UsageRecords):
         return self._entities(self.connection.execute(
             query.offset(offset or None).limit(limit)).all(), light)
 
-    def chunk(self, *, after: Position | None, limit: int,
-              kinds: Sequence[str] | None = None, light: bool = False
+    def chunk(self, *, after: Position | None, limit: int, kinds: Sequence[str] | None = None
               ) -> tuple[list[Entity], Position | None]:
         """The next `limit` entities in creation order after a position (None:
         from the first), and the position of the last one (None: no more)."""
-        query = self._listing(kinds, None, None, light)
+        query = self._listing(kinds, None, None, light=False)
         if after is not None:
-            query = query.where(tuple_(entities.c.created, entities.c.id) > tuple_(
-                literal(after[0], entities.c.created.type), literal(after[1])))
+            query = query.where(_after(after))
         rows = self.connection.execute(query.limit(limit)).all()
         last = (rows[-1].created, rows[-1].id) if len(rows) == limit else None
-        return self._entities(rows, light), last
+        return self._hydrate(rows), last
+
+    def location_chunk(self, *, after: Position | None, limit: int, kinds: Sequence[str]
+                       ) -> tuple[list[str], Position | None]:
+        """The locations of the next `limit` entities of these kinds in creation
+        order after a position, and the position of the last one (None: no
+        more): a location list read from the listing index alone, its rows
+        taken from the driver as they come (a location is a plain string: no
+        type to convert; SQLAlchemy's rows would cost more than the query)."""
+        query = self._visible(select(entities.c.location).where(
+            entities.c.kind.in_(list(kinds)))).order_by(entities.c.created, entities.c.id)
+        if after is not None:
+            query = query.where(_after(after))
+        result = self.connection.execute(query.limit(limit))
+        locations = [location for location, in result.cursor.fetchall()]
+        result.close()
+        if len(locations) < limit:
+            return locations, None
+        created, last_id = self.connection.execute(_POSITION_AT,
+                                                   {"location": locations[-1]}).one()
+        return locations, (created, last_id)
 
     def _listing(self, kinds: Sequence[str] | None, mixins_any: Sequence[str] | None,
                  location_prefix: str | None, light: bool) -> Select:
