@@ -207,20 +207,27 @@ class Work:
                 ) -> tuple[list[Entity], int | None]:
         """The page of a collection a client asked for (without page or number:
         the first `default_page_size` members), and the next page's number if
-        there are more members. Without a filter the database pages it; `light`
-        members carry where they are only (for renderings that list locations)."""
+        there are more members. The database selects the members a filter's
+        kinds and mixins name, and pages them unless actions or attribute
+        values are filtered on too (those are matched here, over every member
+        the database gave); `light` members carry where they are only (for
+        renderings that list locations)."""
         whole = self.whole_collection(page, number)
         size = number or self.settings.default_page_size or self.settings.max_page_size
         page = page or 1
         start = (page - 1) * size
-        if query:  # filters need every member's values
-            found = self.members(collection, path, query)
+        selection = self._selection(collection, path, query)
+        if selection is None:
+            return [], None
+        narrowed, rest = selection
+        if rest:
+            found = [e for e in self.repo.list(**narrowed) if self._matches(e, rest)]
             if whole:
                 return found, None
             return found[start:start + size], page + 1 if len(found) > start + size else None
         if whole:
-            return self._selected(collection, path, light=light), None
-        found = self._selected(collection, path, offset=start, limit=size + 1, light=light)
+            return self.repo.list(**narrowed, light=light), None
+        found = self.repo.list(**narrowed, offset=start, limit=size + 1, light=light)
         return found[:size], page + 1 if len(found) > size else None
 
     def whole_collection(self, page: int | None, number: int | None) -> bool:
@@ -244,15 +251,38 @@ class Work:
                 query: Filter) -> list[Entity]:
         """Every member of a kind's or mixin's collection (None: of everything
         under `path`) that `query` selects."""
-        return [e for e in self._selected(collection, path) if self._matches(e, query)]
+        selection = self._selection(collection, path, query)
+        if selection is None:
+            return []
+        narrowed, rest = selection
+        return [e for e in self.repo.list(**narrowed) if self._matches(e, rest)]
 
-    def _selected(self, collection: Kind | Mixin | None, path: str, **page: Any
-                  ) -> list[Entity]:
-        if isinstance(collection, Kind):
-            return self.repo.list(kinds=self._kinds(collection), **page)
-        if isinstance(collection, Mixin):
-            return self.repo.list(mixins_any=self.mixin_family(collection), **page)
-        return self.repo.list(location_prefix=path, **page)
+    def _selection(self, collection: Kind | Mixin | None, path: str, query: Filter
+                   ) -> tuple[dict[str, Any], Filter] | None:
+        """What the database selects of a collection a filter narrows (the
+        arguments of `repo.list`: the kinds a member's kind is among, the mixin
+        families it carries one of each of, or the path it is under), and what
+        is left of the filter to match here: actions (they follow the state) and
+        attribute values. None: a category that nothing can match."""
+        kinds = [self._kinds(collection)] if isinstance(collection, Kind) else []
+        families = [self.mixin_family(collection)] if isinstance(collection, Mixin) else []
+        actions = []
+        for spec in query.categories:
+            category = self.model.get(spec.type_id)
+            if isinstance(category, Kind):
+                kinds.append(self._kinds(category))
+            elif isinstance(category, Mixin):
+                families.append(self.mixin_family(category))
+            elif isinstance(category, Action):
+                actions.append(spec)
+            else:
+                return None
+        narrowed: dict[str, Any] = {"mixin_families": families}
+        if kinds:
+            narrowed["kinds"] = [k for k in kinds[0] if all(k in other for other in kinds[1:])]
+        if collection is None:
+            narrowed["location_prefix"] = path
+        return narrowed, Filter(actions, query.attributes)
 
     def _kinds(self, kind: Kind) -> list[str]:
         """The kind and every kind below it (a kind's collection holds them all)."""
@@ -263,22 +293,13 @@ class Work:
         return [m.type_id for m in self.model.mixins() if self.model.is_mixin_of(m.type_id,
                                                                                   mixin.type_id)]
 
-    def _matches(self, entity: Entity, query: Filter) -> bool:
-        for spec in query.categories:
-            category = self.model.get(spec.type_id)
-            if isinstance(category, Kind):
-                if not self.model.is_kind_of(entity.kind, category.type_id):
-                    return False
-            elif isinstance(category, Mixin):
-                if not any(self.model.is_mixin_of(m, category.type_id) for m in entity.mixins):
-                    return False
-            elif isinstance(category, Action):
-                if category.type_id not in self.legal_actions(entity):
-                    return False
-            else:
-                return False
-        return all(_same_value(entity.attributes.get(name), value)
-                   for name, value in query.attributes.items())
+    def _matches(self, entity: Entity, rest: Filter) -> bool:
+        """Whether an entity the database selected passes what is left of a
+        filter (see `_selection`): its actions' categories and attribute values."""
+        legal = self.legal_actions(entity) if rest.categories else []
+        return all(spec.type_id in legal for spec in rest.categories) and all(
+            _same_value(entity.attributes.get(name), value)
+            for name, value in rest.attributes.items())
 
     # ------------------------------------------------------------ create
     def create(self, collection: Kind, specs: Sequence[EntitySpec],

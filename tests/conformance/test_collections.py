@@ -69,6 +69,29 @@ def test_filter_by_mixin_category(client: Client, three: list[str]) -> None:
     assert response.get_data(as_text=True).count("X-OCCI-Location") == 2
 
 
+def test_category_filters_select_before_a_page_is_cut(client: Client, three: list[str]) -> None:
+    network = client.network()
+    small = {"Content-Type": "text/occi", "Category": f'small; scheme="{CRTP}"; class="mixin"'}
+    first = client.get("/compute/?page=1&number=1", accept="text/uri-list", headers=small)
+    assert first.get_data(as_text=True).split() == [f"http://localhost{three[0]}"]
+    assert first.headers["X-OCCI-Next-Page"].endswith("page=2&number=1")
+    second = client.get("/compute/?page=2&number=1", accept="text/uri-list", headers=small)
+    assert second.get_data(as_text=True).split() == [f"http://localhost{three[1]}"]
+    assert "X-OCCI-Next-Page" not in second.headers
+    with_title = client.get("/compute/", accept="text/uri-list", headers={
+        **small, "X-OCCI-Attribute": 'occi.core.title="vm1"'})
+    assert with_title.get_data(as_text=True).split() == [f"http://localhost{three[1]}"]
+    computes = {"Content-Type": "text/occi",
+                "Category": category(COMPUTE, "kind").removeprefix("Category: ")}
+    everything = client.get("/?page=1&number=5", accept="text/uri-list", headers=computes)
+    assert everything.get_data(as_text=True).split() == [f"http://localhost{p}" for p in three]
+    network_kind = {"Content-Type": "text/occi",
+                    "Category": category(NETWORK, "kind").removeprefix("Category: ")}
+    networks = client.get("/", accept="text/uri-list", headers=network_kind)
+    assert networks.get_data(as_text=True).split() == [f"http://localhost{network}"]
+    assert client.get("/compute/", accept="text/uri-list", headers=network_kind).get_data() == b""
+
+
 def test_mixin_collection_lists_members_of_its_family(client: Client, three: list[str]) -> None:
     assert client.get("/mixin/resource_tpl/large/").get_data(as_text=True).count("Location") == 1
     assert client.get("/mixin/resource_tpl/").get_data(as_text=True).count("Location") == 3

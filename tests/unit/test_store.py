@@ -73,7 +73,7 @@ def test_entities_round_trip_with_mixins_and_links(store: Store) -> None:
         found = repo.get("c1")
         assert found is not None
         assert (found.mixins, found.attributes) == (["m#b", "m#a"], compute.attributes)
-        assert [x.location for x in repo.list(mixins_any=["m#a"])] == ["/compute/c1"]
+        assert [x.location for x in repo.list(mixin_families=[["m#a"]])] == ["/compute/c1"]
         [stored_link] = repo.links_from(["c1"])["c1"]
         assert (stored_link.source, stored_link.target) == ("/compute/c1", "/network/n1")
     with store.transaction(write=True) as repo:

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, literal, select, tuple_
+from sqlalchemy import Select, bindparam, delete, exists, func, insert, literal, select, tuple_
 from sqlalchemy import update as sql_update
 
 from occi_server.core import Entity
@@ -129,14 +129,14 @@ class EntityRecords(UsageRecords):
             select(entities).where(entities.c.tenant == tenant)).all())
 
     def list(self, *, kinds: Sequence[str] | None = None,
-             mixins_any: Sequence[str] | None = None,
+             mixin_families: Sequence[Sequence[str]] = (),
              location_prefix: str | None = None, offset: int = 0,
              limit: int | None = None, light: bool = False) -> list[Entity]:
-        """Entities in creation order, narrowed by kind, mixin membership and
-        path; from `offset`, at most `limit` of them. `light` ones carry their
-        id, kind and location only (enough to say where they are; read without
-        their attributes and mixins)."""
-        query = self._listing(kinds, mixins_any, location_prefix, light)
+        """Entities in creation order, narrowed by kind, mixin membership (one
+        of each family's mixins) and path; from `offset`, at most `limit` of
+        them. `light` ones carry their id, kind and location only (enough to say
+        where they are; read without their attributes and mixins)."""
+        query = self._listing(kinds, mixin_families, location_prefix, light)
         return self._entities(self.connection.execute(
             query.offset(offset or None).limit(limit)).all(), light)
 
@@ -144,7 +144,7 @@ class EntityRecords(UsageRecords):
               ) -> tuple[list[Entity], Position | None]:
         """The next `limit` entities in creation order after a position (None:
         from the first), and the position of the last one (None: no more)."""
-        query = self._listing(kinds, None, None, light=False)
+        query = self._listing(kinds, (), None, light=False)
         if after is not None:
             query = query.where(_after(after))
         rows = self.connection.execute(query.limit(limit)).all()
@@ -171,16 +171,19 @@ class EntityRecords(UsageRecords):
                                                    {"location": locations[-1]}).one()
         return locations, (created, last_id)
 
-    def _listing(self, kinds: Sequence[str] | None, mixins_any: Sequence[str] | None,
+    def _listing(self, kinds: Sequence[str] | None, mixin_families: Sequence[Sequence[str]],
                  location_prefix: str | None, light: bool) -> Select:
         query = select(entities.c.id, entities.c.kind, entities.c.location,
                        entities.c.created) if light else select(entities)
         if kinds is not None:
             query = query.where(entities.c.kind.in_(list(kinds)))
-        if mixins_any is not None:
-            member = select(entity_mixins.c.entity_id).where(
-                entity_mixins.c.mixin.in_(list(mixins_any)))
-            query = query.where(entities.c.id.in_(member))
+        for family in mixin_families:
+            # Probed row by row as the listing index is walked in order, so a
+            # page stops at its last member (an IN list of every holder of the
+            # mixin would be read whole first: a cost growing with the collection).
+            query = query.where(exists().where(
+                (entity_mixins.c.entity_id == entities.c.id)
+                & entity_mixins.c.mixin.in_(list(family))))
         if location_prefix:
             query = query.where(entities.c.location.startswith(location_prefix, autoescape=True))
         return self._visible(query).order_by(entities.c.created, entities.c.id)
