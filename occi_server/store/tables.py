@@ -26,7 +26,7 @@ entities = Table(
     Column("id", String(255), primary_key=True),
     # The server-generated name of the infrastructure behind the entity.
     Column("key", String(255), nullable=False, unique=True, index=True),
-    Column("kind", String(1024), nullable=False, index=True),
+    Column("kind", String(1024), nullable=False),  # indexed first in the listing index
     Column("location", String(1024), nullable=False, unique=True),
     # Links: the source resource (deleting it deletes its links) and the target.
     Column("source_id", String(255), ForeignKey("entities.id", ondelete="CASCADE"),
