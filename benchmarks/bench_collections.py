@@ -81,17 +81,11 @@ def in_memory_ms(make: Callable[[], object], repeat: int) -> float:
 def timed_filtered(url: str, count: int, repeat: int) -> float:
     """Median ms of a GET of the first 100 computes filtered by the `large`
     mixin (a text/occi Category header), of `count`."""
-    session = requests.Session()
-    headers = {"Accept": "text/uri-list", "Content-Type": "text/occi", "Category": LARGE_FILTER}
+    headers = {"Content-Type": "text/occi", "Category": LARGE_FILTER}
     url += "/compute/?page=1&number=100"
-    found = session.get(url, headers=headers, timeout=120).text.split()
-    assert len(found) == min(100, (count + 9) // 10)
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        session.get(url, headers=headers, timeout=120).raise_for_status()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000
+    found = requests.get(url, headers={"Accept": "text/uri-list", **headers}, timeout=120)
+    assert len(found.text.split()) == min(100, (count + 9) // 10)
+    return timed(url, "text/uri-list", repeat, headers)
 
 
 def measure(count: int, repeat: int) -> tuple[list[tuple[str, str, str, str]], float]:

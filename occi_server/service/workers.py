@@ -59,4 +59,3 @@ class JobThreads:
                         if self._idle:
                             self._idle -= 1
                             return
-
