@@ -43,6 +43,8 @@ _BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam(
 _LINKS_FROM = prepared(select(entities).where(
     entities.c.source_id.in_(bindparam("sources", expanding=True))).order_by(
     entities.c.created, entities.c.id))
+# What a light listing reads of an entity: where it is (created: its position).
+_LIGHT = (entities.c.id, entities.c.kind, entities.c.location, entities.c.created)
 _POSITION_AT = select(entities.c.created, entities.c.id).where(
     entities.c.location == bindparam("location"))
 _LINKS_TO = select(entities).where(entities.c.target_id == bindparam("target_id"))
@@ -136,7 +138,8 @@ class EntityRecords(UsageRecords):
         of each family's mixins) and path; from `offset`, at most `limit` of
         them. `light` ones carry their id, kind and location only (enough to say
         where they are; read without their attributes and mixins)."""
-        query = self._listing(kinds, mixin_families, location_prefix, light)
+        query = self._listing(kinds, mixin_families, location_prefix,
+                              _LIGHT if light else (entities,))
         return self._entities(self.connection.execute(
             query.offset(offset or None).limit(limit)).all(), light)
 
@@ -144,7 +147,7 @@ class EntityRecords(UsageRecords):
               ) -> tuple[list[Entity], Position | None]:
         """The next `limit` entities in creation order after a position (None:
         from the first), and the position of the last one (None: no more)."""
-        query = self._listing(kinds, (), None, light=False)
+        query = self._listing(kinds, (), None, (entities,))
         if after is not None:
             query = query.where(_after(after))
         rows = self.connection.execute(query.limit(limit)).all()
@@ -158,8 +161,7 @@ class EntityRecords(UsageRecords):
         more): a location list read from the listing index alone, its rows
         taken from the driver as they come (a location is a plain string: no
         type to convert; SQLAlchemy's rows would cost more than the query)."""
-        query = self._visible(select(entities.c.location).where(
-            entities.c.kind.in_(list(kinds)))).order_by(entities.c.created, entities.c.id)
+        query = self._listing(kinds, (), None, (entities.c.location,))
         if after is not None:
             query = query.where(_after(after))
         result = self.connection.execute(query.limit(limit))
@@ -172,9 +174,8 @@ class EntityRecords(UsageRecords):
         return locations, (created, last_id)
 
     def _listing(self, kinds: Sequence[str] | None, mixin_families: Sequence[Sequence[str]],
-                 location_prefix: str | None, light: bool) -> Select:
-        query = select(entities.c.id, entities.c.kind, entities.c.location,
-                       entities.c.created) if light else select(entities)
+                 location_prefix: str | None, columns: Sequence[Any]) -> Select:
+        query = select(*columns)
         if kinds is not None:
             query = query.where(entities.c.kind.in_(list(kinds)))
         for family in mixin_families:
@@ -189,7 +190,7 @@ class EntityRecords(UsageRecords):
         return self._visible(query).order_by(entities.c.created, entities.c.id)
 
     def _entities(self, rows: Sequence[Any], light: bool) -> list[Entity]:
-        if light:  # rows of _listing's light select, unpacked as tuples (see _hydrate)
+        if light:  # rows of the _LIGHT columns, unpacked as tuples (see _hydrate)
             return [Entity(id=id_, kind=kind, location=location)
                     for id_, kind, location, _created in rows]
         return self._hydrate(rows)
