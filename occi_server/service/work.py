@@ -221,7 +221,7 @@ class Work:
             return [], None
         narrowed, rest = selection
         if rest:
-            found = [e for e in self.repo.list(**narrowed) if self._matches(e, rest)]
+            found = self._passing(narrowed, rest)
             if whole:
                 return found, None
             return found[start:start + size], page + 1 if len(found) > start + size else None
@@ -252,9 +252,10 @@ class Work:
         """Every member of a kind's or mixin's collection (None: of everything
         under `path`) that `query` selects."""
         selection = self._selection(collection, path, query)
-        if selection is None:
-            return []
-        narrowed, rest = selection
+        return [] if selection is None else self._passing(*selection)
+
+    def _passing(self, narrowed: dict[str, Any], rest: Filter) -> list[Entity]:
+        """Every entity the database selects (`narrowed`) that passes the rest of a filter."""
         return [e for e in self.repo.list(**narrowed) if self._matches(e, rest)]
 
     def _selection(self, collection: Kind | Mixin | None, path: str, query: Filter
