@@ -27,8 +27,9 @@ from occi_server.errors import BackendUnavailable, Conflict
 from occi_server.store.records.allocations import AllocationRecords
 from occi_server.store.records.base import DEFAULT_TENANT, Scope
 from occi_server.store.records.categories import CategoryRecords
+from occi_server.store.records.driven import shows
 from occi_server.store.records.entities import EntityRecords
-from occi_server.store.records.generation import Generations, shows
+from occi_server.store.records.generation import Generations
 from occi_server.store.records.hosts import HostRecords
 from occi_server.store.records.jobs import JobRecords
 from occi_server.store.records.leases import LeaseRecords

@@ -15,6 +15,7 @@ from sqlalchemy import update as sql_update
 from occi_server.core import Entity
 from occi_server.kinds.infrastructure import SHARED
 from occi_server.store.records.base import _now, prepared
+from occi_server.store.records.driven import Driven
 from occi_server.store.records.usage import UsageRecords
 from occi_server.store.tables import (
     entities,
@@ -48,13 +49,15 @@ _LIGHT = (entities.c.id, entities.c.kind, entities.c.location, entities.c.create
 _POSITION_AT = select(entities.c.created, entities.c.id).where(
     entities.c.location == bindparam("location"))
 _LINKS_TO = select(entities).where(entities.c.target_id == bindparam("target_id"))
-_INSERT = insert(entities)
-_UPDATE = sql_update(entities).where(entities.c.id == bindparam("entity_id"))
-_UPDATE_UNCHANGED = sql_update(entities).where((entities.c.id == bindparam("entity_id"))
-                                               & (entities.c.updated == bindparam("seen")))
-_KEY_HOLDER = select(entities.c.id).where(entities.c.key == bindparam("key"))
-_INSERT_MIXINS = insert(entity_mixins)
-_DELETE_MIXINS = delete(entity_mixins).where(entity_mixins.c.entity_id == bindparam("entity_id"))
+# The writes, and the key check of an insert: run on the driver (see driven.py).
+_INSERT = Driven(insert(entities))
+_UPDATE = Driven(sql_update(entities).where(entities.c.id == bindparam("entity_id")))
+_UPDATE_UNCHANGED = Driven(sql_update(entities).where(
+    (entities.c.id == bindparam("entity_id")) & (entities.c.updated == bindparam("seen"))))
+_KEY_HOLDER = Driven(select(entities.c.id).where(entities.c.key == bindparam("key")))
+_INSERT_MIXINS = Driven(insert(entity_mixins))
+_DELETE_MIXINS = Driven(delete(entity_mixins).where(
+    entity_mixins.c.entity_id == bindparam("entity_id")))
 # A deletion: the entity, its links (ON DELETE CASCADE too, for a database
 # without cascades), what they hold of the address pools.
 _LINKS_OF = select(entities.c.id).where(entities.c.source_id == bindparam("entity_id"))
@@ -63,11 +66,11 @@ _GOING = select(entities).where((entities.c.id == bindparam("entity_id"))
 _RELEASES = [delete(table).where((table.c.link_id == bindparam("entity_id"))
                                  | table.c.link_id.in_(_LINKS_OF))
              for table in (ip_allocations, mac_allocations)]
-_DELETES = [*_RELEASES,
-            delete(public_addresses).where(
-                public_addresses.c.reservation_id == bindparam("entity_id")),
-            delete(entities).where(entities.c.source_id == bindparam("entity_id")),
-            delete(entities).where(entities.c.id == bindparam("entity_id"))]
+_DELETES = [Driven(statement) for statement in (
+    *_RELEASES,
+    delete(public_addresses).where(public_addresses.c.reservation_id == bindparam("entity_id")),
+    delete(entities).where(entities.c.source_id == bindparam("entity_id")),
+    delete(entities).where(entities.c.id == bindparam("entity_id")))]
 # One entity's (most reads are of one): no IN list for SQLAlchemy to expand per call.
 _MIXINS_OF_ONE = select(entity_mixins.c.mixin).where(
     entity_mixins.c.entity_id == bindparam("entity_id")).order_by(
@@ -221,7 +224,7 @@ class EntityRecords(UsageRecords):
         entity.owner = entity.owner or owner
         entity.shared = SHARED.type_id in entity.mixins
         entity.key = entity.key or self._new_key()
-        self.connection.execute(_INSERT, dict(
+        _INSERT.run(self.connection, dict(
             id=entity.id, key=entity.key, kind=entity.kind, location=entity.location,
             source_id=source_id, target=entity.target, target_id=target_id,
             target_kind=entity.target_kind, attributes=entity.attributes, created=now,
@@ -234,7 +237,7 @@ class EntityRecords(UsageRecords):
         should two writers draw the same one at once)."""
         while True:
             key = secrets.token_hex(KEY_BYTES)
-            if self.connection.scalar(_KEY_HOLDER, {"key": key}) is None:
+            if _KEY_HOLDER.run(self.connection, {"key": key}).scalar() is None:
                 return key
 
     def update(self, entity: Entity, *, mixins: bool = True) -> None:
@@ -242,11 +245,11 @@ class EntityRecords(UsageRecords):
         changed since it was read (its mixins are not written again)."""
         now = _now()
         entity.shared = SHARED.type_id in entity.mixins
-        self.connection.execute(_UPDATE, dict(
+        _UPDATE.run(self.connection, dict(
             entity_id=entity.id, attributes=entity.attributes, target_kind=entity.target_kind,
             updated=now, shared=entity.shared))
         if mixins:
-            self.connection.execute(_DELETE_MIXINS, {"entity_id": entity.id})
+            _DELETE_MIXINS.run(self.connection, {"entity_id": entity.id})
             self._write_mixins(entity)
         self._record(entity, "changed", now)
 
@@ -254,7 +257,7 @@ class EntityRecords(UsageRecords):
         """Store the entity's attributes unless it was changed since it was read
         (its `updated`), by a request or a job meanwhile; whether they were."""
         now = _now()
-        stored = self.connection.execute(_UPDATE_UNCHANGED, dict(
+        stored = _UPDATE_UNCHANGED.run(self.connection, dict(
             entity_id=entity.id, attributes=entity.attributes, updated=now,
             seen=entity.updated))
         if not stored.rowcount:
@@ -268,12 +271,12 @@ class EntityRecords(UsageRecords):
         now = _now()
         gone = self.connection.execute(_GOING, {"entity_id": entity_id}).all()
         for statement in _DELETES:
-            self.connection.execute(statement, {"entity_id": entity_id})
+            statement.run(self.connection, {"entity_id": entity_id})
         self._record_gone(gone, now)
 
     def _write_mixins(self, entity: Entity) -> None:
         if entity.mixins:
-            self.connection.execute(_INSERT_MIXINS, [
+            _INSERT_MIXINS.run(self.connection, [
                 {"entity_id": entity.id, "mixin": mixin, "position": position}
                 for position, mixin in enumerate(entity.mixins)])
 

@@ -1,7 +1,7 @@
 """The generations: numbers that move on in the transaction of every change
 of what they cover. The model generation: run-time categories and marketplace
 entries (what the OCCI model is built from). The data generation: anything the
-API shows (see `shows`)."""
+API shows (see `driven.shows`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import UpdateBase
 
 from occi_server.store.records.base import Records
-from occi_server.store.tables import data_generation, leases, model_generation, rate_hits
+from occi_server.store.records.driven import Driven
+from occi_server.store.tables import data_generation, model_generation
 
 # The stores supported, each with its INSERT … ON CONFLICT.
 UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
-# The service's bookkeeping, which no answer shows: writing it changes nothing.
-_BOOKKEEPING = frozenset(table.name for table in (leases, rate_hits, data_generation))
 
 
 class Generations(NamedTuple):
@@ -37,24 +35,19 @@ def _increase(dialect: str, table: Any) -> Any:
 
 
 # Built once: a statement built per write transaction cost as much as the rest of its commit.
-_INCREASE = {(dialect, table.name): _increase(dialect, table)
+_INCREASE = {(dialect, table.name): Driven(_increase(dialect, table))
              for dialect in UPSERT for table in (model_generation, data_generation)}
+_GENERATIONS = Driven(GENERATIONS)
 
 
 def generations_of(row: Any) -> Generations:
     return Generations(row[0] or 0, row[1] or 0)
 
 
-def shows(statement: Any) -> bool:
-    """Whether a statement changes what the API shows: any insert, update or
-    delete but of the service's bookkeeping."""
-    return isinstance(statement, UpdateBase) and statement.table.name not in _BOOKKEEPING
-
-
 class GenerationRecords(Records):
     def generations(self) -> Generations:
         """The model and data generations as this transaction sees them."""
-        return generations_of(self.connection.execute(GENERATIONS).one())
+        return generations_of(_GENERATIONS.run(self.connection).one())
 
     def model_generation(self) -> int:
         """The number every change of run-time mixins and marketplace entries increases."""
@@ -68,4 +61,4 @@ class GenerationRecords(Records):
         self._increase(data_generation)
 
     def _increase(self, table: Any) -> None:
-        self.connection.execute(_INCREASE[self.connection.dialect.name, table.name])
+        _INCREASE[self.connection.dialect.name, table.name].run(self.connection)

@@ -9,10 +9,11 @@ from sqlalchemy import update as sql_update
 
 from occi_server.core import Entity
 from occi_server.store.records.base import Records, _now
+from occi_server.store.records.driven import Driven
 from occi_server.store.tables import jobs
 
-_INSERT = insert(jobs)
-_UPDATE = sql_update(jobs).where(jobs.c.id == bindparam("job_id"))
+_INSERT = Driven(insert(jobs))
+_UPDATE = Driven(sql_update(jobs).where(jobs.c.id == bindparam("job_id")))
 
 
 class JobRecords(Records):
@@ -21,13 +22,13 @@ class JobRecords(Records):
         """A job, at work from the start on `progress` (its first step), in the
         process `holder`."""
         now = _now()
-        self.connection.execute(_INSERT, dict(
+        _INSERT.run(self.connection, dict(
             id=job_id, entity_id=entity.id, location=entity.location, operation=operation,
             state="running", progress=progress, error=None, created=now, updated=now,
             tenant=entity.tenant or self._stamp()[0], holder=holder))
 
     def update_job(self, job_id: str, **values: str | None) -> None:
-        self.connection.execute(_UPDATE, {**values, "job_id": job_id, "updated": _now()})
+        _UPDATE.run(self.connection, {**values, "job_id": job_id, "updated": _now()})
 
     def jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = self._own_jobs(select(jobs).order_by(jobs.c.created.desc()).limit(limit))

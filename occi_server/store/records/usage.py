@@ -11,9 +11,10 @@ from sqlalchemy import insert, select
 
 from occi_server.core import Entity
 from occi_server.store.records.base import Records
+from occi_server.store.records.driven import Driven
 from occi_server.store.tables import usage_events
 
-_INSERT_EVENT = insert(usage_events)
+_INSERT_EVENT = Driven(insert(usage_events))
 
 # Attributes that accounting records when they change.
 ACCOUNTED = ("occi.compute.cores", "occi.compute.memory", "occi.compute.hostname",
@@ -40,14 +41,14 @@ class UsageRecords(Records):
             if before == (state, details):
                 return
         self._read_as.wrote(entity)
-        self.connection.execute(_INSERT_EVENT, dict(
+        _INSERT_EVENT.run(self.connection, dict(
             time=now, entity_id=entity.id, kind=entity.kind, tenant=entity.tenant or "",
             owner=entity.owner or "", event=event_name, state=state, details=details))
 
     def _record_gone(self, rows: Sequence[Any], now: datetime) -> None:
         """A `deleted` usage event for each stored row that went."""
         for row in rows:
-            self.connection.execute(_INSERT_EVENT, dict(
+            _INSERT_EVENT.run(self.connection, dict(
                 time=now, entity_id=row.id, kind=row.kind, tenant=row.tenant, owner=row.owner,
                 event="deleted", state=_state(row.attributes), details={}))
 
