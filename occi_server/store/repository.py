@@ -44,7 +44,7 @@ from occi_server.store.tables import (
     usage_events,
 )
 from occi_server.store.watch import GenerationReader
-from occi_server.store.writers import WriterTurns
+from occi_server.store.writers import Checkpoints, WriterTurns
 
 log = logging.getLogger("occi_server.store")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -64,11 +64,13 @@ class Store:
             options["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **options)
         self._turns: WriterTurns | None = None
+        self._checkpoints: Checkpoints | None = None
         if self.is_sqlite:
             self._configure_sqlite()
             database = self.engine.url.database
             self._turns = WriterTurns(Path(database) if database and database != ":memory:"
                                       else None)
+            self._checkpoints = Checkpoints()
         self._generations = GenerationReader(self.engine)
 
         @event.listens_for(self.engine, "before_execute")
@@ -86,6 +88,7 @@ class Store:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # see Checkpoints
             cursor.close()
 
         @event.listens_for(self.engine, "begin")
@@ -111,15 +114,17 @@ class Store:
     @contextmanager
     def transaction(self, *, write: bool, scope: Scope | None = None) -> Iterator[Repository]:
         try:
-            with self.engine.connect() as connection, \
-                    self._turns.turn() if write and self._turns else nullcontext():
-                connection.info["write"] = write
-                connection.info["changed"] = False
-                with connection.begin():
-                    repo = Repository(connection, scope)
-                    yield repo
-                    if connection.info["changed"]:
-                        repo.data_changed()
+            with self.engine.connect() as connection:
+                with self._turns.turn() if write and self._turns else nullcontext():
+                    connection.info["write"] = write
+                    connection.info["changed"] = False
+                    with connection.begin():
+                        repo = Repository(connection, scope)
+                        yield repo
+                        if connection.info["changed"]:
+                            repo.data_changed()
+                if write and self._checkpoints is not None:
+                    self._checkpoints.committed(connection)
         except OperationalError as exc:
             # The database's own words stay in the log: they may name other tenants' rows.
             log.warning("database unavailable: %s", exc.orig)

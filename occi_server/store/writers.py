@@ -9,17 +9,23 @@ writer first waits for an exclusive `flock` on `<database>-writers.lock`
 per open file), which wakes it as soon as the one before it has committed;
 SQLite's lock is then free. Readers never take it (WAL: they read a snapshot).
 Held exactly as long as SQLite's write lock: never while the infrastructure
-works."""
+works. Copying the write-ahead log back into the database (Checkpoints) is
+done after a turn, not in one."""
 
 from __future__ import annotations
 
 import fcntl
+import itertools
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
 
 from occi_server.forks import forget_in_children
 
@@ -82,3 +88,28 @@ class WriterTurns:
                 self._path = None  # said once
         return self._descriptor
 
+
+
+class Checkpoints:
+    """SQLite copies its write-ahead log back into the database (a checkpoint)
+    inside the commit that fills the log past 1 000 pages, while that writer
+    still holds its turn, and every writer queued behind it waits: a create's
+    commit took 130 µs at the median and 260 on average. Automatic checkpoints
+    are off (see Store), and a writer runs a passive one, which waits for no
+    reader or writer, after its turn has ended, once in EVERY of this process's
+    write transactions."""
+
+    EVERY = 100
+
+    def __init__(self) -> None:
+        self._writes = itertools.count(1)
+
+    def committed(self, connection: Connection) -> None:
+        """A write transaction of this process has committed (its turn is over)."""
+        if next(self._writes) % self.EVERY:
+            return
+        driver: Any = connection.connection.dbapi_connection
+        try:
+            driver.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:  # the commit stands; the next checkpoint copies it
+            log.warning("write-ahead log not checkpointed: %s", exc)

@@ -3,19 +3,23 @@ across threads and processes (store/writers.py)."""
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import multiprocessing
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 
 from occi_server.core import Entity
 from occi_server.store import Store
-from occi_server.store.writers import WriterTurns
+from occi_server.store.writers import Checkpoints, WriterTurns
 from tests.conftest import COMPUTE
 
 
@@ -115,3 +119,45 @@ def test_without_a_lock_file_writers_still_write(tmp_path: Path,
     with turns.turn():  # said once
         pass
     assert caplog.text.count("writers do not take turns") == 1
+
+
+
+def in_the_database_file(database: Path) -> set[str]:
+    """The entity ids the database file itself holds (not its write-ahead log)."""
+    with closing(sqlite3.connect(f"file:{database}?immutable=1", uri=True)) as raw:
+        return {entity_id for (entity_id,) in raw.execute("SELECT id FROM entities")}
+
+
+def test_the_log_is_copied_into_the_database_after_a_writers_turn(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Checkpoints, "EVERY", 3)
+    database = tmp_path / "s.sqlite3"
+    store = Store(f"sqlite:///{database}")
+    store.migrate()
+    with closing(sqlite3.connect(database)) as raw:  # the schema into the file
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    turn_free: list[bool] = []
+    checkpoint = Checkpoints.committed
+
+    def committed(self: Checkpoints, connection: Connection) -> None:
+        # Another process could take its turn now (the lock file is not held).
+        descriptor = os.open(f"{database}-writers.lock", os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            turn_free.append(True)
+        except BlockingIOError:
+            turn_free.append(False)
+        finally:
+            os.close(descriptor)
+        checkpoint(self, connection)
+
+    monkeypatch.setattr(Checkpoints, "committed", committed)
+    written = []
+    for number in range(5):
+        with store.transaction(write=True) as repo:
+            repo.insert(compute(f"c{number}"))
+        written.append(f"c{number}")
+        # Not copied by SQLite inside a commit: after every third write transaction.
+        assert in_the_database_file(database) == set(written[:len(written) // 3 * 3])
+    assert turn_free == [True] * 5
+    store.dispose()
