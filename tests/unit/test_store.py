@@ -174,6 +174,30 @@ def test_locations_are_unique(store: Store) -> None:
         repo.insert(Entity(id="b", kind=COMPUTE, location="/compute/same"))
 
 
+def test_a_key_another_entity_holds_is_drawn_again(store: Store,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    draws = iter(["0000000000aa", "0000000000aa", "0000000000aa", "0000000000bb"])
+    monkeypatch.setattr(entity_records.secrets, "token_hex", lambda _size: next(draws))
+    with store.transaction(write=True) as repo:
+        repo.insert(Entity(id="a", kind=COMPUTE, location="/compute/a"))
+        second = Entity(id="b", kind=COMPUTE, location="/compute/b")
+        repo.insert(second)
+    assert second.key == "0000000000bb"
+    with store.transaction(write=False) as repo:
+        assert [(e.id, e.key) for e in repo.list()] == [("a", "0000000000aa"),
+                                                        ("b", "0000000000bb")]
+
+
+def test_an_entitys_own_key_is_refused_when_another_holds_it(store: Store) -> None:
+    from occi_server.errors import Conflict
+    with store.transaction(write=True) as repo:
+        repo.insert(Entity(id="a", kind=COMPUTE, location="/compute/a", key="0000000000aa"))
+    with pytest.raises(Conflict), store.transaction(write=True) as repo:
+        repo.insert(Entity(id="b", kind=COMPUTE, location="/compute/b", key="0000000000aa"))
+    with store.transaction(write=False) as repo:
+        assert [e.id for e in repo.list()] == ["a"]
+
+
 def test_run_time_mixins_persist(store: Store) -> None:
     mixin = Mixin("http://example.com/t#", "tag", title="Tag", location="/tag/", origin="user")
     with store.transaction(write=True) as repo:

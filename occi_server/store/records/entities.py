@@ -16,6 +16,7 @@ from occi_server.core import Entity
 from occi_server.kinds.infrastructure import SHARED
 from occi_server.store.records.base import _now, prepared
 from occi_server.store.records.driven import Driven
+from occi_server.store.records.generation import UPSERT
 from occi_server.store.records.usage import UsageRecords
 from occi_server.store.tables import (
     entities,
@@ -49,12 +50,16 @@ _LIGHT = (entities.c.id, entities.c.kind, entities.c.location, entities.c.create
 _POSITION_AT = select(entities.c.created, entities.c.id).where(
     entities.c.location == bindparam("location"))
 _LINKS_TO = select(entities).where(entities.c.target_id == bindparam("target_id"))
-# The writes, and the key check of an insert: run on the driver (see driven.py).
+# The writes: run on the driver (see driven.py).
 _INSERT = Driven(insert(entities))
 _UPDATE = Driven(sql_update(entities).where(entities.c.id == bindparam("entity_id")))
 _UPDATE_UNCHANGED = Driven(sql_update(entities).where(
     (entities.c.id == bindparam("entity_id")) & (entities.c.updated == bindparam("seen"))))
-_KEY_HOLDER = Driven(select(entities.c.id).where(entities.c.key == bindparam("key")))
+# An insert with a key drawn for it gives way when another entity holds the key
+# (an id or location taken still refuses it).
+_INSERT_UNLESS_KEY_TAKEN = {
+    dialect: Driven(upsert(entities).on_conflict_do_nothing(index_elements=[entities.c.key]))
+    for dialect, upsert in UPSERT.items()}
 _INSERT_MIXINS = Driven(insert(entity_mixins))
 _DELETE_MIXINS = Driven(delete(entity_mixins).where(
     entity_mixins.c.entity_id == bindparam("entity_id")))
@@ -223,28 +228,30 @@ class EntityRecords(UsageRecords):
         entity.tenant = entity.tenant or tenant
         entity.owner = entity.owner or owner
         entity.shared = SHARED.type_id in entity.mixins
-        entity.key = entity.key or self._new_key()
-        _INSERT.run(self.connection, dict(
+        entity.created = entity.updated = now
+        row = dict(
             id=entity.id, key=entity.key, kind=entity.kind, location=entity.location,
             source_id=source_id, target=entity.target, target_id=target_id,
             target_kind=entity.target_kind, attributes=entity.attributes, created=now,
-            updated=now, tenant=entity.tenant, owner=entity.owner, shared=entity.shared))
+            updated=now, tenant=entity.tenant, owner=entity.owner, shared=entity.shared)
+        if entity.key:  # its own (adopted, copied): a second holder is refused
+            _INSERT.run(self.connection, row)
+        else:  # drawn again while another entity holds it (one statement a draw)
+            unless_taken = _INSERT_UNLESS_KEY_TAKEN[self.connection.dialect.name]
+            while True:
+                row["key"] = secrets.token_hex(KEY_BYTES)
+                if unless_taken.run(self.connection, row).rowcount:
+                    break
+            entity.key = row["key"]
         self._write_mixins(entity)
         self._record(entity, "created", now)
-
-    def _new_key(self) -> str:
-        """A key no stored entity has (the unique index refuses a second holder
-        should two writers draw the same one at once)."""
-        while True:
-            key = secrets.token_hex(KEY_BYTES)
-            if _KEY_HOLDER.run(self.connection, {"key": key}).scalar() is None:
-                return key
 
     def update(self, entity: Entity, *, mixins: bool = True) -> None:
         """Store the entity as it is now; `mixins`=False: only its attributes
         changed since it was read (its mixins are not written again)."""
         now = _now()
         entity.shared = SHARED.type_id in entity.mixins
+        entity.updated = now
         _UPDATE.run(self.connection, dict(
             entity_id=entity.id, attributes=entity.attributes, target_kind=entity.target_kind,
             updated=now, shared=entity.shared))
@@ -253,15 +260,19 @@ class EntityRecords(UsageRecords):
             self._write_mixins(entity)
         self._record(entity, "changed", now)
 
-    def update_unless_changed(self, entity: Entity) -> bool:
+    def update_unless_changed(self, entity: Entity, was: Entity | None = None) -> bool:
         """Store the entity's attributes unless it was changed since it was read
-        (its `updated`), by a request or a job meanwhile; whether they were."""
+        (its `updated`), by a request or a job meanwhile; whether they were.
+        `was`: the entity as it was read or written then (accounting compares
+        with it; without it, with the entity's last usage event)."""
         now = _now()
         stored = _UPDATE_UNCHANGED.run(self.connection, dict(
             entity_id=entity.id, attributes=entity.attributes, updated=now,
             seen=entity.updated))
         if not stored.rowcount:
             return False
+        if was is not None:
+            self._read_as.wrote(was)
         entity.updated = now
         self._record(entity, "changed", now)
         return True
