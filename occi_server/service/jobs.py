@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -219,14 +219,10 @@ def _steps(store: Store, job: Job, outcome: _Outcome) -> None:
                     if not outcome.handed_off and outcome.refusal is None:
                         outcome.refusal = step.failure(why)
         with store.transaction(write=True) as repo:
-            stored = repo.get(step.entity.id)
-            if stored is not None:
-                if attributes:  # a delete's teardown reports none: its record goes next
-                    stored.attributes.update(attributes)
-                    repo.update(stored, mixins=False)
-                if step.finish is not None and \
-                        attributes.get(state_attribute(step.entity)) != "error":
-                    step.finish(repo)
+            stored = _stored_with(repo, step.entity, attributes)
+            if stored is not None and step.finish is not None and \
+                    attributes.get(state_attribute(step.entity)) != "error":
+                step.finish(repo)
             if number == len(job.steps) - 1:
                 _end(repo, job, failed)
                 ended = True
@@ -241,6 +237,23 @@ def _steps(store: Store, job: Job, outcome: _Outcome) -> None:
         with store.transaction(write=True) as repo:
             _end(repo, job, failed)
     JOBS.labels(job.operation, "failed" if failed else "done").inc()
+
+
+def _stored_with(repo: Repository, entity: Entity, attributes: Attributes) -> Entity | None:
+    """The entity as stored with a step's outcome, or None if it went meanwhile.
+    While nothing changed it since the request or step before wrote it (its
+    `updated`), one statement stores the outcome over what was written; else
+    it is read again."""
+    if attributes and entity.updated is not None:
+        outcome = replace(entity, attributes={**entity.attributes, **attributes})
+        if repo.update_unless_changed(outcome, was=entity):
+            entity.updated = outcome.updated
+            return outcome
+    stored = repo.get(entity.id)
+    if stored is not None and attributes:  # a delete's teardown reports none: it goes next
+        stored.attributes.update(attributes)
+        repo.update(stored, mixins=False)
+    return stored
 
 
 def _end(repo: Repository, job: Job, failed: list[str]) -> None:

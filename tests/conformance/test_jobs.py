@@ -72,6 +72,16 @@ def test_an_action_in_progress_is_waited_for_by_a_delete(make_app) -> None:
         ("deleting", "done"), ("stop", "done"), ("creating", "done")]
 
 
+def test_a_change_made_while_a_job_works_stays_with_its_outcome(make_app) -> None:
+    client = slow_site(make_app)
+    compute = client.compute()
+    renamed = client.post_text(compute, ['X-OCCI-Attribute: occi.core.title="renamed"'])
+    assert renamed.status_code == 200
+    assert client.attributes(compute)["occi.compute.state"] == "waiting"
+    wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
+    assert client.attributes(compute)["occi.core.title"] == "renamed"
+
+
 def test_a_short_create_answers_with_its_outcome(client: Client) -> None:
     compute = client.compute()  # the simulated infrastructure answers at once
     assert client.attributes(compute)["occi.compute.state"] == "active"
