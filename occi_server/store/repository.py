@@ -63,6 +63,10 @@ class Store:
         else:
             options["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **options)
+        # SQLAlchemy's errors, and the driver's own (statements run on the driver)
+        driver = self.engine.dialect.loaded_dbapi
+        self._unavailable = (OperationalError, driver.OperationalError)
+        self._refused = (IntegrityError, driver.IntegrityError)
         self._turns: WriterTurns | None = None
         self._checkpoints: Checkpoints | None = None
         if self.is_sqlite:
@@ -125,13 +129,13 @@ class Store:
                             repo.data_changed()
                 if write and self._checkpoints is not None:
                     self._checkpoints.committed(connection)
-        except OperationalError as exc:
+        except self._unavailable as exc:
             # The database's own words stay in the log: they may name other tenants' rows.
-            log.warning("database unavailable: %s", exc.orig)
+            log.warning("database unavailable: %s", getattr(exc, "orig", exc))
             raise BackendUnavailable("the database is busy or not available; nothing was "
                                      "changed, try again") from None
-        except IntegrityError as exc:
-            log.info("refused by a database constraint: %s", exc.orig)
+        except self._refused as exc:
+            log.info("refused by a database constraint: %s", getattr(exc, "orig", exc))
             raise Conflict("the request conflicts with something this site already has (an "
                            "id, location or name taken, perhaps meanwhile); nothing was "
                            "changed") from None

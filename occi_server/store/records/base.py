@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from occi_server.store.records.driven import Driven
 from occi_server.store.tables import entities
 
 DEFAULT_TENANT = "default"
@@ -47,15 +48,22 @@ class Prepared:
     locked: tuple[Any, Any] | None = None
 
 
-def prepared(query: Any, *, lockable: bool = False) -> Prepared:
+def prepared(query: Any, *, lockable: bool = False, driven: bool = False) -> Prepared:
     """`query` (with bind parameters for its values) as operators see it and as a
     tenant does (its own entities and shared ones; the tenant bound at run time).
     `lockable`: a write transaction on PostgreSQL locks the rows it reads, so
     that two front ends' requests on one entity take turns (SQLite's write
-    transactions take turns already)."""
+    transactions take turns already). `driven`: run on the driver (see
+    driven.py; a query of one entity, which every write reads first)."""
     scoped = query.where((entities.c.tenant == bindparam("scope_tenant")) | entities.c.shared)
-    return Prepared(query, scoped, (query.with_for_update(of=entities),
-                                    scoped.with_for_update(of=entities)) if lockable else None)
+    made = Driven if driven else _core
+    return Prepared(made(query), made(scoped),
+                    (made(query.with_for_update(of=entities)),
+                     made(scoped.with_for_update(of=entities))) if lockable else None)
+
+
+def _core(statement: Any) -> Any:
+    return statement
 
 
 class Records:
@@ -72,16 +80,18 @@ class Records:
         assert self.scope is not None
         return query.where((entities.c.tenant == self.scope.tenant) | entities.c.shared)
 
-    def _prepared(self, query: Prepared, **values: Any) -> Any:
-        """Run a statement built once (see `prepared`) for this transaction's scope."""
+    def _prepared(self, query: Prepared, **values: Any) -> list[Any]:
+        """The rows of a query built once (see `prepared`) for this transaction's scope."""
         everything, scoped = query.everything, query.scoped
         if query.locked is not None and self.connection.info.get("write") \
                 and self.connection.dialect.name == "postgresql":
             everything, scoped = query.locked
-        if self.sees_everything:
-            return self.connection.execute(everything, values)
-        assert self.scope is not None
-        return self.connection.execute(scoped, {**values, "scope_tenant": self.scope.tenant})
+        if not self.sees_everything:
+            assert self.scope is not None
+            everything, values = scoped, {**values, "scope_tenant": self.scope.tenant}
+        if isinstance(everything, Driven):
+            return everything.rows(self.connection, values)
+        return self.connection.execute(everything, values).all()
 
     def _stamp(self) -> tuple[str, str]:
         """(tenant, owner) of what this transaction creates."""

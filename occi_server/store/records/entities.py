@@ -39,9 +39,10 @@ def _after(after: Position) -> Any:
 
 # A write request locks the entity it acts on (PostgreSQL): two front ends'
 # actions on one entity take turns, and the second sees what the first did.
-_BY_ID = prepared(select(entities).where(entities.c.id == bindparam("id")), lockable=True)
+_BY_ID = prepared(select(entities).where(entities.c.id == bindparam("id")), lockable=True,
+                  driven=True)
 _BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam("location")),
-                        lockable=True)
+                        lockable=True, driven=True)
 _LINKS_FROM = prepared(select(entities).where(
     entities.c.source_id.in_(bindparam("sources", expanding=True))).order_by(
     entities.c.created, entities.c.id))
@@ -77,9 +78,9 @@ _DELETES = [Driven(statement) for statement in (
     delete(entities).where(entities.c.source_id == bindparam("entity_id")),
     delete(entities).where(entities.c.id == bindparam("entity_id")))]
 # One entity's (most reads are of one): no IN list for SQLAlchemy to expand per call.
-_MIXINS_OF_ONE = select(entity_mixins.c.mixin).where(
+_MIXINS_OF_ONE = Driven(select(entity_mixins.c.mixin).where(
     entity_mixins.c.entity_id == bindparam("entity_id")).order_by(
-    entity_mixins.c.entity_id, entity_mixins.c.position)
+    entity_mixins.c.entity_id, entity_mixins.c.position))
 _LOCATIONS_OF = select(entities.c.id, entities.c.location).where(
     entities.c.id.in_(bindparam("ids", expanding=True)))
 _MIXINS_OF = select(entity_mixins).where(
@@ -93,7 +94,7 @@ KEY_BYTES = 6
 
 class EntityRecords(UsageRecords):
     def get(self, entity_id: str) -> Entity | None:
-        found = self._hydrate(self._prepared(_BY_ID, id=entity_id).all())
+        found = self._hydrate(self._prepared(_BY_ID, id=entity_id))
         return found[0] if found else None
 
     def by_key(self, key: str) -> Entity | None:
@@ -102,7 +103,7 @@ class EntityRecords(UsageRecords):
         return self._hydrate(rows)[0] if rows else None
 
     def by_location(self, location: str) -> Entity | None:
-        found = self._hydrate(self._prepared(_BY_LOCATION, location=location).all())
+        found = self._hydrate(self._prepared(_BY_LOCATION, location=location))
         return found[0] if found else None
 
     def tenants(self) -> set[str]:
@@ -211,7 +212,7 @@ class EntityRecords(UsageRecords):
         """Outgoing links of the given resources, by source id."""
         found: dict[str, list[Entity]] = {source_id: [] for source_id in source_ids}
         for chunk in _chunks(list(source_ids), 500):
-            rows = self._prepared(_LINKS_FROM, sources=chunk).all()
+            rows = self._prepared(_LINKS_FROM, sources=chunk)
             for link, row in zip(self._hydrate(rows), rows, strict=True):
                 found[row.source_id].append(link)
         return found
@@ -240,7 +241,7 @@ class EntityRecords(UsageRecords):
             unless_taken = _INSERT_UNLESS_KEY_TAKEN[self.connection.dialect.name]
             while True:
                 row["key"] = secrets.token_hex(KEY_BYTES)
-                if unless_taken.run(self.connection, row).rowcount:
+                if unless_taken.run(self.connection, row):
                     break
             entity.key = row["key"]
         self._write_mixins(entity)
@@ -266,10 +267,9 @@ class EntityRecords(UsageRecords):
         `was`: the entity as it was read or written then (accounting compares
         with it; without it, with the entity's last usage event)."""
         now = _now()
-        stored = _UPDATE_UNCHANGED.run(self.connection, dict(
-            entity_id=entity.id, attributes=entity.attributes, updated=now,
-            seen=entity.updated))
-        if not stored.rowcount:
+        if not _UPDATE_UNCHANGED.run(self.connection, dict(
+                entity_id=entity.id, attributes=entity.attributes, updated=now,
+                seen=entity.updated)):
             return False
         if was is not None:
             self._read_as.wrote(was)
@@ -294,8 +294,8 @@ class EntityRecords(UsageRecords):
     def _hydrate(self, rows: Sequence[Any]) -> list[Entity]:
         ids = [row.id for row in rows]
         if len(ids) == 1:
-            mixins = {ids[0]: [mixin for (mixin,) in self.connection.execute(
-                _MIXINS_OF_ONE, {"entity_id": ids[0]})]}
+            mixins = {ids[0]: [mixin for (mixin,) in _MIXINS_OF_ONE.rows(
+                self.connection, {"entity_id": ids[0]})]}
         else:
             mixins = {entity_id: [] for entity_id in ids}
             for chunk in _chunks(ids, 500):

@@ -47,7 +47,7 @@ def generations_of(row: Any) -> Generations:
 class GenerationRecords(Records):
     def generations(self) -> Generations:
         """The model and data generations as this transaction sees them."""
-        return generations_of(_GENERATIONS.run(self.connection).one())
+        return generations_of(_GENERATIONS.rows(self.connection)[0])
 
     def model_generation(self) -> int:
         """The number every change of run-time mixins and marketplace entries increases."""
