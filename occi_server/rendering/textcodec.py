@@ -7,6 +7,7 @@ writes (ABNF parameter order, double quotes, numbers without exponents)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from decimal import Decimal
@@ -25,41 +26,54 @@ _ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
+# Where a quoted string that began just before ends (after its closing quote);
+# a backslash escapes the character after it.
+_QUOTED_TO_END = {quote: re.compile(rf"(?:[^{quote}\\]|\\.)*{quote}", re.DOTALL)
+                  for quote in "\"'"}
+
+
 def split_outside_quotes(value: str, separator: str) -> list[str]:
-    """Split on `separator` except inside quoted strings and a leading <URI>.
-    One pass, in time linear in the value's length."""
+    """Split on `separator` except inside quoted strings (double quotes, or
+    single ones opening a value after '=') and a <URI> opening a part. One
+    pass, in time linear in the value's length: the text between the
+    characters that matter is skipped by a regular expression."""
     parts: list[str] = []
-    buffer: list[str] = []
-    last = ""  # the part's last character that is not white space
-    quote: str | None = None
-    in_angle = False
-    escaped = False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif quote:
-            if char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = None
-        elif in_angle:
-            in_angle = char != ">"
-        elif char == separator:
-            parts.append("".join(buffer))
-            buffer, last = [], ""
-            continue
-        elif char == '"' or (char == "'" and last == "="):
-            quote = char
-        elif char == "<" and not last:
-            in_angle = True
-        buffer.append(char)
-        if not char.isspace():
-            last = char
-    if quote or in_angle:
-        raise BadRequest(f"unterminated {'quoted string' if quote else '<URI>'} in: "
-                         f"{value[:200]}")
-    parts.append("".join(buffer))
+    start = position = 0  # of the part, and of what is still to read
+    matters = _matters(separator)
+    while (found := matters.search(value, position)) is not None:
+        char, at = found.group(), found.start()
+        if char == separator:
+            parts.append(value[start:at])
+            start = position = at + 1
+        elif char == '"' or (char == "'" and _last_before(value, start, at) == "="):
+            closed = _QUOTED_TO_END[char].match(value, at + 1)
+            if closed is None:
+                raise BadRequest(f"unterminated quoted string in: {value[:200]}")
+            position = closed.end()
+        elif char == "<" and not _last_before(value, start, at):
+            closing = value.find(">", at + 1)
+            if closing < 0:
+                raise BadRequest(f"unterminated <URI> in: {value[:200]}")
+            position = closing + 1
+        else:
+            position = at + 1
+    parts.append(value[start:])
     return [part.strip() for part in parts if part.strip()]
+
+
+@functools.cache
+def _matters(separator: str) -> re.Pattern[str]:
+    """The characters splitting looks at."""
+    return re.compile(f"[{re.escape(separator)}\"'<]")
+
+
+def _last_before(value: str, start: int, at: int) -> str:
+    """The last character before `at`, back to `start`, that is not white
+    space ("" if none)."""
+    index = at - 1
+    while index >= start and value[index].isspace():
+        index -= 1
+    return value[index] if index >= start else ""
 
 
 def unescape(text: str) -> str:
