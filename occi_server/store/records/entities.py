@@ -46,11 +46,14 @@ _BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam(
 _LINKS_FROM = prepared(select(entities).where(
     entities.c.source_id.in_(bindparam("sources", expanding=True))).order_by(
     entities.c.created, entities.c.id))
+_LINKS_FROM_ONE = prepared(select(entities).where(
+    entities.c.source_id == bindparam("source")).order_by(entities.c.created, entities.c.id),
+    driven=True)
 # What a light listing reads of an entity: where it is (created: its position).
 _LIGHT = (entities.c.id, entities.c.kind, entities.c.location, entities.c.created)
 _POSITION_AT = select(entities.c.created, entities.c.id).where(
     entities.c.location == bindparam("location"))
-_LINKS_TO = select(entities).where(entities.c.target_id == bindparam("target_id"))
+_LINKS_TO = Driven(select(entities).where(entities.c.target_id == bindparam("target_id")))
 # The writes: run on the driver (see driven.py).
 _INSERT = Driven(insert(entities))
 _UPDATE = Driven(sql_update(entities).where(entities.c.id == bindparam("entity_id")))
@@ -67,8 +70,8 @@ _DELETE_MIXINS = Driven(delete(entity_mixins).where(
 # A deletion: the entity, its links (ON DELETE CASCADE too, for a database
 # without cascades), what they hold of the address pools.
 _LINKS_OF = select(entities.c.id).where(entities.c.source_id == bindparam("entity_id"))
-_GOING = select(entities).where((entities.c.id == bindparam("entity_id"))
-                                | entities.c.id.in_(_LINKS_OF))
+_GOING = Driven(select(entities).where((entities.c.id == bindparam("entity_id"))
+                                       | entities.c.id.in_(_LINKS_OF)))
 _RELEASES = [delete(table).where((table.c.link_id == bindparam("entity_id"))
                                  | table.c.link_id.in_(_LINKS_OF))
              for table in (ip_allocations, mac_allocations)]
@@ -212,7 +215,8 @@ class EntityRecords(UsageRecords):
         """Outgoing links of the given resources, by source id."""
         found: dict[str, list[Entity]] = {source_id: [] for source_id in source_ids}
         for chunk in _chunks(list(source_ids), 500):
-            rows = self._prepared(_LINKS_FROM, sources=chunk)
+            rows = self._prepared(_LINKS_FROM_ONE, source=chunk[0]) if len(chunk) == 1 \
+                else self._prepared(_LINKS_FROM, sources=chunk)
             for link, row in zip(self._hydrate(rows), rows, strict=True):
                 found[row.source_id].append(link)
         return found
@@ -220,7 +224,7 @@ class EntityRecords(UsageRecords):
     def links_to(self, entity_id: str) -> list[Entity]:
         """Every link to the entity, whatever its tenant: the service's checks and
         clean-ups need them all (a shared network's interfaces, for one)."""
-        return self._hydrate(self.connection.execute(_LINKS_TO, {"target_id": entity_id}).all())
+        return self._hydrate(_LINKS_TO.rows(self.connection, {"target_id": entity_id}))
 
     def insert(self, entity: Entity, *, source_id: str | None = None,
                target_id: str | None = None) -> None:
@@ -280,7 +284,7 @@ class EntityRecords(UsageRecords):
     def delete(self, entity_id: str) -> None:
         """The entity goes, with its links and the addresses they hold."""
         now = _now()
-        gone = self.connection.execute(_GOING, {"entity_id": entity_id}).all()
+        gone = _GOING.rows(self.connection, {"entity_id": entity_id})
         for statement in _DELETES:
             statement.run(self.connection, {"entity_id": entity_id})
         self._record_gone(gone, now)
