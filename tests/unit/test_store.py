@@ -188,6 +188,23 @@ def test_a_key_another_entity_holds_is_drawn_again(store: Store,
                                                         ("b", "0000000000bb")]
 
 
+def test_an_entity_is_read_back_with_the_times_and_values_it_was_written_with(
+        store: Store) -> None:
+    written = Entity(id="a", kind=COMPUTE, location="/compute/a", mixins=["m#x"],
+                     attributes={"occi.core.id": "a", "n": 1.5, "list": [1, "é"], "none": None})
+    with store.transaction(write=True) as repo:
+        repo.insert(written)
+    with store.transaction(write=False) as repo:
+        read = repo.get("a")
+        by_location = repo.by_location("/compute/a")
+    assert read is not None and by_location is not None
+    assert (read.attributes, read.mixins, read.key) == (written.attributes, ["m#x"], written.key)
+    assert read.created is not None and written.created is not None
+    assert (read.created.replace(tzinfo=None), read.updated) == (
+        written.created.replace(tzinfo=None), read.created)
+    assert by_location == read
+
+
 def test_an_entitys_own_key_is_refused_when_another_holds_it(store: Store) -> None:
     from occi_server.errors import Conflict
     with store.transaction(write=True) as repo:

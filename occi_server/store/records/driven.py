@@ -27,6 +27,7 @@ _BOOKKEEPING = frozenset(table.name for table in (leases, rate_hits, data_genera
 
 Values = Mapping[str, Any]
 _NONE: Values = MappingProxyType({})
+_REQUIRED = object()  # a bound value the statement does not carry
 
 
 def shows(statement: Any) -> bool:
@@ -73,16 +74,19 @@ class Driven:
 
     def _compile(self, dialect: Dialect, key: tuple[str, tuple[str, ...]]) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect, column_keys=list(key[1]))
-        # Each bound value: its name, the value the statement carries (used when
-        # none is given), and its type's conversion for this database.
-        binds = [(name, bind.value, bind.type.dialect_impl(dialect).bind_processor(dialect))
+        # Each bound value: its name, the value the statement carries (or that
+        # one must be given), and its type's conversion for this database.
+        binds = [(name, _REQUIRED if bind.required else bind.value,
+                  bind.type.dialect_impl(dialect).bind_processor(dialect))
                  for name, bind in ((name, compiled.binds[name]) for name in
                                     (compiled.positiontup if compiled.positional
                                      else compiled.binds))]
 
         def converted(values: Values) -> list[Any]:
-            return [convert(values.get(name, fixed)) if convert is not None
-                    else values.get(name, fixed) for name, fixed, convert in binds]
+            given = [values[name] if fixed is _REQUIRED else values.get(name, fixed)
+                     for name, fixed, _ in binds]
+            return [value if convert is None else convert(value)
+                    for value, (_, _, convert) in zip(given, binds, strict=True)]
 
         if compiled.positional:
             def parameters(values: Values) -> Any:
