@@ -89,7 +89,6 @@ class WriterTurns:
         return self._descriptor
 
 
-
 class Checkpoints:
     """SQLite copies its write-ahead log back into the database (a checkpoint)
     inside the commit that fills the log past 1 000 pages, while that writer
