@@ -105,7 +105,10 @@ class QuotaCheck:
         self.quotas = quotas
         self._used: dict[str, dict[str, float]] = {}
 
-    def admit(self, entity: Entity, target: Entity | None = None) -> None:
+    def admit(self, entity: Entity, target: Entity | None = None, *,
+              was: Entity | None = None) -> None:
+        """`entity` as it would be stored (`target`: a link's); `was`: as it is
+        stored now, when it is changed (None: a new one)."""
         tenant = entity.tenant or (self.repo.scope.tenant if self.repo.scope else DEFAULT_TENANT)
         limits = limits_of(self.quotas, tenant)
         if not limits:
@@ -115,9 +118,8 @@ class QuotaCheck:
             self._used[tenant] = tenant_usage(self.repo, tenant)
         public = {target.location} if target is not None \
             and PUBLIC_NETWORK.type_id in target.mixins else set()
-        stored = self.repo.everywhere().get(entity.id)
         added = usage([entity], public)
-        removed = usage([stored] if stored is not None else [], public)
+        removed = usage([was] if was is not None else [], public)
         before = self._used[tenant]
         after = {name: before[name] + added[name] - removed[name] for name in QUOTAS}
         for name, limit in limits.items():

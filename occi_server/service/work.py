@@ -607,7 +607,7 @@ class Work:
         changes.update({n: None for n in entity.attributes if n not in attributes})
         if SHARED.type_id in mixins and SHARED.type_id not in entity.mixins:
             self._may_share(mixins)
-        self.quota.admit(replace(entity, mixins=mixins, attributes=attributes))
+        self.quota.admit(replace(entity, mixins=mixins, attributes=attributes), was=entity)
         before = replace(entity, mixins=list(entity.mixins), attributes=dict(entity.attributes))
         entity.mixins = mixins
         entity.attributes = attributes
