@@ -83,10 +83,11 @@ class Driven:
                                      else compiled.binds))]
 
         def converted(values: Values) -> list[Any]:
-            given = [values[name] if fixed is _REQUIRED else values.get(name, fixed)
-                     for name, fixed, _ in binds]
-            return [value if convert is None else convert(value)
-                    for value, (_, _, convert) in zip(given, binds, strict=True)]
+            found = []
+            for name, fixed, convert in binds:
+                value = values[name] if fixed is _REQUIRED else values.get(name, fixed)
+                found.append(value if convert is None else convert(value))
+            return found
 
         if compiled.positional:
             def parameters(values: Values) -> Any:
