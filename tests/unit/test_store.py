@@ -215,6 +215,21 @@ def test_an_entitys_own_key_is_refused_when_another_holds_it(store: Store) -> No
         assert [e.id for e in repo.list()] == ["a"]
 
 
+def test_a_database_error_on_the_driver_is_unavailable_and_changes_nothing(
+        tmp_path: Path) -> None:
+    from occi_server.errors import BackendUnavailable
+    store = Store(f"sqlite:///{tmp_path}/s.sqlite3")
+    store.migrate()
+    with store.transaction(write=True) as repo:
+        repo.insert(Entity(id="a", kind=COMPUTE, location="/compute/a"))
+        repo.connection.exec_driver_sql("DROP TABLE usage_events")  # accounting's insert fails
+    with pytest.raises(BackendUnavailable), store.transaction(write=True) as repo:
+        repo.insert(Entity(id="b", kind=COMPUTE, location="/compute/b"))
+    with store.transaction(write=False) as repo:
+        assert [e.id for e in repo.list()] == ["a"]
+    store.dispose()
+
+
 def test_run_time_mixins_persist(store: Store) -> None:
     mixin = Mixin("http://example.com/t#", "tag", title="Tag", location="/tag/", origin="user")
     with store.transaction(write=True) as repo:

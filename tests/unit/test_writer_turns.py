@@ -121,7 +121,6 @@ def test_without_a_lock_file_writers_still_write(tmp_path: Path,
     assert caplog.text.count("writers do not take turns") == 1
 
 
-
 def in_the_database_file(database: Path) -> set[str]:
     """The entity ids the database file itself holds (not its write-ahead log)."""
     with closing(sqlite3.connect(f"file:{database}?immutable=1", uri=True)) as raw:
