@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 
 metadata = MetaData()
@@ -30,9 +31,9 @@ entities = Table(
     Column("location", String(1024), nullable=False, unique=True),
     # Links: the source resource (deleting it deletes its links) and the target.
     Column("source_id", String(255), ForeignKey("entities.id", ondelete="CASCADE"),
-           nullable=True, index=True),
+           nullable=True),
     Column("target", Text, nullable=True),
-    Column("target_id", String(255), nullable=True, index=True),
+    Column("target_id", String(255), nullable=True),
     Column("target_kind", String(1024), nullable=True),
     Column("attributes", JSON, nullable=False),
     Column("created", DateTime(timezone=True), nullable=False, index=True),
@@ -45,6 +46,11 @@ entities = Table(
     # Listings: a kind's members in creation order, a page at a time; location
     # lists from the index alone (it holds what a scope tests and the location).
     Index("ix_entities_listing", "kind", "created", "id", "tenant", "shared", "location"),
+    # Links' ends, indexed for links alone: a resource's insert or delete
+    # writes no entry in them.
+    *(Index(f"ix_entities_{column}", column, sqlite_where=text(f"{column} IS NOT NULL"),
+            postgresql_where=text(f"{column} IS NOT NULL"))
+      for column in ("source_id", "target_id")),
 )
 
 entity_mixins = Table(

@@ -55,6 +55,24 @@ def test_migrations_produce_exactly_the_declared_schema(store: Store) -> None:
     assert differences == []
 
 
+@pytest.mark.parametrize("column", ["source_id", "target_id"])
+def test_link_ends_are_indexed_for_links_alone_and_looked_up_through_it(
+        store: Store, column: str) -> None:
+    sqlite = store.is_sqlite
+    with store.engine.begin() as connection:
+        definition = connection.execute(text(
+            "SELECT sql FROM sqlite_master WHERE name = :name" if sqlite else
+            "SELECT indexdef FROM pg_indexes WHERE indexname = :name"),
+            {"name": f"ix_entities_{column}"}).scalar_one()
+        if not sqlite:
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = " ".join(str(row[-1]) for row in connection.execute(text(
+            f"EXPLAIN {'QUERY PLAN ' if sqlite else ''}"
+            f"SELECT id FROM entities WHERE {column} = :value"), {"value": "x"}))
+    assert f"{column} IS NOT NULL" in definition.replace("(", "").replace(")", "")
+    assert f"ix_entities_{column}" in plan
+
+
 def test_migrate_twice_is_harmless(store: Store) -> None:
     store.migrate()
 
