@@ -50,8 +50,8 @@ def usage(entities: Iterable[Entity], public_networks: set[str]) -> dict[str, fl
 
 
 def tenant_usage(repo: Repository, tenant: str) -> dict[str, float]:
-    """What a tenant's resources use now, summed by the database."""
-    totals = repo.totals(tenant, (CORES, MEMORY, SIZE))
+    """What a tenant's resources use now, as the store keeps it."""
+    totals = repo.totals(tenant)
     compute = totals.get(COMPUTE.type_id, {})
     storage = totals.get(STORAGE.type_id, {})
     return {"instances": compute.get("count", 0.0), "cores": compute.get(CORES, 0.0),

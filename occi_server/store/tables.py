@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -47,10 +48,12 @@ entities = Table(
     # lists from the index alone (it holds what a scope tests and the location).
     Index("ix_entities_listing", "kind", "created", "id", "tenant", "shared", "location"),
     # Links' ends, indexed for links alone: a resource's insert or delete
-    # writes no entry in them.
-    *(Index(f"ix_entities_{column}", column, sqlite_where=text(f"{column} IS NOT NULL"),
-            postgresql_where=text(f"{column} IS NOT NULL"))
-      for column in ("source_id", "target_id")),
+    # writes no entry in them. A target's links carry their tenant and kind
+    # (a tenant's interfaces on public networks are counted from the index).
+    *(Index(f"ix_entities_{columns[0]}", *columns,
+            sqlite_where=text(f"{columns[0]} IS NOT NULL"),
+            postgresql_where=text(f"{columns[0]} IS NOT NULL"))
+      for columns in (("source_id",), ("target_id", "tenant", "kind"))),
 )
 
 entity_mixins = Table(
@@ -168,6 +171,23 @@ usage_events = Table(
     Column("event", String(16), nullable=False),  # created, changed, deleted
     Column("state", String(32), nullable=True),
     Column("details", JSON, nullable=False),
+)
+
+# What each tenant's entities of each kind add up to (the quotas' usage):
+# how many, and the sum of each attribute TOTALLED names. Kept by every write
+# of an entity, in its transaction (records/totals.py), instead of summed over
+# the tenant's entities by each quota check. Sums are whole millionths: adding
+# and taking away again leaves no rounding behind.
+TOTALLED = {"cores": "occi.compute.cores", "memory": "occi.compute.memory",
+            "size": "occi.storage.size"}
+MILLIONTHS = 1_000_000
+tenant_totals = Table(
+    "tenant_totals",
+    metadata,
+    Column("tenant", String(255), primary_key=True),
+    Column("kind", String(1024), primary_key=True),
+    Column("entities", BigInteger, nullable=False),
+    *(Column(column, BigInteger, nullable=False) for column in TOTALLED),
 )
 
 # A number every change the OCCI model is built from (run-time categories,

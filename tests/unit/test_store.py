@@ -20,9 +20,10 @@ from occi_server.core import Entity, Mixin
 from occi_server.store import Store
 from occi_server.store.records import entities as entity_records
 from occi_server.store.records.base import Scope
+from occi_server.store.records.usage import ACCOUNTED
 from occi_server.store.repository import MIGRATIONS
-from occi_server.store.tables import metadata, usage_events
-from tests.conftest import COMPUTE, Client
+from occi_server.store.tables import TOTALLED, entities, metadata, usage_events
+from tests.conftest import COMPUTE, NETWORKINTERFACE, STORAGE, Client
 from tests.support.postgres import find_bin, private_cluster
 
 
@@ -66,9 +67,10 @@ def test_link_ends_are_indexed_for_links_alone_and_looked_up_through_it(
             {"name": f"ix_entities_{column}"}).scalar_one()
         if not sqlite:
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        plan = " ".join(str(row[-1]) for row in connection.execute(text(
-            f"EXPLAIN {'QUERY PLAN ' if sqlite else ''}"
-            f"SELECT id FROM entities WHERE {column} = :value"), {"value": "x"}))
+        lookup = select(entities.c.id).where(entities.c[column] == "x").compile(
+            store.engine, compile_kwargs={"literal_binds": True})
+        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
+            f"EXPLAIN {'QUERY PLAN ' if sqlite else ''}{lookup}"))
     assert f"{column} IS NOT NULL" in definition.replace("(", "").replace(")", "")
     assert f"ix_entities_{column}" in plan
 
@@ -248,6 +250,68 @@ def test_a_database_error_on_the_driver_is_unavailable_and_changes_nothing(
     store.dispose()
 
 
+CORES, MEMORY, SIZE = "occi.compute.cores", "occi.compute.memory", "occi.storage.size"
+
+
+def _summed_afresh(repo, tenant: str) -> dict[str, dict[str, float]]:
+    """A tenant's totals as its stored entities add up now."""
+    found: dict[str, dict[str, float]] = {}
+    for entity in repo.of_tenant(tenant):
+        kind = found.setdefault(entity.kind, {"count": 0.0, CORES: 0.0, MEMORY: 0.0, SIZE: 0.0})
+        kind["count"] += 1
+        for name in (CORES, MEMORY, SIZE):
+            kind[name] += entity.attributes.get(name, 0)
+    return found
+
+
+def test_a_tenants_totals_follow_every_write_of_its_entities(store: Store) -> None:
+    alice, bob = Scope("alice", "a"), Scope("bob", "b")
+
+    def compute(entity_id: str, cores: int, memory: float) -> Entity:
+        return Entity(id=entity_id, kind=COMPUTE, location=f"/compute/{entity_id}",
+                      attributes={"occi.core.id": entity_id, CORES: cores, MEMORY: memory})
+
+    with store.transaction(write=True, scope=alice) as repo:
+        repo.insert(compute("c1", 2, 1.5))
+        repo.insert(compute("c2", 1, 0.1))
+        repo.insert(Entity(id="s1", kind=STORAGE, location="/storage/s1",
+                           attributes={"occi.core.id": "s1", SIZE: 0.2}))
+        repo.insert(Entity(id="l1", kind=NETWORKINTERFACE, location="/link/l1",
+                           source="/compute/c1", target="/network/n1",
+                           attributes={"occi.core.id": "l1"}), source_id="c1")
+    with store.transaction(write=True, scope=bob) as repo:
+        repo.insert(compute("c3", 8, 16))
+    with store.transaction(write=True, scope=alice) as repo:
+        resized = repo.get("c1")
+        resized.attributes.update({CORES: 4, "occi.compute.state": "active"})
+        repo.update(resized)
+    with store.transaction(write=True, scope=alice) as repo:  # changed as written, unread
+        written = compute("c2", 3, 0.3)
+        written.tenant, written.updated = "alice", repo.get("c2").updated
+        assert repo.update_unless_changed(written)
+    with store.transaction(write=True, scope=alice) as repo:  # no history to compare with
+        repo.connection.execute(usage_events.delete().where(usage_events.c.entity_id == "s1"))
+        volume = Entity(id="s1", kind=STORAGE, location="/storage/s1", tenant="alice",
+                        attributes={"occi.core.id": "s1", SIZE: 0.7})
+        repo.update(volume)
+    with store.transaction(write=True, scope=alice) as repo:
+        repo.insert(compute("c4", 1, 0.5))
+        repo.delete("c1")  # with its interface
+    with store.transaction(write=False) as repo:
+        totals = {tenant: repo.totals(tenant) for tenant in ("alice", "bob", "carol")}
+        afresh = {tenant: _summed_afresh(repo, tenant) for tenant in ("alice", "bob", "carol")}
+    assert totals["alice"] == {COMPUTE: {"count": 2, CORES: 4, MEMORY: 0.8, SIZE: 0},
+                               STORAGE: {"count": 1, CORES: 0, MEMORY: 0, SIZE: 0.7}}
+    assert totals["bob"] == {COMPUTE: {"count": 1, CORES: 8, MEMORY: 16, SIZE: 0}}
+    assert totals["carol"] == {}
+    assert totals == afresh
+
+
+def test_what_the_totals_sum_is_what_accounting_records() -> None:
+    # A change of a totalled attribute is seen where accounting records changes.
+    assert set(TOTALLED.values()) <= set(ACCOUNTED)
+
+
 def test_run_time_mixins_persist(store: Store) -> None:
     mixin = Mixin("http://example.com/t#", "tag", title="Tag", location="/tag/", origin="user")
     with store.transaction(write=True) as repo:
@@ -366,3 +430,7 @@ def test_an_older_store_keeps_its_entities_and_gets_their_history(tmp_path: Path
     assert (event.entity_id, event.event, event.state, event.tenant, event.time.year) == \
         ("c1", "created", "active", "default", 2025)
     assert event.details == {"attributes": {"occi.compute.cores": 2}, "mixins": ["m#a"]}
+    with store.transaction(write=False) as repo:
+        assert repo.totals("default") == {COMPUTE: {"count": 1, "occi.compute.cores": 2,
+                                                    "occi.compute.memory": 0,
+                                                    "occi.storage.size": 0}}

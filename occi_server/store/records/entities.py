@@ -54,6 +54,12 @@ _LIGHT = (entities.c.id, entities.c.kind, entities.c.location, entities.c.create
 _POSITION_AT = select(entities.c.created, entities.c.id).where(
     entities.c.location == bindparam("location"))
 _LINKS_TO = Driven(select(entities).where(entities.c.target_id == bindparam("target_id")))
+# Counted from the index of links' targets (their tenant and kind in it),
+# target by target of the mixin's holders: a quota check in every create.
+_LINKS_TO_MIXIN = Driven(select(func.count()).select_from(entities).where(
+    (entities.c.tenant == bindparam("tenant")) & (entities.c.kind == bindparam("kind"))
+    & entities.c.target_id.in_(select(entity_mixins.c.entity_id).where(
+        entity_mixins.c.mixin == bindparam("mixin")))))
 # The writes: run on the driver (see driven.py).
 _INSERT = Driven(insert(entities))
 _UPDATE = Driven(sql_update(entities).where(entities.c.id == bindparam("entity_id")))
@@ -116,26 +122,10 @@ class EntityRecords(UsageRecords):
             owning.update(row.tenants)
         return owning
 
-    def totals(self, tenant: str, attributes: Sequence[str]) -> dict[str, dict[str, float]]:
-        """Per kind: how many entities the tenant owns ("count") and the sum of
-        each numeric attribute, computed by the database."""
-        sums = [func.coalesce(func.sum(entities.c.attributes[name].as_float()), 0)
-                for name in attributes]
-        found: dict[str, dict[str, float]] = {}
-        for row in self.connection.execute(
-                select(entities.c.kind, func.count(), *sums)
-                .where(entities.c.tenant == tenant).group_by(entities.c.kind)):
-            found[row[0]] = {"count": float(row[1]),
-                             **{name: float(row[2 + n]) for n, name in enumerate(attributes)}}
-        return found
-
     def links_to_mixin(self, tenant: str, link_kind: str, mixin: str) -> int:
         """How many links of a kind the tenant owns whose target carries the mixin."""
-        marked = select(entity_mixins.c.entity_id).where(entity_mixins.c.mixin == mixin)
-        return self.connection.execute(
-            select(func.count()).select_from(entities).where(
-                (entities.c.tenant == tenant) & (entities.c.kind == link_kind)
-                & entities.c.target_id.in_(marked))).scalar_one()
+        return int(_LINKS_TO_MIXIN.rows(self.connection, {
+            "tenant": tenant, "kind": link_kind, "mixin": mixin})[0][0])
 
     def of_tenant(self, tenant: str) -> list[Entity]:
         """Every entity a tenant owns (shared or not)."""

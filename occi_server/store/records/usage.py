@@ -10,25 +10,28 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from occi_server.core import Entity
-from occi_server.store.records.base import Records
 from occi_server.store.records.driven import Driven
+from occi_server.store.records.totals import TotalRecords
 from occi_server.store.tables import usage_events
 
 _INSERT_EVENT = Driven(insert(usage_events))
 
-# Attributes that accounting records when they change.
+# Attributes that accounting records when they change (TOTALLED among them:
+# the tenants' totals move as these are recorded).
 ACCOUNTED = ("occi.compute.cores", "occi.compute.memory", "occi.compute.hostname",
              "occi.compute.architecture", "occi.storage.size", "occi.networkinterface.address",
              "occi.core.source", "occi.core.target", "occi.core.title")
 
 
-class UsageRecords(Records):
+class UsageRecords(TotalRecords):
     _read_as: _ReadLog
 
     def _record(self, entity: Entity, event_name: str, now: datetime) -> None:
         """A usage event, when what accounting sees (state, sizes, templates) changed
-        since the entity was read (or, for one not read here, since its last event)."""
+        since the entity was read (or, for one not read here, since its last event);
+        the tenant's totals move with the sizes."""
         state, details = _accounted(entity.attributes, entity.mixins)
+        tenant = entity.tenant or ""
         if event_name == "changed":
             read = self._read_as.get(entity.id)
             before = _accounted(*read) if read is not None else None
@@ -40,6 +43,13 @@ class UsageRecords(Records):
                 before = (last.state, last.details) if last is not None else None
             if before == (state, details):
                 return
+            if before is None:
+                self._total_again(tenant, entity.kind)
+            else:
+                self._add_to_totals(tenant, entity.kind, details["attributes"],
+                                    before[1].get("attributes", {}))
+        else:
+            self._add_to_totals(tenant, entity.kind, entity.attributes, None)
         self._read_as.wrote(entity)
         _INSERT_EVENT.run(self.connection, dict(
             time=now, entity_id=entity.id, kind=entity.kind, tenant=entity.tenant or "",
@@ -48,6 +58,7 @@ class UsageRecords(Records):
     def _record_gone(self, rows: Sequence[Any], now: datetime) -> None:
         """A `deleted` usage event for each stored row that went."""
         for row in rows:
+            self._add_to_totals(row.tenant, row.kind, None, row.attributes)
             _INSERT_EVENT.run(self.connection, dict(
                 time=now, entity_id=row.id, kind=row.kind, tenant=row.tenant, owner=row.owner,
                 event="deleted", state=_state(row.attributes), details={}))

@@ -1,0 +1,81 @@
+"""What each tenant's entities add up to, kind by kind (tenant_totals): moved
+on by every write of an entity in its own transaction (accounting's record
+sees each one, see usage.py), so that a quota check reads a row a kind
+instead of summing every entity of the tenant (25 ms a create, with the
+store's write lock held, for a tenant of 10 000)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import BigInteger, bindparam, cast, delete, func, insert, select
+
+from occi_server.store.records.base import Records
+from occi_server.store.records.driven import Driven
+from occi_server.store.records.generation import UPSERT
+from occi_server.store.tables import MILLIONTHS, TOTALLED, entities, tenant_totals
+
+_OF_TENANT = Driven(select(tenant_totals).where(tenant_totals.c.tenant == bindparam("tenant")))
+
+
+def _add(dialect: str) -> Any:
+    upsert = UPSERT[dialect](tenant_totals)
+    return upsert.on_conflict_do_update(
+        index_elements=[tenant_totals.c.tenant, tenant_totals.c.kind],
+        set_={column: tenant_totals.c[column] + upsert.excluded[column]
+              for column in ("entities", *TOTALLED)})
+
+
+_ADD = {dialect: Driven(_add(dialect)) for dialect in UPSERT}
+
+_OF_KIND = (tenant_totals.c.tenant == bindparam("tenant")) \
+    & (tenant_totals.c.kind == bindparam("kind"))
+_FORGET = Driven(delete(tenant_totals).where(_OF_KIND))
+_SUM_AGAIN = insert(tenant_totals).from_select(
+    ["tenant", "kind", "entities", *TOTALLED],
+    select(entities.c.tenant, entities.c.kind, func.count(),
+           *(func.coalesce(func.sum(cast(func.round(
+               entities.c.attributes[attribute].as_float() * MILLIONTHS), BigInteger)), 0)
+             for attribute in TOTALLED.values()))
+    .where((entities.c.tenant == bindparam("tenant")) & (entities.c.kind == bindparam("kind")))
+    .group_by(entities.c.tenant, entities.c.kind))
+
+
+class TotalRecords(Records):
+    def totals(self, tenant: str) -> dict[str, dict[str, float]]:
+        """Per kind the tenant owns entities of: how many ("count") and the sum
+        of each attribute TOTALLED names (by the attribute's name)."""
+        return {row.kind: {"count": float(row.entities),
+                           **{attribute: getattr(row, column) / MILLIONTHS
+                              for column, attribute in TOTALLED.items()}}
+                for row in _OF_TENANT.rows(self.connection, {"tenant": tenant})
+                if row.entities}
+
+    def _add_to_totals(self, tenant: str, kind: str, added: Mapping[str, Any] | None,
+                       removed: Mapping[str, Any] | None) -> None:
+        """An entity's attributes `added` (created, or as changed) and `removed`
+        (deleted, or as they were before the change)."""
+        change = {"entities": (added is not None) - (removed is not None)}
+        for column, attribute in TOTALLED.items():
+            change[column] = _millionths(added, attribute) - _millionths(removed, attribute)
+        if any(change.values()):
+            _ADD[self.connection.dialect.name].run(
+                self.connection, {"tenant": tenant, "kind": kind, **change})
+
+    def _total_again(self, tenant: str, kind: str) -> None:
+        """Sum a tenant's entities of a kind afresh (after a change whose values
+        before are not known)."""
+        values = {"tenant": tenant, "kind": kind}
+        _FORGET.run(self.connection, values)
+        self.connection.execute(_SUM_AGAIN, values)
+
+
+def _millionths(attributes: Mapping[str, Any] | None, name: str) -> int:
+    """The attribute in whole millionths (0: absent, or not a number, as the
+    database sums it afresh)."""
+    value = attributes.get(name) if attributes is not None else None
+    try:
+        return round(float(value) * MILLIONTHS) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
