@@ -3,7 +3,9 @@ the SQLite store and on a private PostgreSQL, side by side in one run with a
 bare Flask handler on the same gunicorn settings that does the least a create
 can: one row inserted in one transaction of the same database (a delete: one
 row deleted). occi-server runs `serve`'s default workers and the simulated
-backend; medians of interleaved rounds.
+backend, with quotas in force (limits far above what the run creates: every
+create is checked, as on a site, against a tenant of thousands of computes);
+medians of interleaved rounds.
 
     .venv/bin/python benchmarks/bench_writes.py [--rounds 5] [--seconds 3] [--no-postgresql]
         [--against CHECKOUT]
@@ -12,13 +14,15 @@ backend; medians of interleaved rounds.
 the same rounds, so that a change is measured against what it changed.
 
 Each round creates for `seconds`, then deletes for `seconds` (every DELETE
-names an entity that exists: a stock is created first, unmeasured). Needs wrk (apt-get install wrk).
-Prints a Markdown table and writes it to benchmarks/results/bench_writes.md;
+names an entity that exists: a stock is created first, unmeasured, and
+topped up before a round's deletes when they could outrun it). Needs wrk
+(apt-get install wrk). Prints a Markdown table and writes it to benchmarks/results/bench_writes.md;
 a rate short of the target (1 000 creates/s) is marked FAILS."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import re
 import shutil
@@ -40,6 +44,7 @@ from flask import Flask, Response
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_http import KIND, free_port, report, start, stop, wait_until_up
 from occi_server.config import load_config
+from occi_server.kinds.tenancy import QUOTAS
 from tests.support.postgres import private_cluster
 
 THREADS = load_config(environ={}).threads
@@ -67,6 +72,9 @@ function request()
 end
 """
 WRK_THREADS = 2
+FIRST_DELETES_GUESS = 2000  # per second, before a round has measured a server's
+# Checked on every create, never reached.
+QUOTAS_IN_FORCE = json.dumps({"default": dict.fromkeys(QUOTAS, 10**9)})
 
 
 def bare_writer(database: str, port: int) -> None:
@@ -164,6 +172,16 @@ def bare_members(database: str) -> list[str]:
         return [f"/items/{row[0]}" for row in db.execute("SELECT id FROM items")]
 
 
+def stocked(server: Server, post: Path, seconds: int, wanted: int) -> list[str]:
+    """The paths of what the server holds, once it holds at least `wanted`
+    (created unmeasured, `seconds` at a time): a round's deletes never run out."""
+    members = server.members()
+    while len(members) < wanted:
+        wrk(server.root + server.collection, post, seconds)
+        members = server.members()
+    return members
+
+
 def to_delete(paths: list[str], prefix: Path) -> str:
     """Spread `paths` over one file per wrk thread, named `prefix`-THREAD."""
     for thread in range(WRK_THREADS):
@@ -175,6 +193,7 @@ def to_delete(paths: list[str], prefix: Path) -> str:
 def serve_occi(data: Path, database: str, stack: ExitStack, code: str | None = None) -> Server:
     data.mkdir()
     server, url = start(str(data), workers=None, default_page_size="0", code=code,
+                        quotas=QUOTAS_IN_FORCE,
                         **({"database_url": database} if database else {}))
     stack.callback(stop, server)
     return Server(url, "/compute/", lambda: occi_members(url + "/compute/"))
@@ -232,7 +251,9 @@ def main() -> None:
             for name, server in servers.items():
                 samples.setdefault((name, "create"), []).append(
                     wrk(server.root + server.collection, work / "post.lua", args.seconds))
-                prefix = to_delete(server.members(),
+                deleted = samples.get((name, "delete"), [FIRST_DELETES_GUESS])
+                prefix = to_delete(stocked(server, work / "post.lua", args.seconds,
+                                           int(1.5 * max(deleted) * args.seconds)),
                                    work / f"delete-{round_}-{name.replace(' ', '-')}")
                 samples.setdefault((name, "delete"), []).append(
                     wrk(server.root + "/", work / "delete.lua", args.seconds, prefix))
