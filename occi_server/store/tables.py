@@ -22,6 +22,8 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+RUNNING = "running"  # a job's state while it works
+
 entities = Table(
     "entities",
     metadata,
@@ -142,6 +144,10 @@ jobs = Table(
     Column("tenant", String(255), nullable=False, server_default="default"),
     # The process at work on it (see service/presence.py); None: from before holders.
     Column("holder", String(255), nullable=True),
+    # The jobs at work (what a reconciler pass looks for, its write lock held),
+    # found without reading the whole history.
+    Index("ix_jobs_running", "state", sqlite_where=text(f"state = '{RUNNING}'"),
+          postgresql_where=text(f"state = '{RUNNING}'")),
 )
 
 # Users known to the store (HTTP basic passwords, X.509 subjects), with the

@@ -22,7 +22,7 @@ from occi_server.store.records import entities as entity_records
 from occi_server.store.records.base import Scope
 from occi_server.store.records.usage import ACCOUNTED
 from occi_server.store.repository import MIGRATIONS
-from occi_server.store.tables import TOTALLED, entities, metadata, usage_events
+from occi_server.store.tables import TOTALLED, entities, jobs, metadata, usage_events
 from tests.conftest import COMPUTE, NETWORKINTERFACE, STORAGE, Client
 from tests.support.postgres import find_bin, private_cluster
 
@@ -73,6 +73,17 @@ def test_link_ends_are_indexed_for_links_alone_and_looked_up_through_it(
             f"EXPLAIN {'QUERY PLAN ' if sqlite else ''}{lookup}"))
     assert f"{column} IS NOT NULL" in definition.replace("(", "").replace(")", "")
     assert f"ix_entities_{column}" in plan
+
+
+def test_the_running_jobs_are_found_through_an_index_of_their_own(store: Store) -> None:
+    from occi_server.store.records.jobs import _RUNNING
+    with store.engine.begin() as connection:
+        if not store.is_sqlite:
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        running = select(jobs).where(_RUNNING).compile(store.engine)
+        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
+            f"EXPLAIN {'QUERY PLAN ' if store.is_sqlite else ''}{running}"))
+    assert "ix_jobs_running" in plan
 
 
 def test_migrate_twice_is_harmless(store: Store) -> None:
