@@ -7,4 +7,5 @@ scripts/daemons.sh
 . .venv/bin/activate
 ruff check occi_server tests benchmarks
 lint-imports --no-cache
-python -m pytest -q -p no:cacheprovider "$@"
+# The slowest tests are named at the end: the whole run should stay well inside 20 minutes.
+python -m pytest -q -p no:cacheprovider --durations=25 "$@"
