@@ -125,6 +125,7 @@ class Store:
                     with connection.begin():
                         repo = Repository(connection, scope)
                         yield repo
+                        repo.settle_totals()
                         if connection.info["changed"]:
                             repo.data_changed()
                 if write and self._checkpoints is not None:
@@ -182,12 +183,13 @@ class Repository(EntityRecords, AllocationRecords, JobRecords, UserRecords, Endo
         self.connection = connection
         self.scope = scope
         self._read_as = _ReadLog()
+        self._due = {}
 
     def everywhere(self) -> Repository:
         """The same transaction, seeing every tenant's entities (for checks that
         span tenants, such as overlapping networks or taken ids)."""
         everything = Repository(self.connection, None)
-        everything._read_as = self._read_as
+        everything._read_as, everything._due = self._read_as, self._due
         return everything
 
 

@@ -290,6 +290,8 @@ def test_a_tenants_totals_follow_every_write_of_its_entities(store: Store) -> No
         repo.insert(Entity(id="l1", kind=NETWORKINTERFACE, location="/link/l1",
                            source="/compute/c1", target="/network/n1",
                            attributes={"occi.core.id": "l1"}), source_id="c1")
+        assert repo.everywhere().totals("alice")[COMPUTE] == \
+            {"count": 2, CORES: 3, MEMORY: 1.6, SIZE: 0}  # its own writes, before it ends
     with store.transaction(write=True, scope=bob) as repo:
         repo.insert(compute("c3", 8, 16))
     with store.transaction(write=True, scope=alice) as repo:

@@ -2,7 +2,9 @@
 on by every write of an entity in its own transaction (accounting's record
 sees each one, see usage.py), so that a quota check reads a row a kind
 instead of summing every entity of the tenant (25 ms a create, with the
-store's write lock held, for a tenant of 10 000)."""
+store's write lock held, for a tenant of 10 000). A transaction's changes
+are added up as it goes and written as it ends, rows in one order: two
+transactions on PostgreSQL never wait for each other's rows crosswise."""
 
 from __future__ import annotations
 
@@ -42,10 +44,17 @@ _SUM_AGAIN = insert(tenant_totals).from_select(
     .group_by(entities.c.tenant, entities.c.kind))
 
 
+# How a tenant's totals of a kind change: entities, then each TOTALLED column.
+Change = list[int]
+
+
 class TotalRecords(Records):
+    _due: dict[tuple[str, str], Change]  # (tenant, kind): changes not written yet
+
     def totals(self, tenant: str) -> dict[str, dict[str, float]]:
         """Per kind the tenant owns entities of: how many ("count") and the sum
         of each attribute TOTALLED names (by the attribute's name)."""
+        self.settle_totals()
         return {row.kind: {"count": float(row.entities),
                            **{attribute: getattr(row, column) / MILLIONTHS
                               for column, attribute in TOTALLED.items()}}
@@ -56,19 +65,30 @@ class TotalRecords(Records):
                        removed: Mapping[str, Any] | None) -> None:
         """An entity's attributes `added` (created, or as changed) and `removed`
         (deleted, or as they were before the change)."""
-        change = {"entities": (added is not None) - (removed is not None)}
-        for column, attribute in TOTALLED.items():
-            change[column] = _millionths(added, attribute) - _millionths(removed, attribute)
-        if any(change.values()):
-            _ADD[self.connection.dialect.name].run(
-                self.connection, {"tenant": tenant, "kind": kind, **change})
+        change = [(added is not None) - (removed is not None),
+                  *(_millionths(added, attribute) - _millionths(removed, attribute)
+                    for attribute in TOTALLED.values())]
+        due = self._due.setdefault((tenant, kind), [0] * len(change))
+        due[:] = [sum(pair) for pair in zip(due, change, strict=True)]
 
     def _total_again(self, tenant: str, kind: str) -> None:
         """Sum a tenant's entities of a kind afresh (after a change whose values
-        before are not known)."""
+        before are not known; what the transaction changed before is in the sum)."""
+        self._due.pop((tenant, kind), None)
         values = {"tenant": tenant, "kind": kind}
         _FORGET.run(self.connection, values)
         self.connection.execute(_SUM_AGAIN, values)
+
+    def settle_totals(self) -> None:
+        """Write the changes the transaction made to totals (as it ends, or
+        before it reads them)."""
+        add = _ADD[self.connection.dialect.name]
+        for (tenant, kind), change in sorted(self._due.items()):
+            if any(change):
+                add.run(self.connection, {"tenant": tenant, "kind": kind,
+                                          **dict(zip(("entities", *TOTALLED), change,
+                                                     strict=True))})
+        self._due.clear()
 
 
 def _millionths(attributes: Mapping[str, Any] | None, name: str) -> int:
