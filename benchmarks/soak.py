@@ -25,6 +25,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -33,8 +34,9 @@ from occi_server.kinds.tenancy import QUOTAS
 SERVER = Path(sys.executable).parent / "occi-server"
 KIND = 'Category: compute; scheme="http://schemas.ogf.org/occi/infrastructure#"; class="kind"'
 ACTION = "http://schemas.ogf.org/occi/infrastructure/compute/action#"
-# The load is the point of the run: the built-in quotas are lifted.
-UNLIMITED_QUOTAS = json.dumps({"default": dict.fromkeys(QUOTAS, -1)})
+# Checked on every create (the tenant's usage must come out as what it holds),
+# never reached: the load is the point of the run.
+QUOTAS_IN_FORCE = json.dumps({"default": dict.fromkeys(QUOTAS, 10**9)})
 
 
 @dataclass
@@ -43,6 +45,9 @@ class Report:
     statuses: Counter = field(default_factory=Counter)
     kept: set[str] = field(default_factory=set)
     listed: list[str] = field(default_factory=list)
+    # After the load: the computes as stored, and the tenant's usage as its quotas count it.
+    stored: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, float] = field(default_factory=dict)
     warm: dict[str, int] = field(default_factory=dict)
     end: dict[str, int] = field(default_factory=dict)
 
@@ -123,6 +128,13 @@ def soak(url: str, master: int, seconds: float, clients: int) -> Report:
         listing = requests.get(page, headers={"Accept": "text/uri-list"}, timeout=120)
         report.listed.extend(line for line in listing.text.split() if line)
         page = listing.headers.get("X-OCCI-Next-Page")
+    page = url + "/compute/"
+    while page is not None:
+        listing = requests.get(page, headers={"Accept": "application/occi+json"}, timeout=120)
+        report.stored.extend(listing.json().get("resources", []))
+        page = listing.headers.get("X-OCCI-Next-Page")
+    quotas = requests.get(url + "/api/quota", timeout=60).json()["quotas"]
+    report.usage = {name: quota["usage"] for name, quota in quotas.items()}
     return report
 
 
@@ -136,7 +148,7 @@ class Service:
             [str(SERVER), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir",
              data_dir, "--workers", str(workers)],
             env={**os.environ, "OCCI_BACKEND": "simulated", "OCCI_LOG_LEVEL": "warning",
-                 "OCCI_QUOTAS": UNLIMITED_QUOTAS},
+                 "OCCI_QUOTAS": QUOTAS_IN_FORCE},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
