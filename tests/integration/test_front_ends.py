@@ -203,8 +203,8 @@ def test_two_hundred_real_guests_over_two_front_ends_one_killed_midway(database:
     the first is killed (kill -9) once a third have been answered, and what was
     sent to it goes to the other, as a load balancer would send it. Every 201
     ends in a running guest or a clean `error`; no guest without a record, no
-    running record without its guest, one create job per record; the
-    reconciler's lease is the survivor's."""
+    running record without its guest, one create job per record, the tenant's
+    quota usage what it holds; the reconciler's lease is the survivor's."""
     libvirt = pytest.importorskip("libvirt", reason="libvirt-python is not installed")
     data = reachable_dir("occi-fronts-")
     image = add_halting_image(link_images(data))
@@ -259,6 +259,11 @@ def test_two_hundred_real_guests_over_two_front_ends_one_killed_midway(database:
         jobs = requests.get(second.url + "/jobs/?limit=1000", timeout=30).json()["jobs"]
         creates = Counter(job["location"] for job in jobs if job["operation"] == "creating")
         assert set(creates.values()) == {1} and len(creates) == len(stored)  # none ran twice
+        # The tenant's usage, kept by both front ends' writes, is what it holds.
+        usage = requests.get(second.url + "/api/quota", timeout=30).json()["quotas"]
+        assert (usage["instances"]["usage"], usage["memory"]["usage"]) == (
+            len(attributes), pytest.approx(sum(v["occi.compute.memory"]
+                                               for v in attributes.values())))
 
         # the lease moved, if the first held it
         settle(lambda: reconciler_pid(engine) in second.worker_pids())
