@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,6 +114,15 @@ def _client(url: str, deadline: float, report: Report, lock: threading.Lock,
         report.kept.update(mine)
 
 
+def _pages(collection: str, media_type: str) -> Iterator[requests.Response]:
+    """A collection's pages in a rendering (each names the next one)."""
+    page: str | None = collection
+    while page is not None:
+        listing = requests.get(page, headers={"Accept": media_type}, timeout=120)
+        yield listing
+        page = listing.headers.get("X-OCCI-Next-Page")
+
+
 def soak(url: str, master: int, seconds: float, clients: int) -> Report:
     report, lock = Report(), threading.Lock()
     deadline = time.monotonic() + seconds
@@ -123,16 +133,10 @@ def soak(url: str, master: int, seconds: float, clients: int) -> Report:
         for future in futures:
             future.result()
     report.end = resources(master)
-    page: str | None = url + "/compute/"
-    while page is not None:  # the collection comes in pages; the next one is named
-        listing = requests.get(page, headers={"Accept": "text/uri-list"}, timeout=120)
+    for listing in _pages(url + "/compute/", "text/uri-list"):
         report.listed.extend(line for line in listing.text.split() if line)
-        page = listing.headers.get("X-OCCI-Next-Page")
-    page = url + "/compute/"
-    while page is not None:
-        listing = requests.get(page, headers={"Accept": "application/occi+json"}, timeout=120)
+    for listing in _pages(url + "/compute/", "application/occi+json"):
         report.stored.extend(listing.json().get("resources", []))
-        page = listing.headers.get("X-OCCI-Next-Page")
     quotas = requests.get(url + "/api/quota", timeout=60).json()["quotas"]
     report.usage = {name: quota["usage"] for name, quota in quotas.items()}
     return report

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    literal_column,
     text,
 )
 
@@ -144,11 +145,13 @@ jobs = Table(
     Column("tenant", String(255), nullable=False, server_default="default"),
     # The process at work on it (see service/presence.py); None: from before holders.
     Column("holder", String(255), nullable=True),
-    # The jobs at work (what a reconciler pass looks for, its write lock held),
-    # found without reading the whole history.
-    Index("ix_jobs_running", "state", sqlite_where=text(f"state = '{RUNNING}'"),
-          postgresql_where=text(f"state = '{RUNNING}'")),
 )
+# The jobs at work, as queries and their index say it: the value written out,
+# so that a planner proves the index's condition (a bound value does not to
+# every planner). A reconciler pass looks for them, its write lock held,
+# without reading the whole history.
+RUNNING_JOBS = jobs.c.state == literal_column(f"'{RUNNING}'")
+Index("ix_jobs_running", jobs.c.state, sqlite_where=RUNNING_JOBS, postgresql_where=RUNNING_JOBS)
 
 # Users known to the store (HTTP basic passwords, X.509 subjects), with the
 # tenants they act for.

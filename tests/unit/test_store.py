@@ -76,11 +76,11 @@ def test_link_ends_are_indexed_for_links_alone_and_looked_up_through_it(
 
 
 def test_the_running_jobs_are_found_through_an_index_of_their_own(store: Store) -> None:
-    from occi_server.store.records.jobs import _RUNNING
+    from occi_server.store.tables import RUNNING_JOBS
     with store.engine.begin() as connection:
         if not store.is_sqlite:
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        running = select(jobs).where(_RUNNING).compile(store.engine)
+        running = select(jobs).where(RUNNING_JOBS).compile(store.engine)
         plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
             f"EXPLAIN {'QUERY PLAN ' if store.is_sqlite else ''}{running}"))
     assert "ix_jobs_running" in plan

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, insert, literal_column, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy import update as sql_update
 
 from occi_server.core import Entity
 from occi_server.store.records.base import Records, _now
 from occi_server.store.records.driven import Driven
-from occi_server.store.tables import RUNNING, jobs
+from occi_server.store.tables import RUNNING, RUNNING_JOBS, jobs
 
 _INSERT = Driven(insert(jobs))
-# The value written out: the running jobs' partial index is used for it (a
-# bound value does not prove the index's condition to every planner).
-_RUNNING = jobs.c.state == literal_column(f"'{RUNNING}'")
 _UPDATE = Driven(sql_update(jobs).where(jobs.c.id == bindparam("job_id")))
 
 
@@ -42,13 +39,13 @@ class JobRecords(Records):
     def claim_running_jobs(self) -> list[dict[str, Any]]:
         """Every running job, locked for this transaction (on PostgreSQL another
         transaction claiming them at once skips those already claimed)."""
-        query = select(jobs).where(_RUNNING).with_for_update(skip_locked=True)
+        query = select(jobs).where(RUNNING_JOBS).with_for_update(skip_locked=True)
         return [dict(row._mapping) for row in self.connection.execute(query)]
 
     def running_jobs(self, entity_id: str) -> list[dict[str, Any]]:
         """The jobs still at work on an entity (whoever's)."""
         return [dict(row._mapping) for row in self.connection.execute(select(jobs).where(
-            (jobs.c.entity_id == entity_id) & (jobs.c.state == RUNNING)))]
+            (jobs.c.entity_id == entity_id) & RUNNING_JOBS))]
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         row = self.connection.execute(

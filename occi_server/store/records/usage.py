@@ -52,7 +52,7 @@ class UsageRecords(TotalRecords):
             self._add_to_totals(tenant, entity.kind, entity.attributes, None)
         self._read_as.wrote(entity)
         _INSERT_EVENT.run(self.connection, dict(
-            time=now, entity_id=entity.id, kind=entity.kind, tenant=entity.tenant or "",
+            time=now, entity_id=entity.id, kind=entity.kind, tenant=tenant,
             owner=entity.owner or "", event=event_name, state=state, details=details))
 
     def _record_gone(self, rows: Sequence[Any], now: datetime) -> None:
