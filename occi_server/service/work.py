@@ -45,6 +45,7 @@ from occi_server.service.jobs import (
     state_attribute_of,
     state_of,
 )
+from occi_server.service.observation import OBSERVATIONS
 from occi_server.service.presence import holder_id
 from occi_server.service.quotas import QuotaCheck, quota_entity, visible_tenants
 from occi_server.service.rooms import LINK_ROOMS, ROOMS, LinkRoom, link_room, room_of
@@ -185,15 +186,34 @@ class Work:
 
     def observed(self, entity: Entity) -> Entity:
         """A compute as the hypervisor sees it now: real state and usage
-        counters (rendered, not stored; the reconciler stores states)."""
+        counters (rendered, not stored; the reconciler stores states), asked
+        within a bound (see observation.py)."""
+        if not self.is_live(entity):
+            return entity
         compute = self.backends.compute
-        if self.is_live(entity):
+        waiting = entity.attributes.get("occi.compute.state") == "waiting"  # a job's to say
+        asked = replace(entity, attributes=dict(entity.attributes))  # the asking thread's own
+
+        def ask() -> dict[str, Any]:
+            seen: dict[str, Any] = {}
             try:
-                if entity.attributes.get("occi.compute.state") != "waiting":  # a job's to say
-                    entity.attributes.update(reported(entity, compute.current_state(entity)))
-                entity.attributes.update(compute.stats(entity))
+                if not waiting:
+                    seen.update(reported(asked, compute.current_state(asked)))
+                seen.update(compute.stats(asked))
             except BackendUnavailable:
                 pass  # its hypervisor does not answer: the stored state is the last known
+            return seen
+
+        try:
+            seen = OBSERVATIONS.within(ask)
+        except BackendUnavailable:
+            return entity
+        if seen is None:
+            seen = {} if waiting else reported(entity, error_state(
+                "occi.compute.state", "its hypervisor does not answer within "
+                f"{OBSERVATIONS.seconds:g} s; the guest is kept and shows its real "
+                "state again once it does"))
+        entity.attributes.update(seen)
         return entity
 
     def console(self, entity: Entity) -> str:
