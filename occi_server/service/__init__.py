@@ -241,6 +241,7 @@ class Service:
             work = Work(repo, self._models.model(repo, generations.model), self.backends,
                         self.settings, local_path, self.store, generations)
             yield work
+            work.quota.confirm()
         if write:
             checkpoint("write.committed")
         if work.job is not None:

@@ -96,14 +96,19 @@ def visible_tenants(repo: Repository, known: tuple[str, ...]) -> list[str]:
 class QuotaCheck:
     """The quota check of one transaction: `admit(entity)` before an entity is
     stored (or changed) refuses it if a limit would be passed that its tenant's
-    usage had not passed already. The tenant is locked and its usage summed
-    once; each admitted change is added to it, so a request's several creates
-    count together and concurrent requests are checked one after the other."""
+    usage had not passed already; each admitted change is added to the usage
+    read first, so a request's several creates count together. `confirm()` as
+    the transaction ends makes it hold against concurrent transactions: where
+    writers run side by side (PostgreSQL), the tenants are locked and their
+    usage read again, this transaction's writes and every commit before
+    included, and checked once more. A tenant's requests thus take turns only
+    from that point to their commit, not through their whole transaction."""
 
     def __init__(self, repo: Repository, quotas: dict[str, dict[str, float]]) -> None:
         self.repo = repo
         self.quotas = quotas
-        self._used: dict[str, dict[str, float]] = {}
+        self._used: dict[str, dict[str, float]] = {}  # as read, with what was admitted
+        self._added: dict[str, dict[str, float]] = {}  # what was admitted, by tenant
 
     def admit(self, entity: Entity, target: Entity | None = None, *,
               was: Entity | None = None) -> None:
@@ -114,18 +119,38 @@ class QuotaCheck:
         if not limits:
             return
         if tenant not in self._used:
-            self.repo.lock_tenant(tenant)
             self._used[tenant] = tenant_usage(self.repo, tenant)
+            self._added[tenant] = dict.fromkeys(QUOTAS, 0.0)
         public = {target.location} if target is not None \
             and PUBLIC_NETWORK.type_id in target.mixins else set()
         added = usage([entity], public)
         removed = usage([was] if was is not None else [], public)
+        change = {name: added[name] - removed[name] for name in QUOTAS}
         before = self._used[tenant]
-        after = {name: before[name] + added[name] - removed[name] for name in QUOTAS}
-        for name, limit in limits.items():
-            if after[name] > limit and after[name] > before[name]:
-                raise Forbidden(
-                    f"quota {name} of tenant {tenant} exceeded: this would make "
-                    f"{after[name]:g} {QUOTAS[name]}, the limit is {limit:g} "
-                    f"({after[name] - limit:g} over); GET /quota/ shows usage and limits")
+        after = {name: before[name] + change[name] for name in QUOTAS}
+        _refuse_beyond(tenant, limits, before, after)
         self._used[tenant] = after
+        self._added[tenant] = {name: self._added[tenant][name] + change[name] for name in QUOTAS}
+
+    def confirm(self) -> None:
+        """The check again with the tenants locked, where others may have
+        committed since their usage was read (raises: the transaction rolls back)."""
+        grown = sorted(tenant for tenant, added in self._added.items()
+                       if any(value > 0 for value in added.values()))
+        if not grown or not self.repo.lock_tenants(grown):
+            return
+        for tenant in grown:
+            now = tenant_usage(self.repo, tenant)  # this transaction's writes included
+            before = {name: now[name] - self._added[tenant][name] for name in QUOTAS}
+            _refuse_beyond(tenant, limits_of(self.quotas, tenant), before, now)
+
+
+def _refuse_beyond(tenant: str, limits: dict[str, float], before: dict[str, float],
+                   after: dict[str, float]) -> None:
+    """Forbidden if a quota would pass its limit by growing from `before` to `after`."""
+    for name, limit in limits.items():
+        if after[name] > limit and after[name] > before[name]:
+            raise Forbidden(
+                f"quota {name} of tenant {tenant} exceeded: this would make "
+                f"{after[name]:g} {QUOTAS[name]}, the limit is {limit:g} "
+                f"({after[name] - limit:g} over); GET /quota/ shows usage and limits")

@@ -3,10 +3,16 @@ with which quota and by how much, and readable (the quota kind and JSON)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from flask import Flask
 
-from tests.conftest import COMPUTE, CRTP, NETWORK, NETWORKINTERFACE, category
+from occi_server.service.quotas import QuotaCheck
+from tests.conftest import COMPUTE, CRTP, NETWORK, NETWORKINTERFACE, Client, category
+from tests.support.postgres import find_bin, private_cluster
 from tests.support.tenants import client_of, site_users
 
 PUBLIC = "http://schemas.occi-server.org/occi/infrastructure/network#public"
@@ -125,3 +131,55 @@ def test_quotas_are_an_occi_kind_the_tenant_can_read(app: Flask) -> None:
     operator = client_of(app, "root").get("/quota/", accept="text/uri-list")
     assert {"http://localhost/quota/tenant-a", "http://localhost/quota/tenant-b"} <= \
         set(operator.get_data(as_text=True).split())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'quotas.sqlite3'}"
+        return
+    if not find_bin("initdb"):
+        pytest.skip("PostgreSQL server binaries are not installed")
+    with private_cluster() as url:
+        yield url
+
+
+def test_a_create_checked_before_another_committed_is_checked_again(
+        make_app, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two front ends on one store, one compute left under the quota: the first
+    create is checked and stopped before it commits while the second is made
+    (PostgreSQL lets both run; SQLite makes the second wait for the first).
+    Exactly one of them is made, whichever commits first."""
+    quotas = {"default": {"instances": 2}}
+    first = client_of(make_app(auth="basic", users=site_users(), quotas=quotas,
+                               database_url=database_url), "alice")
+    second = client_of(make_app(auth="basic", users=site_users(), quotas=quotas,
+                                database_url=database_url), "alice")
+    first.compute()
+    checked, go = threading.Event(), threading.Event()
+    admit = QuotaCheck.admit
+
+    def admit_then_wait(check: QuotaCheck, *args: Any, **kwargs: Any) -> None:
+        admit(check, *args, **kwargs)
+        if threading.current_thread().name == "held":
+            checked.set()
+            assert go.wait(30)
+
+    monkeypatch.setattr(QuotaCheck, "admit", admit_then_wait)
+    statuses: dict[str, int] = {}
+
+    def create(name: str, client: Client) -> None:
+        statuses[name] = client.post_text("/compute/", [category(COMPUTE, "kind")]).status_code
+
+    held = threading.Thread(target=create, args=("held", first), name="held")
+    held.start()
+    assert checked.wait(30)
+    racing = threading.Thread(target=create, args=("racing", second))
+    racing.start()
+    racing.join(2)  # done on PostgreSQL; on SQLite waiting for the held one's turn
+    go.set()
+    held.join(30)
+    racing.join(30)
+    assert sorted(statuses.values()) == [201, 403], statuses
+    assert first.get("/compute/").get_data(as_text=True).count("/compute/") == 2
+    assert first.json("/api/quota")["quotas"]["instances"]["usage"] == 2

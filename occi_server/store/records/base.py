@@ -99,9 +99,14 @@ class Records:
             return DEFAULT_TENANT, "occi-server"
         return self.scope.tenant, self.scope.owner
 
-    def lock_tenant(self, tenant: str) -> None:
-        """Serialize this tenant's quota checks until the transaction ends (SQLite
-        writers are serialized already)."""
-        if self.connection.dialect.name == "postgresql":
+    def lock_tenants(self, tenants: list[str]) -> bool:
+        """Serialize these tenants' quota checks until the transaction ends,
+        taken in one order (no two transactions wait for each other crosswise).
+        False where writers are serialized already (SQLite: what this write
+        transaction read stands until it ends)."""
+        if self.connection.dialect.name != "postgresql":
+            return False
+        for tenant in sorted(tenants):
             self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                     {"key": zlib.crc32(f"tenant:{tenant}".encode())})
+        return True

@@ -53,13 +53,21 @@ class TotalRecords(Records):
 
     def totals(self, tenant: str) -> dict[str, dict[str, float]]:
         """Per kind the tenant owns entities of: how many ("count") and the sum
-        of each attribute TOTALLED names (by the attribute's name)."""
-        self.settle_totals()
-        return {row.kind: {"count": float(row.entities),
-                           **{attribute: getattr(row, column) / MILLIONTHS
-                              for column, attribute in TOTALLED.items()}}
-                for row in _OF_TENANT.rows(self.connection, {"tenant": tenant})
-                if row.entities}
+        of each attribute TOTALLED names (by the attribute's name), this
+        transaction's changes included (added here, not written: reading
+        takes no lock on PostgreSQL, so a quota check may read before it
+        locks the tenant)."""
+        found = {row.kind: [row.entities, *(getattr(row, column) for column in TOTALLED)]
+                 for row in _OF_TENANT.rows(self.connection, {"tenant": tenant})}
+        for (owner, kind), change in self._due.items():
+            if owner == tenant:
+                found[kind] = [sum(pair) for pair in zip(
+                    found.get(kind, [0] * len(change)), change, strict=True)]
+        return {kind: {"count": float(values[0]),
+                       **{attribute: value / MILLIONTHS
+                          for attribute, value in zip(TOTALLED.values(), values[1:],
+                                                      strict=True)}}
+                for kind, values in found.items() if values[0]}
 
     def _add_to_totals(self, tenant: str, kind: str, added: Mapping[str, Any] | None,
                        removed: Mapping[str, Any] | None) -> None:
@@ -80,8 +88,7 @@ class TotalRecords(Records):
         self.connection.execute(_SUM_AGAIN, values)
 
     def settle_totals(self) -> None:
-        """Write the changes the transaction made to totals (as it ends, or
-        before it reads them)."""
+        """Write the changes the transaction made to totals (as it ends)."""
         add = _ADD[self.connection.dialect.name]
         for (tenant, kind), change in sorted(self._due.items()):
             if any(change):
