@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+import socket
+from collections.abc import Iterable, Iterator
 
 from occi_server.errors import BadRequest, Conflict
 
@@ -13,10 +14,8 @@ def choose_address(cidr: str, gateway: str | None, taken: Iterable[str],
     """The requested address if it is free and inside the network, else the
     lowest free host address. Never the network, broadcast or gateway address."""
     network = ipaddress.ip_network(cidr)
-    reserved = {str(a) for a in taken}
-    if gateway:
-        reserved.add(gateway)
     if requested:
+        reserved = {str(a) for a in taken} | ({gateway} if gateway else set())
         address = ipaddress.ip_address(requested)
         if address not in network:
             raise Conflict(f"address {requested} is outside the network {cidr}")
@@ -26,10 +25,24 @@ def choose_address(cidr: str, gateway: str | None, taken: Iterable[str],
         if requested in reserved:
             raise Conflict(f"address {requested} is already in use on {cidr}")
         return requested
-    for host in network.hosts():
-        if str(host) not in reserved:
-            return str(host)
+    assert isinstance(network, ipaddress.IPv4Network)  # check_network admits IPv4 alone
+    for address in free_addresses(network, [*taken, *([gateway] if gateway else [])]):
+        return address
     raise Conflict(f"no free address left in {cidr}")
+
+
+def free_addresses(network: ipaddress.IPv4Network, taken: Iterable[str]) -> Iterator[str]:
+    """The network's host addresses (a /31's or /32's: every one) not in
+    `taken`, lowest first. Addresses are compared as numbers: making an
+    address object of each host up to the first free one cost a network of
+    10 000 interfaces 40 ms an interface more, with the store's write lock held."""
+    numbers = {int.from_bytes(socket.inet_aton(address), "big") for address in taken}
+    first, last = int(network.network_address), int(network.broadcast_address)
+    if network.prefixlen < 31:
+        first, last = first + 1, last - 1
+    for number in range(first, last + 1):
+        if number not in numbers:
+            yield socket.inet_ntoa(number.to_bytes(4, "big"))
 
 
 def check_network(cidr: str | None, gateway: str | None,

@@ -77,6 +77,23 @@ def test_addresses_and_macs_are_handed_out_once(client: Client) -> None:
     assert full.status_code == 409 and "no free address" in full.get_data(as_text=True)
 
 
+def test_the_lowest_free_address_is_given_around_the_gateway_and_after_a_delete(
+        client: Client) -> None:
+    network, compute = client.network("10.9.0.0/29", "10.9.0.4"), client.compute()
+    given = {}
+    for _ in range(5):
+        response = interface(client, compute, network)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        location = response.headers["Location"].removeprefix("http://localhost")
+        given[client.attributes(location)["occi.networkinterface.address"]] = location
+    assert sorted(given) == ["10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.5", "10.9.0.6"]
+    assert client.request("DELETE", given["10.9.0.2"]).status_code == 200
+    again = interface(client, compute, network)
+    assert again.status_code == 201, again.get_data(as_text=True)
+    assert client.attributes(again.headers["Location"].removeprefix("http://localhost"))[
+        "occi.networkinterface.address"] == "10.9.0.2"
+
+
 def test_static_addresses_and_chosen_macs_are_checked(client: Client) -> None:
     network, compute = client.network("10.9.0.0/24", "10.9.0.1"), client.compute()
     first = interface(client, compute, network, 'occi.networkinterface.allocation="static"',

@@ -25,6 +25,7 @@ from occi_server.kinds.infrastructure import (
     RESERVED_ADDRESS,
     pool_scheme,
 )
+from occi_server.service.ipam import free_addresses
 from occi_server.service.jobs import busy_with
 from occi_server.service.rooms.base import Room
 from occi_server.service.rooms.links import LinkRoom
@@ -75,8 +76,8 @@ class IPReservationRoom(Room):
                                f"{RESERVED_ADDRESS} out to get a free address of {pool}")
             return
         taken = work.repo.reserved_public(pool)
-        for address in map(str, network.hosts() if network.prefixlen < 31 else network):
-            if address not in taken and work.repo.reserve_public(pool, address, entity.id):
+        for address in free_addresses(network, taken):
+            if work.repo.reserve_public(pool, address, entity.id):
                 entity.attributes[RESERVED_ADDRESS] = address
                 return
         raise Conflict(f"the pool {pool} has no free address left")
