@@ -13,6 +13,7 @@ from werkzeug.test import TestResponse
 from occi_server.config import load_config
 from occi_server.core import Entity
 from occi_server.http import create_app
+from tests.support.postgres import find_bin, private_cluster
 
 INFRA = "http://schemas.ogf.org/occi/infrastructure#"
 COMPUTE = INFRA + "compute"
@@ -142,3 +143,15 @@ def app(make_app: AppFactory) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> Client:
     return Client(app)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A fresh store's URL: a SQLite file, and a private PostgreSQL cluster's."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite3'}"
+        return
+    if not find_bin("initdb"):
+        pytest.skip("PostgreSQL server binaries are not installed")
+    with private_cluster() as url:
+        yield url

@@ -4,7 +4,6 @@ with which quota and by how much, and readable (the quota kind and JSON)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +11,6 @@ from flask import Flask
 
 from occi_server.service.quotas import QuotaCheck
 from tests.conftest import COMPUTE, CRTP, NETWORK, NETWORKINTERFACE, Client, category
-from tests.support.postgres import find_bin, private_cluster
 from tests.support.tenants import client_of, site_users
 
 PUBLIC = "http://schemas.occi-server.org/occi/infrastructure/network#public"
@@ -131,17 +129,6 @@ def test_quotas_are_an_occi_kind_the_tenant_can_read(app: Flask) -> None:
     operator = client_of(app, "root").get("/quota/", accept="text/uri-list")
     assert {"http://localhost/quota/tenant-a", "http://localhost/quota/tenant-b"} <= \
         set(operator.get_data(as_text=True).split())
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'quotas.sqlite3'}"
-        return
-    if not find_bin("initdb"):
-        pytest.skip("PostgreSQL server binaries are not installed")
-    with private_cluster() as url:
-        yield url
 
 
 def test_a_create_checked_before_another_committed_is_checked_again(

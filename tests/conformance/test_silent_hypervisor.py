@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from tests.conftest import Client, stored_entity
 
 
 @pytest.fixture
-def frozen(app, monkeypatch: pytest.MonkeyPatch) -> tuple[set[str], threading.Event]:
+def frozen(app, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[set[str], threading.Event]]:
     """A hypervisor whose calls about the computes at these locations hang
     until the event is set; the others answer `inactive` at once."""
     locations: set[str] = set()

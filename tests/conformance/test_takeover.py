@@ -8,10 +8,8 @@ Two real front ends on one PostgreSQL: tests/integration/test_front_ends.py."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from flask import Flask
 from sqlalchemy import update
 
@@ -20,20 +18,8 @@ from occi_server.service.presence import holder_id, lease_name
 from occi_server.store import Store
 from occi_server.store.tables import entities, jobs, leases
 from tests.conftest import Client
-from tests.support.postgres import find_bin, private_cluster
 
 ELSEWHERE = "another-host:4242:0badcafe"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'leases.sqlite3'}"
-        return
-    if not find_bin("initdb"):
-        pytest.skip("PostgreSQL server binaries are not installed")
-    with private_cluster() as url:
-        yield url
 
 
 def test_leases_are_held_renewed_and_taken_once_expired(database_url: str) -> None:
