@@ -152,6 +152,9 @@ jobs = Table(
 # without reading the whole history.
 RUNNING_JOBS = jobs.c.state == literal_column(f"'{RUNNING}'")
 Index("ix_jobs_running", jobs.c.state, sqlite_where=RUNNING_JOBS, postgresql_where=RUNNING_JOBS)
+# Listings, newest first: everyone's (operators) and a tenant's.
+Index("ix_jobs_created", jobs.c.created)
+Index("ix_jobs_tenant_created", jobs.c.tenant, jobs.c.created)
 
 # Users known to the store (HTTP basic passwords, X.509 subjects), with the
 # tenants they act for.

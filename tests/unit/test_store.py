@@ -86,6 +86,37 @@ def test_the_running_jobs_are_found_through_an_index_of_their_own(store: Store) 
     assert "ix_jobs_running" in plan
 
 
+@pytest.mark.parametrize("scope", [None, Scope("t1", "alice")], ids=["operator", "tenant"])
+def test_jobs_are_listed_newest_first_from_an_index(store: Store, scope: Scope | None) -> None:
+    """Not by sorting the whole history, which grows with every create."""
+    with store.transaction(write=True) as repo:
+        for number in range(6):
+            repo.insert_job(f"j{number}", Entity(id=f"e{number}", kind=COMPUTE,
+                                                 location=f"/compute/e{number}",
+                                                 tenant=f"t{number % 2}"), "creating", "")
+    executed: list[tuple[str, object]] = []
+
+    def seen(_connection, _cursor, statement, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        if "FROM jobs" in statement:
+            executed.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        with store.transaction(write=False, scope=scope) as repo:
+            listed = [job["id"] for job in repo.jobs(limit=2)]
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    assert listed == (["j5", "j4"] if scope is None else ["j5", "j3"])
+    [(statement, parameters)] = executed
+    with store.engine.begin() as connection:
+        if not store.is_sqlite:
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        plan = " ".join(str(row[-1]) for row in connection.exec_driver_sql(
+            f"EXPLAIN {'QUERY PLAN ' if store.is_sqlite else ''}{statement}", parameters))
+    assert ("ix_jobs_created" if scope is None else "ix_jobs_tenant_created") in plan, plan
+    assert "TEMP B-TREE" not in plan and "Sort" not in plan, plan
+
+
 def test_migrate_twice_is_harmless(store: Store) -> None:
     store.migrate()
 
