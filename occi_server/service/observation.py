@@ -5,8 +5,9 @@ gives up and the connection's reopening reaches its deadline, in every worker
 that has not yet found it silent: more than twenty seconds, and a client's
 timeout before that on a busy machine. So the asking runs in a thread of its
 own and a GET waits for it OBSERVE_SECONDS at most; then it answers with what
-is stored, in state `error` saying why (the call ends on its own, later, and
-a later GET shows the real state once the host answers). At most MOST_WAITING
+is stored, in state `error` saying why, unless the state came in time and
+only the counters did not (the call ends on its own, later, and a later GET
+shows the real state once the host answers). At most MOST_WAITING
 of a process's calls wait at once; while they do, a GET does not ask (and
 shows what is stored)."""
 

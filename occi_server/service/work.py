@@ -187,33 +187,36 @@ class Work:
     def observed(self, entity: Entity) -> Entity:
         """A compute as the hypervisor sees it now: real state and usage
         counters (rendered, not stored; the reconciler stores states), asked
-        within a bound (see observation.py)."""
+        within a bound (see observation.py): a state that came in time is
+        shown though its counters did not."""
         if not self.is_live(entity):
             return entity
         compute = self.backends.compute
         waiting = entity.attributes.get("occi.compute.state") == "waiting"  # a job's to say
         asked = replace(entity, attributes=dict(entity.attributes))  # the asking thread's own
+        told: dict[str, dict[str, Any]] = {}  # each part set whole, as it comes
 
-        def ask() -> dict[str, Any]:
-            seen: dict[str, Any] = {}
+        def ask() -> bool:
             try:
                 if not waiting:
-                    seen.update(reported(asked, compute.current_state(asked)))
-                seen.update(compute.stats(asked))
+                    told["state"] = reported(asked, compute.current_state(asked))
+                told["counters"] = compute.stats(asked)
             except BackendUnavailable:
                 pass  # its hypervisor does not answer: the stored state is the last known
-            return seen
+            return True
 
         try:
-            seen = OBSERVATIONS.within(ask)
+            answered = OBSERVATIONS.within(ask)
         except BackendUnavailable:
             return entity
-        if seen is None:
-            seen = {} if waiting else reported(entity, error_state(
+        state = told.get("state")
+        if answered is None and state is None and not waiting:
+            state = reported(entity, error_state(
                 "occi.compute.state", "its hypervisor does not answer within "
                 f"{OBSERVATIONS.seconds:g} s; the guest is kept and shows its real "
                 "state again once it does"))
-        entity.attributes.update(seen)
+        entity.attributes.update(state or {})
+        entity.attributes.update(told.get("counters", {}))
         return entity
 
     def console(self, entity: Entity) -> str:

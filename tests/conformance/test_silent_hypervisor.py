@@ -81,3 +81,27 @@ def test_while_many_calls_wait_a_get_shows_what_is_stored(
     while client.attributes(answering)["occi.compute.state"] != "inactive":
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_a_state_that_came_in_time_is_shown_without_the_counters_that_did_not(
+        app, client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = app.extensions["occi.service"].backends.compute
+    thawed = threading.Event()
+
+    def stats(_entity: Entity) -> dict[str, Any]:
+        thawed.wait(30)  # e.g. another job holds the guest
+        return {"occi_server.monitoring.cpu_seconds": 1}
+
+    monkeypatch.setattr(backend, "observes", True)
+    monkeypatch.setattr(backend, "current_state", lambda _entity: {
+        "occi.compute.state": "inactive", "occi.compute.state.message": "shut off"})
+    monkeypatch.setattr(backend, "stats", stats)
+    monkeypatch.setattr(OBSERVATIONS, "seconds", 0.3)
+    compute = client.compute()
+    try:
+        shown = client.attributes(compute)
+    finally:
+        thawed.set()
+    assert (shown["occi.compute.state"], shown["occi.compute.state.message"]) == (
+        "inactive", "shut off")
+    assert "occi_server.monitoring.cpu_seconds" not in shown

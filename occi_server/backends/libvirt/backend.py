@@ -687,9 +687,12 @@ class LibvirtCompute(ComputeBackend):
         if domain is None or not domain.isActive():
             return {}
         try:
+            # NOWAIT: what another job on the domain (an attach, a save) holds
+            # is left out rather than waited for.
             [(_, record)] = domain.connect().domainListGetStats(
                 [domain], libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
-                | libvirt.VIR_DOMAIN_STATS_BLOCK | libvirt.VIR_DOMAIN_STATS_INTERFACE)
+                | libvirt.VIR_DOMAIN_STATS_BLOCK | libvirt.VIR_DOMAIN_STATS_INTERFACE,
+                libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
         except libvirt.libvirtError:
             return {}
         prefix = "occi_server.monitoring."
