@@ -76,16 +76,18 @@ def host_of(client: Client, path: str) -> str | None:
 def test_guests_are_spread_over_the_hosts_and_driven_where_they_are(data_dir: Path) -> None:
     client = make_client(data_dir, HOSTS)
     first, second = boot(client), boot(client)
-    # The fewest guests first.
-    assert (host_of(client, first), host_of(client, second)) == tuple(HOSTS)
+    # The fewest guests first: one on each (which first depends on the memory
+    # each has left, and the real host's varies with the machine's load).
+    placed = {host_of(client, path): path for path in (first, second)}
+    assert set(placed) == set(HOSTS), placed
+    on_real, on_second = placed["qemu:///system"], placed["test:///default"]
     too_large = client.compute("X-OCCI-Attribute: occi.compute.memory=4096", mixins=(TINY,))
     assert state(client, too_large) == "error"
     [job] = [j for j in client.get("/jobs/").get_json()["jobs"] if j["location"] == too_large]
     assert "no hypervisor host has 4194304 MiB of memory and 1 core(s) left" in str(job)
     assert host_of(client, too_large) is None
     assert client.request("DELETE", too_large).status_code == 200
-    console_until(client, first, "occi-tiny: ready")
-    on_second = second
+    console_until(client, on_real, "occi-tiny: ready")
     stopped = client.post_text(f"{on_second}?action=stop", [
         category(COMPUTE_ACTION + "stop", "action"), 'X-OCCI-Attribute: method="poweroff"'])
     assert stopped.status_code == 200, stopped.get_data(as_text=True)
@@ -106,7 +108,7 @@ def test_guests_are_spread_over_the_hosts_and_driven_where_they_are(data_dir: Pa
 
 
 def test_a_compute_runs_in_the_availability_zone_it_names(data_dir: Path) -> None:
-    """Placement alone would put a first guest on the real host; its zone wins."""
+    """Wherever placement alone would put a guest, the zone it names decides."""
     client = make_client(data_dir, HOSTS, availability_zones={
         "lab": ["qemu:///system"], "simulator": ["test:///default"]})
     zone = f"{SITE}availability_zone#"
