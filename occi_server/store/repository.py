@@ -27,7 +27,7 @@ from occi_server.errors import BackendUnavailable, Conflict
 from occi_server.store.records.allocations import AllocationRecords
 from occi_server.store.records.base import DEFAULT_TENANT, Scope
 from occi_server.store.records.categories import CategoryRecords
-from occi_server.store.records.driven import shows
+from occi_server.store.records.driven import sending_waiting, shows
 from occi_server.store.records.entities import EntityRecords
 from occi_server.store.records.generation import Generations
 from occi_server.store.records.hosts import HostRecords
@@ -75,6 +75,8 @@ class Store:
             self._turns = WriterTurns(Path(database) if database and database != ":memory:"
                                       else None)
             self._checkpoints = Checkpoints()
+        else:
+            sending_waiting(self.engine)
         self._generations = GenerationReader(self.engine)
 
         @event.listens_for(self.engine, "before_execute")

@@ -1,4 +1,5 @@
-"""A private PostgreSQL cluster on 127.0.0.1 for tests (initdb + pg_ctl)."""
+"""A private PostgreSQL cluster on 127.0.0.1 for tests (initdb + pg_ctl), and
+a proxy in front of it that counts round trips."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def find_bin(name: str) -> str | None:
@@ -64,3 +67,42 @@ def _user_exists(name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+@contextmanager
+def round_trip_counter(url: str) -> Iterator[tuple[str, Callable[[], int]]]:
+    """A URL reaching the database at `url` through a loopback proxy, and a
+    function saying how many round trips its clients have made so far: times
+    the server answered after a client had sent (what a client waits for)."""
+    address = urlsplit(url)
+    listener = socket.create_server(("127.0.0.1", 0))
+    trips = [0]
+    last_sender = [""]
+    lock = threading.Lock()
+
+    def pump(source: socket.socket, sink: socket.socket, sender: str) -> None:
+        with source, sink, suppress(OSError):  # either end gone: both are closed
+            while data := source.recv(65536):
+                with lock:
+                    if sender == "server" and last_sender[0] == "client":
+                        trips[0] += 1
+                    last_sender[0] = sender
+                sink.sendall(data)
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            server = socket.create_connection((address.hostname, address.port))
+            for source, sink, sender in ((client, server, "client"), (server, client, "server")):
+                threading.Thread(target=pump, args=(source, sink, sender), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    port = listener.getsockname()[1]
+    try:
+        yield url.replace(f"{address.hostname}:{address.port}", f"127.0.0.1:{port}"), \
+            lambda: trips[0]
+    finally:
+        listener.close()

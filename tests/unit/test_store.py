@@ -24,7 +24,7 @@ from occi_server.store.records.usage import ACCOUNTED
 from occi_server.store.repository import MIGRATIONS
 from occi_server.store.tables import TOTALLED, entities, jobs, metadata, usage_events
 from tests.conftest import COMPUTE, NETWORKINTERFACE, STORAGE, Client
-from tests.support.postgres import find_bin, private_cluster
+from tests.support.postgres import find_bin, private_cluster, round_trip_counter
 
 
 @pytest.fixture(scope="module")
@@ -290,6 +290,62 @@ def test_a_database_error_on_the_driver_is_unavailable_and_changes_nothing(
     with store.transaction(write=False) as repo:
         assert [e.id for e in repo.list()] == ["a"]
     store.dispose()
+
+
+def test_writes_sent_with_a_later_statement_are_read_back_and_fail_their_transaction(
+        store: Store) -> None:
+    """On PostgreSQL accounting's events, mixins, jobs and totals wait to go
+    with the transaction's next statement: what reads them sees them, and one
+    that fails fails its transaction, whose other writes are not sent later."""
+    from occi_server.errors import Conflict
+    with store.transaction(write=True) as repo:
+        written = Entity(id="a", kind=COMPUTE, location="/compute/a", mixins=["m#x", "m#y"])
+        repo.insert_job("job-a", written, "create", "starting")
+        repo.insert(written)
+        assert repo.get("a").mixins == ["m#x", "m#y"]  # read on the driver
+        assert [job["id"] for job in repo.jobs()] == ["job-a"]  # read by SQLAlchemy
+        assert repo.totals("default")[COMPUTE]["count"] == 1
+    with pytest.raises(Conflict), store.transaction(write=True) as repo:
+        repo.insert(Entity(id="b", kind=COMPUTE, location="/compute/b", mixins=["m#x"]))
+        repo.insert_job("job-a", written, "delete", "stopping")  # the id is taken
+    with store.transaction(write=True) as repo:  # on the same connection, if pooled
+        repo.update_job("job-a", state="done")
+    with store.transaction(write=False) as repo:
+        assert [e.id for e in repo.list()] == ["a"]
+        assert [(job["id"], job["state"]) for job in repo.jobs()] == [("job-a", "done")]
+        assert repo.totals("default")[COMPUTE]["count"] == 1
+        assert [event["entity_id"] for event in repo.usage_events(
+            until=datetime.now(UTC))] == ["a"]
+
+
+def test_a_creates_and_a_deletes_writes_reach_postgresql_in_four_round_trips(
+        postgres_url: str) -> None:
+    """A create: the pool's check of the connection, BEGIN, the job and the
+    entity (whose drawn key must be known free), then its mixins, accounting's
+    event, the totals, the data generation and the COMMIT together (nine, each
+    alone). A delete: the check, BEGIN, what goes (read), then the five
+    deletes, the event, the totals, the generation and the COMMIT (twelve)."""
+    with round_trip_counter(postgres_url) as (url, round_trips):
+        store = Store(url)
+        with store.engine.begin() as connection:  # a clean slate
+            metadata.drop_all(connection)
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        store.migrate()
+        for number in range(3):
+            before = round_trips()
+            with store.transaction(write=True) as repo:
+                created = Entity(id=f"e{number}", kind=COMPUTE, location=f"/compute/e{number}",
+                                 mixins=["m#x"])
+                repo.insert_job(f"job{number}", created, "create", "starting")
+                repo.insert(created)
+        assert round_trips() - before == 4
+        before = round_trips()
+        with store.transaction(write=True) as repo:
+            repo.delete("e1")
+        assert round_trips() - before == 4
+        with store.transaction(write=False) as repo:
+            assert [e.id for e in repo.list()] == ["e0", "e2"]
+        store.dispose()
 
 
 CORES, MEMORY, SIZE = "occi.compute.cores", "occi.compute.memory", "occi.storage.size"

@@ -9,6 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from occi_server.store.records.base import Records
+from occi_server.store.records.driven import send_waiting
 from occi_server.store.tables import ip_allocations, mac_allocations, public_addresses
 
 
@@ -41,7 +42,9 @@ class AllocationRecords(Records):
         return self._claim(mac_allocations, mac=mac, link_id=link_id)
 
     def _claim(self, table: Any, **row: str) -> bool:
-        # A savepoint, so that a refused row leaves the transaction usable.
+        # A savepoint, so that a refused row leaves the transaction usable
+        # (the writes waiting go first: a refusal of theirs is not this one's).
+        send_waiting(self.connection)
         try:
             with self.connection.begin_nested():
                 self.connection.execute(insert(table).values(**row))

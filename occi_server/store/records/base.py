@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import BigInteger, Connection, bindparam, func, select
 
 from occi_server.store.records.driven import Driven
 from occi_server.store.tables import entities
 
 DEFAULT_TENANT = "default"
+_LOCK_TENANT = Driven(select(func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger))))
 
 
 def _now() -> datetime:
@@ -106,7 +107,7 @@ class Records:
         transaction read stands until it ends)."""
         if self.connection.dialect.name != "postgresql":
             return False
-        for tenant in sorted(tenants):
-            self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                    {"key": zlib.crc32(f"tenant:{tenant}".encode())})
+        for tenant in sorted(tenants):  # taken before the statement after them reads
+            _LOCK_TENANT.run_later(self.connection,
+                                   {"key": zlib.crc32(f"tenant:{tenant}".encode())})
         return True

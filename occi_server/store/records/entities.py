@@ -251,7 +251,7 @@ class EntityRecords(UsageRecords):
             entity_id=entity.id, attributes=entity.attributes, target_kind=entity.target_kind,
             updated=now, shared=entity.shared))
         if mixins:
-            _DELETE_MIXINS.run(self.connection, {"entity_id": entity.id})
+            _DELETE_MIXINS.run_later(self.connection, {"entity_id": entity.id})
             self._write_mixins(entity)
         self._record(entity, "changed", now)
 
@@ -276,12 +276,12 @@ class EntityRecords(UsageRecords):
         now = _now()
         gone = _GOING.rows(self.connection, {"entity_id": entity_id})
         for statement in _DELETES:
-            statement.run(self.connection, {"entity_id": entity_id})
+            statement.run_later(self.connection, {"entity_id": entity_id})
         self._record_gone(gone, now)
 
     def _write_mixins(self, entity: Entity) -> None:
         if entity.mixins:
-            _INSERT_MIXINS.run(self.connection, [
+            _INSERT_MIXINS.run_later(self.connection, [
                 {"entity_id": entity.id, "mixin": mixin, "position": position}
                 for position, mixin in enumerate(entity.mixins)])
 

@@ -61,4 +61,4 @@ class GenerationRecords(Records):
         self._increase(data_generation)
 
     def _increase(self, table: Any) -> None:
-        _INCREASE[self.connection.dialect.name, table.name].run(self.connection)
+        _INCREASE[self.connection.dialect.name, table.name].run_later(self.connection)

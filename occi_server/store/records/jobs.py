@@ -22,13 +22,13 @@ class JobRecords(Records):
         """A job, at work from the start on `progress` (its first step), in the
         process `holder`."""
         now = _now()
-        _INSERT.run(self.connection, dict(
+        _INSERT.run_later(self.connection, dict(
             id=job_id, entity_id=entity.id, location=entity.location, operation=operation,
             state=RUNNING, progress=progress, error=None, created=now, updated=now,
             tenant=entity.tenant or self._stamp()[0], holder=holder))
 
     def update_job(self, job_id: str, **values: str | None) -> None:
-        _UPDATE.run(self.connection, {**values, "job_id": job_id, "updated": _now()})
+        _UPDATE.run_later(self.connection, {**values, "job_id": job_id, "updated": _now()})
 
     def jobs(self, *, state: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         query = self._own_jobs(select(jobs).order_by(jobs.c.created.desc()).limit(limit))

@@ -92,7 +92,7 @@ class TotalRecords(Records):
         add = _ADD[self.connection.dialect.name]
         for (tenant, kind), change in sorted(self._due.items()):
             if any(change):
-                add.run(self.connection, {"tenant": tenant, "kind": kind,
+                add.run_later(self.connection, {"tenant": tenant, "kind": kind,
                                           **dict(zip(("entities", *TOTALLED), change,
                                                      strict=True))})
         self._due.clear()

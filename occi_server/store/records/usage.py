@@ -51,7 +51,7 @@ class UsageRecords(TotalRecords):
         else:
             self._add_to_totals(tenant, entity.kind, entity.attributes, None)
         self._read_as.wrote(entity)
-        _INSERT_EVENT.run(self.connection, dict(
+        _INSERT_EVENT.run_later(self.connection, dict(
             time=now, entity_id=entity.id, kind=entity.kind, tenant=tenant,
             owner=entity.owner or "", event=event_name, state=state, details=details))
 
@@ -59,7 +59,7 @@ class UsageRecords(TotalRecords):
         """A `deleted` usage event for each stored row that went."""
         for row in rows:
             self._add_to_totals(row.tenant, row.kind, None, row.attributes)
-            _INSERT_EVENT.run(self.connection, dict(
+            _INSERT_EVENT.run_later(self.connection, dict(
                 time=now, entity_id=row.id, kind=row.kind, tenant=row.tenant, owner=row.owner,
                 event="deleted", state=_state(row.attributes), details={}))
 
