@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from select import select as select_readable
 from typing import Any
 
 from alembic import command
@@ -21,7 +22,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 
 from occi_server.errors import BackendUnavailable, Conflict
 from occi_server.store.records.allocations import AllocationRecords
@@ -60,8 +61,6 @@ class Store:
         options: dict[str, Any] = {"future": True}
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
-        else:
-            options["pool_pre_ping"] = True
         self.engine: Engine = create_engine(url, **options)
         # SQLAlchemy's errors, and the driver's own (statements run on the driver)
         driver = self.engine.dialect.loaded_dbapi
@@ -76,7 +75,7 @@ class Store:
                                       else None)
             self._checkpoints = Checkpoints()
         else:
-            sending_waiting(self.engine)
+            self._configure_postgresql()
         self._generations = GenerationReader(self.engine)
 
         @event.listens_for(self.engine, "before_execute")
@@ -106,6 +105,18 @@ class Store:
             immediate = connection.info.get("write", False)
             connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
                 "BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    def _configure_postgresql(self) -> None:
+        sending_waiting(self.engine)  # see driven.py
+
+        @event.listens_for(self.engine, "checkout")
+        def _unless_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+            # A connection idle in the pool has nothing to read: anything there
+            # is the server's goodbye (a restart, a backend terminated) or the
+            # socket's end. The pool then opens another. One system call, where
+            # a ping (pool_pre_ping) was a round trip in every transaction.
+            if select_readable([dbapi_connection.fileno()], [], [], 0)[0]:
+                raise DisconnectionError("the database closed this connection")
 
     def migrate(self) -> None:
         """Bring the schema up to date (alembic upgrade head)."""
