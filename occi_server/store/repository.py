@@ -28,7 +28,7 @@ from occi_server.errors import BackendUnavailable, Conflict
 from occi_server.store.records.allocations import AllocationRecords
 from occi_server.store.records.base import DEFAULT_TENANT, Scope
 from occi_server.store.records.categories import CategoryRecords
-from occi_server.store.records.driven import sending_waiting, shows
+from occi_server.store.records.driven import beginning_with_next, sending_waiting, shows
 from occi_server.store.records.entities import EntityRecords
 from occi_server.store.records.generation import Generations
 from occi_server.store.records.hosts import HostRecords
@@ -135,7 +135,8 @@ class Store:
                 with self._turns.turn() if write and self._turns else nullcontext():
                     connection.info["write"] = write
                     connection.info["changed"] = False
-                    with connection.begin():
+                    with beginning_with_next(connection) if not self.is_sqlite \
+                            else nullcontext(), connection.begin():
                         repo = Repository(connection, scope)
                         yield repo
                         repo.settle_totals()

@@ -15,9 +15,10 @@ costing both sides more than the statement itself. Writes whose changed-row coun
 (`run_later`: accounting's events, an entity's mixins, jobs, totals, the
 generations, a tenant's lock) wait on the connection and go with the
 transaction's next statement in one pipeline, the last of them with the
-COMMIT. The server runs them in the order given, each as it would alone (a
-lock is held before the next statement reads); a failing one fails the
-transaction as it would have at once."""
+COMMIT, and the transaction's BEGIN waits likewise for its first statement
+(`beginning_with_next`). The server runs them in the order given, each as it
+would alone (a lock is held before the next statement reads); a failing one
+fails the transaction as it would have at once."""
 
 from __future__ import annotations
 
@@ -158,8 +159,32 @@ def _together(connection: Connection, cursor: Any) -> Iterator[None]:
         return
     with connection.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
         for sql, parameters, many in waiting:
-            _execute(cursor, sql, parameters, many)
+            if parameters is None:  # a transaction's own (never prepared)
+                cursor.execute(sql, prepare=False)
+            else:
+                _execute(cursor, sql, parameters, many)
         yield
+
+
+@contextmanager
+def beginning_with_next(connection: Connection) -> Iterator[None]:
+    """A PostgreSQL transaction whose BEGIN goes with its first statement:
+    psycopg sends its own alone (a round trip of its own, even in a
+    pipeline), so the driver is told not to (autocommit) and this one waits.
+    COMMIT and ROLLBACK are psycopg's, sent as the server reports a
+    transaction open. The driver is itself again after the block, or the
+    connection is not used again."""
+    raw = connection.connection.dbapi_connection
+    raw.autocommit = True  # type: ignore[union-attr]
+    connection.info[_WAITING] = [("BEGIN", None, False)]
+    try:
+        yield
+    finally:
+        connection.info.pop(_WAITING, None)
+        if raw.info.transaction_status.name == "IDLE":  # type: ignore[union-attr]
+            raw.autocommit = False  # type: ignore[union-attr]
+        else:  # broken, or its end was not seen
+            connection.invalidate()
 
 
 def send_waiting(connection: Connection) -> None:
@@ -182,8 +207,12 @@ def sending_waiting(engine: Engine) -> None:
     @event.listens_for(engine, "commit")
     def _with_commit(connection: Connection) -> None:
         # Committed here, with the writes waiting; SQLAlchemy's COMMIT then
-        # finds no transaction open and sends nothing.
-        if connection.info.get(_WAITING):
+        # finds no transaction open and sends nothing. A BEGIN alone: no
+        # statement ran, nothing to send.
+        waiting = connection.info.get(_WAITING)
+        if waiting and waiting[-1][1] is None:
+            connection.info.pop(_WAITING)
+        elif waiting:
             cursor = _cursor(connection)
             with _together(connection, cursor):
                 cursor.execute("COMMIT", prepare=False)
