@@ -10,12 +10,13 @@ The driver's errors are its own (Store.transaction answers them as it does
 SQLAlchemy's).
 
 On PostgreSQL every statement is a round trip to the server, and a create
-made fifteen in its request and seven in its job (now nine and four), each
-costing both sides more than the statement itself. Writes whose changed-row count nothing reads
-(`run_later`: accounting's events, an entity's mixins, jobs, totals, the
-generations, a tenant's lock) wait on the connection and go with the
-transaction's next statement in one pipeline, the last of them with the
-COMMIT, and the transaction's BEGIN waits likewise for its first statement
+made fifteen in its request and seven in its job (now seven and two), each
+costing both sides more than the statement itself. Writes whose
+changed-row count nothing reads (`run_later`: accounting's events, an
+entity's mixins, jobs, totals, the generations, a delete's deletes, a
+tenant's lock) wait on the connection and go with the transaction's next
+statement in one pipeline, the last of them with the COMMIT, and the
+transaction's BEGIN waits likewise for its first statement
 (`beginning_with_next`). The server runs them in the order given, each as it
 would alone (a lock is held before the next statement reads); a failing one
 fails the transaction as it would have at once."""
