@@ -43,6 +43,7 @@ _NONE: Values = MappingProxyType({})
 _REQUIRED = object()  # a bound value the statement does not carry
 _WAITING = "driven_waiting"  # connection.info: statements sent with the next one
 _CURSOR = "driven_cursor"  # connection.info: the driver's cursor statements run on
+_BEGIN = ("BEGIN", None, False)  # a transaction's own: no parameters, never prepared
 
 
 def shows(statement: Any) -> bool:
@@ -160,7 +161,7 @@ def _together(connection: Connection, cursor: Any) -> Iterator[None]:
         return
     with connection.connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
         for sql, parameters, many in waiting:
-            if parameters is None:  # a transaction's own (never prepared)
+            if (sql, parameters, many) == _BEGIN:
                 cursor.execute(sql, prepare=False)
             else:
                 _execute(cursor, sql, parameters, many)
@@ -177,7 +178,7 @@ def beginning_with_next(connection: Connection) -> Iterator[None]:
     connection is not used again."""
     raw = connection.connection.dbapi_connection
     raw.autocommit = True  # type: ignore[union-attr]
-    connection.info[_WAITING] = [("BEGIN", None, False)]
+    connection.info[_WAITING] = [_BEGIN]
     try:
         yield
     finally:
@@ -211,7 +212,7 @@ def sending_waiting(engine: Engine) -> None:
         # finds no transaction open and sends nothing. A BEGIN alone: no
         # statement ran, nothing to send.
         waiting = connection.info.get(_WAITING)
-        if waiting and waiting[-1][1] is None:
+        if waiting == [_BEGIN]:
             connection.info.pop(_WAITING)
         elif waiting:
             cursor = _cursor(connection)

@@ -93,8 +93,8 @@ class TotalRecords(Records):
         for (tenant, kind), change in sorted(self._due.items()):
             if any(change):
                 add.run_later(self.connection, {"tenant": tenant, "kind": kind,
-                                          **dict(zip(("entities", *TOTALLED), change,
-                                                     strict=True))})
+                                                **dict(zip(("entities", *TOTALLED), change,
+                                                           strict=True))})
         self._due.clear()
 
 
