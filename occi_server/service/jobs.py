@@ -78,10 +78,17 @@ def state_attribute_of(kind_id: str) -> str:
 
 def reported(entity: Entity, real: Attributes | None) -> Attributes:
     """What of the infrastructure's report on an entity it shows: all of it,
-    but an entity still in `error` keeps the reason it first failed for."""
+    but an entity still in `error` keeps the reason it first failed for, and
+    one still in the state an action left it in keeps what the action noted
+    after the state's message (a stop that had to power the guest off)."""
     state = state_attribute(entity)
     if not real or real.get(state) == entity.attributes.get(state) == "error":
         return {}
+    message = f"{state}.message"
+    stored, now = entity.attributes.get(message), real.get(message)
+    if real.get(state) == entity.attributes.get(state) and isinstance(stored, str) \
+            and isinstance(now, str) and stored.startswith(f"{now} ("):
+        return {**real, message: stored}
     return real
 
 
