@@ -97,8 +97,15 @@ def console_until(client: Client, path: str, marker: str, timeout: float = 120) 
     raise AssertionError(f"{marker!r} not on the console within {timeout} s:\n{text[-2000:]}")
 
 
-def state(client: Client, path: str) -> str:
-    return client.attributes(path)["occi.compute.state"]
+def state(client: Client, path: str, timeout: float = 90) -> str:
+    """The guest's state once no job is at work on it: a request hands its job
+    off after `job_wait_seconds` (a guest slow to obey its power button on a
+    busy host), and the entity shows `waiting` until the job ends."""
+    deadline = time.monotonic() + timeout
+    while (shown := client.attributes(path)["occi.compute.state"]) == "waiting":
+        assert time.monotonic() < deadline, f"{path} still waiting after {timeout} s"
+        time.sleep(0.5)
+    return shown
 
 
 KEYS: dict[str, str] = {}  # location -> key, remembered for after a delete
@@ -141,10 +148,9 @@ def test_actions_follow_the_real_guest(client: Client) -> None:
     path = boot(client)
     console_until(client, path, "occi-tiny: ready")
     stop = [category(COMPUTE_ACTION + "stop", "action"), 'X-OCCI-Attribute: method="acpioff"']
-    started = time.monotonic()
     assert client.post_text(f"{path}?action=stop", stop).status_code == 200
-    assert time.monotonic() - started < 30  # the guest obeyed the power button
     assert state(client, path) == "inactive"
+    assert "powered off" not in client.attributes(path)["occi.compute.state.message"]
     assert not domain_of(client, path).isActive()
     assert client.post_text(f"{path}?action=start", []).status_code == 200
     assert state(client, path) == "active"
@@ -444,12 +450,10 @@ def test_a_long_graceful_stop_holds_no_other_tenant_back(data_dir: Path) -> None
                 delays.append(time.monotonic() - started)
             assert max(delays) < 1.0, delays
             assert stopping.result().status_code == 200
-        wait = time.monotonic() + 60
-        while alice.attributes(guest)["occi.compute.state"] == "waiting":
-            assert time.monotonic() < wait
-            time.sleep(0.5)
-        assert alice.attributes(guest)["occi.compute.state"] == "inactive"
+        assert state(alice, guest) == "inactive"
         assert time.monotonic() - pressed >= 15  # it waited for the guest, then powered off
+        assert "did not shut down within 15 s; powered off" in alice.attributes(guest)[
+            "occi.compute.state.message"]
     finally:
         remove_guests(data_dir)
         app.extensions["occi.store"].dispose()
