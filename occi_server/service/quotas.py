@@ -49,18 +49,24 @@ def usage(entities: Iterable[Entity], public_networks: set[str]) -> dict[str, fl
     return used
 
 
-def tenant_usage(repo: Repository, tenant: str) -> dict[str, float]:
-    """What a tenant's resources use now, as the store keeps it."""
+def tenant_usage(repo: Repository, tenant: str, names: Iterable[str] = QUOTAS
+                 ) -> dict[str, float]:
+    """What a tenant's resources use now, as the store keeps it: every quota's
+    usage, public addresses only if among `names` (counted from the links to
+    public networks, a statement of their own; the rest is one read of the
+    tenant's totals)."""
     totals = repo.totals(tenant)
     compute = totals.get(COMPUTE.type_id, {})
     storage = totals.get(STORAGE.type_id, {})
-    return {"instances": compute.get("count", 0.0), "cores": compute.get(CORES, 0.0),
+    used = {"instances": compute.get("count", 0.0), "cores": compute.get(CORES, 0.0),
             "memory": compute.get(MEMORY, 0.0), "volumes": storage.get("count", 0.0),
             "storage": storage.get(SIZE, 0.0),
-            "networks": totals.get(NETWORK.type_id, {}).get("count", 0.0),
-            "public_ips": float(repo.links_to_mixin(tenant, NETWORKINTERFACE.type_id,
-                                                    PUBLIC_NETWORK.type_id))
-            + totals.get(IPRESERVATION.type_id, {}).get("count", 0.0)}
+            "networks": totals.get(NETWORK.type_id, {}).get("count", 0.0)}
+    if "public_ips" in names:
+        used["public_ips"] = float(repo.links_to_mixin(
+            tenant, NETWORKINTERFACE.type_id, PUBLIC_NETWORK.type_id)) \
+            + totals.get(IPRESERVATION.type_id, {}).get("count", 0.0)
+    return used
 
 
 def report(repo: Repository, quotas: dict[str, dict[str, float]], tenant: str
@@ -118,19 +124,30 @@ class QuotaCheck:
         limits = limits_of(self.quotas, tenant)
         if not limits:
             return
-        if tenant not in self._used:
-            self._used[tenant] = tenant_usage(self.repo, tenant)
-            self._added[tenant] = dict.fromkeys(QUOTAS, 0.0)
         public = {target.location} if target is not None \
             and PUBLIC_NETWORK.type_id in target.mixins else set()
         added = usage([entity], public)
         removed = usage([was] if was is not None else [], public)
         change = {name: added[name] - removed[name] for name in QUOTAS}
-        before = self._used[tenant]
-        after = {name: before[name] + change[name] for name in QUOTAS}
+        before = self._usage(tenant, [name for name in limits if change[name] > 0])
+        after = {name: value + change[name] for name, value in before.items()}
         _refuse_beyond(tenant, limits, before, after)
         self._used[tenant] = after
-        self._added[tenant] = {name: self._added[tenant][name] + change[name] for name in QUOTAS}
+        admitted = self._added.setdefault(tenant, dict.fromkeys(QUOTAS, 0.0))
+        for name in QUOTAS:
+            admitted[name] += change[name]
+
+    def _usage(self, tenant: str, growing: list[str]) -> dict[str, float]:
+        """The tenant's usage as first read, with what was admitted since; a
+        quota a change grows that was not read yet (public addresses, read
+        only when they grow: a statement of their own) is read now."""
+        used = self._used.get(tenant)
+        if used is None:
+            return tenant_usage(self.repo, tenant, growing)
+        if all(name in used for name in growing):
+            return used
+        # What the transaction wrote is in what is read now, as it is in `used`.
+        return {**tenant_usage(self.repo, tenant, growing), **used}
 
     def confirm(self) -> None:
         """The check again with the tenants locked, where others may have
@@ -140,16 +157,19 @@ class QuotaCheck:
         if not grown or not self.repo.lock_tenants(grown):
             return
         for tenant in grown:
-            now = tenant_usage(self.repo, tenant)  # this transaction's writes included
-            before = {name: now[name] - self._added[tenant][name] for name in QUOTAS}
+            added = self._added[tenant]
+            now = tenant_usage(self.repo, tenant,  # this transaction's writes included
+                               [name for name, value in added.items() if value > 0])
+            before = {name: value - added[name] for name, value in now.items()}
             _refuse_beyond(tenant, limits_of(self.quotas, tenant), before, now)
 
 
 def _refuse_beyond(tenant: str, limits: dict[str, float], before: dict[str, float],
                    after: dict[str, float]) -> None:
-    """Forbidden if a quota would pass its limit by growing from `before` to `after`."""
+    """Forbidden if a quota would pass its limit by growing from `before` to
+    `after` (those of the quotas read)."""
     for name, limit in limits.items():
-        if after[name] > limit and after[name] > before[name]:
+        if name in after and after[name] > limit and after[name] > before[name]:
             raise Forbidden(
                 f"quota {name} of tenant {tenant} exceeded: this would make "
                 f"{after[name]:g} {QUOTAS[name]}, the limit is {limit:g} "

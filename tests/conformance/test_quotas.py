@@ -97,6 +97,27 @@ def test_storage_networks_and_public_addresses_are_bounded(app: Flask) -> None:
     assert root.post_text("/network/", [category(NETWORK, "kind")]).status_code == 403
 
 
+def test_public_addresses_a_create_links_are_counted_with_it(app: Flask) -> None:
+    """A compute whose request also links it to a public network: the address
+    counts against the quota as a separate interface's would (read once it
+    grows), and a refusal leaves nothing of the request stored."""
+    alice = client_of(app, "alice")
+    public = alice.create(NETWORK, 'X-OCCI-Attribute: occi.network.address="10.62.0.0/24"',
+                          mixins=(IPNETWORK, PUBLIC))
+    link = f'Link: <{public}>; rel="{NETWORK}"; category="{NETWORKINTERFACE}"'
+    twice = alice.post_text("/compute/", [category(COMPUTE, "kind"), link, link])
+    assert twice.status_code == 403
+    assert "quota public_ips of tenant tenant-a exceeded: this would make 2" in \
+        twice.get_data(as_text=True)
+    assert alice.get("/compute/").get_data() == b""
+    first = alice.compute(link)
+    assert alice.get(first).get_data(as_text=True).count(NETWORKINTERFACE) == 1
+    again = alice.post_text("/compute/", [category(COMPUTE, "kind"), link])
+    assert again.status_code == 403 and "quota public_ips" in again.get_data(as_text=True)
+    assert alice.get("/compute/").get_data(as_text=True).split() == [
+        "X-OCCI-Location:", f"http://localhost{first}"]
+
+
 def test_tenants_have_their_own_limits(app: Flask) -> None:
     bob = client_of(app, "bob")
     for _ in range(3):

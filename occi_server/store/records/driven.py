@@ -10,7 +10,7 @@ The driver's errors are its own (Store.transaction answers them as it does
 SQLAlchemy's).
 
 On PostgreSQL every statement is a round trip to the server, and a create
-made fifteen in its request and seven in its job (now seven and two), each
+made fifteen in its request and seven in its job (now five and two), each
 costing both sides more than the statement itself. Writes whose
 changed-row count nothing reads (`run_later`: accounting's events, an
 entity's mixins, jobs, totals, the generations, a delete's deletes, a
