@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
 
 from werkzeug.test import TestResponse
 
@@ -70,6 +71,46 @@ def test_an_action_in_progress_is_waited_for_by_a_delete(make_app) -> None:
     jobs = client.get("/jobs/").get_json()["jobs"]
     assert [(j["operation"], j["state"]) for j in jobs] == [
         ("deleting", "done"), ("stop", "done"), ("creating", "done")]
+
+
+def test_a_delete_waits_for_the_links_its_resources_create_still_plugs_in(make_app) -> None:
+    """The compute shows its outcome while its create's job goes on with its
+    links: a delete then waits for that job before it tears the compute down."""
+    client = slow_site(make_app)
+    network = client.network()
+    wait_for(lambda: client.attributes(network)["occi.network.state"] == "active")
+    compute = client.compute(f'Link: <{network}>; rel="http://schemas.ogf.org/occi/'
+                             'infrastructure#network"')
+    wait_for(lambda: client.attributes(compute)["occi.compute.state"] == "active")
+    assert client.request("DELETE", compute).status_code == 200
+    wait_for(lambda: client.get(compute).status_code == 404)
+    jobs = {j["operation"]: j for j in client.get("/jobs/").get_json()["jobs"]
+            if j["location"] == compute}
+    assert (jobs["creating"]["state"], jobs["deleting"]["state"]) == ("done", "done")
+    # The teardown (the interface unplugged and unbound, the guest removed:
+    # 6 s here) began once the create's job had ended (3 s after, without waiting).
+    ended = {operation: datetime.fromisoformat(job["updated"]).timestamp()
+             for operation, job in jobs.items()}
+    assert ended["deleting"] - ended["creating"] >= 5.5
+
+
+def test_a_delete_no_other_job_works_on_makes_one_transaction_in_its_job(
+        client: Client, monkeypatch) -> None:
+    """Whether other jobs are at work on the entity is read in the delete's
+    request: its job, with none to wait for, makes its one transaction."""
+    compute = client.compute()
+    store = client.app.extensions["occi.store"]
+    opened: list[str] = []
+    transaction = store.transaction
+
+    def counted(*, write: bool, **kwargs):
+        opened.append(threading.current_thread().name)
+        return transaction(write=write, **kwargs)
+
+    monkeypatch.setattr(store, "transaction", counted)
+    assert client.request("DELETE", compute).status_code == 200
+    assert client.get(compute).status_code == 404
+    assert len([name for name in opened if name.startswith("occi-job-")]) == 1
 
 
 def test_a_change_made_while_a_job_works_stays_with_its_outcome(make_app) -> None:
