@@ -38,6 +38,7 @@ from occi_server.metrics import BACKEND_ERRORS
 from occi_server.service.jobs import (
     Job,
     Step,
+    busy_with,
     error_state,
     reported,
     state_attribute,
@@ -563,13 +564,8 @@ class Work:
 
     def _plan_delete(self, entity: Entity) -> None:
         kind = self.kind_of(entity)
-        # The jobs at work on it now (an action's, a create's still plugging in
-        # links) are waited for by the delete's job. One that starts later waits
-        # for the delete's itself (another delete): actions and changes refuse
-        # an entity `waiting`.
-        running = self.repo.running_jobs(entity.id)
         if entity.attributes.get(state_attribute(entity)) == "waiting" \
-                and any(job["operation"] == "creating" for job in running):
+                and busy_with(self.repo, entity.id, "creating"):
             # Cancelled: its create job finds the record gone and undoes its work.
             self.repo.delete(entity.id)
             return
@@ -601,7 +597,7 @@ class Work:
             repo.delete(entity.id)
 
         self.defer(entity, f"deleting {entity.location}", run, lambda: None, restore=before,
-                   finish=gone, after_others=bool(running), failure=lambda why: OperationFailed(
+                   finish=gone, after_others=True, failure=lambda why: OperationFailed(
                        f"the infrastructure could not delete {entity.location}: {why}; it is "
                        "kept in state error"))
         self.repo.update(entity, mixins=False)

@@ -94,25 +94,6 @@ def test_a_delete_waits_for_the_links_its_resources_create_still_plugs_in(make_a
     assert ended["deleting"] - ended["creating"] >= 5.5
 
 
-def test_a_delete_no_other_job_works_on_makes_one_transaction_in_its_job(
-        client: Client, monkeypatch) -> None:
-    """Whether other jobs are at work on the entity is read in the delete's
-    request: its job, with none to wait for, makes its one transaction."""
-    compute = client.compute()
-    store = client.app.extensions["occi.store"]
-    opened: list[str] = []
-    transaction = store.transaction
-
-    def counted(*, write: bool, **kwargs):
-        opened.append(threading.current_thread().name)
-        return transaction(write=write, **kwargs)
-
-    monkeypatch.setattr(store, "transaction", counted)
-    assert client.request("DELETE", compute).status_code == 200
-    assert client.get(compute).status_code == 404
-    assert len([name for name in opened if name.startswith("occi-job-")]) == 1
-
-
 def test_a_change_made_while_a_job_works_stays_with_its_outcome(make_app) -> None:
     client = slow_site(make_app)
     compute = client.compute()
