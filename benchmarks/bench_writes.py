@@ -5,7 +5,7 @@ can: one row inserted in one transaction of the same database (a delete: one
 row deleted). occi-server runs `serve`'s default workers and the simulated
 backend, with quotas in force (limits far above what the run creates: every
 create is checked, as on a site, against a tenant of thousands of computes);
-medians of interleaved rounds.
+medians of interleaved rounds, each starting one server further on.
 
     .venv/bin/python benchmarks/bench_writes.py [--rounds 5] [--seconds 3] [--no-postgresql]
         [--against CHECKOUT]
@@ -247,8 +247,13 @@ def main() -> None:
             servers.update(serve_all(store, database, work, stack, args.against))
         for server in servers.values():  # a stock to delete from (deletes may outpace creates)
             wrk(server.root + server.collection, work / "post.lua", 2 * args.rounds * args.seconds)
+        names = list(servers)
         for round_ in range(args.rounds):
-            for name, server in servers.items():
+            # Each round starts one server further on: none is always measured
+            # right after another's writes (its jobs, its checkpoints).
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                server = servers[name]
                 samples.setdefault((name, "create"), []).append(
                     wrk(server.root + server.collection, work / "post.lua", args.seconds))
                 deleted = samples.get((name, "delete"), [FIRST_DELETES_GUESS])
