@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -104,6 +105,16 @@ class Client:
 
     def attributes(self, path: str) -> dict[str, Any]:
         return self.json(path)["attributes"]
+
+    def settled(self, path: str, attribute: str, timeout: float) -> str:
+        """A state `attribute` once no job is at work on the entity: a request
+        hands its job off after `job_wait_seconds`, and the entity shows
+        `waiting` until the job ends."""
+        deadline = time.monotonic() + timeout
+        while (value := self.attributes(path)[attribute]) == "waiting":
+            assert time.monotonic() < deadline, f"{path} still waiting after {timeout} s"
+            time.sleep(0.5)
+        return value
 
 
 def stored_entity(app: Flask, path: str) -> Entity:

@@ -97,15 +97,10 @@ def console_until(client: Client, path: str, marker: str, timeout: float = 120) 
     raise AssertionError(f"{marker!r} not on the console within {timeout} s:\n{text[-2000:]}")
 
 
-def state(client: Client, path: str, timeout: float = 90) -> str:
-    """The guest's state once no job is at work on it: a request hands its job
-    off after `job_wait_seconds` (a guest slow to obey its power button on a
-    busy host), and the entity shows `waiting` until the job ends."""
-    deadline = time.monotonic() + timeout
-    while (shown := client.attributes(path)["occi.compute.state"]) == "waiting":
-        assert time.monotonic() < deadline, f"{path} still waiting after {timeout} s"
-        time.sleep(0.5)
-    return shown
+def state(client: Client, path: str) -> str:
+    """The guest's state once its job ends (a guest slow to obey its power
+    button on a busy host outlasts `job_wait_seconds`)."""
+    return client.settled(path, "occi.compute.state", 90)
 
 
 KEYS: dict[str, str] = {}  # location -> key, remembered for after a delete
