@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from occi_server.core.category import Action, Attribute, Category, Kind, Mixin
 
@@ -10,6 +10,7 @@ ENTITY = "http://schemas.ogf.org/occi/core#entity"
 RESOURCE = "http://schemas.ogf.org/occi/core#resource"
 LINK = "http://schemas.ogf.org/occi/core#link"
 FIRST_ATTRIBUTES = ("occi.core.id", "occi.core.title", "occi.core.summary")
+NAME_ORDERS_KEPT = 4096
 
 
 class Model:
@@ -24,6 +25,8 @@ class Model:
         self._attributes: dict[tuple[str, tuple[str, ...]], dict[str, Attribute]] = {}
         self._orders: dict[tuple[str, tuple[str, ...]],
                            tuple[tuple[str, ...], frozenset[str]]] = {}
+        self._name_orders: dict[tuple[str, tuple[str, ...], tuple[str, ...]],
+                                tuple[str, ...]] = {}
         for category in categories:
             self._add(category)
 
@@ -159,6 +162,26 @@ class Model:
             names = list(FIRST_ATTRIBUTES)
             names += [n for n in self.attributes(kind, key[1]) if n not in FIRST_ATTRIBUTES]
             known = self._orders[key] = (tuple(names), frozenset(names))
+        return known
+
+    def rendered_order(self, kind_id: str, mixin_ids: Sequence[str], names: tuple[str, ...]
+                       ) -> tuple[str, ...]:
+        """An entity's attribute `names` in the order they are rendered (see
+        `attribute_order`; those no kind or mixin declares last, by name):
+        worked out once for each kind, mixins and set of names, as entities of a
+        collection mostly share them."""
+        key = (kind_id, tuple(mixin_ids), names)
+        known = self._name_orders.get(key)
+        if known is None:
+            kind = self.kind(kind_id)
+            order, declared = self.attribute_order(kind, key[1]) if kind \
+                else (FIRST_ATTRIBUTES, frozenset(FIRST_ATTRIBUTES))
+            present = set(names)
+            known = (*(name for name in order if name in present),
+                     *sorted(name for name in names if name not in declared))
+            if len(self._name_orders) >= NAME_ORDERS_KEPT:
+                self._name_orders.clear()  # clients' own attribute names: no bound of their own
+            self._name_orders[key] = known
         return known
 
     def kind_attributes(self, kind: Kind) -> list[Attribute]:

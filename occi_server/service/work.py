@@ -96,7 +96,9 @@ class Work:
         self.local_path = local_path  # location or URL -> path on this server
         # The infrastructure's work of this request's creates, run after the commit.
         self.job: Job | None = None
+        # Worked out once per request for the many entities a listing renders.
         self._legal: dict[tuple[str, tuple[str, ...], Any], list[str]] = {}
+        self._state_attributes: dict[str, str | None] = {}  # by kind
         self.quota = QuotaCheck(repo, settings.quotas)
 
     # ------------------------------------------------------------ tenants
@@ -153,14 +155,20 @@ class Work:
         return kind
 
     def legal_actions(self, entity: Entity) -> list[str]:
-        kind = self.kind_of(entity)
-        machine = self.model.state_machine(kind)
-        state = entity.attributes.get(machine.attribute) if machine else None
-        key = (kind.type_id, tuple(entity.mixins), state)
-        if key not in self._legal:
-            self._legal[key] = [a.type_id for a in self.model.actions_of(kind, entity.mixins)
-                                if machine is None or machine.allowed(a.term, state)]
-        return list(self._legal[key])
+        if entity.kind not in self._state_attributes:
+            machine = self.model.state_machine(self.kind_of(entity))
+            self._state_attributes[entity.kind] = machine.attribute if machine else None
+        attribute = self._state_attributes[entity.kind]
+        state = entity.attributes.get(attribute) if attribute else None
+        key = (entity.kind, tuple(entity.mixins), state)
+        legal = self._legal.get(key)
+        if legal is None:
+            kind = self.kind_of(entity)
+            machine = self.model.state_machine(kind)
+            legal = self._legal[key] = [
+                a.type_id for a in self.model.actions_of(kind, entity.mixins)
+                if machine is None or machine.allowed(a.term, state)]
+        return list(legal)
 
     def detailed(self, entities: Sequence[Entity]) -> list[Entity]:
         """Entities with their outgoing links and applicable actions filled in."""

@@ -287,20 +287,22 @@ class EntityRecords(UsageRecords):
 
     def _hydrate(self, rows: Sequence[Any]) -> list[Entity]:
         ids = [row.id for row in rows]
+        # Only entities with mixins are in it (most of a collection has none).
+        mixins: dict[str, list[str]] = {}
         if len(ids) == 1:
-            mixins = {ids[0]: [mixin for (mixin,) in _MIXINS_OF_ONE.rows(
-                self.connection, {"entity_id": ids[0]})]}
+            mixins[ids[0]] = [mixin for (mixin,) in _MIXINS_OF_ONE.rows(
+                self.connection, {"entity_id": ids[0]})]
         else:
-            mixins = {entity_id: [] for entity_id in ids}
             for chunk in _chunks(ids, 500):
-                for row in self.connection.execute(_MIXINS_OF, {"ids": chunk}):
-                    mixins[row.entity_id].append(row.mixin)
+                for entity_id, mixin, _position in self.connection.execute(
+                        _MIXINS_OF, {"ids": chunk}):
+                    mixins.setdefault(entity_id, []).append(mixin)
         source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
         self._read_as.read(rows, mixins)
         # Rows of select(entities) unpacked as tuples, in the table's column order:
         # reading each column by name cost a listing a fifth of its time.
         return [Entity(
-            id=id_, key=key, kind=kind, location=location, mixins=list(mixins[id_]),
+            id=id_, key=key, kind=kind, location=location, mixins=list(mixins.get(id_, ())),
             attributes=dict(attributes),
             source=source_locations.get(source_id) if source_id else None,
             target=target, target_kind=target_kind, tenant=tenant, owner=owner, shared=shared,

@@ -98,7 +98,7 @@ class _ReadLog:
         # Every batch still here was read after the last write: newer than _seen.
         for rows, mixins in self._batches:
             for row in rows:
-                self._seen[row.id] = (row.attributes, mixins[row.id])
+                self._seen[row.id] = (row.attributes, mixins.get(row.id, ()))
         self._batches.clear()
 
 
