@@ -119,8 +119,8 @@ class Exchange:
         None where the rendering cannot be sent so."""
         service, scope, local_path = self.service, g.scope, self.ctx.local_path
 
-        def chunks(read: Callable[[Work, Position | None], tuple[list[Any], Position | None]]
-                   ) -> Iterator[list[Any]]:
+        def chunks(read: Callable[[Work, Position | None], tuple[Any, Position | None]]
+                   ) -> Iterator[Any]:
             after: Position | None = None
             while True:
                 with service.work(write=False, local_path=local_path, scope=scope) as work:
@@ -130,8 +130,13 @@ class Exchange:
                     return
 
         if self.renderer.lists_locations:
-            pieces = self.renderer.location_pieces(chunks(
-                lambda work, after: work.location_chunk(kind, after, LOCATIONS_CHUNK)), self.ctx)
+            lines = self.renderer.location_lines
+            if lines is None:
+                return None
+            between = lines.between(self.ctx)
+            pieces: Iterator[str] | None = lines.pieces(chunks(
+                lambda work, after: work.location_chunk(kind, after, LOCATIONS_CHUNK, between)),
+                self.ctx)
         else:
             holds_links = self.holds_links()
             assert holds_links is not None

@@ -47,6 +47,34 @@ class RenderContext:
         return reference
 
 
+@dataclass(frozen=True)
+class LocationLines:
+    """How a location list sent in pieces is written: each location made
+    absolute after `head`, `end` after every line but the last, `last` after
+    the last."""
+
+    head: str
+    end: str
+    last: str
+
+    def between(self, ctx: RenderContext) -> str:
+        """What goes between two locations (paths) of a chunk: the end of one
+        line and the start of the next, up to the path."""
+        return self.end + self.head + ctx.base_url.rstrip("/")
+
+    def pieces(self, chunks: Iterable[str], ctx: RenderContext) -> Iterator[str]:
+        """The list, chunk by chunk as they are read: each chunk its locations
+        with `between` between them."""
+        first = self.head + ctx.base_url.rstrip("/")
+        written = False
+        for chunk in chunks:
+            if chunk:
+                yield (self.end if written else "") + first + chunk
+                written = True
+        if written and self.last:
+            yield self.last
+
+
 @dataclass
 class Rendered:
     body: str = ""
@@ -81,6 +109,8 @@ class Renderer(ABC):
     listings_only = False  # text/uri-list renders nothing but location lists
     # Its collections say where the members are, nothing else of them.
     lists_locations = False
+    # How its location lists are sent in pieces (None: they are not; their lines are headers).
+    location_lines: LocationLines | None = None
 
     @abstractmethod
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered: ...
@@ -96,12 +126,6 @@ class Renderer(ABC):
         """A whole collection of links (or resources) rendered chunk by chunk,
         to be sent as it is made; None where the rendering cannot be sent so
         (its lines are headers)."""
-        return None
-
-    def location_pieces(self, chunks: Iterable[Sequence[str]], ctx: RenderContext
-                        ) -> Iterator[str] | None:
-        """A whole location list (chunks of entities' locations) rendered chunk
-        by chunk, to be sent as it is made; None where it cannot be sent so."""
         return None
 
     @abstractmethod

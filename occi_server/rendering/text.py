@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ from occi_server.core.model import RESOURCE
 from occi_server.core.specs import ActionSpec, CategorySpec, EntitySpec, LinkSpec
 from occi_server.errors import BadRequest, OCCIError
 from occi_server.rendering.base import (
+    LocationLines,
     Parser,
     RenderContext,
     Rendered,
@@ -247,17 +248,11 @@ class TextPlainRenderer(_TextRenderer):
     the end of a create's body without stripping it."""
 
     media_type = "text/plain"
+    # No newline after the last line (as emit).
+    location_lines = LocationLines(head="X-OCCI-Location: ", end="\n", last="")
 
     def emit(self, pairs: list[tuple[str, str]]) -> Rendered:
         return Rendered(body="\n".join(f"{name}: {value}" for name, value in pairs))
-
-    def location_pieces(self, chunks: Iterable[Sequence[str]], ctx: RenderContext
-                        ) -> Iterator[str]:
-        separator = ""  # between lines, none after the last (as emit)
-        for chunk in chunks:
-            if chunk:
-                yield separator + ctx.joined_locations(chunk, "X-OCCI-Location: ", "\n")
-                separator = "\n"
 
     def empty(self) -> Rendered:
         return Rendered()

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 
 from occi_server.core import Category, Entity
 from occi_server.core.specs import ActionSpec, CategorySpec, EntitySpec
 from occi_server.errors import BadRequest, OCCIError
-from occi_server.rendering.base import Parser, RenderContext, Rendered, Renderer, RequestData
+from occi_server.rendering.base import (
+    LocationLines,
+    Parser,
+    RenderContext,
+    Rendered,
+    Renderer,
+    RequestData,
+)
 
 ONLY_LISTINGS = "text/uri-list renders only collections (location lists)"
 
@@ -16,6 +23,7 @@ class UriListRenderer(Renderer):
     media_type = "text/uri-list"
     listings_only = True
     lists_locations = True
+    location_lines = LocationLines(head="", end="\r\n", last="\r\n")
 
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
         raise BadRequest(ONLY_LISTINGS)
@@ -26,11 +34,6 @@ class UriListRenderer(Renderer):
     def collection(self, entities: Sequence[Entity], ctx: RenderContext,
                    links: bool | None = None) -> Rendered:
         return self.locations(entities, ctx)
-
-    def location_pieces(self, chunks: Iterable[Sequence[str]], ctx: RenderContext
-                        ) -> Iterator[str]:
-        for chunk in chunks:
-            yield self._lines(chunk, ctx)
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
         return Rendered(body=self._lines([e.location for e in entities], ctx))
