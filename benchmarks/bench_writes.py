@@ -17,7 +17,10 @@ Each round creates for `seconds`, then deletes for `seconds` (every DELETE
 names an entity that exists: a stock is created first, unmeasured, and
 topped up before a round's deletes when they could outrun it). Needs wrk
 (apt-get install wrk). Prints a Markdown table and writes it to benchmarks/results/bench_writes.md;
-a rate short of the target (1 000 creates/s) is marked FAILS."""
+a rate short of the target (1 000 creates/s) is marked FAILS. Under it, from
+the servers' metrics: how much of the time SQLite's write turn was held
+during creates, per create, and how long a turn waited (a turn held nearly
+all the time is the limit: SQLite lets one writer in at a time)."""
 
 from __future__ import annotations
 
@@ -152,6 +155,26 @@ class Server:
     members: Callable[[], list[str]]  # the paths of what it holds now
 
 
+TURNS = ("occi_store_write_turn_held_seconds_sum", "occi_store_write_turn_wait_seconds_sum",
+         "occi_store_write_turn_held_seconds_count")
+
+
+def turns(server: Server) -> tuple[float, ...]:
+    """A SQLite store's write turns so far, from its metrics: seconds held,
+    seconds waited, how many (zeros: none timed, as on PostgreSQL)."""
+    values = dict(line.split(" ", 1) for line in requests.get(
+        server.root + "/metrics", timeout=30).text.splitlines() if line.startswith(TURNS))
+    return tuple(float(values.get(name, 0)) for name in TURNS)
+
+
+def turns_line(name: str, held: float, waited: float, count: float, seconds: float,
+               creates: float) -> str:
+    return (f"{name}: during its creates the store's write turn was held {held / seconds:.0%} "
+            f"of the time, {1000 * held / creates:.2f} ms a create in "
+            f"{count / creates:.1f} turns; a turn waited {1000 * waited / count:.1f} ms "
+            "on average.")
+
+
 def occi_members(collection: str) -> list[str]:
     listing = requests.get(collection, headers={"Accept": "text/uri-list"}, timeout=300)
     listing.raise_for_status()
@@ -235,6 +258,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("bench_writes needs wrk: apt-get install wrk")
     samples: dict[tuple[str, str], list[float]] = {}
+    turned: dict[str, list[float]] = {}  # per server: held, waited, turns, creates over its rounds
     stores = ["SQLite"] + ([] if args.no_postgresql else ["PostgreSQL"])
     with tempfile.TemporaryDirectory(prefix="occi-bench-writes-") as scratch, \
             ExitStack() as stack:
@@ -254,8 +278,16 @@ def main() -> None:
             shift = round_ % len(names)
             for name in names[shift:] + names[:shift]:
                 server = servers[name]
-                samples.setdefault((name, "create"), []).append(
-                    wrk(server.root + server.collection, work / "post.lua", args.seconds))
+                timed = name.startswith("SQLite") and not name.endswith(" bare")
+                turns_before = turns(server) if timed else ()
+                rate = wrk(server.root + server.collection, work / "post.lua", args.seconds)
+                samples.setdefault((name, "create"), []).append(rate)
+                if timed:
+                    spent = [after - earlier for after, earlier in zip(
+                        turns(server), turns_before, strict=True)]
+                    totals = turned.setdefault(name, [0.0] * 4)
+                    for n, value in enumerate([*spent, rate * args.seconds]):
+                        totals[n] += value
                 deleted = samples.get((name, "delete"), [FIRST_DELETES_GUESS])
                 prefix = to_delete(stocked(server, work / "post.lua", args.seconds,
                                            int(1.5 * max(deleted) * args.seconds)),
@@ -283,6 +315,8 @@ def main() -> None:
                 cells += [f"{earlier:.0f}", f"{ours / earlier:.2f}"]
             cells += [f"{bare:.0f}", f"{ours / bare:.2f}"]
         table.append(f"| {store} | " + " | ".join(cells) + " |")
+    table += ["", *(turns_line(name, held, waited, count, args.rounds * args.seconds, creates)
+                    for name, (held, waited, count, creates) in turned.items() if count)]
     report("bench_writes.md", table)
 
 

@@ -14,6 +14,18 @@ LATENCY = Histogram("occi_request_duration_seconds", "Time to answer an HTTP req
                              5, 10, 30, 60))
 JOBS = Counter("occi_jobs_total", "Jobs finished, by operation and outcome",
                ["operation", "outcome"])
+# SQLite lets one writer in at a time (store/writers.py): how long writers wait
+# for their turn and hold it. The held time's rate is the share of the time
+# the store was writing: near 1, writes queue behind each other and only a
+# shorter turn or PostgreSQL makes more of them.
+_TURN_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                 0.5, 1, 2.5, 5, 10, 30)
+WRITE_TURN_WAIT = Histogram("occi_store_write_turn_wait_seconds",
+                            "Time a write transaction waited for its turn (SQLite store)",
+                            buckets=_TURN_BUCKETS)
+WRITE_TURN_HELD = Histogram("occi_store_write_turn_held_seconds",
+                            "Time a write transaction held its turn, BEGIN to COMMIT "
+                            "(SQLite store)", buckets=_TURN_BUCKETS)
 BACKEND_ERRORS = Counter("occi_backend_errors_total",
                          "Operations the infrastructure refused or failed", ["area"])
 

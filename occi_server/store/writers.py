@@ -10,7 +10,8 @@ per open file), which wakes it as soon as the one before it has committed;
 SQLite's lock is then free. Readers never take it (WAL: they read a snapshot).
 Held exactly as long as SQLite's write lock: never while the infrastructure
 works. Copying the write-ahead log back into the database (Checkpoints) is
-done after a turn, not in one."""
+done after a turn, not in one. How long writers wait and hold their turns is
+in the metrics (occi_store_write_turn_*)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from occi_server.forks import forget_in_children
+from occi_server.metrics import WRITE_TURN_HELD, WRITE_TURN_WAIT
 
 log = logging.getLogger("occi_server.store")
 
@@ -58,20 +61,29 @@ class WriterTurns:
             # own lock decides, as it would without turns.
             yield
             return
-        with self._threads:
-            self._holder = threading.get_ident()
-            try:
-                descriptor = self._lock_file()
-                if descriptor is None:
-                    yield
-                    return
-                fcntl.flock(descriptor, fcntl.LOCK_EX)
+        asked = time.perf_counter()
+        began = ended = 0.0
+        try:
+            with self._threads:
+                self._holder = threading.get_ident()
                 try:
-                    yield
+                    descriptor = self._lock_file()
+                    if descriptor is None:
+                        yield
+                        return
+                    fcntl.flock(descriptor, fcntl.LOCK_EX)
+                    began = time.perf_counter()
+                    try:
+                        yield
+                    finally:
+                        fcntl.flock(descriptor, fcntl.LOCK_UN)
+                        ended = time.perf_counter()
                 finally:
-                    fcntl.flock(descriptor, fcntl.LOCK_UN)
-            finally:
-                self._holder = None
+                    self._holder = None
+        finally:
+            if ended:  # counted once the turn is over, so that no writer waits on it
+                WRITE_TURN_WAIT.observe(began - asked)
+                WRITE_TURN_HELD.observe(ended - began)
 
     def _lock_file(self) -> int | None:
         """This process's descriptor of the lock file, opened on first use;

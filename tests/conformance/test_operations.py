@@ -40,6 +40,17 @@ def test_requests_are_counted_by_route_and_status(client: Client) -> None:
     assert compute.rpartition("/")[2] not in text  # ids never become labels
 
 
+def test_the_sqlite_writers_turns_are_timed(client: Client) -> None:
+    names = ("occi_store_write_turn_held_seconds_count", "occi_store_write_turn_wait_seconds_count",
+             "occi_store_write_turn_held_seconds_sum")
+    before = client.get("/metrics").get_data(as_text=True)
+    client.compute()  # the request's write transaction, then its job's
+    text = client.get("/metrics").get_data(as_text=True)
+    held, waited, held_seconds = (sample(text, name) - sample(before, name) for name in names)
+    assert held == waited == 2
+    assert 0 < held_seconds < 10
+
+
 def test_backend_failures_are_counted(make_app) -> None:
     client = Client(make_app(simulated_failures=["storage.create"]))
     before = sample(client.get("/metrics").get_data(as_text=True),
