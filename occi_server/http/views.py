@@ -133,10 +133,8 @@ class Exchange:
             lines = self.renderer.location_lines
             if lines is None:
                 return None
-            between = lines.between(self.ctx)
             pieces: Iterator[str] | None = lines.pieces(chunks(
-                lambda work, after: work.location_chunk(kind, after, LOCATIONS_CHUNK, between)),
-                self.ctx)
+                lambda work, after: work.location_chunk(kind, after, LOCATIONS_CHUNK)), self.ctx)
         else:
             holds_links = self.holds_links()
             assert holds_links is not None

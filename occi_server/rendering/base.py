@@ -57,19 +57,15 @@ class LocationLines:
     end: str
     last: str
 
-    def between(self, ctx: RenderContext) -> str:
-        """What goes between two locations (paths) of a chunk: the end of one
-        line and the start of the next, up to the path."""
-        return self.end + self.head + ctx.base_url.rstrip("/")
-
     def pieces(self, chunks: Iterable[str], ctx: RenderContext) -> Iterator[str]:
-        """The list, chunk by chunk as they are read: each chunk its locations
-        with `between` between them."""
-        first = self.head + ctx.base_url.rstrip("/")
+        """The list, chunk by chunk as they are read (each chunk the paths of
+        its locations, one a line)."""
+        start = self.head + ctx.base_url.rstrip("/")
+        between = self.end + start
         written = False
         for chunk in chunks:
             if chunk:
-                yield (self.end if written else "") + first + chunk
+                yield (between if written else start) + chunk.replace("\n", between)
                 written = True
         if written and self.last:
             yield self.last

@@ -272,12 +272,11 @@ class Work:
         found, last = self.repo.chunk(after=after, limit=size, kinds=self._kinds(kind))
         return self.detailed(found), last
 
-    def location_chunk(self, kind: Kind, after: Position | None, size: int, separator: str
+    def location_chunk(self, kind: Kind, after: Position | None, size: int
                        ) -> tuple[str, Position | None]:
-        """The locations of a kind's next members after a position, `separator`
-        between them (a location list sent in pieces)."""
-        return self.repo.location_chunk(after=after, limit=size, kinds=self._kinds(kind),
-                                        separator=separator)
+        """The locations of a kind's next members after a position, one a line
+        (a location list sent in pieces)."""
+        return self.repo.location_chunk(after=after, limit=size, kinds=self._kinds(kind))
 
     def members(self, collection: Kind | Mixin | None, path: str,
                 query: Filter) -> list[Entity]:

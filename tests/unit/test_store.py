@@ -195,13 +195,12 @@ def test_collections_come_a_page_or_a_chunk_at_a_time_in_creation_order(
                 break
         location_chunks, after = [], None
         while True:
-            locations, after = repo.location_chunk(after=after, limit=2, kinds=[COMPUTE],
-                                                   separator=" and ")
+            locations, after = repo.location_chunk(after=after, limit=2, kinds=[COMPUTE])
             location_chunks.append(locations)
             if after is None:
                 break
     assert chunks == [["a", "b"], ["d", "e"], ["c"]]
-    assert location_chunks == [" and ".join(f"/compute/{n}" for n in chunk) for chunk in chunks]
+    assert location_chunks == ["\n".join(f"/compute/{n}" for n in chunk) for chunk in chunks]
 
 
 def test_a_tenants_location_list_reads_the_listing_index_alone(tmp_path: Path) -> None:
@@ -218,8 +217,7 @@ def test_a_tenants_location_list_reads_the_listing_index_alone(tmp_path: Path) -
 
     event.listen(store.engine, "before_cursor_execute", record)
     with store.transaction(write=False, scope=Scope("t1", "alice")) as repo:
-        assert repo.location_chunk(after=None, limit=2, kinds=[COMPUTE], separator="\n") \
-            == ("", None)
+        assert repo.location_chunk(after=None, limit=2, kinds=[COMPUTE]) == ("", None)
     event.remove(store.engine, "before_cursor_execute", record)
     store.dispose()
     listings = [(sql, params) for sql, params in statements if "entities.tenant" in sql]

@@ -156,19 +156,19 @@ class EntityRecords(UsageRecords):
         last = (rows[-1].created, rows[-1].id) if len(rows) == limit else None
         return self._hydrate(rows), last
 
-    def location_chunk(self, *, after: Position | None, limit: int, kinds: Sequence[str],
-                       separator: str) -> tuple[str, Position | None]:
+    def location_chunk(self, *, after: Position | None, limit: int, kinds: Sequence[str]
+                       ) -> tuple[str, Position | None]:
         """The locations of the next `limit` entities of these kinds in creation
-        order after a position, joined by the database with `separator` between
-        them ("": none), and the position of the last one (None: no more). Read
-        from the listing index alone, and handed over as one string: a row
-        object per location cost more than the database's own work."""
+        order after a position, one a line ("": none; no location holds a line
+        break), and the position of the last one (None: no more). Read from the
+        listing index alone and joined by the database: a row object per
+        location cost more than the database's own work."""
         listing = self._listing(kinds, (), None,
                                 (entities.c.location, entities.c.created, entities.c.id))
         if after is not None:
             listing = listing.where(_after(after))
         members = listing.limit(limit).subquery("members")
-        joined = func.aggregate_strings(members.c.location, separator)
+        joined = func.aggregate_strings(members.c.location, "\n")
         if self.connection.dialect.name == "postgresql":
             # Its aggregates take rows in an order of their own choosing unless
             # told; SQLite's (3.40 cannot be told) take them as the subquery's
@@ -178,7 +178,7 @@ class EntityRecords(UsageRecords):
         if count < limit:
             return locations or "", None
         created, last_id = self.connection.execute(
-            _POSITION_AT, {"location": locations.rpartition(separator)[2]}).one()
+            _POSITION_AT, {"location": locations.rpartition("\n")[2]}).one()
         return locations, (created, last_id)
 
     def _listing(self, kinds: Sequence[str] | None, mixin_families: Sequence[Sequence[str]],
