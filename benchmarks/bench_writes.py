@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -258,7 +259,9 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("bench_writes needs wrk: apt-get install wrk")
     samples: dict[tuple[str, str], list[float]] = {}
-    turned: dict[str, list[float]] = {}  # per server: held, waited, turns, creates over its rounds
+    # Per server, over its create rounds: turns' seconds held and waited, how
+    # many, creates, and the seconds from the first scrape of its metrics to the second.
+    turned: dict[str, list[float]] = {}
     stores = ["SQLite"] + ([] if args.no_postgresql else ["PostgreSQL"])
     with tempfile.TemporaryDirectory(prefix="occi-bench-writes-") as scratch, \
             ExitStack() as stack:
@@ -279,14 +282,15 @@ def main() -> None:
             for name in names[shift:] + names[:shift]:
                 server = servers[name]
                 timed = name.startswith("SQLite") and not name.endswith(" bare")
-                turns_before = turns(server) if timed else ()
+                turns_before, started = (turns(server) if timed else ()), time.monotonic()
                 rate = wrk(server.root + server.collection, work / "post.lua", args.seconds)
                 samples.setdefault((name, "create"), []).append(rate)
                 if timed:
                     spent = [after - earlier for after, earlier in zip(
                         turns(server), turns_before, strict=True)]
-                    totals = turned.setdefault(name, [0.0] * 4)
-                    for n, value in enumerate([*spent, rate * args.seconds]):
+                    totals = turned.setdefault(name, [0.0] * 5)
+                    for n, value in enumerate([*spent, rate * args.seconds,
+                                               time.monotonic() - started]):
                         totals[n] += value
                 deleted = samples.get((name, "delete"), [FIRST_DELETES_GUESS])
                 prefix = to_delete(stocked(server, work / "post.lua", args.seconds,
@@ -315,8 +319,8 @@ def main() -> None:
                 cells += [f"{earlier:.0f}", f"{ours / earlier:.2f}"]
             cells += [f"{bare:.0f}", f"{ours / bare:.2f}"]
         table.append(f"| {store} | " + " | ".join(cells) + " |")
-    table += ["", *(turns_line(name, held, waited, count, args.rounds * args.seconds, creates)
-                    for name, (held, waited, count, creates) in turned.items() if count)]
+    table += ["", *(turns_line(name, held, waited, count, seconds, creates)
+                    for name, (held, waited, count, creates, seconds) in turned.items() if count)]
     report("bench_writes.md", table)
 
 

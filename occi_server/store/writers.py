@@ -76,8 +76,10 @@ class WriterTurns:
                     try:
                         yield
                     finally:
-                        fcntl.flock(descriptor, fcntl.LOCK_UN)
+                        # Read inside the turn: a clock read after it could come
+                        # late (the process preempted) and overlap the next turn.
                         ended = time.perf_counter()
+                        fcntl.flock(descriptor, fcntl.LOCK_UN)
                 finally:
                     self._holder = None
         finally:
