@@ -20,13 +20,17 @@ topped up before a round's deletes when they could outrun it). Needs wrk
 a rate short of the target (1 000 creates/s) is marked FAILS. Under it, from
 the servers' metrics: how much of the time SQLite's write turn was held
 during creates, per create, and how long a turn waited (a turn held nearly
-all the time is the limit: SQLite lets one writer in at a time)."""
+all the time is the limit: SQLite lets one writer in at a time); and each
+server's CPU a create (its gunicorn master and workers; not the database's
+own processes, nor wrk's) with the machine's idle share meanwhile (none
+idle: the cores are the limit)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import multiprocessing
+import os
 import re
 import shutil
 import sqlite3
@@ -154,6 +158,26 @@ class Server:
     root: str  # http://127.0.0.1:PORT
     collection: str  # the path creates are POSTed to
     members: Callable[[], list[str]]  # the paths of what it holds now
+    pid: int  # gunicorn's master: its workers are its children
+
+
+def cpu_seconds(server: Server) -> float:
+    """CPU time a server's processes (master and workers, every thread) have used so far."""
+    master = server.pid
+    total = 0
+    for pid in [master, *Path(f"/proc/{master}/task/{master}/children").read_text().split()]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a worker that ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def machine_ticks() -> tuple[int, int]:
+    """The machine's idle and total CPU ticks so far (/proc/stat)."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)  # idle, iowait
 
 
 TURNS = ("occi_store_write_turn_held_seconds_sum", "occi_store_write_turn_wait_seconds_sum",
@@ -220,7 +244,7 @@ def serve_occi(data: Path, database: str, stack: ExitStack, code: str | None = N
                         quotas=QUOTAS_IN_FORCE,
                         **({"database_url": database} if database else {}))
     stack.callback(stop, server)
-    return Server(url, "/compute/", lambda: occi_members(url + "/compute/"))
+    return Server(url, "/compute/", lambda: occi_members(url + "/compute/"), server.pid)
 
 
 def serve_all(store: str, database: str, work: Path, stack: ExitStack,
@@ -241,10 +265,12 @@ def serve_all(store: str, database: str, work: Path, stack: ExitStack,
     port = free_port()
     bare = multiprocessing.Process(target=bare_writer, args=(bare_database, port), daemon=True)
     bare.start()
+    assert bare.pid is not None
     stack.callback(bare.terminate)
     bare_root = f"http://127.0.0.1:{port}"
     wait_until_up(bare_root + "/")
-    servers[f"{store} bare"] = Server(bare_root, "/items/", lambda: bare_members(bare_database))
+    servers[f"{store} bare"] = Server(bare_root, "/items/", lambda: bare_members(bare_database),
+                                      bare.pid)
     return servers
 
 
@@ -262,6 +288,9 @@ def main() -> None:
     # Per server, over its create rounds: turns' seconds held and waited, how
     # many, creates, and the seconds from the first scrape of its metrics to the second.
     turned: dict[str, list[float]] = {}
+    # Per server, over its create rounds: its processes' CPU seconds, creates,
+    # and the machine's idle and total CPU ticks meanwhile.
+    used: dict[str, list[float]] = {}
     stores = ["SQLite"] + ([] if args.no_postgresql else ["PostgreSQL"])
     with tempfile.TemporaryDirectory(prefix="occi-bench-writes-") as scratch, \
             ExitStack() as stack:
@@ -283,8 +312,14 @@ def main() -> None:
                 server = servers[name]
                 timed = name.startswith("SQLite") and not name.endswith(" bare")
                 turns_before, started = (turns(server) if timed else ()), time.monotonic()
+                cpu_before, ticks_before = cpu_seconds(server), machine_ticks()
                 rate = wrk(server.root + server.collection, work / "post.lua", args.seconds)
                 samples.setdefault((name, "create"), []).append(rate)
+                (idle, total), cpu_used = machine_ticks(), cpu_seconds(server) - cpu_before
+                cpu = used.setdefault(name, [0.0] * 4)
+                for n, value in enumerate([cpu_used, rate * args.seconds,
+                                           idle - ticks_before[0], total - ticks_before[1]]):
+                    cpu[n] += value
                 if timed:
                     spent = [after - earlier for after, earlier in zip(
                         turns(server), turns_before, strict=True)]
@@ -319,8 +354,11 @@ def main() -> None:
                 cells += [f"{earlier:.0f}", f"{ours / earlier:.2f}"]
             cells += [f"{bare:.0f}", f"{ours / bare:.2f}"]
         table.append(f"| {store} | " + " | ".join(cells) + " |")
-    table += ["", *(turns_line(name, held, waited, count, seconds, creates)
-                    for name, (held, waited, count, creates, seconds) in turned.items() if count)]
+    table += ["", "CPU a create, the server's own processes (the machine idle meanwhile): "
+              + "; ".join(f"{name} {1000 * seconds / creates:.2f} ms ({idle / total:.0%})"
+                          for name, (seconds, creates, idle, total) in used.items()) + ".",
+              *(turns_line(name, held, waited, count, seconds, creates)
+                for name, (held, waited, count, creates, seconds) in turned.items() if count)]
     report("bench_writes.md", table)
 
 
