@@ -23,14 +23,6 @@ class RenderContext:
     def absolute(self, path: str) -> str:
         return path if "://" in path else self.base_url.rstrip("/") + path
 
-    def joined_locations(self, paths: Sequence[str], head: str, separator: str) -> str:
-        """Entities' locations (paths on this server) made absolute, each after
-        `head`, `separator` between them: one join for a whole chunk of a location list."""
-        if not paths:
-            return ""
-        before = head + self.base_url.rstrip("/")
-        return before + (separator + before).join(paths)
-
     def local_path(self, reference: str) -> str:
         """A path on this server for a location given as path or absolute URL;
         an absolute URL of another server is returned unchanged."""

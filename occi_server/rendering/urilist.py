@@ -17,13 +17,14 @@ from occi_server.rendering.base import (
 )
 
 ONLY_LISTINGS = "text/uri-list renders only collections (location lists)"
+LINES = LocationLines(head="", end="\r\n", last="\r\n")  # every line ends in CRLF
 
 
 class UriListRenderer(Renderer):
     media_type = "text/uri-list"
     listings_only = True
     lists_locations = True
-    location_lines = LocationLines(head="", end="\r\n", last="\r\n")
+    location_lines = LINES
 
     def entity(self, entity: Entity, ctx: RenderContext) -> Rendered:
         raise BadRequest(ONLY_LISTINGS)
@@ -36,11 +37,7 @@ class UriListRenderer(Renderer):
         return self.locations(entities, ctx)
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        return Rendered(body=self._lines([e.location for e in entities], ctx))
-
-    @staticmethod
-    def _lines(paths: Sequence[str], ctx: RenderContext) -> str:
-        return ctx.joined_locations(paths, "", "\r\n") + "\r\n" if paths else ""
+        return Rendered(body="".join(LINES.pieces(["\n".join(e.location for e in entities)], ctx)))
 
     def empty(self) -> Rendered:
         return Rendered()
