@@ -192,6 +192,13 @@ def turns(server: Server) -> tuple[float, ...]:
     return tuple(float(values.get(name, 0)) for name in TURNS)
 
 
+def add_up(sums: dict[str, list[float]], name: str, values: list[float]) -> None:
+    """One round's figures added to a server's sums over its rounds."""
+    into = sums.setdefault(name, [0.0] * len(values))
+    for n, value in enumerate(values):
+        into[n] += value
+
+
 def turns_line(name: str, held: float, waited: float, count: float, seconds: float,
                creates: float) -> str:
     return (f"{name}: during its creates the store's write turn was held {held / seconds:.0%} "
@@ -316,17 +323,13 @@ def main() -> None:
                 rate = wrk(server.root + server.collection, work / "post.lua", args.seconds)
                 samples.setdefault((name, "create"), []).append(rate)
                 (idle, total), cpu_used = machine_ticks(), cpu_seconds(server) - cpu_before
-                cpu = used.setdefault(name, [0.0] * 4)
-                for n, value in enumerate([cpu_used, rate * args.seconds,
-                                           idle - ticks_before[0], total - ticks_before[1]]):
-                    cpu[n] += value
+                add_up(used, name, [cpu_used, rate * args.seconds,
+                                    idle - ticks_before[0], total - ticks_before[1]])
                 if timed:
                     spent = [after - earlier for after, earlier in zip(
                         turns(server), turns_before, strict=True)]
-                    totals = turned.setdefault(name, [0.0] * 5)
-                    for n, value in enumerate([*spent, rate * args.seconds,
-                                               time.monotonic() - started]):
-                        totals[n] += value
+                    add_up(turned, name, [*spent, rate * args.seconds,
+                                          time.monotonic() - started])
                 deleted = samples.get((name, "delete"), [FIRST_DELETES_GUESS])
                 prefix = to_delete(stocked(server, work / "post.lua", args.seconds,
                                            int(1.5 * max(deleted) * args.seconds)),
