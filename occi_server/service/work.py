@@ -98,7 +98,7 @@ class Work:
         self.job: Job | None = None
         # Worked out once per request for the many entities a listing renders.
         self._legal: dict[tuple[str, tuple[str, ...], Any], list[str]] = {}
-        self._state_attributes: dict[str, str | None] = {}  # by kind
+        self._machines: dict[str, tuple[Kind, Any]] = {}  # kind and state machine, by kind id
         self.quota = QuotaCheck(repo, settings.quotas)
 
     # ------------------------------------------------------------ tenants
@@ -155,16 +155,15 @@ class Work:
         return kind
 
     def legal_actions(self, entity: Entity) -> list[str]:
-        if entity.kind not in self._state_attributes:
-            machine = self.model.state_machine(self.kind_of(entity))
-            self._state_attributes[entity.kind] = machine.attribute if machine else None
-        attribute = self._state_attributes[entity.kind]
-        state = entity.attributes.get(attribute) if attribute else None
+        known = self._machines.get(entity.kind)
+        if known is None:
+            kind = self.kind_of(entity)
+            known = self._machines[entity.kind] = (kind, self.model.state_machine(kind))
+        kind, machine = known
+        state = entity.attributes.get(machine.attribute) if machine else None
         key = (entity.kind, tuple(entity.mixins), state)
         legal = self._legal.get(key)
         if legal is None:
-            kind = self.kind_of(entity)
-            machine = self.model.state_machine(kind)
             legal = self._legal[key] = [
                 a.type_id for a in self.model.actions_of(kind, entity.mixins)
                 if machine is None or machine.allowed(a.term, state)]
