@@ -201,6 +201,9 @@ def test_collections_come_a_page_or_a_chunk_at_a_time_in_creation_order(
                 break
     assert chunks == [["a", "b"], ["d", "e"], ["c"]]
     assert location_chunks == ["\n".join(f"/compute/{n}" for n in chunk) for chunk in chunks]
+    with store.transaction(write=False) as repo:  # as many as asked for: no more to read
+        assert repo.location_chunk(after=None, limit=5, kinds=[COMPUTE]) == (
+            "\n".join(f"/compute/{n}" for n in order), None)
 
 
 def test_a_tenants_location_list_reads_the_listing_index_alone(tmp_path: Path) -> None:

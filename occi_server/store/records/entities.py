@@ -162,12 +162,14 @@ class EntityRecords(UsageRecords):
         order after a position, one a line ("": none; no location holds a line
         break), and the position of the last one (None: no more). Read from the
         listing index alone and joined by the database: a row object per
-        location cost more than the database's own work."""
+        location cost more than the database's own work. One more than
+        `limit` is read, to tell whether more follow: otherwise a list of
+        exactly `limit` took another transaction to find none."""
         listing = self._listing(kinds, (), None,
                                 (entities.c.location, entities.c.created, entities.c.id))
         if after is not None:
             listing = listing.where(_after(after))
-        members = listing.limit(limit).subquery("members")
+        members = listing.limit(limit + 1).subquery("members")
         joined = func.aggregate_strings(members.c.location, "\n")
         if self.connection.dialect.name == "postgresql":
             # Its aggregates take rows in an order of their own choosing unless
@@ -175,8 +177,9 @@ class EntityRecords(UsageRecords):
             # ORDER BY and LIMIT give them, which the tests check.
             joined = joined.aggregate_order_by(members.c.created, members.c.id)
         locations, count = self.connection.execute(select(joined, func.count())).one()
-        if count < limit:
+        if count <= limit:
             return locations or "", None
+        locations = locations[:locations.rindex("\n")]
         created, last_id = self.connection.execute(
             _POSITION_AT, {"location": locations.rpartition("\n")[2]}).one()
         return locations, (created, last_id)
