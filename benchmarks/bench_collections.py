@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from bench_http import bare_server, report, start, stop, timed
+from bench_http import bare_server, report, start, stop, timed, timed_side_by_side
 
 from occi_server.core import Entity
 from occi_server.kinds.infrastructure import COMPUTE
@@ -117,12 +117,13 @@ def listings(data: Path, count: int, repeat: int, how: str, **settings: str
                 baseline_name = "json.dumps of the same documents"
                 baseline = in_memory_ms(lambda d=documents: json.dumps(
                     d, separators=(",", ":")), repeat)
+                ours = timed(url + "/compute/", media, repeat)
             else:
                 assert len(body.splitlines()) == count
                 baseline_name = "a bare handler sending the same lines"
                 with bare_server({"list": (body.encode(), media)}) as bare:
-                    baseline = timed(f"{bare}/list", media, repeat)
-            ours = timed(url + "/compute/", media, repeat)
+                    ours, baseline = timed_side_by_side([url + "/compute/", f"{bare}/list"],
+                                                        media, repeat)
             ratio = ours / baseline
             verdict = "" if ratio <= TARGETS[media] else f" FAILS (target {TARGETS[media]:g})"
             rows.append((f"GET {count} computes, {media}, {how}", f"{ours:.1f} ms",

@@ -105,14 +105,24 @@ def serve_bare(bodies: dict[str, tuple[bytes, str]], port: int,
 
 def timed(url: str, accept: str, repeat: int, headers: dict[str, str] | None = None) -> float:
     """Median ms of `repeat` GETs (`headers`: sent besides Accept)."""
-    session = requests.Session()
-    samples = []
+    return timed_side_by_side([url], accept, repeat, headers)[0]
+
+
+def timed_side_by_side(urls: list[str], accept: str, repeat: int,
+                       headers: dict[str, str] | None = None) -> list[float]:
+    """Median ms of `repeat` GETs of each URL, taken in turns (one of each,
+    then again), so that the machine's load drifting during the run weighs on
+    them alike."""
+    sessions = [requests.Session() for _ in urls]
+    samples: list[list[float]] = [[] for _ in urls]
     for _ in range(repeat):
-        start = time.perf_counter()
-        response = session.get(url, headers={"Accept": accept, **(headers or {})}, timeout=120)
-        response.raise_for_status()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000
+        for session, url, taken in zip(sessions, urls, samples, strict=True):
+            start = time.perf_counter()
+            response = session.get(url, headers={"Accept": accept, **(headers or {})},
+                                   timeout=120)
+            response.raise_for_status()
+            taken.append(time.perf_counter() - start)
+    return [statistics.median(taken) * 1000 for taken in samples]
 
 
 def worker_rss_kib(master: int) -> int:
@@ -203,8 +213,7 @@ def run_against_bare(cases: list[tuple[str, str, str, int]]) -> list[tuple[str, 
     with bare_server(bodies) as bare:
         rows = []
         for n, (name, location, media, repeat) in enumerate(cases):
-            ours = timed(location, media, repeat)
-            base = timed(f"{bare}/case{n}", media, repeat)
+            ours, base = timed_side_by_side([location, f"{bare}/case{n}"], media, repeat)
             rows.append((name, f"{ours:.2f} ms", f"{base:.2f} ms", f"{ours / base:.1f}"))
         return rows
 
