@@ -131,19 +131,21 @@ class Store:
     @contextmanager
     def transaction(self, *, write: bool, scope: Scope | None = None) -> Iterator[Repository]:
         try:
-            with self.engine.connect() as connection, \
-                    self._turns.turn() if write and self._turns else nullcontext():
-                connection.info["write"] = write
-                connection.info["changed"] = False
+            with self.engine.connect() as connection:
+                with self._turns.turn() if write and self._turns else nullcontext():
+                    connection.info["write"] = write
+                    connection.info["changed"] = False
+                    if write and self._checkpoints is not None:
+                        self._checkpoints.turn_began(connection)
+                    with beginning_with_next(connection) if not self.is_sqlite \
+                            else nullcontext(), connection.begin():
+                        repo = Repository(connection, scope)
+                        yield repo
+                        repo.settle_totals()
+                        if connection.info["changed"]:
+                            repo.data_changed()
                 if write and self._checkpoints is not None:
-                    self._checkpoints.turn_began(connection)
-                with beginning_with_next(connection) if not self.is_sqlite \
-                        else nullcontext(), connection.begin():
-                    repo = Repository(connection, scope)
-                    yield repo
-                    repo.settle_totals()
-                    if connection.info["changed"]:
-                        repo.data_changed()
+                    self._checkpoints.turn_ended(connection)
         except self._unavailable as exc:
             # The database's own words stay in the log: they may name other tenants' rows.
             log.warning("database unavailable: %s", getattr(exc, "orig", exc))

@@ -127,7 +127,7 @@ def in_the_database_file(database: Path) -> set[str]:
         return {entity_id for (entity_id,) in raw.execute("SELECT id FROM entities")}
 
 
-def test_the_log_is_copied_into_the_database_at_the_start_of_a_writers_turn(
+def test_the_log_is_copied_into_the_database_after_a_writers_turn_and_finished_in_the_next(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Checkpoints, "EVERY", 3)
     database = tmp_path / "s.sqlite3"
@@ -136,10 +136,10 @@ def test_the_log_is_copied_into_the_database_at_the_start_of_a_writers_turn(
     with closing(sqlite3.connect(database)) as raw:  # the schema into the file
         raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     turn_held: list[bool] = []
-    checkpoint = Checkpoints.turn_began
+    checkpoint = Checkpoints._checkpoint
 
-    def turn_began(self: Checkpoints, connection: Connection) -> None:
-        # No other writer, of any process, can add to the log meanwhile.
+    def copied(connection: Connection) -> None:
+        # Whether another writer, of any process, could add to the log meanwhile.
         descriptor = os.open(f"{database}-writers.lock", os.O_RDONLY)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -148,19 +148,18 @@ def test_the_log_is_copied_into_the_database_at_the_start_of_a_writers_turn(
             turn_held.append(True)
         finally:
             os.close(descriptor)
-        checkpoint(self, connection)
+        checkpoint(connection)
 
-    monkeypatch.setattr(Checkpoints, "turn_began", turn_began)
+    monkeypatch.setattr(Checkpoints, "_checkpoint", staticmethod(copied))
     written = []
     for number in range(7):
         with store.transaction(write=True) as repo:
             repo.insert(compute(f"c{number}"))
         written.append(f"c{number}")
-        # Not copied by SQLite inside a commit: at the start of every third
-        # write transaction, what the ones before it wrote.
-        copied = len(written) // 3 * 3 - 1 if len(written) >= 3 else 0
-        assert in_the_database_file(database) == set(written[:copied])
-    assert turn_held == [True] * 7
+        # Not copied by SQLite inside a commit: after every third write transaction.
+        assert in_the_database_file(database) == set(written[:len(written) // 3 * 3])
+    # After the third and sixth turns, then finished in the fourth and seventh.
+    assert turn_held == [False, True, False, True]
     store.dispose()
 
 
