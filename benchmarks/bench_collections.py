@@ -143,7 +143,7 @@ def listings(data: Path, count: int, repeat: int, how: str, **settings: str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,100000")
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
     rows: list[tuple[str, str, str, str]] = []
     peaks = []
