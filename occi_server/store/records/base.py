@@ -56,11 +56,16 @@ def prepared(query: Any, *, lockable: bool = False, driven: bool = False) -> Pre
     that two front ends' requests on one entity take turns (SQLite's write
     transactions take turns already). `driven`: run on the driver (see
     driven.py; a query of one entity, which every write reads first)."""
-    scoped = query.where((entities.c.tenant == bindparam("scope_tenant")) | entities.c.shared)
     made = Driven if driven else _core
-    return Prepared(made(query), made(scoped),
+    return Prepared(made(query), made(scoped(query)),
                     (made(query.with_for_update(of=entities)),
-                     made(scoped.with_for_update(of=entities))) if lockable else None)
+                     made(scoped(query).with_for_update(of=entities))) if lockable else None)
+
+
+def scoped(query: Any) -> Any:
+    """`query` as a tenant sees it: its own entities and shared ones (the
+    tenant bound at run time, as `scope_tenant`)."""
+    return query.where((entities.c.tenant == bindparam("scope_tenant")) | entities.c.shared)
 
 
 def _core(statement: Any) -> Any:

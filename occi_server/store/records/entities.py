@@ -9,12 +9,23 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, exists, func, insert, literal, select, tuple_
+from sqlalchemy import (
+    Select,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    tuple_,
+)
 from sqlalchemy import update as sql_update
 
 from occi_server.core import Entity
 from occi_server.kinds.infrastructure import SHARED
-from occi_server.store.records.base import _now, prepared
+from occi_server.store.records.base import Prepared, _now, prepared, scoped
 from occi_server.store.records.driven import Driven
 from occi_server.store.records.generation import UPSERT
 from occi_server.store.records.usage import UsageRecords
@@ -51,8 +62,48 @@ _LINKS_FROM_ONE = prepared(select(entities).where(
     driven=True)
 # What a light listing reads of an entity: where it is (created: its position).
 _LIGHT = (entities.c.id, entities.c.kind, entities.c.location, entities.c.created)
-_POSITION_AT = select(entities.c.created, entities.c.id).where(
-    entities.c.location == bindparam("location"))
+_POSITION_AT = Driven(select(entities.c.created, entities.c.id).where(
+    entities.c.location == bindparam("location")))
+# (database, number of kinds, from a position) -> a chunk of locations' statements
+_LOCATION_CHUNKS: dict[tuple[str, int, bool], Prepared] = {}
+# Written into the statement (aggregate_strings binds its separator as the
+# statement runs, which a statement compiled once cannot).
+_LINE_BREAK = literal_column("'\n'")
+
+
+def _location_chunk(database: str, kinds: int, after: bool) -> Prepared:
+    """What joins a chunk of locations (see location_chunk), for every scope:
+    built and compiled once for this database, number of kinds and start
+    (building it took 0.5 ms of a 10 000-location chunk's 4, and SQLAlchemy
+    running it 0.3 more than the driver alone). Values: kind_0…, limit,
+    after_created and after_id."""
+    key = (database, kinds, after)
+    found = _LOCATION_CHUNKS.get(key)
+    if found is None:
+        listing = select(entities.c.location, entities.c.created, entities.c.id).where(
+            entities.c.kind.in_([bindparam(f"kind_{number}") for number in range(kinds)]))
+        if after:
+            listing = listing.where(tuple_(entities.c.created, entities.c.id) > tuple_(
+                bindparam("after_created", type_=entities.c.created.type),
+                bindparam("after_id", type_=entities.c.id.type)))
+        joined = [_joined(visible.order_by(entities.c.created, entities.c.id), database)
+                  for visible in (listing, scoped(listing))]
+        found = _LOCATION_CHUNKS[key] = Prepared(*joined)
+    return found
+
+
+def _joined(listing: Select, database: str) -> Driven:
+    """The locations `listing` reads, up to a limit, one a line, and how many."""
+    members = listing.limit(bindparam("limit")).subquery("members")
+    if database == "postgresql":
+        # Its aggregates take rows in an order of their own choosing unless
+        # told; SQLite's (3.40 cannot be told) take them as the subquery's
+        # ORDER BY and LIMIT give them, which the tests check.
+        locations = func.string_agg(members.c.location, _LINE_BREAK).aggregate_order_by(
+            members.c.created, members.c.id)
+    else:
+        locations = func.group_concat(members.c.location, _LINE_BREAK)
+    return Driven(select(locations, func.count()))
 _LINKS_TO = Driven(select(entities).where(entities.c.target_id == bindparam("target_id")))
 # Counted from the index of links' targets (their tenant and kind in it),
 # target by target of the mixin's holders: a quota check in every create.
@@ -165,23 +216,17 @@ class EntityRecords(UsageRecords):
         location cost more than the database's own work. One more than
         `limit` is read, to tell whether more follow: otherwise a list of
         exactly `limit` took another transaction to find none."""
-        listing = self._listing(kinds, (), None,
-                                (entities.c.location, entities.c.created, entities.c.id))
+        values: dict[str, Any] = {f"kind_{number}": kind for number, kind in enumerate(kinds)}
+        values["limit"] = limit + 1
         if after is not None:
-            listing = listing.where(_after(after))
-        members = listing.limit(limit + 1).subquery("members")
-        joined = func.aggregate_strings(members.c.location, "\n")
-        if self.connection.dialect.name == "postgresql":
-            # Its aggregates take rows in an order of their own choosing unless
-            # told; SQLite's (3.40 cannot be told) take them as the subquery's
-            # ORDER BY and LIMIT give them, which the tests check.
-            joined = joined.aggregate_order_by(members.c.created, members.c.id)
-        locations, count = self.connection.execute(select(joined, func.count())).one()
+            values["after_created"], values["after_id"] = after
+        query = _location_chunk(self.connection.dialect.name, len(kinds), after is not None)
+        locations, count = self._prepared(query, **values)[0]
         if count <= limit:
             return locations or "", None
         locations = locations[:locations.rindex("\n")]
-        created, last_id = self.connection.execute(
-            _POSITION_AT, {"location": locations.rpartition("\n")[2]}).one()
+        created, last_id = _POSITION_AT.rows(
+            self.connection, {"location": locations.rpartition("\n")[2]})[0]
         return locations, (created, last_id)
 
     def _listing(self, kinds: Sequence[str] | None, mixin_families: Sequence[Sequence[str]],
