@@ -20,15 +20,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
-from bench_http import bare_server, report, start, stop, timed, timed_side_by_side
+from bench_http import (
+    bare_server,
+    getter,
+    medians_in_turns,
+    report,
+    start,
+    stop,
+    timed,
+    timed_side_by_side,
+)
 
 from occi_server.core import Entity
 from occi_server.kinds.infrastructure import COMPUTE
@@ -69,15 +75,6 @@ def peak_rss_mib(master: int) -> float:
                     if line.startswith("VmHWM:"))) / 1024
 
 
-def in_memory_ms(make: Callable[[], object], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        make()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples) * 1000
-
-
 def timed_filtered(url: str, count: int, repeat: int) -> float:
     """Median ms of a GET of the first 100 computes filtered by the `large`
     mixin (a text/occi Category header), of `count`."""
@@ -115,9 +112,9 @@ def listings(data: Path, count: int, repeat: int, how: str, **settings: str
                 documents = json.loads(body)
                 assert len(documents["resources"]) == count
                 baseline_name = "json.dumps of the same documents"
-                baseline = in_memory_ms(lambda d=documents: json.dumps(
-                    d, separators=(",", ":")), repeat)
-                ours = timed(url + "/compute/", media, repeat)
+                ours, baseline = medians_in_turns([
+                    getter(url + "/compute/", {"Accept": media}),
+                    lambda d=documents: json.dumps(d, separators=(",", ":"))], repeat)
             else:
                 assert len(body.splitlines()) == count
                 baseline_name = "a bare handler sending the same lines"

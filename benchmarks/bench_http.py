@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,17 +110,29 @@ def timed(url: str, accept: str, repeat: int, headers: dict[str, str] | None = N
 
 def timed_side_by_side(urls: list[str], accept: str, repeat: int,
                        headers: dict[str, str] | None = None) -> list[float]:
-    """Median ms of `repeat` GETs of each URL, taken in turns (one of each,
-    then again), so that the machine's load drifting during the run weighs on
-    them alike."""
-    sessions = [requests.Session() for _ in urls]
-    samples: list[list[float]] = [[] for _ in urls]
+    """Median ms of `repeat` GETs of each URL, taken in turns (see medians_in_turns)."""
+    sent = {"Accept": accept, **(headers or {})}
+    return medians_in_turns([getter(url, sent) for url in urls], repeat)
+
+
+def getter(url: str, headers: dict[str, str]) -> Callable[[], None]:
+    """A GET of `url` with `headers`, in a session of its own, that must succeed."""
+    session = requests.Session()
+
+    def get() -> None:
+        session.get(url, headers=headers, timeout=600).raise_for_status()
+    return get
+
+
+def medians_in_turns(runs: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median ms of `repeat` calls of each, taken in turns (one of each, then
+    again), so that the machine's load drifting during the run weighs on them
+    alike."""
+    samples: list[list[float]] = [[] for _ in runs]
     for _ in range(repeat):
-        for session, url, taken in zip(sessions, urls, samples, strict=True):
+        for run, taken in zip(runs, samples, strict=True):
             start = time.perf_counter()
-            response = session.get(url, headers={"Accept": accept, **(headers or {})},
-                                   timeout=120)
-            response.raise_for_status()
+            run()
             taken.append(time.perf_counter() - start)
     return [statistics.median(taken) * 1000 for taken in samples]
 
