@@ -114,7 +114,7 @@ class Checkpoints:
     waits for no one) after its turn, while others write; it copies most of
     the log, but never the frames the writers after it add meanwhile, so on
     its own, under a steady load of writes, the log never started over: it
-    grew by about 120 KB a create, each write extending the file (435 MB
+    grew by about 130 KB a create, each write extending the file (435 MB
     after 10 s of creates). This process's next writer therefore finishes it
     at the start of its turn, before its transaction: with no other writer
     adding frames, the few left are copied, and that writer starts the log
