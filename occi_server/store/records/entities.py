@@ -104,6 +104,8 @@ def _joined(listing: Select, database: str) -> Driven:
     else:
         locations = func.group_concat(members.c.location, _LINE_BREAK)
     return Driven(select(locations, func.count()))
+
+
 _LINKS_TO = Driven(select(entities).where(entities.c.target_id == bindparam("target_id")))
 # Counted from the index of links' targets (their tenant and kind in it),
 # target by target of the mixin's holders: a quota check in every create.
