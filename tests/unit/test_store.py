@@ -173,6 +173,24 @@ def test_an_update_of_attributes_alone_keeps_the_stored_mixins(store: Store) -> 
         assert found is not None and found.mixins == ["m#a"]
 
 
+def test_listed_entities_carry_their_attributes_as_stored(store: Store) -> None:
+    """A listing decodes a page's or a chunk's attributes in one go: values
+    with quotes, commas, brackets, line breaks and other scripts come back as
+    they went in, each entity's its own."""
+    odd = {"occi.core.title": 'a "quoted", [bracketed] {braced}\nsecond line ünïcödé 雲',
+           "occi.compute.cores": 2, "nested": {"list": [1, "two", None, 3.5]}, "flag": False}
+    with store.transaction(write=True) as repo:
+        for name, attributes in (("a", odd), ("b", {}), ("c", {"occi.core.title": "c"})):
+            repo.insert(Entity(id=name, kind=COMPUTE, location=f"/compute/{name}",
+                               attributes=attributes))
+    expected = {"a": odd, "b": {}, "c": {"occi.core.title": "c"}}
+    with store.transaction(write=False) as repo:
+        listed, _after = repo.chunk(after=None, limit=10, kinds=[COMPUTE])
+        paged = repo.list(kinds=[COMPUTE], limit=10)
+    assert {e.id: e.attributes for e in listed} == expected
+    assert {e.id: e.attributes for e in paged} == expected
+
+
 def test_collections_come_a_page_or_a_chunk_at_a_time_in_creation_order(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     instants = iter([datetime(2026, 1, 1, tzinfo=UTC)] * 4 + [datetime(2026, 1, 2, tzinfo=UTC)])

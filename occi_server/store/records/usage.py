@@ -80,11 +80,14 @@ class _ReadLog:
     here; the rows and mixin lists kept are not the ones entities were given."""
 
     def __init__(self) -> None:
-        self._batches: list[tuple[Sequence[Any], dict[str, list[str]]]] = []
+        self._batches: list[tuple[Sequence[Any], Sequence[dict[str, Any]],
+                                  dict[str, list[str]]]] = []
         self._seen: dict[str, tuple[dict[str, Any], Sequence[str]]] = {}
 
-    def read(self, rows: Sequence[Any], mixins: dict[str, list[str]]) -> None:
-        self._batches.append((rows, mixins))
+    def read(self, rows: Sequence[Any], attributes: Sequence[dict[str, Any]],
+             mixins: dict[str, list[str]]) -> None:
+        """Entities' rows read, their attributes (decoded) and mixins by id."""
+        self._batches.append((rows, attributes, mixins))
 
     def wrote(self, entity: Entity) -> None:
         self._index()
@@ -96,9 +99,9 @@ class _ReadLog:
 
     def _index(self) -> None:
         # Every batch still here was read after the last write: newer than _seen.
-        for rows, mixins in self._batches:
-            for row in rows:
-                self._seen[row.id] = (row.attributes, mixins.get(row.id, ()))
+        for rows, attributes, mixins in self._batches:
+            for row, stored in zip(rows, attributes, strict=True):
+                self._seen[row.id] = (stored, mixins.get(row.id, ()))
         self._batches.clear()
 
 
