@@ -19,7 +19,6 @@ from sqlalchemy import (
     exists,
     func,
     insert,
-    literal,
     literal_column,
     select,
     tuple_,
@@ -45,10 +44,17 @@ from occi_server.store.tables import (
 Position = tuple[datetime, str]
 
 
-def _after(after: Position) -> Any:
-    """Entities after a position in creation order (keyset: the listing index)."""
-    return tuple_(entities.c.created, entities.c.id) > tuple_(
-        literal(after[0], entities.c.created.type), literal(after[1]))
+# Entities after a position in creation order (keyset: the listing index),
+# given as after_created and after_id (see _after).
+_AFTER = tuple_(entities.c.created, entities.c.id) > tuple_(
+    bindparam("after_created", type_=entities.c.created.type),
+    bindparam("after_id", type_=entities.c.id.type))
+
+
+def _after(after: Position) -> dict[str, Any]:
+    """The values of _AFTER for a position."""
+    created, entity_id = after
+    return {"after_created": created, "after_id": entity_id}
 
 
 # A write request locks the entity it acts on (PostgreSQL): two front ends'
@@ -92,9 +98,7 @@ def _location_chunk(database: str, kinds: int, after: bool) -> Prepared:
         listing = select(entities.c.location, entities.c.created, entities.c.id).where(
             entities.c.kind.in_([bindparam(f"kind_{number}") for number in range(kinds)]))
         if after:
-            listing = listing.where(tuple_(entities.c.created, entities.c.id) > tuple_(
-                bindparam("after_created", type_=entities.c.created.type),
-                bindparam("after_id", type_=entities.c.id.type)))
+            listing = listing.where(_AFTER)
         joined = [_joined(visible.order_by(entities.c.created, entities.c.id), database)
                   for visible in (listing, scoped(listing))]
         found = _LOCATION_CHUNKS[key] = Prepared(*joined)
@@ -213,8 +217,9 @@ class EntityRecords(UsageRecords):
         from the first), and the position of the last one (None: no more)."""
         query = self._listing(kinds, (), None, _LISTED)
         if after is not None:
-            query = query.where(_after(after))
-        rows = self.connection.execute(query.limit(limit)).all()
+            query = query.where(_AFTER)
+        rows = self.connection.execute(query.limit(limit),
+                                       _after(after) if after is not None else {}).all()
         last = (rows[-1].created, rows[-1].id) if len(rows) == limit else None
         return self._hydrate(rows, _decoded(rows)), last
 
@@ -230,7 +235,7 @@ class EntityRecords(UsageRecords):
         values: dict[str, Any] = {f"kind_{number}": kind for number, kind in enumerate(kinds)}
         values["limit"] = limit + 1
         if after is not None:
-            values["after_created"], values["after_id"] = after
+            values.update(_after(after))
         query = _location_chunk(self.connection.dialect.name, len(kinds), after is not None)
         locations, count = self._prepared(query, **values)[0]
         if count <= limit:
