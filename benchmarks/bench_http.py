@@ -120,7 +120,7 @@ def getter(url: str, headers: dict[str, str]) -> Callable[[], None]:
     session = requests.Session()
 
     def get() -> None:
-        session.get(url, headers=headers, timeout=600).raise_for_status()
+        session.get(url, headers=headers, timeout=120).raise_for_status()
     return get
 
 
