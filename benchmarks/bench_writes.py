@@ -23,7 +23,8 @@ during creates, per create, and how long a turn waited (a turn held nearly
 all the time is the limit: SQLite lets one writer in at a time); and each
 server's CPU a create (its gunicorn master and workers; not the database's
 own processes, nor wrk's) with the machine's idle share meanwhile (none
-idle: the cores are the limit)."""
+idle: the cores are the limit), and how large the SQLite store's write-ahead
+log has grown by the end of the run."""
 
 from __future__ import annotations
 
@@ -159,6 +160,7 @@ class Server:
     collection: str  # the path creates are POSTed to
     members: Callable[[], list[str]]  # the paths of what it holds now
     pid: int  # gunicorn's master: its workers are its children
+    log: Path | None = None  # its SQLite store's write-ahead log
 
 
 def cpu_seconds(server: Server) -> float:
@@ -251,7 +253,8 @@ def serve_occi(data: Path, database: str, stack: ExitStack, code: str | None = N
                         quotas=QUOTAS_IN_FORCE,
                         **({"database_url": database} if database else {}))
     stack.callback(stop, server)
-    return Server(url, "/compute/", lambda: occi_members(url + "/compute/"), server.pid)
+    return Server(url, "/compute/", lambda: occi_members(url + "/compute/"), server.pid,
+                  None if database else data / "occi.sqlite3-wal")
 
 
 def serve_all(store: str, database: str, work: Path, stack: ExitStack,
@@ -336,6 +339,9 @@ def main() -> None:
                                    work / f"delete-{round_}-{name.replace(' ', '-')}")
                 samples.setdefault((name, "delete"), []).append(
                     wrk(server.root + "/", work / "delete.lua", args.seconds, prefix))
+        # After a steady load of writes, a log never started over holds them all.
+        logs = {name: server.log.stat().st_size for name, server in servers.items()
+                if server.log is not None and server.log.exists()}
     median = {key: statistics.median(values) for key, values in samples.items()}
     before = " before" if args.against else None
     columns = ["occi-server", *(["before", "of before"] if before else []), "bare", "of bare"]
@@ -362,6 +368,9 @@ def main() -> None:
                           for name, (seconds, creates, idle, total) in used.items()) + ".",
               *(turns_line(name, held, waited, count, seconds, creates)
                 for name, (held, waited, count, creates, seconds) in turned.items() if count)]
+    if logs:
+        table.append("The SQLite store's write-ahead log at the end of the run: " + "; ".join(
+            f"{name} {size / 1e6:.1f} MB" for name, size in logs.items()) + ".")
     report("bench_writes.md", table)
 
 
