@@ -191,6 +191,36 @@ def test_listed_entities_carry_their_attributes_as_stored(store: Store) -> None:
     assert {e.id: e.attributes for e in paged} == expected
 
 
+def test_a_long_listing_reads_each_entitys_own_mixins_links_and_sources(store: Store) -> None:
+    """Mixins, links and the links' sources of a listing are read for all its
+    entities at once, however many (ids of any characters): each comes back
+    with its own, in order."""
+    names = [f"c{number}" for number in range(1200)] + ['c"é\\']
+    with store.transaction(write=True) as repo:
+        for number, name in enumerate(names):
+            repo.insert(Entity(id=name, kind=COMPUTE, location=f"/compute/{number}",
+                               mixins=[f"m#{name}", "m#shared"][::1 if number % 2 else -1]
+                               if number % 3 else []))
+        for number, name in enumerate(names[::7]):
+            repo.insert(Entity(id=f"l{number}", kind="k#link", location=f"/link/{number}",
+                               source=f"/compute/{names.index(name)}", target="/network/n1"),
+                        source_id=name)
+    with store.transaction(write=False) as repo:
+        computes = repo.list(kinds=[COMPUTE])
+        links = repo.links_from([compute.id for compute in computes])
+        listed_links = repo.list(kinds=["k#link"])
+    numbers = {name: number for number, name in enumerate(names)}
+    assert sorted(compute.id for compute in computes) == sorted(names)
+    for compute in computes:
+        number = numbers[compute.id]
+        assert compute.mixins == ([f"m#{compute.id}", "m#shared"][::1 if number % 2 else -1]
+                                  if number % 3 else [])
+        assert [link.id for link in links[compute.id]] == (
+            [f"l{number // 7}"] if number % 7 == 0 else [])
+    assert sorted(link.source for link in listed_links) == sorted(
+        f"/compute/{number}" for number in range(0, len(names), 7))
+
+
 def test_collections_come_a_page_or_a_chunk_at_a_time_in_creation_order(
         store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     instants = iter([datetime(2026, 1, 1, tzinfo=UTC)] * 4 + [datetime(2026, 1, 2, tzinfo=UTC)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ from sqlalchemy import update as sql_update
 
 from occi_server.core import Entity
 from occi_server.kinds.infrastructure import SHARED
+from occi_server.store.records.among import among, members
 from occi_server.store.records.base import Prepared, _now, prepared, scoped
 from occi_server.store.records.driven import Driven
 from occi_server.store.records.generation import UPSERT
@@ -63,9 +64,8 @@ _BY_ID = prepared(select(entities).where(entities.c.id == bindparam("id")), lock
                   driven=True)
 _BY_LOCATION = prepared(select(entities).where(entities.c.location == bindparam("location")),
                         lockable=True, driven=True)
-_LINKS_FROM = prepared(select(entities).where(
-    entities.c.source_id.in_(bindparam("sources", expanding=True))).order_by(
-    entities.c.created, entities.c.id))
+_LINKS_FROM = prepared(select(entities).where(among(entities.c.source_id, "sources")).order_by(
+    entities.c.created, entities.c.id), driven=True)
 _LINKS_FROM_ONE = prepared(select(entities).where(
     entities.c.source_id == bindparam("source")).order_by(entities.c.created, entities.c.id),
     driven=True)
@@ -156,11 +156,11 @@ _DELETES = [Driven(statement) for statement in (
 _MIXINS_OF_ONE = Driven(select(entity_mixins.c.mixin).where(
     entity_mixins.c.entity_id == bindparam("entity_id")).order_by(
     entity_mixins.c.entity_id, entity_mixins.c.position))
-_LOCATIONS_OF = select(entities.c.id, entities.c.location).where(
-    entities.c.id.in_(bindparam("ids", expanding=True)))
-_MIXINS_OF = select(entity_mixins).where(
-    entity_mixins.c.entity_id.in_(bindparam("ids", expanding=True))).order_by(
-    entity_mixins.c.entity_id, entity_mixins.c.position)
+_LOCATIONS_OF = Driven(select(entities.c.id, entities.c.location).where(
+    among(entities.c.id, "ids")))
+_MIXINS_OF = Driven(select(entity_mixins.c.entity_id, entity_mixins.c.mixin).where(
+    among(entity_mixins.c.entity_id, "ids")).order_by(
+    entity_mixins.c.entity_id, entity_mixins.c.position))
 
 # A key is 12 hex digits: short enough for every name built from it (a bridge
 # name "ob<key>" stays within Linux's 15 characters).
@@ -274,11 +274,12 @@ class EntityRecords(UsageRecords):
     def links_from(self, source_ids: Sequence[str]) -> dict[str, list[Entity]]:
         """Outgoing links of the given resources, by source id."""
         found: dict[str, list[Entity]] = {source_id: [] for source_id in source_ids}
-        for chunk in _chunks(list(source_ids), 500):
-            rows = self._prepared(_LINKS_FROM_ONE, source=chunk[0]) if len(chunk) == 1 \
-                else self._prepared(_LINKS_FROM, sources=chunk)
-            for link, row in zip(self._hydrate(rows), rows, strict=True):
-                found[row.source_id].append(link)
+        if not source_ids:
+            return found
+        rows = self._prepared(_LINKS_FROM_ONE, source=source_ids[0]) if len(source_ids) == 1 \
+            else self._prepared(_LINKS_FROM, sources=members(source_ids))
+        for link, row in zip(self._hydrate(rows), rows, strict=True):
+            found[row.source_id].append(link)
         return found
 
     def links_to(self, entity_id: str) -> list[Entity]:
@@ -367,11 +368,9 @@ class EntityRecords(UsageRecords):
         if len(ids) == 1:
             mixins[ids[0]] = [mixin for (mixin,) in _MIXINS_OF_ONE.rows(
                 self.connection, {"entity_id": ids[0]})]
-        else:
-            for chunk in _chunks(ids, 500):
-                for entity_id, mixin, _position in self.connection.execute(
-                        _MIXINS_OF, {"ids": chunk}):
-                    mixins.setdefault(entity_id, []).append(mixin)
+        elif ids:
+            for entity_id, mixin in _MIXINS_OF.rows(self.connection, {"ids": members(ids)}):
+                mixins.setdefault(entity_id, []).append(mixin)
         source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
         self._read_as.read(rows, attributes, mixins)
         # Rows of select(entities) unpacked as tuples, in the table's column order:
@@ -387,18 +386,12 @@ class EntityRecords(UsageRecords):
                                                                        strict=True)]
 
     def _locations_of(self, ids: set[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for chunk in _chunks(sorted(ids), 500):
-            for row in self.connection.execute(_LOCATIONS_OF, {"ids": chunk}):
-                found[row.id] = row.location
-        return found
+        if not ids:
+            return {}
+        return dict(_LOCATIONS_OF.rows(self.connection, {"ids": members(ids)}))
 
 
 def _decoded(rows: Sequence[Any]) -> list[dict[str, Any]]:
     """The attributes of rows of _LISTED, decoded in one go."""
     return json.loads("[" + ",".join(row[_ATTRIBUTES] for row in rows) + "]")
 
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
