@@ -23,8 +23,10 @@ during creates, per create, and how long a turn waited (a turn held nearly
 all the time is the limit: SQLite lets one writer in at a time); and each
 server's CPU a create (its gunicorn master and workers; not the database's
 own processes, nor wrk's) with the machine's idle share meanwhile (none
-idle: the cores are the limit), and how large the SQLite store's write-ahead
-log has grown by the end of the run."""
+idle: the cores are the limit); the same with one create at a time (one
+connection, after each round's creates), where no request competes with
+another for the cores, the interpreter's lock or the write turn; and how
+large the SQLite store's write-ahead log has grown by the end of the run."""
 
 from __future__ import annotations
 
@@ -143,8 +145,10 @@ def _connector(database: str) -> Callable[[], Any]:
     return postgresql_transaction if database.startswith("postgresql") else sqlite_transaction
 
 
-def wrk(url: str, script: Path, seconds: int, *arguments: str) -> float:
-    out = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s",
+def wrk(url: str, script: Path, seconds: int, *arguments: str,
+        connections: int = CONNECTIONS) -> float:
+    out = subprocess.run(["wrk", f"-t{min(WRK_THREADS, connections)}", f"-c{connections}",
+                          f"-d{seconds}s",
                           "-s", str(script), url, *(["--", *arguments] if arguments else [])],
                          capture_output=True, text=True, check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
@@ -301,6 +305,9 @@ def main() -> None:
     # Per server, over its create rounds: its processes' CPU seconds, creates,
     # and the machine's idle and total CPU ticks meanwhile.
     used: dict[str, list[float]] = {}
+    # Per server, over its rounds of creates one at a time (one connection):
+    # its processes' CPU seconds, creates.
+    alone: dict[str, list[float]] = {}
     stores = ["SQLite"] + ([] if args.no_postgresql else ["PostgreSQL"])
     with tempfile.TemporaryDirectory(prefix="occi-bench-writes-") as scratch, \
             ExitStack() as stack:
@@ -333,6 +340,10 @@ def main() -> None:
                         turns(server), turns_before, strict=True)]
                     add_up(turned, name, [*spent, rate * args.seconds,
                                           time.monotonic() - started])
+                cpu_before = cpu_seconds(server)
+                rate = wrk(server.root + server.collection, work / "post.lua", args.seconds,
+                           connections=1)
+                add_up(alone, name, [cpu_seconds(server) - cpu_before, rate * args.seconds])
                 deleted = samples.get((name, "delete"), [FIRST_DELETES_GUESS])
                 prefix = to_delete(stocked(server, work / "post.lua", args.seconds,
                                            int(1.5 * max(deleted) * args.seconds)),
@@ -366,6 +377,12 @@ def main() -> None:
     table += ["", "CPU a create, the server's own processes (the machine idle meanwhile): "
               + "; ".join(f"{name} {1000 * seconds / creates:.2f} ms ({idle / total:.0%})"
                           for name, (seconds, creates, idle, total) in used.items()) + ".",
+              "One create at a time (one connection): " + "; ".join(
+                  f"{name} {1000 * seconds / creates:.2f} ms of CPU a create "
+                  f"({used[name][0] / used[name][1] / (seconds / creates):.2f} times that "
+                  f"with {CONNECTIONS} connections), "
+                  f"{creates / (args.rounds * args.seconds):.0f} creates/s on average"
+                  for name, (seconds, creates) in alone.items()) + ".",
               *(turns_line(name, held, waited, count, seconds, creates)
                 for name, (held, waited, count, creates, seconds) in turned.items() if count)]
     if logs:
