@@ -152,7 +152,8 @@ _DELETES = [Driven(statement) for statement in (
     delete(public_addresses).where(public_addresses.c.reservation_id == bindparam("entity_id")),
     delete(entities).where(entities.c.source_id == bindparam("entity_id")),
     delete(entities).where(entities.c.id == bindparam("entity_id")))]
-# One entity's (most reads are of one): no IN list for SQLAlchemy to expand per call.
+# One entity's (most reads are of one): an equality, where unpacking a bound
+# array of one (_MIXINS_OF, _LINKS_FROM) took 13 µs against 8.
 _MIXINS_OF_ONE = Driven(select(entity_mixins.c.mixin).where(
     entity_mixins.c.entity_id == bindparam("entity_id")).order_by(
     entity_mixins.c.entity_id, entity_mixins.c.position))
