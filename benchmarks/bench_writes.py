@@ -341,9 +341,10 @@ def main() -> None:
                     add_up(turned, name, [*spent, rate * args.seconds,
                                           time.monotonic() - started])
                 cpu_before = cpu_seconds(server)
-                rate = wrk(server.root + server.collection, work / "post.lua", args.seconds,
-                           connections=1)
-                add_up(alone, name, [cpu_seconds(server) - cpu_before, rate * args.seconds])
+                alone_rate = wrk(server.root + server.collection, work / "post.lua",
+                                 args.seconds, connections=1)
+                add_up(alone, name, [cpu_seconds(server) - cpu_before,
+                                     alone_rate * args.seconds])
                 deleted = samples.get((name, "delete"), [FIRST_DELETES_GUESS])
                 prefix = to_delete(stocked(server, work / "post.lua", args.seconds,
                                            int(1.5 * max(deleted) * args.seconds)),
