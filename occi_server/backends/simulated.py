@@ -84,15 +84,31 @@ class _Objects:
         except FileNotFoundError:
             return None
 
+    def make(self, key: str, record: Record) -> bool:
+        """Keep a new object; False, and nothing changed, if `key` has one
+        already. Every process of the service makes through the same files: of
+        two makers of one key, one wins."""
+        if self.directory is None:
+            with self._lock:
+                if key in self._memory:
+                    return False
+                self._memory[key] = json.loads(json.dumps(record))
+                return True
+        written = _written(self.directory, key, record)
+        try:
+            os.link(written, self.directory / f"{key}.json")  # refused if it exists
+        except FileExistsError:
+            return False
+        finally:
+            written.unlink()
+        return True
+
     def put(self, key: str, record: Record) -> None:
         if self.directory is None:
             with self._lock:
                 self._memory[key] = json.loads(json.dumps(record))
             return
-        self.directory.mkdir(parents=True, exist_ok=True)  # made with the first object
-        temporary = self.directory / f".{key}.{secrets.token_hex(4)}"
-        temporary.write_text(json.dumps(record))
-        os.replace(temporary, self.directory / f"{key}.json")  # readers see old or new
+        os.replace(_written(self.directory, key, record), self.directory / f"{key}.json")
 
     def names(self) -> set[str]:
         if self.directory is None:
@@ -106,6 +122,19 @@ class _Objects:
                 self._memory.pop(key, None)
             return
         (self.directory / f"{key}.json").unlink(missing_ok=True)
+
+
+def _written(directory: Path, key: str, record: Record) -> Path:
+    """`record` in a file of its own in `directory`, to be put in place whole:
+    readers see an object before or after, never half of it."""
+    written = directory / f".{key}.{secrets.token_hex(4)}"
+    text = json.dumps(record)
+    try:
+        written.write_text(text)
+    except FileNotFoundError:  # the area's first object
+        directory.mkdir(parents=True, exist_ok=True)
+        written.write_text(text)
+    return written
 
 
 class _Simulation:
@@ -123,9 +152,8 @@ class _Simulation:
         return entity.key or entity.id
 
     def _made(self, entity: Entity, record: Record) -> None:
-        if self.objects.get(self._key(entity)) is not None:
+        if not self.objects.make(self._key(entity), record):
             raise BackendFailure(f"a {self.what} named {self._key(entity)} exists already")
-        self.objects.put(self._key(entity), record)
 
     def _existing(self, entity: Entity) -> Record:
         record = self.objects.get(self._key(entity))

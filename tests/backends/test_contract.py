@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,8 +26,11 @@ from tests.support.libvirt import link_images, reachable_dir, unavailable_reason
 PUBLIC = "http://schemas.occi-server.org/occi/infrastructure/network#public"
 
 
-def simulated(failures: list[str] | None = None) -> Backends:
-    return simulated_backends([{"term": "img", "title": "Image"}], failures or [])
+def simulated(failures: list[str] | None = None, directory: Path | None = None) -> Backends:
+    """The fake infrastructure in this process's memory, or, as `serve` runs
+    it, in files of `directory` that every process shares."""
+    return simulated_backends([{"term": "img", "title": "Image"}], failures or [],
+                              directory=directory)
 
 
 def libvirt_compute() -> Iterator[Backends]:
@@ -99,10 +103,13 @@ def bridge_network() -> Iterator[Backends]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture(params=["simulated", "libvirt", "filepool", "filepool+tgt", "lvm", "bridge"])
+@pytest.fixture(params=["simulated", "simulated-files", "libvirt", "filepool", "filepool+tgt",
+                        "lvm", "bridge"])
 def backends(request) -> Iterator[Backends]:
     if request.param == "simulated":
         yield simulated()
+    elif request.param == "simulated-files":
+        yield simulated(directory=request.getfixturevalue("tmp_path"))
     elif request.param == "libvirt":
         yield from libvirt_compute()
     elif request.param == "filepool":
@@ -313,6 +320,42 @@ def test_failures_are_reported_as_backend_failure(operation: str) -> None:
 
 def test_simulated_backends_say_so() -> None:
     assert simulated().simulated
+
+
+def test_of_processes_making_one_guest_at_once_one_makes_it(tmp_path: Path) -> None:
+    """Each process of the service has a simulation of its own over the same
+    files; making one key at once in several, exactly one succeeds, and the
+    others are refused as a real hypervisor refuses a second domain of a name."""
+    makers, keys = 8, [f"c0417ac7c{number:03d}" for number in range(20)]
+    for key in keys:
+        outcomes = _made_at_once(replace(compute(), key=key),
+                                 [simulated(directory=tmp_path) for _ in range(makers)])
+        assert outcomes.count("made") == 1
+        assert outcomes.count(f"a guest named {key} exists already") == makers - 1
+    # Nothing but the guests: no file left half-made.
+    assert sorted(path.name for path in (tmp_path / "guests").iterdir()) == [
+        f"{key}.json" for key in keys]
+
+
+def _made_at_once(guest: Entity, makers: list[Backends]) -> list[str]:
+    """What each of `makers` answered, making `guest` at the same moment."""
+    start = threading.Barrier(len(makers))
+    outcomes: list[str] = []
+
+    def make(backends: Backends) -> None:
+        start.wait()
+        try:
+            backends.compute.create(guest, None, Context())
+            outcomes.append("made")
+        except BackendFailure as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=make, args=(maker,)) for maker in makers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
 
 
 def test_acting_on_what_was_never_made_fails(backends: Backends) -> None:
