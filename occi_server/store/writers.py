@@ -11,8 +11,8 @@ SQLite's lock is then free. Readers never take it (WAL: they read a snapshot).
 Held exactly as long as SQLite's write lock: never while the infrastructure
 works. Copying the write-ahead log back into the database (Checkpoints) is
 done after a turn, and what others wrote meanwhile at the start of the next. How
-long writers wait and hold their turns is in the metrics
-(occi_store_write_turn_*)."""
+long writers wait and hold their turns, and the CPU their threads use
+meanwhile, is in the metrics (occi_store_write_turn_*)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from occi_server.forks import forget_in_children
-from occi_server.metrics import WRITE_TURN_HELD, WRITE_TURN_WAIT
+from occi_server.metrics import WRITE_TURN_CPU, WRITE_TURN_HELD, WRITE_TURN_WAIT
 
 log = logging.getLogger("occi_server.store")
 
@@ -63,7 +63,7 @@ class WriterTurns:
             yield
             return
         asked = time.perf_counter()
-        began = ended = 0.0
+        began = ended = used = 0.0
         try:
             with self._threads:
                 self._holder = threading.get_ident()
@@ -73,13 +73,13 @@ class WriterTurns:
                         yield
                         return
                     fcntl.flock(descriptor, fcntl.LOCK_EX)
-                    began = time.perf_counter()
+                    began, using = time.perf_counter(), time.thread_time()
                     try:
                         yield
                     finally:
                         # Read inside the turn: a clock read after it could come
                         # late (the process preempted) and overlap the next turn.
-                        ended = time.perf_counter()
+                        ended, used = time.perf_counter(), time.thread_time() - using
                         fcntl.flock(descriptor, fcntl.LOCK_UN)
                 finally:
                     self._holder = None
@@ -87,6 +87,7 @@ class WriterTurns:
             if ended:  # counted once the turn is over, so that no writer waits on it
                 WRITE_TURN_WAIT.observe(began - asked)
                 WRITE_TURN_HELD.observe(ended - began)
+                WRITE_TURN_CPU.inc(used)
 
     def _lock_file(self) -> int | None:
         """This process's descriptor of the lock file, opened on first use;

@@ -42,13 +42,15 @@ def test_requests_are_counted_by_route_and_status(client: Client) -> None:
 
 def test_the_sqlite_writers_turns_are_timed(client: Client) -> None:
     names = ("occi_store_write_turn_held_seconds_count", "occi_store_write_turn_wait_seconds_count",
-             "occi_store_write_turn_held_seconds_sum")
+             "occi_store_write_turn_held_seconds_sum", "occi_store_write_turn_cpu_seconds_total")
     before = client.get("/metrics").get_data(as_text=True)
     client.compute()  # the request's write transaction, then its job's
     text = client.get("/metrics").get_data(as_text=True)
-    held, waited, held_seconds = (sample(text, name) - sample(before, name) for name in names)
+    held, waited, held_seconds, cpu_seconds = (sample(text, name) - sample(before, name)
+                                               for name in names)
     assert held == waited == 2
     assert 0 < held_seconds < 10
+    assert 0 < cpu_seconds <= held_seconds  # the writing threads' own, within their turns
 
 
 def test_backend_failures_are_counted(make_app) -> None:
