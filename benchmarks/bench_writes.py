@@ -19,8 +19,10 @@ topped up before a round's deletes when they could outrun it). Needs wrk
 (apt-get install wrk). Prints a Markdown table and writes it to benchmarks/results/bench_writes.md;
 a rate short of the target (1 000 creates/s) is marked FAILS. Under it, from
 the servers' metrics: how much of the time SQLite's write turn was held
-during creates, per create, and how long a turn waited (a turn held nearly
-all the time is the limit: SQLite lets one writer in at a time); and each
+during creates, per create (and one create at a time), the CPU the writing
+threads used meanwhile (the rest of a turn they waited for the interpreter
+or a core), and how long a turn waited (a turn held nearly all the time is
+the limit: SQLite lets one writer in at a time); and each
 server's CPU a create (its gunicorn master and workers; not the database's
 own processes, nor wrk's) with the machine's idle share meanwhile (none
 idle: the cores are the limit); the same with one create at a time (one
@@ -187,15 +189,33 @@ def machine_ticks() -> tuple[int, int]:
 
 
 TURNS = ("occi_store_write_turn_held_seconds_sum", "occi_store_write_turn_wait_seconds_sum",
-         "occi_store_write_turn_held_seconds_count")
+         "occi_store_write_turn_held_seconds_count", "occi_store_write_turn_cpu_seconds_total")
 
 
 def turns(server: Server) -> tuple[float, ...]:
     """A SQLite store's write turns so far, from its metrics: seconds held,
-    seconds waited, how many (zeros: none timed, as on PostgreSQL)."""
+    seconds waited, how many, the CPU seconds their threads used (zeros: none
+    timed, as on PostgreSQL; no CPU: code from before that count)."""
     values = dict(line.split(" ", 1) for line in requests.get(
         server.root + "/metrics", timeout=30).text.splitlines() if line.startswith(TURNS))
     return tuple(float(values.get(name, 0)) for name in TURNS)
+
+
+def creating(server: Server, work: Path, seconds: int, connections: int,
+             timed: bool) -> tuple[float, float, int, int, list[float]]:
+    """Creates for `seconds` with `connections`: the rate, the server's CPU
+    seconds, the machine's idle and total CPU ticks meanwhile and (`timed`)
+    its write turns' sums (turns()) with the creates and the seconds from the
+    first scrape of its metrics to the second."""
+    turns_before, started = (turns(server) if timed else ()), time.monotonic()
+    cpu_before, ticks_before = cpu_seconds(server), machine_ticks()
+    rate = wrk(server.root + server.collection, work / "post.lua", seconds,
+               connections=connections)
+    (idle, total), cpu_used = machine_ticks(), cpu_seconds(server) - cpu_before
+    spent = [after - earlier for after, earlier in zip(turns(server), turns_before,
+                                                       strict=True)] if timed else []
+    return (rate, cpu_used, idle - ticks_before[0], total - ticks_before[1],
+            [*spent, rate * seconds, time.monotonic() - started])
 
 
 def add_up(sums: dict[str, list[float]], name: str, values: list[float]) -> None:
@@ -205,12 +225,23 @@ def add_up(sums: dict[str, list[float]], name: str, values: list[float]) -> None
         into[n] += value
 
 
-def turns_line(name: str, held: float, waited: float, count: float, seconds: float,
-               creates: float) -> str:
-    return (f"{name}: during its creates the store's write turn was held {held / seconds:.0%} "
+def turns_line(name: str, held: float, waited: float, count: float, cpu: float,
+               creates: float, seconds: float, alone: list[float] | None) -> str:
+    """`alone`: the same sums over the rounds of one create at a time."""
+    line = (f"{name}: during its creates the store's write turn was held {held / seconds:.0%} "
             f"of the time, {1000 * held / creates:.2f} ms a create in "
-            f"{count / creates:.1f} turns; a turn waited {1000 * waited / count:.1f} ms "
-            "on average.")
+            f"{count / creates:.1f} turns{held_cpu(cpu, creates)}; a turn waited "
+            f"{1000 * waited / count:.1f} ms on average")
+    if alone and alone[2]:
+        line += (f"; one create at a time, {1000 * alone[0] / alone[4]:.2f} ms a create"
+                 f"{held_cpu(alone[3], alone[4])}")
+    return line + "."
+
+
+def held_cpu(cpu: float, creates: float) -> str:
+    """The writing threads' CPU within turns held, a create (code that counts it)."""
+    return f", of which their writing threads used {1000 * cpu / creates:.2f} ms of CPU" \
+        if cpu else ""
 
 
 def occi_members(collection: str) -> list[str]:
@@ -300,8 +331,10 @@ def main() -> None:
         sys.exit("bench_writes needs wrk: apt-get install wrk")
     samples: dict[tuple[str, str], list[float]] = {}
     # Per server, over its create rounds: turns' seconds held and waited, how
-    # many, creates, and the seconds from the first scrape of its metrics to the second.
+    # many, their CPU seconds, creates, and the seconds from the first scrape
+    # of its metrics to the second; the same over its rounds of one at a time.
     turned: dict[str, list[float]] = {}
+    turned_alone: dict[str, list[float]] = {}
     # Per server, over its create rounds: its processes' CPU seconds, creates,
     # and the machine's idle and total CPU ticks meanwhile.
     used: dict[str, list[float]] = {}
@@ -328,23 +361,17 @@ def main() -> None:
             for name in names[shift:] + names[:shift]:
                 server = servers[name]
                 timed = name.startswith("SQLite") and not name.endswith(" bare")
-                turns_before, started = (turns(server) if timed else ()), time.monotonic()
-                cpu_before, ticks_before = cpu_seconds(server), machine_ticks()
-                rate = wrk(server.root + server.collection, work / "post.lua", args.seconds)
+                rate, cpu_used, idle, total, spent = creating(server, work, args.seconds,
+                                                              CONNECTIONS, timed)
                 samples.setdefault((name, "create"), []).append(rate)
-                (idle, total), cpu_used = machine_ticks(), cpu_seconds(server) - cpu_before
-                add_up(used, name, [cpu_used, rate * args.seconds,
-                                    idle - ticks_before[0], total - ticks_before[1]])
+                add_up(used, name, [cpu_used, rate * args.seconds, idle, total])
                 if timed:
-                    spent = [after - earlier for after, earlier in zip(
-                        turns(server), turns_before, strict=True)]
-                    add_up(turned, name, [*spent, rate * args.seconds,
-                                          time.monotonic() - started])
-                cpu_before = cpu_seconds(server)
-                alone_rate = wrk(server.root + server.collection, work / "post.lua",
-                                 args.seconds, connections=1)
-                add_up(alone, name, [cpu_seconds(server) - cpu_before,
-                                     alone_rate * args.seconds])
+                    add_up(turned, name, spent)
+                alone_rate, cpu_used, _, _, spent = creating(server, work, args.seconds, 1,
+                                                             timed)
+                add_up(alone, name, [cpu_used, alone_rate * args.seconds])
+                if timed:
+                    add_up(turned_alone, name, spent)
                 deleted = samples.get((name, "delete"), [FIRST_DELETES_GUESS])
                 prefix = to_delete(stocked(server, work / "post.lua", args.seconds,
                                            int(1.5 * max(deleted) * args.seconds)),
@@ -384,8 +411,10 @@ def main() -> None:
                   f"with {CONNECTIONS} connections), "
                   f"{creates / (args.rounds * args.seconds):.0f} creates/s on average"
                   for name, (seconds, creates) in alone.items()) + ".",
-              *(turns_line(name, held, waited, count, seconds, creates)
-                for name, (held, waited, count, creates, seconds) in turned.items() if count)]
+              *(turns_line(name, held, waited, count, cpu, creates, seconds,
+                           turned_alone.get(name))
+                for name, (held, waited, count, cpu, creates, seconds) in turned.items()
+                if count)]
     if logs:
         table.append("The SQLite store's write-ahead log at the end of the run: " + "; ".join(
             f"{name} {size / 1e6:.1f} MB" for name, size in logs.items()) + ".")
