@@ -61,6 +61,11 @@ class Store:
         options: dict[str, Any] = {"future": True}
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+            # The connection used last is taken first: SQLite drops a
+            # connection's whole page cache once another has written, so the
+            # one that wrote last (the request's, then its job's) reads on
+            # from its own cache where the pool's others would read afresh.
+            options["pool_use_lifo"] = True
         self.engine: Engine = create_engine(url, **options)
         # SQLAlchemy's errors, and the driver's own (statements run on the driver)
         driver = self.engine.dialect.loaded_dbapi
