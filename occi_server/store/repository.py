@@ -19,6 +19,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    make_url,
     select,
     text,
 )
@@ -61,11 +62,13 @@ class Store:
         options: dict[str, Any] = {"future": True}
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
-            # The connection used last is taken first: SQLite drops a
-            # connection's whole page cache once another has written, so the
-            # one that wrote last (the request's, then its job's) reads on
-            # from its own cache where the pool's others would read afresh.
-            options["pool_use_lifo"] = True
+            if make_url(url).database not in (None, "", ":memory:"):
+                # The connection used last is taken first: SQLite drops a
+                # connection's whole page cache once another has written, so
+                # the one that wrote last (the request's, then its job's)
+                # reads on from its own cache where the pool's others would
+                # read afresh. (A database in memory has one connection a thread.)
+                options["pool_use_lifo"] = True
         self.engine: Engine = create_engine(url, **options)
         # SQLAlchemy's errors, and the driver's own (statements run on the driver)
         driver = self.engine.dialect.loaded_dbapi

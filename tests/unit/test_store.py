@@ -128,6 +128,19 @@ def test_migrate_twice_is_harmless(store: Store) -> None:
     store.migrate()
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_a_store_in_memory_keeps_what_is_written(url: str) -> None:
+    """A database in memory (one process's, for trials) is a store like a file's."""
+    store = Store(url)
+    store.migrate()
+    with store.transaction(write=True) as repo:
+        repo.insert(Entity(id="c1", kind=COMPUTE, location="/compute/c1",
+                           attributes={"occi.core.id": "c1"}))
+    with store.transaction(write=False) as repo:
+        assert [entity.location for entity in repo.list()] == ["/compute/c1"]
+    store.dispose()
+
+
 def test_entities_round_trip_with_mixins_and_links(store: Store) -> None:
     compute = Entity(id="c1", kind=COMPUTE, location="/compute/c1", mixins=["m#b", "m#a"],
                      attributes={"occi.core.id": "c1", "occi.compute.cores": 2,
