@@ -59,10 +59,14 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        database = make_url(url).database
+        # The SQLite database's file (None: one in memory, or PostgreSQL).
+        sqlite_file = Path(database) if self.is_sqlite and database not in (
+            None, "", ":memory:") else None
         options: dict[str, Any] = {"future": True}
         if self.is_sqlite:
             options["connect_args"] = {"timeout": 30, "check_same_thread": False}
-            if make_url(url).database not in (None, "", ":memory:"):
+            if sqlite_file is not None:
                 # The connection used last is taken first: SQLite drops a
                 # connection's whole page cache once another has written, so
                 # the one that wrote last (the request's, then its job's)
@@ -78,9 +82,7 @@ class Store:
         self._checkpoints: Checkpoints | None = None
         if self.is_sqlite:
             self._configure_sqlite()
-            database = self.engine.url.database
-            self._turns = WriterTurns(Path(database) if database and database != ":memory:"
-                                      else None)
+            self._turns = WriterTurns(sqlite_file)
             self._checkpoints = Checkpoints()
         else:
             self._configure_postgresql()
