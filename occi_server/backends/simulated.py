@@ -78,7 +78,7 @@ class _Objects:
         if self.directory is None:
             with self._lock:
                 found = self._memory.get(key)
-                return json.loads(json.dumps(found)) if found is not None else None
+                return _copy(found) if found is not None else None
         try:
             return json.loads((self.directory / f"{key}.json").read_text())
         except FileNotFoundError:
@@ -92,7 +92,7 @@ class _Objects:
             with self._lock:
                 if key in self._memory:
                     return False
-                self._memory[key] = json.loads(json.dumps(record))
+                self._memory[key] = _copy(record)
                 return True
         written = _written(self.directory, key, record)
         try:
@@ -106,7 +106,7 @@ class _Objects:
     def put(self, key: str, record: Record) -> None:
         if self.directory is None:
             with self._lock:
-                self._memory[key] = json.loads(json.dumps(record))
+                self._memory[key] = _copy(record)
             return
         os.replace(_written(self.directory, key, record), self.directory / f"{key}.json")
 
@@ -122,6 +122,12 @@ class _Objects:
                 self._memory.pop(key, None)
             return
         (self.directory / f"{key}.json").unlink(missing_ok=True)
+
+
+def _copy(record: Record) -> Record:
+    """A record kept in memory as a file keeps it: what its caller changes
+    afterwards, or a reader changes, is not kept."""
+    return json.loads(json.dumps(record))
 
 
 def _written(directory: Path, key: str, record: Record) -> Path:
