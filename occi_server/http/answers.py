@@ -110,12 +110,12 @@ class Answers:
                 _, dropped = self._kept.popitem(last=False)
                 self._size -= dropped.size
 
-    def kept_as_sent(self, key: Hashable, pieces: Iterator[str], answer: Answer,
-                     now: Callable[[], Generations]) -> Iterator[str]:
+    def kept_as_sent(self, key: Hashable, pieces: Iterator[bytes], answer: Answer,
+                     now: Callable[[], Generations]) -> Iterator[bytes]:
         """A body sent piece by piece (each piece read in a transaction of its
         own), kept as `answer`'s once whole if it is small enough and nothing
         changed while it was read: the generations `now` are still `answer`'s."""
-        parts: list[str] | None = []
+        parts: list[bytes] | None = []
         size = 0
         for piece in pieces:
             yield piece
@@ -131,7 +131,7 @@ class Answers:
         except OCCIError:
             return
         if unchanged:
-            self.keep(key, replace(answer, body="".join(parts).encode()))
+            self.keep(key, replace(answer, body=b"".join(parts)))
 
 
 class AnswerPath:

@@ -56,7 +56,7 @@ class Result:
     rendered: Rendered | Callable[[], Rendered]
     headers: list[tuple[str, str]] = field(default_factory=list)
     # A body sent piece by piece as it is made (a whole collection).
-    pieces: Iterator[str] | None = None
+    pieces: Iterator[bytes] | None = None
 
 
 class Exchange:
@@ -133,7 +133,7 @@ class Exchange:
             lines = self.renderer.location_lines
             if lines is None:
                 return None
-            pieces: Iterator[str] | None = lines.pieces(chunks(
+            pieces: Iterator[bytes] | None = lines.pieces(chunks(
                 lambda work, after: work.location_chunk(kind, after, LOCATIONS_CHUNK)), self.ctx)
         else:
             holds_links = self.holds_links()
@@ -411,7 +411,7 @@ def dispatch(path: str = "") -> Response:
     rendered = result.rendered() if callable(result.rendered) else result.rendered
     headers = [*rendered.headers, *result.headers]
     media_type = exchange.negotiated.media_type
-    body: str | bytes | Iterator[str] = rendered.body if result.pieces is None \
+    body: str | bytes | Iterator[bytes] = rendered.body if result.pieces is None \
         else result.pieces
     if key is not None and exchange.keepable(result):
         answer = Answer(rendered.body.encode(), media_type, tuple(headers), work.generations,

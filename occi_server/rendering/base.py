@@ -49,18 +49,22 @@ class LocationLines:
     end: str
     last: str
 
-    def pieces(self, chunks: Iterable[str], ctx: RenderContext) -> Iterator[str]:
-        """The list, chunk by chunk as they are read (each chunk the paths of
-        its locations, one a line)."""
-        start = self.head + ctx.base_url.rstrip("/")
-        between = self.end + start
+    def pieces(self, chunks: Iterable[bytes], ctx: RenderContext) -> Iterator[bytes]:
+        """The list as sent, chunk by chunk as they are read (each chunk the
+        paths of its locations, one a line, UTF-8 encoded)."""
+        start = (self.head + ctx.base_url.rstrip("/")).encode()
+        between = self.end.encode() + start
         written = False
         for chunk in chunks:
             if chunk:
-                yield (between if written else start) + chunk.replace("\n", between)
+                yield (between if written else start) + chunk.replace(b"\n", between)
                 written = True
         if written and self.last:
-            yield self.last
+            yield self.last.encode()
+
+    def text(self, locations: Iterable[str], ctx: RenderContext) -> str:
+        """The list of these locations, whole."""
+        return b"".join(self.pieces(["\n".join(locations).encode()], ctx)).decode()
 
 
 @dataclass
@@ -110,10 +114,10 @@ class Renderer(ABC):
         either (None)."""
 
     def collection_pieces(self, chunks: Iterable[Sequence[Entity]], ctx: RenderContext,
-                          links: bool) -> Iterator[str] | None:
+                          links: bool) -> Iterator[bytes] | None:
         """A whole collection of links (or resources) rendered chunk by chunk,
-        to be sent as it is made; None where the rendering cannot be sent so
-        (its lines are headers)."""
+        to be sent as it is made (UTF-8 encoded); None where the rendering
+        cannot be sent so (its lines are headers)."""
         return None
 
     @abstractmethod

@@ -135,14 +135,14 @@ class JsonRenderer(Renderer):
         return Rendered(body=_dump({key: found[key] for key in found if wanted[key]}))
 
     def collection_pieces(self, chunks: Iterable[Sequence[Entity]], ctx: RenderContext,
-                          links: bool) -> Iterator[str]:
-        yield '{"links":[' if links else '{"resources":['
+                          links: bool) -> Iterator[bytes]:
+        yield b'{"links":[' if links else b'{"resources":['
         separator = ""
         for chunk in chunks:
             if chunk:
-                yield separator + _dump([entity_json(e, ctx) for e in chunk])[1:-2]
+                yield (separator + _dump([entity_json(e, ctx) for e in chunk])[1:-2]).encode()
                 separator = ","
-        yield "]}\n"
+        yield b"]}\n"
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
         if len(entities) == 1:

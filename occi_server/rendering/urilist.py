@@ -37,7 +37,7 @@ class UriListRenderer(Renderer):
         return self.locations(entities, ctx)
 
     def locations(self, entities: Sequence[Entity], ctx: RenderContext) -> Rendered:
-        return Rendered(body="".join(LINES.pieces(["\n".join(e.location for e in entities)], ctx)))
+        return Rendered(body=LINES.text([e.location for e in entities], ctx))
 
     def empty(self) -> Rendered:
         return Rendered()

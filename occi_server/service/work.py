@@ -272,9 +272,9 @@ class Work:
         return self.detailed(found), last
 
     def location_chunk(self, kind: Kind, after: Position | None, size: int
-                       ) -> tuple[str, Position | None]:
-        """The locations of a kind's next members after a position, one a line
-        (a location list sent in pieces)."""
+                       ) -> tuple[bytes, Position | None]:
+        """The locations of a kind's next members after a position, one a line,
+        UTF-8 encoded (a location list sent in pieces)."""
         return self.repo.location_chunk(after=after, limit=size, kinds=self._kinds(kind))
 
     def members(self, collection: Kind | Mixin | None, path: str,

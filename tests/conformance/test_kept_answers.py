@@ -179,10 +179,10 @@ def test_a_collection_read_while_something_changed_is_not_kept(app) -> None:
     model = app.extensions["occi.service"].builtin
     answers, began = Answers(1 << 20), Generations(model=3, data=5)
     for now, kept in ((Generations(3, 6), None), (began, b"ab")):
-        sent = answers.kept_as_sent("key", iter(["a", "b"]),
+        sent = answers.kept_as_sent("key", iter([b"a", b"b"]),
                                     Answer(b"", "text/plain", (), began, weakref.ref(model)),
                                     lambda now=now: now)
-        assert "".join(sent) == "ab"
+        assert b"".join(sent) == b"ab"
         found = answers.find("key")
         assert (found.body if found else None) == kept
 

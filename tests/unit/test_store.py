@@ -261,10 +261,11 @@ def test_collections_come_a_page_or_a_chunk_at_a_time_in_creation_order(
             if after is None:
                 break
     assert chunks == [["a", "b"], ["d", "e"], ["c"]]
-    assert location_chunks == ["\n".join(f"/compute/{n}" for n in chunk) for chunk in chunks]
+    assert location_chunks == ["\n".join(f"/compute/{n}" for n in chunk).encode()
+                               for chunk in chunks]
     with store.transaction(write=False) as repo:  # as many as asked for: no more to read
         assert repo.location_chunk(after=None, limit=5, kinds=[COMPUTE]) == (
-            "\n".join(f"/compute/{n}" for n in order), None)
+            "\n".join(f"/compute/{n}" for n in order).encode(), None)
 
 
 def test_a_tenants_location_list_reads_the_listing_index_alone(tmp_path: Path) -> None:
@@ -277,7 +278,7 @@ def test_a_tenants_location_list_reads_the_listing_index_alone(tmp_path: Path) -
     with store.transaction(write=False, scope=Scope("t1", "alice")) as repo:
         driver = repo.connection.connection.dbapi_connection
         driver.set_trace_callback(statements.append)
-        assert repo.location_chunk(after=None, limit=2, kinds=[COMPUTE]) == ("", None)
+        assert repo.location_chunk(after=None, limit=2, kinds=[COMPUTE]) == (b"", None)
         driver.set_trace_callback(None)
     store.dispose()
     listings = [sql for sql in statements if "entities.tenant" in sql]

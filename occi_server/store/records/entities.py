@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    LargeBinary,
     Select,
     Text,
     bindparam,
@@ -106,16 +107,19 @@ def _location_chunk(database: str, kinds: int, after: bool) -> Prepared:
 
 
 def _joined(listing: Select, database: str) -> Driven:
-    """The locations `listing` reads, up to a limit, one a line, and how many."""
+    """The locations `listing` reads, up to a limit, one a line, as the bytes
+    sent (decoding them as text took 0.6 ms of the 2.6 a 10 000-location
+    chunk's statement took, a one-off timing), and how many."""
     members = listing.limit(bindparam("limit")).subquery("members")
     if database == "postgresql":
         # Its aggregates take rows in an order of their own choosing unless
         # told; SQLite's (3.40 cannot be told) take them as the subquery's
         # ORDER BY and LIMIT give them, which the tests check.
-        locations = func.string_agg(members.c.location, _LINE_BREAK).aggregate_order_by(
-            members.c.created, members.c.id)
+        locations = func.convert_to(func.string_agg(members.c.location, _LINE_BREAK)
+                                    .aggregate_order_by(members.c.created, members.c.id),
+                                    literal_column("'UTF8'"), type_=LargeBinary)
     else:
-        locations = func.group_concat(members.c.location, _LINE_BREAK)
+        locations = cast(func.group_concat(members.c.location, _LINE_BREAK), LargeBinary)
     return Driven(select(locations, func.count()))
 
 
@@ -225,14 +229,15 @@ class EntityRecords(UsageRecords):
         return self._hydrate(rows, _decoded(rows)), last
 
     def location_chunk(self, *, after: Position | None, limit: int, kinds: Sequence[str]
-                       ) -> tuple[str, Position | None]:
+                       ) -> tuple[bytes, Position | None]:
         """The locations of the next `limit` entities of these kinds in creation
-        order after a position, one a line ("": none; no location holds a line
-        break), and the position of the last one (None: no more). Read from the
-        listing index alone and joined by the database: a row object per
-        location cost more than the database's own work. One more than
-        `limit` is read, to tell whether more follow: otherwise a list of
-        exactly `limit` took another transaction to find none."""
+        order after a position, one a line, UTF-8 encoded (b"": none; no
+        location holds a line break), and the position of the last one
+        (None: no more). Read from the listing index alone and joined by the
+        database: a row object per location cost more than the database's
+        own work. One more than `limit` is read, to tell whether more follow:
+        otherwise a list of exactly `limit` took another transaction to find
+        none."""
         values: dict[str, Any] = {f"kind_{number}": kind for number, kind in enumerate(kinds)}
         values["limit"] = limit + 1
         if after is not None:
@@ -240,10 +245,10 @@ class EntityRecords(UsageRecords):
         query = _location_chunk(self.connection.dialect.name, len(kinds), after is not None)
         locations, count = self._prepared(query, **values)[0]
         if count <= limit:
-            return locations or "", None
-        locations = locations[:locations.rindex("\n")]
+            return locations or b"", None
+        locations = locations[:locations.rindex(b"\n")]
         created, last_id = _POSITION_AT.rows(
-            self.connection, {"location": locations.rpartition("\n")[2]})[0]
+            self.connection, {"location": locations.rpartition(b"\n")[2].decode()})[0]
         return locations, (created, last_id)
 
     def _listing(self, kinds: Sequence[str] | None, mixin_families: Sequence[Sequence[str]],
