@@ -94,7 +94,7 @@ def entity_json(entity: Entity, ctx: RenderContext) -> dict[str, Any]:
     if entity.mixins:
         doc["mixins"] = list(entity.mixins)
     doc["id"] = entity.id
-    attributes = dict(ordered_attributes(entity, ctx.model))
+    attributes = ordered_attributes(entity, ctx.model)
     if "occi.core.title" in attributes:
         doc["title"] = attributes["occi.core.title"]
     if not entity.is_link and "occi.core.summary" in attributes:

@@ -9,8 +9,8 @@ from typing import Any
 from occi_server.core import Entity, Model
 
 
-def ordered_attributes(entity: Entity, model: Model) -> list[tuple[str, Any]]:
+def ordered_attributes(entity: Entity, model: Model) -> dict[str, Any]:
     values = entity.attributes
-    return [(name, values[name])
+    return {name: values[name]
             for name in model.rendered_order(entity.kind, entity.mixins, tuple(values))
-            if values[name] is not None]
+            if values[name] is not None}

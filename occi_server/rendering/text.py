@@ -198,7 +198,7 @@ def link_value(link: Entity, ctx: RenderContext, *, ascii_only: bool) -> str:
     parts = [f"<{link.target}>", f'rel="{rel}"', f'self="{link.location}"',
              'category="' + " ".join([link.kind, *link.mixins]) + '"']
     parts.extend(render_attribute(name, value, ascii_only=ascii_only)
-                 for name, value in ordered_attributes(link, ctx.model))
+                 for name, value in ordered_attributes(link, ctx.model).items())
     return "; ".join(parts)
 
 
@@ -213,7 +213,7 @@ def entity_pairs(entity: Entity, ctx: RenderContext, *, ascii_only: bool
     pairs.extend(("Link", f'<{entity.location}?action={split_type_id(action)[1]}>; '
                           f'rel="{action}"') for action in entity.actions)
     pairs.extend(("X-OCCI-Attribute", render_attribute(name, value, ascii_only=ascii_only))
-                 for name, value in ordered_attributes(entity, model))
+                 for name, value in ordered_attributes(entity, model).items())
     return pairs
 
 
