@@ -75,7 +75,10 @@ _LINKS_FROM_ONE = prepared(select(entities).where(
 # time of one each, as SQLAlchemy's JSON type decodes them).
 _LISTED = tuple(cast(column, Text).label(column.name) if column is entities.c.attributes
                 else column for column in entities.c)
-_ATTRIBUTES = list(entities.c).index(entities.c.attributes)
+# Where a row of the table's columns holds these: read by position, as reading
+# a SQLAlchemy row's column by name took 0.57 µs against 0.04.
+_ID, _SOURCE_ID, _ATTRIBUTES = (list(entities.c).index(column) for column in (
+    entities.c.id, entities.c.source_id, entities.c.attributes))
 # What a light listing reads of an entity: where it is (created: its position).
 _LIGHT = (entities.c.id, entities.c.kind, entities.c.location, entities.c.created)
 _POSITION_AT = Driven(select(entities.c.created, entities.c.id).where(
@@ -368,7 +371,7 @@ class EntityRecords(UsageRecords):
         (rows of _LISTED carry them as text)."""
         if attributes is None:
             attributes = [row[_ATTRIBUTES] for row in rows]
-        ids = [row.id for row in rows]
+        ids = [row[_ID] for row in rows]
         # Only entities with mixins are in it (most of a collection has none).
         mixins: dict[str, list[str]] = {}
         if len(ids) == 1:
@@ -377,7 +380,8 @@ class EntityRecords(UsageRecords):
         elif ids:
             for entity_id, mixin in _MIXINS_OF.rows(self.connection, {"ids": members(ids)}):
                 mixins.setdefault(entity_id, []).append(mixin)
-        source_locations = self._locations_of({row.source_id for row in rows if row.source_id})
+        source_locations = self._locations_of({row[_SOURCE_ID] for row in rows
+                                                if row[_SOURCE_ID]})
         self._read_as.read(rows, attributes, mixins)
         # Rows of select(entities) unpacked as tuples, in the table's column order:
         # reading each column by name cost a listing a fifth of its time.
